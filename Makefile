@@ -1,0 +1,47 @@
+# `make run` serves City with embedded defaults; `make test` runs the whole test suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run serve-prod test browser migrate superuser bench clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+migrate: $(VENV)/.installed
+	mkdir -p var
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
+
+run: migrate
+	$(PY) manage.py serve
+
+# Production on one machine: uvicorn (uvloop, httptools), one process per core, on CITY_HOST:CITY_PORT.
+# Several processes share limits and budgets only through REDIS_URL (and PostgreSQL: DATABASE_URL).
+# bench/README.md has the measurement behind this choice; `make run` (Daphne) stays the embedded default.
+WORKERS ?= $(shell nproc)
+serve-prod: migrate
+	$(VENV)/bin/uvicorn city.asgi:application --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} \
+		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: $(VENV)/.installed browser
+	mkdir -p var
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The data-plane benchmark (bench/README.md), about 8 minutes; BENCH_ARGS=--quick for a 2-minute smoke run.
+bench: $(VENV)/.installed
+	mkdir -p var
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+superuser: migrate
+	$(PY) manage.py createsuperuser
+
+clean:
+	rm -rf $(VENV) var
