@@ -1,0 +1,46 @@
+"""ASGI entry point: body limit → `/v1/` to the lean API handler, the rest to Django's full stack.
+
+    HTTP ─ BodyLimitMiddleware ─┬─ /v1, /v1/… ─ ApiHandler (host check and security headers inline)
+                                └─ otherwise ── static files (admin) ─ Django with settings.MIDDLEWARE
+
+The browser pages (/admin/, the dashboard) keep sessions, CSRF, auth and messages; the bearer-token
+API skips them (see city/apihandler.py for why and what it keeps).
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
+django_app = get_asgi_application()  # sets Django up before anything imports models
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
+from django.conf import settings  # noqa: E402
+from servestatic import ServeStaticASGI  # noqa: E402
+
+from city.apihandler import ApiHandler  # noqa: E402
+from city.bodylimit import BodyLimitMiddleware  # noqa: E402
+
+api_app = ApiHandler(sync_threads=settings.CITY_SYNC_THREADS)
+# Static files are served at the ASGI level: a sync Django middleware would push every async view into a thread.
+# `make run` collects them into STATIC_ROOT; a process started another way serves an empty folder.
+settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+with_static = ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
+
+
+def is_api_path(scope) -> bool:  # type: ignore[no-untyped-def]
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path == "/v1" or path.startswith("/v1/")
+
+
+async def by_path(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    if is_api_path(scope):
+        await api_app(scope, receive, send)
+    else:
+        await with_static(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES)})

@@ -1,0 +1,127 @@
+"""The one view behind /v1/: route → identity → allow check → input → handler → response."""
+
+import logging
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from city.calls import Call
+from city.errors import ApiError, error_response, json_response
+from city.identity import Identity, check_allowed, resolve_identity
+from city.registry import Action, registry
+from city.runtime_env import runtime_env
+
+log = logging.getLogger("city.dispatch")
+
+JSON_CONTENT_TYPES = {"application/json", ""}
+
+
+@csrf_exempt  # bearer credentials, not cookies: no CSRF exposure on /v1/
+async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
+    try:
+        return await _dispatch(request, route)
+    except ApiError as exc:
+        return exc.response()
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error")
+
+
+async def _dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
+    found = registry().resolve(route)
+    service, action, service_id, action_name = found.service, found.action, found.service_id, found.action_name
+    if service is None:
+        raise ApiError(404, f"Unknown service '{service_id}'. GET /v1/services lists the services.", code="unknown_service")
+    if action is None:
+        names = ", ".join(a.name for a in service.actions)
+        raise ApiError(404, f"Unknown action '{action_name}' of service '{service_id}'. Its actions: {names}.", code="unknown_action")
+    if request.method not in action.methods:
+        allowed = ", ".join(action.methods)
+        raise ApiError(405, f"{request.method} is not allowed on this route; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed})
+    identity = await resolve_identity(request)
+    check_allowed(identity, action)
+    call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath)
+    try:
+        call.data = read_input(request, action)
+        if action.is_async:
+            result = await action.handler(call)
+        else:
+            result = await sync_to_async(action.handler)(call)
+    except ApiError as exc:
+        if action.audit and identity.is_admin:
+            await sync_to_async(_audit_failure)(identity, f"{service_id}/{action_name}", call.data, exc)
+        raise
+    return result if isinstance(result, HttpResponseBase) else json_response(result)
+
+
+def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
+    """A GET's query parameters, or a POST's JSON object (an empty body is an empty object)."""
+    if request.method == "GET":
+        return {key: request.GET[key] for key in request.GET}
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, f"The request body is over the limit of {settings.CITY_MAX_BODY_BYTES} bytes (CITY_MAX_BODY_BYTES).", code="body_too_large") from None
+    if not action.json_body:
+        return {}
+    content_type = request.content_type or ""
+    if not body.strip():
+        return {}
+    if content_type not in JSON_CONTENT_TYPES:
+        raise ApiError(415, f"Send the body as JSON with 'Content-Type: application/json' (got '{content_type}').", code="unsupported_media_type")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        reason = "it is not UTF-8" if _not_utf8(body) else f"it is not valid JSON ({exc.msg})"
+        raise ApiError(400, f"Could not parse the body: {reason}.", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The body must be a JSON object, such as {\"name\": \"…\"}.", code="invalid_json")
+    return data
+
+
+def _not_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _audit_failure(identity: Identity, action: str, data: dict[str, Any], exc: ApiError) -> None:
+    from city.audit import record
+
+    target = next((str(data[k])[:200] for k in ("studio_id", "token_id", "key") if isinstance(data.get(k), str)), "")
+    record(identity, action, target=target, outcome=f"{exc.status} {exc.code or exc.type}")
+
+
+async def services(request: HttpRequest) -> HttpResponse:
+    """GET /v1/services: every service with its env; an admin also sees each action."""
+    if request.method != "GET":
+        return error_response(405, f"{request.method} is not allowed on this route; use GET.", code="method_not_allowed")
+    try:
+        identity = await resolve_identity(request)
+    except ApiError as exc:
+        return exc.response()
+    items = []
+    for service in registry().services.values():
+        item: dict[str, Any] = {"id": service.id, "name": service.name, "env": [req.as_dict() for req in service.env]}
+        if identity.is_admin:
+            for entry in item["env"]:
+                entry["is_set"] = bool(await runtime_env.aget(entry["key"]))
+            item["description"] = service.description
+            item["actions"] = [
+                {"name": a.name, "methods": list(a.methods), "allow": list(a.allow), "description": a.description}
+                for a in service.actions
+            ]
+        items.append(item)
+    return json_response({"items": items})
+
+
+async def not_found(request: HttpRequest, route: str = "") -> HttpResponse:
+    return error_response(404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route")
+

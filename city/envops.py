@@ -1,0 +1,173 @@
+"""Runtime env operations: every write goes through these functions (API and Django admin alike)."""
+
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from dotenv.parser import parse_stream
+
+from city.audit import record
+from city.errors import ApiError
+from city.keys import decrypt_or_none, env_cipher
+from city.models import EnvVar
+from city.runtime_env import runtime_env
+
+KEY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
+MAX_VALUE_CHARS = 16_384
+# Read once at start-up, or guarding City itself: setting them at run time would mislead or endanger.
+STARTUP_ONLY_KEYS = {"ADMIN_SECRET_KEY", "CITY_SECRET_KEY", "CITY_SECRET_KEY_FALLBACKS", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+STARTUP_ONLY_PREFIXES = ("CITY_", "DATABASE_")
+
+
+def key_problem(key: Any) -> str | None:
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        return "keys are 1-128 characters of A-Z, 0-9 and _, starting with a letter"
+    if key in STARTUP_ONLY_KEYS or key.startswith(STARTUP_ONLY_PREFIXES):
+        return f"{key} is read at start-up only; set it in the process environment or .env"
+    return None
+
+
+def value_problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "values are strings"
+    if len(value) > MAX_VALUE_CHARS:
+        return f"values are at most {MAX_VALUE_CHARS} characters"
+    if "\x00" in value:
+        return "values may not contain NUL characters"
+    return None
+
+
+def mask(value: str | None) -> str | None:
+    """`sk-…a1b2`: enough to recognise a value, never enough to use it."""
+    if value is None:
+        return None
+    if len(value) < 12:
+        return "…"
+    return f"{value[:3]}…{value[-4:]}"
+
+
+def _encrypt(value: str) -> str:
+    return env_cipher().encrypt(value.encode()).decode()
+
+
+def _decrypt(row: EnvVar) -> str | None:
+    """The stored value, or None when no current or fallback key opens it (CITY_SECRET_KEY changed)."""
+    return decrypt_or_none(row.ciphertext)
+
+
+def check_pair(key: Any, value: Any) -> None:
+    if problem := key_problem(key):
+        raise ApiError(400, f"key: {problem}.", param="key", code="invalid_key")
+    if problem := value_problem(value):
+        raise ApiError(400, f"value: {problem}.", param="value", code="invalid_value")
+
+
+def upsert_env(key: str, value: str, *, description: str | None, actor: Any) -> tuple[EnvVar, bool]:
+    """Set `key`; returns (row, changed). An unchanged value with no new description writes nothing."""
+    check_pair(key, value)
+    with transaction.atomic():
+        row = EnvVar.objects.select_for_update().filter(key=key).first()
+        if row is not None and _decrypt(row) == value and (description is None or description == row.description):
+            return row, False
+        now = timezone.now()
+        label = _actor(actor)
+        if row is None:
+            row = EnvVar.objects.create(key=key, ciphertext=_encrypt(value), description=description or "", updated_at=now, updated_by=label)
+        else:
+            row.ciphertext = _encrypt(value)
+            if description is not None:
+                row.description = description
+            row.updated_at, row.updated_by = now, label
+            row.save(update_fields=["ciphertext", "description", "updated_at", "updated_by"])
+        record(actor, "env/upsert", target=key)
+    runtime_env.invalidate()
+    return row, True
+
+
+def remove_env(key: str, *, actor: Any) -> None:
+    if problem := key_problem(key):
+        raise ApiError(400, f"key: {problem}.", param="key", code="invalid_key")
+    with transaction.atomic():
+        deleted, _ = EnvVar.objects.filter(key=key).delete()
+        if not deleted:
+            raise ApiError(404, f"{key} is not set in City's runtime env (a process value cannot be removed here).", param="key", code="env_not_found")
+        record(actor, "env/remove", target=key)
+    runtime_env.invalidate()
+
+
+@dataclass
+class ImportReport:
+    set: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"set": self.set, "unchanged": self.unchanged, "rejected": self.rejected}
+
+
+def import_env(content: str, *, actor: Any) -> ImportReport:
+    """Apply `.env` text all-or-nothing: any rejected line means nothing is written (ApiError 400)."""
+    report = ImportReport()
+    pairs: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(content)):
+        line = binding.original.line
+        if binding.error:
+            report.rejected.append({"line": line, "key": None, "reason": "not KEY=value syntax"})
+            continue
+        if binding.key is None:
+            continue  # blank line or comment
+        value = binding.value if binding.value is not None else ""
+        problem = key_problem(binding.key) or value_problem(value)
+        if binding.key in first_line:
+            problem = f"{binding.key} is also set on line {first_line[binding.key]}"
+        if problem:
+            report.rejected.append({"line": line, "key": binding.key, "reason": problem})
+            continue
+        first_line[binding.key] = line
+        pairs[binding.key] = value
+    if report.rejected:
+        first = report.rejected[0]
+        raise ApiError(
+            400,
+            f"Nothing was imported: line {first['line']} is rejected ({first['reason']}); {len(report.rejected)} line(s) rejected in all.",
+            param="content",
+            code="env_import_rejected",
+            details=report.as_dict(),
+        )
+    if not pairs:
+        raise ApiError(400, "content holds no KEY=value line; nothing was imported.", param="content", code="env_import_empty")
+    with transaction.atomic():
+        existing = {row.key: row for row in EnvVar.objects.select_for_update().filter(key__in=pairs)}
+        now, label = timezone.now(), _actor(actor)
+        for key, value in pairs.items():
+            row = existing.get(key)
+            if row is not None and _decrypt(row) == value:
+                report.unchanged.append(key)
+                continue
+            if row is None:
+                EnvVar.objects.create(key=key, ciphertext=_encrypt(value), updated_at=now, updated_by=label)
+            else:
+                row.ciphertext, row.updated_at, row.updated_by = _encrypt(value), now, label
+                row.save(update_fields=["ciphertext", "updated_at", "updated_by"])
+            report.set.append(key)
+        record(actor, "env/import", target=",".join(report.set)[:200], detail={"set": report.set, "unchanged": report.unchanged})
+    runtime_env.invalidate()
+    return report
+
+
+def _actor(actor: Any) -> str:
+    from city.audit import actor_label
+
+    return actor_label(actor)[:200]
+
+
+def decrypted_rows() -> dict[str, EnvVar]:
+    return {row.key: row for row in EnvVar.objects.all()}
+
+
+def value_of(row: EnvVar) -> str | None:
+    return _decrypt(row)

@@ -1,0 +1,109 @@
+"""Real City processes for tests: Daphne on a free loopback port, sharing the test database.
+
+Use from a TransactionTestCase (or LiveCityTestCase), so that what the test writes is committed and
+the server process sees it.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.db import connection
+from django.test import TransactionTestCase
+
+from city.testing import ApiTestMixin
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the database the tests run on (the test database, not the configured one)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+class LiveCity:
+    """One Daphne process serving City; `stop()` ends it (also on test failure, via addCleanup)."""
+
+    def __init__(self, *, extra_env: dict[str, str] | None = None, server: str = "daphne") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
+        env.update(
+            {
+                "DATABASE_URL": database_url(),
+                "ADMIN_SECRET_KEY": settings.ADMIN_SECRET_KEY,
+                "CITY_SECRET_KEY": settings.CITY_SECRET_KEY,
+                "CITY_LOG_LEVEL": "WARNING",
+                "CITY_PUBLIC_URL": self.url,  # its own address, so that the OAuth callback comes back to it
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if settings.REDIS_URL:
+            env["REDIS_URL"] = settings.REDIS_URL
+        env.update(extra_env or {})
+        bin_dir = Path(sys.executable).parent
+        if server == "uvicorn":
+            argv = [str(bin_dir / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "city.asgi:application"]
+        else:
+            argv = [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "-v", "0", "city.asgi:application"]
+        self.log_path = BASE_DIR / "var" / f"livecity-{self.port}.log"
+        self.log_path.parent.mkdir(exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"City exited early; see {self.log_path}:\n{self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/v1/services", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"City did not answer within {timeout} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class LiveCityTestCase(ApiTestMixin, TransactionTestCase):
+    """Tests against real City processes. `self.start_city()` starts one more and returns it."""
+
+    def start_city(self, **kwargs) -> LiveCity:
+        city = LiveCity(**kwargs)
+        self.addCleanup(city.stop)
+        return city
+
+    def captureOnCommitCallbacks(self, *, execute: bool = False):
+        # TransactionTestCase commits for real; hooks run by themselves.
+        from contextlib import nullcontext
+
+        return nullcontext()

@@ -1,0 +1,90 @@
+"""The runtime env: a key's effective value is the database's if set, else the process's.
+
+Each process keeps a decrypted snapshot of the database rows for CITY_ENV_CACHE_SECONDS, so a
+change made through any process is seen by every process within that time, with one query per
+refresh, never one per request. A write through this process refreshes it at once.
+"""
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from city.keys import decrypt_or_none
+
+log = logging.getLogger("city.runtime_env")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    values: dict[str, str]
+    loaded_at: float
+
+
+class RuntimeEnv:
+    clock = time.monotonic
+
+    def __init__(self) -> None:
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """Effective value of `key` (sync code only: it may query the database)."""
+        return self._effective(self._fresh_snapshot(), key, default)
+
+    async def aget(self, key: str, default: str | None = None) -> str | None:
+        snapshot = self._snapshot
+        if snapshot is None or self._stale(snapshot):
+            snapshot = await sync_to_async(self._fresh_snapshot)()
+        return self._effective(snapshot, key, default)
+
+    async def asnapshot(self) -> dict[str, str]:
+        """The database's values (not the process's), for code that reads many keys at once."""
+        snapshot = self._snapshot
+        if snapshot is None or self._stale(snapshot):
+            snapshot = await sync_to_async(self._fresh_snapshot)()
+        return snapshot.values
+
+    def source(self, key: str) -> str | None:
+        """"db", "process" or None: where the effective value comes from."""
+        if key in self._fresh_snapshot().values:
+            return "db"
+        return "process" if os.environ.get(key) else None
+
+    def invalidate(self) -> None:
+        self._snapshot = None
+
+    def _effective(self, snapshot: Snapshot, key: str, default: str | None) -> str | None:
+        if key in snapshot.values:
+            return snapshot.values[key]
+        value = os.environ.get(key)
+        return value if value else default
+
+    def _stale(self, snapshot: Snapshot) -> bool:
+        return self.clock() - snapshot.loaded_at >= settings.CITY_ENV_CACHE_SECONDS
+
+    def _fresh_snapshot(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and not self._stale(snapshot):
+            return snapshot
+        with self._lock:
+            from city.models import EnvVar
+
+            values = {}
+            for key, ciphertext in EnvVar.objects.values_list("key", "ciphertext"):
+                value = decrypt_or_none(ciphertext)
+                if value is None:
+                    # Unreadable after a CITY_SECRET_KEY change: treated as unset rather than failing every request.
+                    log.warning("runtime env key %s cannot be decrypted with CITY_SECRET_KEY or its fallbacks; set it again", key)
+                    continue
+                values[key] = value
+            snapshot = Snapshot(values=values, loaded_at=self.clock())
+            self._snapshot = snapshot
+            return snapshot
+
+
+runtime_env = RuntimeEnv()

@@ -1,0 +1,196 @@
+"""City settings: every value comes from the environment (or the git-ignored `.env`)."""
+
+import os
+from pathlib import Path
+
+from city.bootstrap import ensure_local_secrets
+from city.envconfig import CityEnv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV_FILE = BASE_DIR / ".env"
+
+env = CityEnv()  # FOO_FILE=/run/secrets/foo works for every key; errors name the key
+if ENV_FILE.exists():
+    env.read_env(str(ENV_FILE), overwrite=False)  # the process environment wins over .env
+
+# Missing secrets are generated once into .env and the admin key is printed once (embedded mode).
+ensure_local_secrets(env, ENV_FILE)
+
+# The admin identity's bearer credential. Compared in constant time; never logged.
+ADMIN_SECRET_KEY = env.str("ADMIN_SECRET_KEY")
+# Server key that never enters the database: token digests (HMAC) and env encryption derive from it.
+CITY_SECRET_KEY = env.str("CITY_SECRET_KEY")
+# Older CITY_SECRET_KEY values, comma-separated, still accepted for decryption after a rotation.
+CITY_SECRET_KEY_FALLBACKS = env.list("CITY_SECRET_KEY_FALLBACKS", default=[])
+
+DEBUG = env.bool("CITY_DEBUG", default=False)
+# Address Daphne binds to with `make run`.
+CITY_HOST = env.str("CITY_HOST", default="127.0.0.1")
+CITY_PORT = env.int("CITY_PORT", default=43127)
+# The URL users reach City at; OAuth callbacks are built from it.
+CITY_PUBLIC_URL = env.str("CITY_PUBLIC_URL", default=f"http://{CITY_HOST}:{CITY_PORT}").rstrip("/")
+ALLOWED_HOSTS = env.list("CITY_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CITY_CSRF_TRUSTED_ORIGINS", default=[])
+
+# Largest request body accepted on /v1/, in bytes; larger ones get 413 before they are read.
+CITY_MAX_BODY_BYTES = env.int("CITY_MAX_BODY_BYTES", default=1_048_576)
+# Threads per process that run the sync parts of /v1/ requests (ORM calls); reused across requests.
+CITY_SYNC_THREADS = env.int("CITY_SYNC_THREADS", default=8)
+# Seconds a process trusts a resolved token (revocation, pause and removal apply within this).
+CITY_TOKEN_CACHE_SECONDS = env.float("CITY_TOKEN_CACHE_SECONDS", default=2.0)
+# Seconds a process trusts its snapshot of the runtime env stored in the database.
+CITY_ENV_CACHE_SECONDS = env.float("CITY_ENV_CACHE_SECONDS", default=2.0)
+# Seconds between two writes of a token's last-used time.
+CITY_TOKEN_LAST_USED_RESOLUTION_SECONDS = env.int("CITY_TOKEN_LAST_USED_RESOLUTION_SECONDS", default=60)
+
+# Seconds to wait for an upstream to accept a connection.
+UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=5.0)
+# Seconds to wait between two chunks of an upstream response.
+UPSTREAM_READ_TIMEOUT_SECONDS = env.float("UPSTREAM_READ_TIMEOUT_SECONDS", default=120.0)
+
+SECRET_KEY = CITY_SECRET_KEY  # Django's signing key (sessions, CSRF); a derived key is not needed here
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "city",
+    "studios",
+    "aihub",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "city.urls"
+APPEND_SLASH = False  # /v1/ routes are exact; a redirect would drop a POST body
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "city.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'city.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+    # A file, not memory, so that Daphne processes started by the tests share the test database;
+    # one per test run, so that runs side by side do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
+else:
+    # Seconds a database connection is kept for reuse by the next request.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE_SECONDS", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# Browser-facing safety: cookies are HTTP-only, and HTTPS-only whenever City is reached over HTTPS.
+SESSION_COOKIE_HTTPONLY = True
+CITY_SECURE_COOKIES = env.bool("CITY_SECURE_COOKIES", default=CITY_PUBLIC_URL.startswith("https://"))
+SESSION_COOKIE_SECURE = CITY_SECURE_COOKIES
+CSRF_COOKIE_SECURE = CITY_SECURE_COOKIES
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Django's own form/body limit, kept in step with City's.
+DATA_UPLOAD_MAX_MEMORY_SIZE = CITY_MAX_BODY_BYTES
+
+# Dotted path of the function that turns a user bearer token into an identity.
+CITY_USER_TOKEN_RESOLVER = "studios.credentials.resolve_user_token"
+
+# Argon2 first: new passwords are hashed with it; older hashes still verify and are upgraded at sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
+# Accounts (accounts/): sign-in by password or OAuth, and the /dashboard/keys pages.
+# Seconds a user token issued at sign-in (password or OAuth) stays valid.
+ACCOUNTS_SIGNIN_TOKEN_SECONDS = env.int("ACCOUNTS_SIGNIN_TOKEN_SECONDS", default=30 * 24 * 3600)
+# Failed sign-ins allowed for one email in one studio per window; more get 429 until the window ends.
+ACCOUNTS_LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("ACCOUNTS_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5)
+# Failed sign-ins allowed from one client address per window, whatever the email.
+ACCOUNTS_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("ACCOUNTS_LOGIN_MAX_FAILURES_PER_ADDRESS", default=20)
+# Self-registrations (accounts/register) allowed from one client address per window.
+ACCOUNTS_REGISTER_MAX_PER_ADDRESS = env.int("ACCOUNTS_REGISTER_MAX_PER_ADDRESS", default=10)
+# OAuth sign-ins started (oauth/start, dashboard buttons) from one client address per window.
+ACCOUNTS_OAUTH_MAX_STARTS_PER_ADDRESS = env.int("ACCOUNTS_OAUTH_MAX_STARTS_PER_ADDRESS", default=60)
+# Length of the window in which failed sign-ins, registrations and OAuth starts are counted, in seconds.
+ACCOUNTS_THROTTLE_WINDOW_SECONDS = env.int("ACCOUNTS_THROTTLE_WINDOW_SECONDS", default=900)
+# Proxies in front of City whose X-Forwarded-For entry is trusted for the client address (0: none).
+ACCOUNTS_TRUSTED_PROXY_COUNT = env.int("ACCOUNTS_TRUSTED_PROXY_COUNT", default=0)
+# Whether a studio with no setting of its own lets people create their own accounts (accounts/settings).
+ACCOUNTS_SELF_REGISTRATION_DEFAULT = env.bool("ACCOUNTS_SELF_REGISTRATION_DEFAULT", default=False)
+# Seconds a /dashboard/keys sign-in lasts in the browser before it asks again.
+ACCOUNTS_DASHBOARD_SESSION_SECONDS = env.int("ACCOUNTS_DASHBOARD_SESSION_SECONDS", default=12 * 3600)
+# Seconds an OAuth sign-in may take from oauth/start to the pickup of its result.
+ACCOUNTS_OAUTH_FLOW_SECONDS = env.int("ACCOUNTS_OAUTH_FLOW_SECONDS", default=600)
+# Seconds a client should wait between two polls of oauth/result.
+ACCOUNTS_OAUTH_POLL_INTERVAL_SECONDS = env.int("ACCOUNTS_OAUTH_POLL_INTERVAL_SECONDS", default=2)
+# Seconds to wait for an OAuth provider to answer (token exchange, profile, discovery).
+ACCOUNTS_OAUTH_HTTP_TIMEOUT_SECONDS = env.float("ACCOUNTS_OAUTH_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Seconds a process keeps an OpenID Connect discovery document (Google's endpoints).
+ACCOUNTS_OIDC_DISCOVERY_CACHE_SECONDS = env.int("ACCOUNTS_OIDC_DISCOVERY_CACHE_SECONDS", default=3600)
+
+LOG_LEVEL = env.str("CITY_LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # One INFO line per upstream call is noise on the hot path (and the URL is the admin's business).
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,76 @@
+"""Shared test helpers: CityTestCase and its small cast.
+
+Alice runs a studio, Bob holds one of its tokens, Charlie holds a token of another studio.
+"""
+
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.test import TestCase
+
+from studios import operations
+from studios.credentials import token_cache
+
+ADMIN_ACTOR = "test-admin"
+
+
+class ApiTestMixin:
+    admin_key = property(lambda self: settings.ADMIN_SECRET_KEY)
+
+    def call(self, method: str, route: str, data: Any = None, *, token: str | None = None, raw: bytes | None = None,
+             content_type: str = "application/json", headers: dict[str, str] | None = None):
+        """One request through the real routes; on-commit hooks run as they would in production."""
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
+        if token is not None:
+            extra["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        with self.captureOnCommitCallbacks(execute=True):
+            if method == "GET":
+                return self.client.get(route, data or {}, **extra)
+            body = raw if raw is not None else (b"" if data is None else orjson.dumps(data))
+            return self.client.generic(method, route, body, content_type=content_type, **extra)
+
+    def get(self, route: str, params: dict[str, Any] | None = None, *, token: str | None = None, **kw):
+        return self.call("GET", route, params, token=token, **kw)
+
+    def post(self, route: str, data: Any = None, *, token: str | None = None, **kw):
+        return self.call("POST", route, data, token=token, **kw)
+
+    def admin_get(self, route: str, params: dict[str, Any] | None = None, **kw):
+        return self.get(route, params, token=self.admin_key, **kw)
+
+    def admin_post(self, route: str, data: Any = None, **kw):
+        return self.post(route, data, token=self.admin_key, **kw)
+
+    def assertOk(self, response) -> dict[str, Any]:
+        self.assertEqual(response.status_code, 200, response.content[:500])
+        self.assertEqual(response["Content-Type"], "application/json")
+        return response.json()
+
+    def assertError(self, response, status: int, type: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+        """The OpenAI error shape, field by field."""
+        self.assertEqual(response.status_code, status, response.content[:500])
+        self.assertEqual(response["Content-Type"], "application/json")
+        error = response.json()["error"]
+        self.assertEqual(set(error) - {"details"}, {"message", "type", "code", "param"})
+        self.assertEqual(error["type"], type)
+        self.assertIsInstance(error["message"], str)
+        self.assertGreater(len(error["message"]), 10)
+        if code is not None:
+            self.assertEqual(error["code"], code)
+        if param is not None:
+            self.assertEqual(error["param"], param)
+        self.assertNotIn("Traceback", error["message"])
+        return error
+
+
+class CityTestCase(ApiTestMixin, TestCase):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.alice_studio = operations.create_studio("Alice Studio", actor=ADMIN_ACTOR)
+        cls.bob, cls.bob_token = operations.issue_token(cls.alice_studio.id, "bob laptop", expires_at=None, actor=ADMIN_ACTOR)
+        cls.charlie_studio = operations.create_studio("Charlie Studio", actor=ADMIN_ACTOR)
+        cls.charlie, cls.charlie_token = operations.issue_token(cls.charlie_studio.id, "charlie", expires_at=None, actor=ADMIN_ACTOR)
+
+    def setUp(self) -> None:
+        token_cache.clear()

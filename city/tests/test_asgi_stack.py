@@ -1,0 +1,161 @@
+"""The ASGI entry (city/asgi.py) as servers call it: /v1/ on the lean API handler, the rest on Django's full stack.
+
+Django's test client runs settings.MIDDLEWARE, not city.asgi, so these requests go through the
+ASGI application itself (httpx's ASGI transport), as Daphne and uvicorn call it.
+"""
+
+import asyncio
+import threading
+import traceback
+from unittest import mock
+
+import httpx
+from django.conf import settings
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler
+from django.test import SimpleTestCase, TransactionTestCase
+
+from city.asgi import api_app, application
+
+HOST = "http://127.0.0.1"
+
+
+async def call(method: str, path: str, **kwargs) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=HOST) as client:
+        return await client.request(method, path, **kwargs)
+
+
+class JsonErrorAssertions:
+    def assertJsonError(self, response: httpx.Response, status: int, code: str) -> dict:
+        self.assertEqual(response.status_code, status, response.text[:300])  # type: ignore[attr-defined]
+        self.assertEqual(response.headers["content-type"], "application/json")  # type: ignore[attr-defined]
+        error = response.json()["error"]
+        self.assertEqual(set(error), {"message", "type", "code", "param"})  # type: ignore[attr-defined]
+        self.assertEqual(error["code"], code)  # type: ignore[attr-defined]
+        return error
+
+
+class ApiStackTests(JsonErrorAssertions, SimpleTestCase):
+    async def test_api_answers_keep_the_security_headers(self) -> None:
+        response = await call("GET", "/v1/services")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.headers["x-frame-options"], "DENY")
+        self.assertEqual(response.headers["x-content-type-options"], "nosniff")
+        self.assertEqual(response.headers["referrer-policy"], "same-origin")
+        self.assertEqual(response.headers["cross-origin-opener-policy"], "same-origin")
+
+    async def test_api_answers_set_no_cookie(self) -> None:
+        response = await call("GET", "/v1/services")
+        self.assertNotIn("set-cookie", response.headers)
+        self.assertNotIn("Cookie", response.headers.get("vary", ""))
+
+    async def test_a_post_to_a_get_route_is_a_json_405_not_a_csrf_page(self) -> None:
+        self.assertJsonError(await call("POST", "/v1/services"), 405, "method_not_allowed")
+
+    async def test_unknown_routes_are_json_404s_on_every_method(self) -> None:
+        for method, path, code in (("POST", "/v1/nope/x", "unknown_service"), ("DELETE", "/v1/studios/nope", "unknown_action"),
+                                   ("GET", "/v1", "unknown_route"), ("POST", "/v1/", "unknown_route")):
+            self.assertJsonError(await call(method, path), 404, code)
+
+    async def test_an_unknown_host_is_a_json_400(self) -> None:
+        self.assertJsonError(await call("GET", "/v1/services", headers={"Host": "evil.example"}), 400, "bad_request")
+
+    async def test_a_body_over_the_limit_is_413_before_it_is_read(self) -> None:
+        body = b'{"name": "' + b"x" * settings.CITY_MAX_BODY_BYTES + b'"}'
+        response = await call("POST", "/v1/studios/create", content=body, headers={"Content-Type": "application/json"})
+        self.assertJsonError(response, 413, "body_too_large")
+
+    async def test_a_receiver_of_request_started_is_still_called(self) -> None:
+        # Any receiver beyond Django's own hygiene makes the handler send the signals the stock way.
+        seen: list[str] = []
+
+        def receiver(sender, scope=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            seen.append(scope["path"])
+
+        signals.request_started.connect(receiver)
+        try:
+            await call("GET", "/v1/services")
+        finally:
+            signals.request_started.disconnect(receiver)
+        self.assertEqual(seen, ["/v1/services"])
+
+    async def test_a_receiver_of_request_finished_is_still_called(self) -> None:
+        seen: list[type] = []
+
+        def receiver(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            seen.append(sender)
+
+        signals.request_finished.connect(receiver)
+        try:
+            await call("GET", "/v1/services")
+        finally:
+            signals.request_finished.disconnect(receiver)
+        self.assertEqual(len(seen), 1)
+
+
+class BrowserStackTests(SimpleTestCase):
+    async def test_admin_pages_keep_csrf_and_the_csrf_cookie(self) -> None:
+        page = await call("GET", "/admin/login/")
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("csrftoken", page.cookies)
+        refused = await call("POST", "/admin/login/", data={"username": "a", "password": "b"})
+        self.assertEqual(refused.status_code, 403)
+
+
+def threads_started_per_request(app, requests: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Threads the event loop's thread starts while `app` answers `requests` queries, after a warm-up.
+
+    The requests run on a loop of their own in a plain thread, as under a server: Django's async
+    tests run inside async_to_sync, where sync calls would go to the test's own thread instead.
+    """
+    started: list[str] = []
+
+    async def unknown_token_request(index: int) -> None:  # each costs one query in a sync thread
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=HOST) as client:
+            response = await client.get("/v1/studios/me", headers={"Authorization": f"Bearer ub_{index:03d}{'x' * 40}"})
+        assert response.status_code == 401, response.text[:300]
+
+    async def serve() -> None:
+        for index in range(len(api_app.threads)):  # every pool thread has started once
+            await unknown_token_request(index)
+        loop_thread = threading.current_thread()
+        real_start = threading.Thread.start
+
+        def counting_start(thread: threading.Thread) -> None:
+            # Other tests' leftover loops may start threads of their own: only this loop's count.
+            if threading.current_thread() is loop_thread:
+                started.append(f"{thread.name}, started by:\n{''.join(traceback.format_stack(limit=15))}")
+            real_start(thread)
+
+        with mock.patch.object(threading.Thread, "start", counting_start):
+            for index in range(100, 100 + requests):
+                await unknown_token_request(index)
+
+    failures: list[BaseException] = []
+    runner = threading.Thread(target=lambda: _run_catching(serve, failures))
+    runner.start()
+    runner.join(timeout=60)
+    if failures:
+        raise failures[0]
+    return started
+
+
+def _run_catching(coroutine_function, failures: list[BaseException]) -> None:  # type: ignore[no-untyped-def]
+    try:
+        asyncio.run(coroutine_function())
+    except BaseException as exc:
+        failures.append(exc)
+
+
+class SyncThreadTests(TransactionTestCase):
+    def tearDown(self) -> None:
+        api_app.close_connections()  # the pool threads outlive the test; their connections must not
+        super().tearDown()
+
+    def test_requests_that_query_reuse_the_pool_threads(self) -> None:
+        started = threads_started_per_request(api_app, 20)
+        self.assertEqual(started, [], "\n".join(started))
+
+    def test_the_stock_handler_starts_a_thread_per_request(self) -> None:
+        # The yardstick: what the test above would see without City's handler.
+        self.assertGreaterEqual(len(threads_started_per_request(ASGIHandler(), 20)), 20)

@@ -1,0 +1,21 @@
+from city.testing import CityTestCase
+
+
+class ServicesRouteTests(CityTestCase):
+    def test_guest_sees_services_without_actions(self) -> None:
+        body = self.assertOk(self.get("/v1/services"))
+        ids = [item["id"] for item in body["items"]]
+        self.assertIn("studios", ids)
+        self.assertIn("env", ids)
+        for item in body["items"]:
+            self.assertEqual(set(item), {"id", "name", "env"})
+
+    def test_admin_sees_actions_with_methods_and_allow(self) -> None:
+        body = self.assertOk(self.admin_get("/v1/services"))
+        studios = next(item for item in body["items"] if item["id"] == "studios")
+        pause = next(a for a in studios["actions"] if a["name"] == "pause")
+        self.assertEqual(pause["methods"], ["POST"])
+        self.assertEqual(pause["allow"], ["admin"])
+
+    def test_post_is_405(self) -> None:
+        self.assertError(self.post("/v1/services", {}), 405, "invalid_request_error", "method_not_allowed")

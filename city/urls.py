@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from city import dispatch
+
+urlpatterns = [
+    path("v1/services", dispatch.services),
+    re_path(r"^v1/(?P<route>[a-z0-9_\-]+/[a-z0-9_\-/.]+)$", dispatch.dispatch),
+    re_path(r"^v1/(?P<route>[a-z0-9_\-]+)$", dispatch.dispatch),  # aliases such as /v1/models
+    re_path(r"^v1(?:/(?P<route>.*))?$", dispatch.not_found),
+    path("admin/", admin.site.urls),
+    path("dashboard/", include("accounts.dashboard.urls")),
+]
+
+handler400 = "city.errors.handler400"
+handler403 = "city.errors.handler403"
+handler404 = "city.errors.handler404"
+handler500 = "city.errors.handler500"
