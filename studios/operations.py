@@ -1,0 +1,145 @@
+"""Every state change of studios and tokens goes through these functions: API, admin and commands alike.
+
+Each runs in one transaction with its audit entry.
+"""
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from city.audit import record
+from city.errors import ApiError
+from city.keys import token_digest
+from studios.credentials import token_cache
+from studios.models import Studio, UserToken
+
+TOKEN_PREFIX = "ub_"
+
+
+def new_raw_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)  # 43 URL-safe characters, 256 random bits
+
+
+@transaction.atomic
+def create_studio(name: str, *, actor: Any) -> Studio:
+    studio = Studio.objects.create(name=name)
+    record(actor, "studios/create", target=studio.id)
+    return studio
+
+
+def _locked_studio(studio_id: str) -> Studio:
+    studio = Studio.objects.select_for_update().filter(id=studio_id).first()
+    if studio is None:
+        raise ApiError(404, f"No studio {studio_id}; studios/list shows the studios.", param="studio_id", code="studio_not_found")
+    return studio
+
+
+@transaction.atomic
+def set_studio_status(studio_id: str, status: str, *, actor: Any) -> Studio:
+    """Pause, activate or remove. Removal is final; repeating a transition changes nothing."""
+    studio = _locked_studio(studio_id)
+    verb = {Studio.Status.PAUSED: "pause", Studio.Status.ACTIVE: "activate", Studio.Status.REMOVED: "remove"}[status]
+    if studio.status == Studio.Status.REMOVED and status != Studio.Status.REMOVED:
+        raise ApiError(409, f"Studio {studio.id} is removed; removal is final. Create a new studio instead.", param="studio_id", code="studio_removed")
+    if studio.status == status:
+        return studio
+    now = timezone.now()
+    studio.status, studio.updated_at = status, now
+    fields = ["status", "updated_at"]
+    if status == Studio.Status.PAUSED:
+        studio.paused_at = now
+        fields.append("paused_at")
+    if status == Studio.Status.REMOVED:
+        studio.removed_at = now
+        fields.append("removed_at")
+    studio.save(update_fields=fields)
+    record(actor, f"studios/{verb}", target=studio.id)
+    # This process answers from the new state at once; the others within the token cache's TTL.
+    transaction.on_commit(lambda: token_cache.forget_studio(studio.id))
+    return studio
+
+
+@transaction.atomic
+def issue_token(
+    studio_id: str, name: str, *, expires_at: datetime | None, actor: Any, account_id: str | None = None
+) -> tuple[UserToken, str]:
+    """Returns the token and its raw secret, which is never stored and cannot be shown again.
+
+    With `account_id`, the token belongs to that account, which must be active and of this studio.
+    """
+    studio = _locked_studio(studio_id)
+    if studio.status == Studio.Status.REMOVED:
+        raise ApiError(409, f"Studio {studio.id} is removed; it cannot get new tokens.", param="studio_id", code="studio_removed")
+    _check_expiry(expires_at)
+    if account_id is not None:
+        _check_account(account_id, studio.id)
+    raw = new_raw_token()
+    token = UserToken.objects.create(
+        studio=studio, name=name, prefix=raw[:11], digest=token_digest(raw), expires_at=expires_at, account_id=account_id
+    )
+    detail = {"studio_id": studio.id, "prefix": token.prefix}
+    if account_id is not None:
+        detail["account_id"] = account_id
+    record(actor, "studios/tokens/apply", target=token.id, detail=detail)
+    return token, raw
+
+
+def _check_account(account_id: str, studio_id: str) -> None:
+    # Locked, so that a token cannot be issued to an account while it is being disabled.
+    from accounts.models import Account  # the optional binding of tokens to accounts
+
+    account = Account.objects.select_for_update().filter(id=account_id, studio_id=studio_id).first()
+    if account is None or not account.is_active:
+        raise ApiError(403, "This account is disabled or not of this studio; it cannot get new tokens.", code="account_disabled")
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApiError(400, "expires_at must be in the future.", param="expires_at", code="invalid_field")
+
+
+def _locked_token(token_id: str, studio_id: str | None, account_id: str | None = None) -> UserToken:
+    tokens = UserToken.objects.select_for_update().filter(id=token_id)
+    if studio_id is not None:
+        tokens = tokens.filter(studio_id=studio_id)
+    if account_id is not None:
+        tokens = tokens.filter(account_id=account_id)
+    token = tokens.first()
+    if token is None:
+        raise ApiError(404, f"No token {token_id}; studios/tokens/list shows the tokens.", param="token_id", code="token_not_found")
+    return token
+
+
+@transaction.atomic
+def revoke_token(token_id: str, *, actor: Any, studio_id: str | None = None, account_id: str | None = None) -> UserToken:
+    """Revoking twice keeps the first revocation time. Every process refuses it within seconds.
+
+    `studio_id` and `account_id` scope the search: a token outside them is not found (404).
+    """
+    token = _locked_token(token_id, studio_id, account_id)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        transaction.on_commit(lambda digest=token.digest: token_cache.forget(digest))
+        record(actor, "studios/tokens/revoke", target=token.id, detail={"prefix": token.prefix})
+    return token
+
+
+@transaction.atomic
+def rotate_token(
+    token_id: str, *, actor: Any, studio_id: str | None = None, account_id: str | None = None
+) -> tuple[UserToken, str]:
+    """Same token id, new secret; the old secret stops working at once here, within seconds elsewhere."""
+    token = _locked_token(token_id, studio_id, account_id)
+    if token.status != "active":
+        raise ApiError(409, f"Token {token.id} is {token.status}; issue a new token instead.", param="token_id", code=f"token_{token.status}")
+    raw = new_raw_token()
+    old_prefix, old_digest = token.prefix, token.digest
+    token.prefix, token.digest, token.rotated_at = raw[:11], token_digest(raw), timezone.now()
+    token.save(update_fields=["prefix", "digest", "rotated_at"])
+    transaction.on_commit(lambda: token_cache.forget(old_digest))
+    record(actor, "studios/tokens/rotate", target=token.id, detail={"old_prefix": old_prefix, "prefix": token.prefix})
+    return token, raw
