@@ -1,0 +1,160 @@
+"""The contract every provider adapter keeps, and the pooled HTTP client they share.
+
+An adapter translates OpenAI-shaped requests (dicts, as the OpenAI REST API takes them) to its
+provider's wire protocol and the answers back to OpenAI shapes (dicts), streaming included, so the
+service layer only ever sees OpenAI shapes.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+from django.conf import settings
+
+from aihub.catalog_types import Upstream
+
+
+class UpstreamError(Exception):
+    """The upstream failed. `status` is what City answers; `retryable` allows retry/fail-over
+    (only while nothing has reached the client)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        retryable: bool,
+        code: str | None = None,
+        error_type: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status  # 4xx passed on from the upstream, or 502 / 503 / 504
+        self.retryable = retryable
+        self.code = code
+        self.error_type = error_type
+        self.param = param
+
+
+class Adapter:
+    """Subclasses override what their protocol does differently.
+
+    - `chat(upstream, body)` → an OpenAI `chat.completion` dict (with `usage`).
+    - `chat_stream(upstream, body)` → yields OpenAI `chat.completion.chunk` dicts as they arrive;
+      the adapter always obtains usage from the upstream (asking for it where the protocol needs
+      asking) and yields it as a final chunk with `choices: []` and `usage`; the service decides
+      whether the client sees it. Closing the iterator early (client gone) closes the upstream
+      response at once.
+    - `embeddings(upstream, body)` → an OpenAI embeddings list dict (floats).
+    - `completions(upstream, body)` / `completions_stream(...)`: legacy completions where the
+      protocol has them natively; the base raises NotImplementedError and the service turns the
+      prompt into a one-message chat instead.
+    Errors: raise UpstreamError (never httpx exceptions) — 4xx with the upstream's message,
+    connect errors 502 retryable, upstream 5xx/429-overload 502/503 retryable, timeouts 504 retryable.
+    """
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def chat(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def embeddings(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def completions(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def completions_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError
+
+
+def upstream_timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+        read=settings.UPSTREAM_READ_TIMEOUT_SECONDS,
+        write=settings.UPSTREAM_READ_TIMEOUT_SECONDS,
+        pool=settings.UPSTREAM_CONNECT_TIMEOUT_SECONDS,
+    )
+
+
+# --- The mapping from a failed upstream exchange to UpstreamError, shared by every adapter ------
+
+# Upstream statuses City answers as they are (the upstream's message included): the caller's fault.
+# 429 is passed on too (the caller may slow down) but is retryable: another deployment may have room.
+_RETRYABLE_4XX = {408, 409, 429}
+
+
+def error_from_response(status: int, body: bytes, provider: str) -> UpstreamError:
+    """An upstream's non-2xx answer → UpstreamError.
+
+    4xx keeps its status and the upstream's own message, type, code and param (the OpenAI,
+    Anthropic and Gemini error shapes are all read); 5xx becomes 502 (503 for 503 and Anthropic's
+    529 "overloaded", 504 for 504), retryable.
+    """
+    message, error_type, code, param = _error_fields(body)
+    if 400 <= status < 500:
+        return UpstreamError(
+            message or f"The upstream provider refused the request ({status}).",
+            status=status,
+            retryable=status in _RETRYABLE_4XX,
+            code=code,
+            error_type=error_type,
+            param=param,
+        )
+    mapped = 503 if status in (503, 529) else 504 if status == 504 else 502
+    detail = f": {message}" if message else ""
+    return UpstreamError(
+        f"The upstream provider failed with status {status}{detail}",
+        status=mapped,
+        retryable=True,
+        code="upstream_error" if mapped == 502 else "upstream_unavailable" if mapped == 503 else "upstream_timeout",
+    )
+
+
+def error_from_transport(exc: Exception, provider: str) -> UpstreamError:
+    """An httpx exception (connect, timeout, broken stream) → a retryable 502 or 504."""
+    if isinstance(exc, httpx.TimeoutException):
+        what = "accept the connection" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "answer"
+        return UpstreamError(f"The upstream provider did not {what} in time.", status=504, retryable=True, code="upstream_timeout")
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamError(
+            "City could not reach the upstream provider; try again later (an admin can check its base URL).", status=502, retryable=True, code="upstream_unreachable"
+        )
+    return UpstreamError(
+        f"The connection to the upstream provider broke ({type(exc).__name__}).", status=502, retryable=True, code="upstream_error"
+    )
+
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None, str | None, str | None]:
+    """(message, type, code, param) from an OpenAI {"error": {...}}, Anthropic {"type": "error",
+    "error": {...}}, Gemini {"error": {"code", "message", "status"}} or a plain-text body."""
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:500] or None), None, None, None
+    if isinstance(data, list) and data and isinstance(data[0], dict):  # Gemini sometimes wraps errors in a list
+        data = data[0]
+    if not isinstance(data, dict):
+        return None, None, None, None
+    error = data.get("error", data)
+    if isinstance(error, str):
+        return error[:500], None, None, None
+    if not isinstance(error, dict):
+        return None, None, None, None
+    message = error.get("message") or error.get("detail")
+    error_type = error.get("type") or error.get("status")
+    code = error.get("code")
+    param = error.get("param")
+    return (
+        str(message)[:2000] if message else None,
+        str(error_type) if isinstance(error_type, str) else None,
+        str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None,
+        str(param) if isinstance(param, str) else None,
+    )

@@ -1,0 +1,81 @@
+"""Retry with backoff and fail-over across a model's deployments — only before the first byte.
+
+A non-streamed answer is one attempt per try. A stream's attempt ends at its first chunk: once
+that chunk is in hand (and so before anything reaches the client) the stream is committed to that
+upstream; anything that fails later is reported to the client, never retried.
+
+Rules: a `retryable` error (connect error, timeout, upstream 5xx, 429) is retried on the same
+deployment after a pause, then the next deployment is tried; an upstream 401/403/404 (that
+deployment's key or model name is wrong) goes straight to the next deployment; any other 4xx is
+the request's own fault and is answered at once. The last error is what the client sees.
+"""
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from aihub.adapters.base import UpstreamError
+from aihub.catalog_types import Upstream
+from aihub.metering import Meter
+
+T = TypeVar("T")
+
+TRIES_PER_DEPLOYMENT = 2  # one retry of a deployment before failing over to the next
+MAX_TRIES = 4  # across all deployments of a model
+BACKOFF_SECONDS = 0.2  # pause before a retry, doubled per retry, ±50 % jitter
+FAILOVER_STATUSES = {401, 403, 404}
+
+
+def backoff_seconds(retry: int) -> float:
+    return BACKOFF_SECONDS * (2 ** (retry - 1)) * random.uniform(0.5, 1.5)
+
+
+async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream], Awaitable[T]], meter: Meter) -> T:
+    """`attempt(upstream)` on each upstream in turn until one succeeds; raises the last UpstreamError.
+    `meter.provider` names the upstream that answered (or failed last)."""
+    tries = 0
+    last: UpstreamError | None = None
+    for upstream in upstreams:
+        for retry in range(TRIES_PER_DEPLOYMENT):
+            if tries >= MAX_TRIES:
+                break
+            if retry:
+                await asyncio.sleep(backoff_seconds(retry))
+            tries += 1
+            meter.provider = upstream.provider
+            try:
+                return await attempt(upstream)
+            except UpstreamError as exc:
+                last = exc
+                if exc.retryable:
+                    continue
+                if exc.status in FAILOVER_STATUSES:
+                    break  # next deployment
+                raise
+    assert last is not None
+    raise last
+
+
+async def open_stream(
+    upstreams: list[Upstream], start: Callable[[Upstream], AsyncIterator[dict[str, Any]]], meter: Meter
+) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
+    """Start a stream, retrying and failing over until its first chunk arrives.
+
+    Returns the open iterator and that first chunk (None for a stream that ended at once). The
+    caller owns the iterator and must `aclose()` it.
+    """
+
+    async def first_chunk(upstream: Upstream) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
+        stream = start(upstream)
+        try:
+            first = await stream.__anext__()
+        except StopAsyncIteration:
+            return stream, None
+        except BaseException:
+            await stream.aclose()  # type: ignore[attr-defined]
+            raise
+        meter.first_token()
+        return stream, first
+
+    return await first_success(upstreams, first_chunk, meter)

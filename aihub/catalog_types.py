@@ -1,0 +1,116 @@
+"""The shapes of the code-declared model catalog (the entries themselves live in aihub/catalog.py)."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from city.registry import EnvRequirement
+
+# Modalities: what a model answers and through which routes.
+TEXT = "text"  # POST /v1/ai/text
+STREAM = "stream"  # POST /v1/ai/stream
+OPENAI = "openai"  # /v1/ai/chat/completions and /v1/ai/completions (and their /v1 twins)
+EMBEDDINGS = "embeddings"  # /v1/ai/embeddings
+CHAT_MODES = (TEXT, STREAM, OPENAI)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One way to reach a model: a provider, its wire protocol, and the env keys that configure it."""
+
+    provider: str  # "deepseek", "openai", "anthropic", "google", "ollama", …
+    adapter: str  # key of aihub.adapters.ADAPTERS: "openai", "anthropic", "gemini"
+    upstream_model: str  # the model name the provider expects
+    api_key_env: str | None  # e.g. "DEEPSEEK_API_KEY"; None for keyless local servers
+    base_url_env: str  # e.g. "DEEPSEEK_BASE_URL" (optional env; default_base_url when unset)
+    default_base_url: str  # the provider's public URL, e.g. "https://api.deepseek.com"
+    base_url_required: bool = False  # local servers: callable only once their base URL is set
+    api_key_required: bool = True  # False: the key is sent when set (a vLLM started with --api-key)
+    model_env: str | None = None  # optional env key naming the upstream model instead (local servers)
+    legacy_completions: bool = False  # the upstream serves /completions itself (else City uses chat)
+
+    def env_requirements(self, *, failover: bool = False) -> list[EnvRequirement]:
+        """The env this deployment reads. Fail-over deployments never make a key required: the
+        model is callable through its first deployment alone."""
+        via = " (fail-over)" if failover else ""
+        reqs = []
+        if self.api_key_env:
+            reqs.append(EnvRequirement(self.api_key_env, f"{self.provider} API key{via}", required=self.api_key_required and not failover))
+        reqs.append(
+            EnvRequirement(
+                self.base_url_env,
+                f"{self.provider} base URL (default {self.default_base_url or 'none'}){via}",
+                required=self.base_url_required and not failover,
+            )
+        )
+        if self.model_env:
+            reqs.append(
+                EnvRequirement(
+                    self.model_env, f"model name on the {self.provider} server (default {self.upstream_model}){via}", required=False
+                )
+            )
+        return reqs
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    name: str
+    deployments: tuple[Deployment, ...]  # tried in order; later ones are fail-over
+    modalities: tuple[str, ...] = CHAT_MODES
+    default_modes: tuple[str, ...] = CHAT_MODES
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    context_window: int = 0  # tokens
+    max_output_tokens: int = 0  # tokens
+    input_price: int = 0  # micro-USD per million input tokens
+    output_price: int = 0  # micro-USD per million output tokens
+    meta: dict[str, Any] = field(default_factory=dict)
+    created: int = 1_767_225_600  # Unix time shown as OpenAI's `created` (2026-01-01; the catalog has no per-model dates)
+
+    @property
+    def owned_by(self) -> str:
+        return self.deployments[0].provider
+
+    def env_requirements(self) -> list[EnvRequirement]:
+        seen: dict[str, EnvRequirement] = {}
+        for index, deployment in enumerate(self.deployments):
+            for req in deployment.env_requirements(failover=index > 0):
+                if req.key not in seen or (req.required and not seen[req.key].required):
+                    seen[req.key] = req
+        return list(seen.values())
+
+    def public_meta(self) -> dict[str, Any]:
+        """Context, output limit and list prices (decimal strings in USD: exact, unlike floats)."""
+        meta: dict[str, Any] = {
+            "context_window": self.context_window,
+            "max_output_tokens": self.max_output_tokens,
+            "price": {
+                "currency": "USD",
+                "input_per_million_tokens": _usd(self.input_price),
+                "output_per_million_tokens": _usd(self.output_price),
+            },
+        }
+        meta.update(self.meta)
+        return meta
+
+
+def _usd(micro_usd: int) -> str:
+    return format((Decimal(micro_usd) / 1_000_000).normalize(), "f")
+
+
+def usd(amount: str) -> int:
+    """'0.14' (USD) → 140000 (micro-USD), exactly: catalog prices are written as the providers list them."""
+    return int(Decimal(amount) * 1_000_000)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A deployment resolved at request time: the runtime env's base URL and key filled in."""
+
+    provider: str
+    adapter: str
+    model: str  # the upstream model name
+    base_url: str  # without a trailing slash
+    api_key: str | None
+    legacy_completions: bool = False

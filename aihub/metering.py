@@ -1,0 +1,216 @@
+"""Usage records: one per call that went upstream, written off the response path.
+
+Why a writer thread: a record must never delay the answer, and none may be lost on a normal
+shutdown. Daphne gives an app no shutdown hook (it speaks no ASGI lifespan), and an asyncio task
+would die with whatever loop it was started on. So `Meter.finish()` only puts the record on a
+thread-safe queue (a microsecond, in the request's `finally`); one writer thread per process
+wakes at most every FLUSH_INTERVAL_SECONDS and inserts everything queued with one `executemany`
+(raw SQL: the ORM's per-row Python work would hold the GIL that the event loop needs); and an
+`atexit` hook — which runs after Daphne's or uvicorn's graceful stop — drains the rest before the
+process exits.
+"""
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from aihub.catalog_types import Model
+from city.calls import Call
+from city.ids import new_id
+
+log = logging.getLogger("aihub.metering")
+
+MAX_BATCH_RECORDS = 2000  # rows per INSERT
+FLUSH_INTERVAL_SECONDS = 0.2  # a record reaches the database within about this long
+SHUTDOWN_FLUSH_SECONDS = 10.0  # how long exit waits for the last records
+_STOP = object()
+
+# Statuses recorded for calls that did not finish normally.
+CLIENT_CLOSED = 499  # the client went away before the answer was complete (nginx's convention)
+
+
+@dataclass
+class Meter:
+    """Measures one call from its creation; `finish()` queues its usage record."""
+
+    call: Call
+    studio_id: str
+    model: Model
+    modality: str
+    started: float = field(default_factory=time.monotonic)
+    created_at: datetime = field(default_factory=timezone.now)
+    provider: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_estimated: bool = False
+    ttft_ms: int | None = None
+    finished: bool = False
+
+    def first_token(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = int((time.monotonic() - self.started) * 1000)
+
+    def use(self, usage: dict[str, Any] | None) -> bool:
+        """Take the upstream's own usage (OpenAI shape); False when it reported none."""
+        if not isinstance(usage, dict):
+            return False
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if not isinstance(prompt, int):
+            return False
+        self.prompt_tokens = prompt
+        self.completion_tokens = completion if isinstance(completion, int) else 0
+        self.usage_estimated = False
+        return True
+
+    def estimate(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Counted by City, only when the upstream reported no usage."""
+        self.prompt_tokens, self.completion_tokens, self.usage_estimated = prompt_tokens, completion_tokens, True
+
+    @property
+    def cost(self) -> int:
+        """In 1e-12 USD: tokens × micro-USD per million tokens."""
+        return self.prompt_tokens * self.model.input_price + self.completion_tokens * self.model.output_price
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+    def finish(self, status: int = 200, error_code: str = "") -> None:
+        if self.finished:
+            return
+        self.finished = True
+        identity = self.call.identity
+        writer.submit(
+            {
+                "created_at": self.created_at,
+                "studio_id": self.studio_id,
+                "token_id": identity.token_id,
+                "account_id": identity.account_id,
+                "request_id": self.call.request.headers.get("X-Request-Id", "")[:64] or new_id("req"),
+                "model": self.model.id,
+                "provider": self.provider,
+                "modality": self.modality,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "usage_estimated": self.usage_estimated,
+                "cost": self.cost,
+                "latency_ms": int((time.monotonic() - self.started) * 1000),
+                "ttft_ms": self.ttft_ms,
+                "status": status,
+                "error_code": (error_code or "")[:100],
+            }
+        )
+
+
+class UsageWriter:
+    """The process's one writer of usage records (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, record: dict[str, Any]) -> None:
+        if self._thread is None:
+            self._start()
+        self._queue.put(record)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="aihub-usage-writer", daemon=True)
+                thread.start()
+                atexit.register(self.close)
+                self._thread = thread
+
+    def close(self, timeout: float = SHUTDOWN_FLUSH_SECONDS) -> None:
+        """Write what is queued and stop the writer (atexit; safe to call twice)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            if batch[0] is not _STOP:
+                time.sleep(FLUSH_INTERVAL_SECONDS)  # let records gather: one INSERT for many calls
+            while len(batch) < MAX_BATCH_RECORDS:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stopping = True
+                batch = [record for record in batch if record is not _STOP]
+            if batch:
+                self._write(batch)
+        close_old_connections()
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        """One INSERT for the batch; if it fails, each record alone (a record the database refuses,
+        such as one whose studio was deleted meanwhile, must not take the others down with it)."""
+        try:
+            close_old_connections()
+            insert_records(batch)
+            return
+        except Exception:
+            if len(batch) == 1:
+                time.sleep(0.5)  # perhaps the database was briefly away: one more try
+        for record in batch:
+            try:
+                insert_records([record])
+            except Exception:
+                log.exception("could not write the usage record of request %s", record.get("request_id"))
+
+
+def insert_records(records: list[dict[str, Any]]) -> None:
+    """INSERT the records (dicts keyed by UsageRecord's attribute names) in one executemany."""
+    from aihub.models import UsageRecord
+
+    fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (names from the model, values as parameters)
+        quote(UsageRecord._meta.db_table), ", ".join(quote(f.column) for f in fields), ", ".join(["%s"] * len(fields))
+    )
+    adapt_time = connection.ops.adapt_datetimefield_value
+    names = [f.attname for f in fields]
+    rows = [[adapt_time(record[name]) if name == "created_at" else record[name] for name in names] for record in records]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+writer = UsageWriter()
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count (about four characters a token) for upstreams that report no usage."""
+    return (len(text) + 3) // 4 if text else 0
+
+
+def prompt_text(messages: Any) -> str:
+    """The text of OpenAI chat messages, for estimating their tokens."""
+    pieces: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            pieces.append(content)
+        elif isinstance(content, list):
+            pieces.extend(part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
+        pieces.append("    ")  # the role and framing of each message: about one token
+    return "".join(pieces)

@@ -1,0 +1,37 @@
+from django.db import models
+from django.utils import timezone
+
+# Money is integers. Prices are micro-USD per million tokens, so
+# cost = prompt_tokens * input_price + completion_tokens * output_price is exact, in units of 1e-12 USD.
+COST_UNITS_PER_USD = 10**12
+
+
+class UsageRecord(models.Model):
+    """One upstream call (or failed attempt at one) made on behalf of a studio."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    studio = models.ForeignKey("studios.Studio", on_delete=models.PROTECT, related_name="usage")
+    token_id = models.CharField(max_length=40, null=True, blank=True)
+    account_id = models.CharField(max_length=40, null=True, blank=True)
+    request_id = models.CharField(max_length=64)
+    model = models.CharField(max_length=100)  # City's model id
+    provider = models.CharField(max_length=50, blank=True)  # the deployment that answered (or failed last)
+    modality = models.CharField(max_length=30)  # "text", "stream", "chat", "completions", "embeddings", …
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    usage_estimated = models.BooleanField(default=False)  # True when the upstream reported no usage
+    cost = models.BigIntegerField(default=0)  # 1e-12 USD
+    latency_ms = models.IntegerField(default=0)
+    ttft_ms = models.IntegerField(null=True, blank=True)  # time to first token, streams only
+    status = models.IntegerField(default=200)  # the HTTP status City answered (499: client went away)
+    error_code = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["studio", "created_at"], name="aihub_usage_by_studio"),
+            models.Index(fields=["token_id", "created_at"], name="aihub_usage_by_token"),
+            models.Index(fields=["account_id", "created_at"], name="aihub_usage_by_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.status} {self.prompt_tokens}+{self.completion_tokens}"

@@ -1,0 +1,471 @@
+"""The OpenAI-compatible API: chat completions, legacy completions and embeddings.
+
+Requests pass through as the client sent them — fields City does not know are forwarded, not
+dropped — with `model` mapped to the chosen deployment and `studio_id` (City's own) removed.
+Answers are OpenAI's shapes with City's model id; streams are OpenAI's SSE, `data: [DONE]` last.
+"""
+
+import asyncio
+import base64
+import logging
+import sys
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.http import HttpResponseBase
+
+from aihub.adapters import adapter_for
+from aihub.adapters.base import UpstreamError
+from aihub.attempts import first_success, open_stream
+from aihub.catalog_types import EMBEDDINGS, OPENAI, TEXT, Upstream
+from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
+from aihub.streaming import DONE, EventStreamResponse, api_error, data_frame, error_payload
+from aihub.upstreams import callable_model
+from city.calls import Call
+from city.errors import ApiError, error_body, json_response
+
+log = logging.getLogger("aihub")
+
+CITY_FIELDS = ("studio_id",)  # City's own request fields, never sent upstream
+
+INTERNAL_ERROR = error_body("City failed while relaying the answer; the error is logged. Try again.", "api_error", code="internal_error")
+
+# Transforms an upstream chunk into what the client receives (None: nothing to send) and
+# returns the generated text in it, for counting when the upstream reports no usage.
+ChunkMap = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, str]]
+
+
+def upstream_body(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key not in CITY_FIELDS}
+
+
+def stream_flag(data: dict[str, Any]) -> bool:
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ApiError(400, "stream must be true or false.", param="stream", code="invalid_type")
+    options = data.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ApiError(
+            400, 'stream_options must be an object such as {"include_usage": true}.', param="stream_options", code="invalid_type"
+        )
+    return bool(stream)
+
+
+def wants_usage(data: dict[str, Any]) -> bool:
+    options = data.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+@contextmanager
+def failures_recorded(meter: Meter) -> Iterator[None]:
+    """Record how a call failed on its meter: an upstream error (raised on as ApiError), the client
+    leaving, or a bug (the dispatcher logs it and answers 500)."""
+    try:
+        yield
+    except UpstreamError as exc:
+        meter.finish(exc.status, exc.code or "upstream_error")
+        raise api_error(exc) from None
+    except asyncio.CancelledError:
+        meter.finish(CLIENT_CLOSED, "client_closed")
+        raise
+    except Exception:
+        meter.finish(500, "internal_error")
+        raise
+
+
+async def answer_once(meter: Meter, upstreams: list[Upstream], attempt: Callable[[Upstream], Any]) -> dict[str, Any]:
+    """One non-streamed answer with retries and fail-over; records a failure and raises it as ApiError."""
+    with failures_recorded(meter):
+        return await first_success(upstreams, attempt, meter)
+
+
+async def start_stream(meter: Meter, upstreams: list[Upstream], start: Callable[[Upstream], AsyncIterator[dict[str, Any]]]):
+    with failures_recorded(meter):
+        return await open_stream(upstreams, start, meter)
+
+
+async def openai_events(
+    stream: AsyncIterator[dict[str, Any]],
+    first: dict[str, Any] | None,
+    meter: Meter,
+    *,
+    chunk_map: ChunkMap,
+    include_usage: bool,
+    prompt_tokens: Callable[[], int],
+) -> AsyncIterator[bytes]:
+    """OpenAI SSE from upstream chunks: mapped chunks, then (when asked) the usage chunk, then [DONE].
+
+    The upstream's usage (always asked for) is kept for the record and shown only when the client
+    asked; without one, City counts. A failure mid-way is sent as an `{"error": …}` event (what
+    OpenAI's SDKs raise as APIError) and the stream ends without [DONE].
+    """
+    status, error_code = 200, ""
+    generated: list[str] = []
+    last: dict[str, Any] = {}
+    got_usage = False
+    try:
+        chunk = first
+        while chunk is not None:
+            if not chunk.get("choices") and "usage" in chunk:
+                got_usage = meter.use(chunk["usage"]) or got_usage
+            else:
+                mapped, text = chunk_map(chunk)
+                generated.append(text)
+                if mapped is not None:
+                    mapped["model"] = meter.model.id
+                    if include_usage:
+                        mapped["usage"] = None  # as OpenAI sends it on every chunk but the last
+                    last = mapped
+                    yield data_frame(mapped)
+            chunk = await anext(stream, None)  # type: ignore[arg-type]
+        if not got_usage:
+            meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+        if include_usage:
+            usage_chunk = {
+                "id": last.get("id", ""),
+                "object": last.get("object", "chat.completion.chunk"),
+                "created": last.get("created", 0),
+                "model": meter.model.id,
+                "choices": [],
+                "usage": meter.usage(),
+            }
+            if "system_fingerprint" in last:
+                usage_chunk["system_fingerprint"] = last["system_fingerprint"]
+            yield data_frame(usage_chunk)
+        yield DONE
+    except UpstreamError as exc:
+        status, error_code = exc.status, exc.code or "upstream_error"
+        if not got_usage:
+            meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+        yield data_frame(error_payload(exc))
+    except (asyncio.CancelledError, GeneratorExit):
+        status, error_code = CLIENT_CLOSED, "client_closed"
+        if not got_usage:
+            meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+        raise
+    except Exception:
+        log.exception("relaying a stream from %s failed", meter.provider)
+        status, error_code = 500, "internal_error"
+        yield data_frame(INTERNAL_ERROR)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]  # the upstream request ends here, at once
+        meter.finish(status, error_code)
+
+
+# --- chat completions -----------------------------------------------------------------------------
+
+
+def chat_chunk_text(chunk: dict[str, Any]) -> str:
+    pieces = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        for key in ("content", "reasoning_content"):
+            if isinstance(delta.get(key), str):
+                pieces.append(delta[key])
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            pieces.append((function.get("name") or "") + (function.get("arguments") or ""))
+    return "".join(pieces)
+
+
+def chat_message_text(answer: dict[str, Any]) -> str:
+    pieces = []
+    for choice in answer.get("choices") or ():
+        message = choice.get("message") or {}
+        for key in ("content", "reasoning_content"):
+            if isinstance(message.get(key), str):
+                pieces.append(message[key])
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            pieces.append((function.get("name") or "") + (function.get("arguments") or ""))
+    return "".join(pieces)
+
+
+def require_messages(data: dict[str, Any]) -> list[Any]:
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(
+            400,
+            'messages is required: a non-empty list such as [{"role": "user", "content": "Hello"}].',
+            param="messages",
+            code="missing_field" if messages is None else "invalid_type",
+        )
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ApiError(
+                400, f"messages[{index}] must be an object with a role and content.", param=f"messages[{index}]", code="invalid_type"
+            )
+    return messages
+
+
+async def chat_completions(call: Call) -> HttpResponseBase:
+    """POST /v1/ai/chat/completions (and /v1/chat/completions): OpenAI's chat completions."""
+    studio_id = call.studio_id()
+    data = call.data
+    model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
+    messages = require_messages(data)
+    streaming = stream_flag(data)
+    body = upstream_body(data)
+    meter = Meter(call, studio_id, model, "chat")
+    prompt_tokens = lambda: estimate_tokens(prompt_text(messages))  # noqa: E731
+    if streaming:
+        stream, first = await start_stream(meter, upstreams, lambda up: adapter_for(up).chat_stream(up, body))
+        return EventStreamResponse(
+            openai_events(
+                stream,
+                first,
+                meter,
+                chunk_map=lambda c: (c, chat_chunk_text(c)),
+                include_usage=wants_usage(data),
+                prompt_tokens=prompt_tokens,
+            )
+        )
+    answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).chat(up, body))
+    settle(meter, answer, prompt_tokens, chat_message_text)
+    answer["model"] = model.id
+    return json_response(answer)
+
+
+def settle(meter: Meter, answer: dict[str, Any], prompt_tokens: Callable[[], int], text_of: Callable[[dict[str, Any]], str]) -> None:
+    """Record a whole answer's usage (the upstream's, else counted, and then shown in the answer too)."""
+    if not meter.use(answer.get("usage")):
+        meter.estimate(prompt_tokens(), estimate_tokens(text_of(answer)))
+        answer["usage"] = meter.usage()
+    meter.finish(200)
+
+
+# --- legacy completions ---------------------------------------------------------------------------
+
+# Legacy fields a chat upstream cannot honour; asked for, they are refused rather than ignored.
+UNTRANSLATABLE_COMPLETION_FIELDS = ("suffix", "logprobs", "best_of")
+# Fields that mean the same in both APIs and are carried over to the chat request.
+SHARED_FIELDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "seed",
+    "user",
+    "stream",
+    "stream_options",
+)
+
+
+def single_prompt(data: dict[str, Any]) -> str:
+    prompt = data.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise ApiError(
+            400,
+            "prompt must be one string for this model (it is served through chat; arrays of prompts and token ids need a model with native completions).",
+            param="prompt",
+            code="invalid_type" if prompt is not None else "missing_field",
+        )
+    for name in UNTRANSLATABLE_COMPLETION_FIELDS:
+        if data.get(name) not in (None, 1 if name == "best_of" else None):
+            raise ApiError(
+                400,
+                f"{name} is not supported for this model: it is served through chat completions.",
+                param=name,
+                code="unsupported_parameter",
+            )
+    return prompt
+
+
+def chat_request_for(data: dict[str, Any], prompt: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": data["model"], "messages": [{"role": "user", "content": prompt}]}
+    body.update({key: data[key] for key in SHARED_FIELDS if key in data})
+    return body
+
+
+def completion_from_chat(answer: dict[str, Any], prompt: str, echo: bool) -> dict[str, Any]:
+    choices = [
+        {
+            "index": choice.get("index", i),
+            "text": (prompt if echo else "") + (choice.get("message", {}).get("content") or ""),
+            "logprobs": None,
+            "finish_reason": _completion_finish(choice.get("finish_reason")),
+        }
+        for i, choice in enumerate(answer.get("choices") or ())
+    ]
+    completion = {
+        "id": "cmpl-" + str(answer.get("id", "")).removeprefix("chatcmpl-"),
+        "object": "text_completion",
+        "created": answer.get("created", 0),
+        "model": answer.get("model", ""),
+        "choices": choices,
+    }
+    if "usage" in answer:
+        completion["usage"] = answer["usage"]
+    if answer.get("system_fingerprint"):
+        completion["system_fingerprint"] = answer["system_fingerprint"]
+    return completion
+
+
+def _completion_finish(reason: str | None) -> str | None:
+    # Legacy completions know stop, length and content_filter; a chat-only reason reads as stop.
+    return reason if reason in (None, "stop", "length", "content_filter") else "stop"
+
+
+def completion_chunk_from_chat(chunk: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    choices, text = [], ""
+    for choice in chunk.get("choices") or ():
+        piece = (choice.get("delta") or {}).get("content") or ""
+        finish = choice.get("finish_reason")
+        text += piece
+        if piece or finish:
+            choices.append({"index": choice.get("index", 0), "text": piece, "logprobs": None, "finish_reason": _completion_finish(finish)})
+    if not choices:
+        return None, text
+    return {
+        "id": "cmpl-" + str(chunk.get("id", "")).removeprefix("chatcmpl-"),
+        "object": "text_completion",
+        "created": chunk.get("created", 0),
+        "model": chunk.get("model", ""),
+        "choices": choices,
+    }, text
+
+
+def completion_chunk_text(chunk: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    return chunk, "".join(c.get("text") or "" for c in chunk.get("choices") or ())
+
+
+def prompt_of(data: dict[str, Any]) -> str:
+    prompt = data.get("prompt")
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        return "".join(p for p in prompt if isinstance(p, str))
+    return ""
+
+
+async def completions(call: Call) -> HttpResponseBase:
+    """POST /v1/ai/completions (and /v1/completions): legacy completions, for every chat model.
+
+    An upstream that serves /completions itself gets the request as it is; for any other, the
+    prompt becomes a one-message chat and the answer is turned back into a text completion
+    (streaming included).
+    """
+    studio_id = call.studio_id()
+    data = call.data
+    model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
+    if data.get("prompt") is None:
+        raise ApiError(400, "prompt is required: the text to complete.", param="prompt", code="missing_field")
+    streaming = stream_flag(data)
+    echo = data.get("echo") is True
+    body = upstream_body(data)
+    native_only = all(up.legacy_completions for up in upstreams)
+    chat_prompt = "" if native_only else single_prompt(data)
+    chat_body = {} if native_only else chat_request_for(body, chat_prompt)
+    meter = Meter(call, studio_id, model, "completions")
+    prompt_tokens = lambda: estimate_tokens(prompt_of(data))  # noqa: E731
+    if streaming:
+
+        def start(up: Upstream) -> AsyncIterator[dict[str, Any]]:
+            adapter = adapter_for(up)
+            if up.legacy_completions:
+                return adapter.completions_stream(up, body)
+            return completion_stream_from_chat(adapter.chat_stream(up, chat_body), chat_prompt if echo else "")
+
+        stream, first = await start_stream(meter, upstreams, start)
+        return EventStreamResponse(
+            openai_events(
+                stream, first, meter, chunk_map=completion_chunk_text, include_usage=wants_usage(data), prompt_tokens=prompt_tokens
+            )
+        )
+
+    async def attempt(up: Upstream) -> dict[str, Any]:
+        adapter = adapter_for(up)
+        if up.legacy_completions:
+            return await adapter.completions(up, body)
+        return completion_from_chat(await adapter.chat(up, chat_body), chat_prompt, echo)
+
+    answer = await answer_once(meter, upstreams, attempt)
+    settle(meter, answer, prompt_tokens, lambda a: "".join(c.get("text") or "" for c in a.get("choices") or ()))
+    answer["model"] = model.id
+    return json_response(answer)
+
+
+async def completion_stream_from_chat(stream: AsyncIterator[dict[str, Any]], echo_prompt: str) -> AsyncIterator[dict[str, Any]]:
+    """A chat stream as legacy completion chunks (usage chunks pass as they are); `echo_prompt`,
+    when given, is sent first."""
+    try:
+        async for chunk in stream:
+            if not chunk.get("choices"):
+                yield chunk
+                continue
+            mapped, _ = completion_chunk_from_chat(chunk)
+            if mapped is None:
+                continue
+            if echo_prompt:
+                yield {**mapped, "choices": [{"index": 0, "text": echo_prompt, "logprobs": None, "finish_reason": None}]}
+                echo_prompt = ""
+            yield mapped
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+# --- embeddings -------------------------------------------------------------------------------------
+
+
+def check_embedding_input(data: dict[str, Any]) -> str:
+    value = data.get("input")
+    ok = (isinstance(value, str) and value != "") or (
+        isinstance(value, list)
+        and value
+        and (
+            all(isinstance(v, str) and v != "" for v in value)
+            or all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or all(isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool) for t in v) for v in value)
+        )
+    )
+    if not ok:
+        raise ApiError(
+            400,
+            "input must be a non-empty string, a list of non-empty strings, or token ids (a list of integers, or a list of such lists).",
+            param="input",
+            code="missing_field" if value is None else "invalid_type",
+        )
+    encoding = data.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise ApiError(400, "encoding_format must be 'float' or 'base64'.", param="encoding_format", code="invalid_value")
+    return encoding
+
+
+def float32_base64(vector: list[float]) -> str:
+    """A vector as OpenAI's base64 encoding: little-endian float32, as the official SDKs decode it."""
+    packed = array("f", vector)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+async def embeddings(call: Call) -> HttpResponseBase:
+    """POST /v1/ai/embeddings (and /v1/embeddings): floats or base64, one string or many."""
+    studio_id = call.studio_id()
+    data = call.data
+    model, upstreams = await callable_model(data.get("model"), EMBEDDINGS)
+    encoding = check_embedding_input(data)
+    body = upstream_body(data)
+    meter = Meter(call, studio_id, model, "embeddings")
+    answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).embeddings(up, body))
+    inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
+    settle(
+        meter,
+        answer,
+        lambda: sum(estimate_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1 for i in inputs),
+        lambda a: "",
+    )
+    if encoding == "base64":
+        for item in answer.get("data") or ():
+            if isinstance(item.get("embedding"), list):
+                item["embedding"] = float32_base64(item["embedding"])
+    answer["model"] = model.id
+    return json_response(answer)

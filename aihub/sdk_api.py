@@ -1,0 +1,229 @@
+"""City's own text API for studios: POST /v1/ai/text and its streaming twin POST /v1/ai/stream.
+
+Request: `{studio_id?, model, prompt | messages, system?, max_tokens?, temperature?, …}`; other
+fields (top_p, stop, seed, tools, response_format, …) go to the model as chat parameters.
+Answer: a message `{id: "msg_…", role: "assistant", parts: [...], model, finish_reason, usage}`
+with parts `{"type": "text", "text"}`, `{"type": "reasoning", "text"}` (models that show their
+thinking) and `{"type": "tool_call", "id", "name", "arguments"}`.
+
+The stream's events, in order (each `data:` is one JSON object):
+    event: start   data: {"id", "model", "role": "assistant"}
+    event: delta   data: {"type": "text" | "reasoning", "text"}          (zero or more)
+    event: done    data: the whole message, as /v1/ai/text answers it, usage included
+or, when the upstream fails after the stream has started, instead of `done`:
+    event: error   data: {"error": {"message", "type", "code", "param"}}
+A failure before the stream starts is an ordinary JSON error with its HTTP status.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.http import HttpResponseBase
+
+from aihub.adapters import adapter_for
+from aihub.adapters.base import UpstreamError
+from aihub.catalog_types import STREAM, TEXT, Model
+from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
+from aihub.openai_api import INTERNAL_ERROR, answer_once, chat_message_text, log, settle, start_stream
+from aihub.streaming import EventStreamResponse, error_payload, event_frame
+from aihub.upstreams import callable_model
+from city.calls import Call
+from city.errors import ApiError, json_response
+from city.ids import new_id
+
+OWN_FIELDS = ("studio_id", "model", "prompt", "messages", "system", "stream")
+
+
+def chat_request(data: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI chat request for a text request; raises ApiError naming the first bad field."""
+    prompt, messages, system = data.get("prompt"), data.get("messages"), data.get("system")
+    if (prompt is None) == (messages is None):
+        raise ApiError(
+            400,
+            "Send either prompt (a string) or messages (a list of {role, content}), not both and not neither.",
+            param="prompt",
+            code="missing_field" if prompt is None else "invalid_value",
+        )
+    if system is not None and not isinstance(system, str):
+        raise ApiError(400, "system must be a string.", param="system", code="invalid_type")
+    if prompt is not None:
+        if not isinstance(prompt, str) or not prompt:
+            raise ApiError(400, "prompt must be a non-empty string.", param="prompt", code="invalid_type")
+        chat_messages = [{"role": "user", "content": prompt}]
+    else:
+        chat_messages = [_message(m, i) for i, m in enumerate(messages)] if isinstance(messages, list) and messages else None
+        if chat_messages is None:
+            raise ApiError(400, "messages must be a non-empty list of {role, content}.", param="messages", code="invalid_type")
+    if system:
+        chat_messages.insert(0, {"role": "system", "content": system})
+    max_tokens = data.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise ApiError(400, "max_tokens must be a positive integer.", param="max_tokens", code="invalid_value")
+    temperature = data.get("temperature")
+    if temperature is not None and (
+        not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 <= temperature <= 2
+    ):
+        raise ApiError(400, "temperature must be a number from 0 to 2.", param="temperature", code="invalid_value")
+    body = {key: value for key, value in data.items() if key not in OWN_FIELDS}
+    body["model"] = data["model"]
+    body["messages"] = chat_messages
+    return body
+
+
+def _message(message: Any, index: int) -> dict[str, Any]:
+    """A message as OpenAI takes it: `content` as given, or City's `parts` turned into content parts."""
+    where = f"messages[{index}]"
+    if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
+        raise ApiError(
+            400, f"{where} must be an object with role 'system', 'user', 'assistant' or 'tool'.", param=where, code="invalid_value"
+        )
+    if "parts" not in message:
+        if not isinstance(message.get("content"), (str, list)) and not message.get("tool_calls"):
+            raise ApiError(400, f"{where} needs content (a string) or parts.", param=where, code="missing_field")
+        return message
+    parts = message["parts"]
+    if not isinstance(parts, list):
+        raise ApiError(
+            400, f'{where}.parts must be a list such as [{{"type": "text", "text": "…"}}].', param=f"{where}.parts", code="invalid_type"
+        )
+    content = []
+    for n, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            content.append({"type": "text", "text": part["text"]})
+        elif kind == "image" and isinstance(part.get("url"), str):
+            content.append({"type": "image_url", "image_url": {"url": part["url"]}})
+        else:
+            raise ApiError(
+                400,
+                f'{where}.parts[{n}] must be {{"type": "text", "text"}} or {{"type": "image", "url"}} (an https or data: URL).',
+                param=f"{where}.parts[{n}]",
+                code="invalid_value",
+            )
+    rest = {key: value for key, value in message.items() if key != "parts"}
+    return {**rest, "content": content}
+
+
+def message_from_chat(message_id: str, model: Model, answer: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+    choice = (answer.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    return {
+        "id": message_id,
+        "role": "assistant",
+        "parts": parts_of(message.get("reasoning_content"), message.get("content"), message.get("tool_calls")),
+        "model": model.id,
+        "finish_reason": choice.get("finish_reason"),
+        "usage": usage,
+    }
+
+
+def parts_of(reasoning: Any, text: Any, tool_calls: Any) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if isinstance(reasoning, str) and reasoning:
+        parts.append({"type": "reasoning", "text": reasoning})
+    if isinstance(text, str) and (text or not tool_calls):
+        parts.append({"type": "text", "text": text})
+    for call in tool_calls or ():
+        function = call.get("function") or {}
+        parts.append(
+            {"type": "tool_call", "id": call.get("id"), "name": function.get("name"), "arguments": function.get("arguments") or ""}
+        )
+    if not parts:
+        parts.append({"type": "text", "text": ""})
+    return parts
+
+
+async def text(call: Call) -> HttpResponseBase:
+    """POST /v1/ai/text: one whole answer."""
+    studio_id = call.studio_id()
+    model, upstreams = await callable_model(call.data.get("model"), TEXT)
+    body = chat_request(call.data)
+    meter = Meter(call, studio_id, model, "text")
+    answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).chat(up, body))
+    settle(meter, answer, lambda: estimate_tokens(prompt_text(body["messages"])), chat_message_text)
+    return json_response(message_from_chat(new_id("msg"), model, answer, meter.usage()))
+
+
+async def stream(call: Call) -> HttpResponseBase:
+    """POST /v1/ai/stream: the same answer as server-sent events (see the module docstring)."""
+    studio_id = call.studio_id()
+    model, upstreams = await callable_model(call.data.get("model"), STREAM)
+    body = chat_request(call.data)
+    meter = Meter(call, studio_id, model, "stream")
+    chunks, first = await start_stream(meter, upstreams, lambda up: adapter_for(up).chat_stream(up, body))
+    return EventStreamResponse(text_events(chunks, first, meter, new_id("msg"), body["messages"]))
+
+
+async def text_events(
+    chunks: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None, meter: Meter, message_id: str, messages: list[Any]
+) -> AsyncIterator[bytes]:
+    status, error_code = 200, ""
+    text_pieces: list[str] = []
+    reasoning_pieces: list[str] = []
+    tool_calls: dict[int, dict[str, Any]] = {}
+    finish_reason = None
+    got_usage = False
+
+    def count() -> None:
+        if not got_usage:
+            generated = "".join(text_pieces) + "".join(reasoning_pieces) + "".join(c["function"]["arguments"] for c in tool_calls.values())
+            meter.estimate(estimate_tokens(prompt_text(messages)), estimate_tokens(generated))
+
+    try:
+        yield event_frame("start", {"id": message_id, "model": meter.model.id, "role": "assistant"})
+        chunk = first
+        while chunk is not None:
+            choices = chunk.get("choices")
+            if not choices and "usage" in chunk:
+                got_usage = meter.use(chunk["usage"]) or got_usage
+            for choice in choices or ():
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("reasoning_content"), str) and delta["reasoning_content"]:
+                    reasoning_pieces.append(delta["reasoning_content"])
+                    yield event_frame("delta", {"type": "reasoning", "text": delta["reasoning_content"]})
+                if isinstance(delta.get("content"), str) and delta["content"]:
+                    text_pieces.append(delta["content"])
+                    yield event_frame("delta", {"type": "text", "text": delta["content"]})
+                for piece in delta.get("tool_calls") or ():
+                    _merge_tool_call(tool_calls, piece)
+                finish_reason = choice.get("finish_reason") or finish_reason
+            chunk = await anext(chunks, None)  # type: ignore[arg-type]
+        count()
+        calls = [tool_calls[i] for i in sorted(tool_calls)]
+        yield event_frame(
+            "done",
+            {
+                "id": message_id,
+                "role": "assistant",
+                "parts": parts_of("".join(reasoning_pieces), "".join(text_pieces), calls),
+                "model": meter.model.id,
+                "finish_reason": finish_reason,
+                "usage": meter.usage(),
+            },
+        )
+    except UpstreamError as exc:
+        status, error_code = exc.status, exc.code or "upstream_error"
+        count()
+        yield event_frame("error", error_payload(exc))
+    except (asyncio.CancelledError, GeneratorExit):
+        status, error_code = CLIENT_CLOSED, "client_closed"
+        count()
+        raise
+    except Exception:
+        log.exception("relaying a stream from %s failed", meter.provider)
+        status, error_code = 500, "internal_error"
+        yield event_frame("error", INTERNAL_ERROR)
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        meter.finish(status, error_code)
+
+
+def _merge_tool_call(calls: dict[int, dict[str, Any]], piece: dict[str, Any]) -> None:
+    index = piece.get("index", 0)
+    call = calls.setdefault(index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+    if piece.get("id"):
+        call["id"] = piece["id"]
+    function = piece.get("function") or {}
+    call["function"]["name"] += function.get("name") or ""
+    call["function"]["arguments"] += function.get("arguments") or ""

@@ -1,0 +1,50 @@
+"""Server-sent events out of City: the response class and the frame encoders."""
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+from django.http import StreamingHttpResponse
+
+from aihub.adapters.base import UpstreamError
+from city.errors import TYPE_BY_STATUS, ApiError, error_body
+
+DONE = b"data: [DONE]\n\n"
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """A `text/event-stream` answer whose source is closed the moment the client goes away.
+
+    Django cancels a streaming response's task when the client disconnects and closes the
+    iterator it consumes; `__aiter__` passes that close on to the source generator at once, so the
+    source's `finally` (close the upstream, record usage) runs then, not whenever it is collected.
+    """
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        super().__init__(source, content_type="text/event-stream")
+        self._source = source
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"  # proxies such as nginx: pass each event on at once
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        async with aclosing(self._source) as source:  # type: ignore[type-var]
+            async for part in source:
+                yield part
+
+
+def data_frame(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def event_frame(event: str, payload: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def api_error(exc: UpstreamError) -> ApiError:
+    """An upstream failure as City answers it: the upstream's status and message, City's error type."""
+    return ApiError(exc.status, exc.message, code=exc.code, param=exc.param)
+
+
+def error_payload(exc: UpstreamError) -> dict[str, Any]:
+    return error_body(exc.message, TYPE_BY_STATUS.get(exc.status, "api_error"), code=exc.code or "upstream_error", param=exc.param)

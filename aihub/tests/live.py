@@ -1,0 +1,58 @@
+"""A City process for the AI hub's end-to-end tests, with its upstreams simulated on loopback.
+
+One Daphne process serves a whole test class (starting one costs about a second); each test gets
+a fresh studio and token, its own OpenAI simulator, and points providers at it through
+`env/upsert` — the way an admin configures City.
+"""
+
+from typing import Any
+
+import httpx
+
+from aihub.tests.upstream.openai_sim import OpenAISim
+from city.livecity import LiveCity, LiveCityTestCase
+
+DEEPSEEK_KEY = "sk-test-deepseek-not-real"
+OPENAI_KEY = "sk-test-openai-not-real"
+
+
+class AiLiveTestCase(LiveCityTestCase):
+    city: LiveCity
+    city_env: dict[str, str] = {}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.city = LiveCity(extra_env=cls.city_env)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.city.stop()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.admin = httpx.Client(base_url=self.city.url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
+        self.addCleanup(self.admin.close)
+        self.studio = self.ok(self.admin.post("/v1/studios/create", json={"name": "Acme Games"}))
+        issued = self.ok(self.admin.post("/v1/studios/tokens/apply", json={"studio_id": self.studio["id"], "name": "game server"}))
+        self.token, self.token_id = issued["token"], issued["id"]
+        self.user = httpx.Client(base_url=self.city.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        self.addCleanup(self.user.close)
+        self.sim = OpenAISim().start()
+        self.addCleanup(self.sim.stop)
+        self.set_env(
+            DEEPSEEK_API_KEY=DEEPSEEK_KEY, DEEPSEEK_BASE_URL=self.sim.url, OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=self.sim.url + "/v1"
+        )
+
+    def ok(self, response: httpx.Response) -> Any:
+        self.assertEqual(response.status_code, 200, response.text[:500])
+        return response.json()
+
+    def set_env(self, **values: str) -> None:
+        for key, value in values.items():
+            self.ok(self.admin.post("/v1/env/upsert", json={"key": key, "value": value}))
+
+    def remove_env(self, *keys: str) -> None:
+        for key in keys:
+            self.ok(self.admin.post("/v1/env/remove", json={"key": key}))

@@ -1,0 +1,216 @@
+"""A loopback Anthropic Messages API: `POST /v1/messages`, plain and streamed, in the wire format of
+Anthropic's API reference (message objects, named SSE events, `{"type": "error", "error": {...}}`).
+
+It checks a request as the real API does where an adapter could get it wrong (headers, required
+`max_tokens`, roles that alternate, `tool_result` blocks that answer the previous turn's `tool_use`
+blocks, block shapes, temperature range) and refuses with Anthropic's 400. It answers `sim.script`
+(see sim.Script), or, after `sim.play("name")`, the recorded payload `anthropic/name.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aihub.tests.upstream.sim import Received, Reply, SimServer, sse
+
+RECORDINGS = Path(__file__).parent / "anthropic"
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+               529: "overloaded_error"}
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+
+
+class AnthropicSim(SimServer):
+    recordings = RECORDINGS
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}}
+
+    def _error(self, status: int, message: str) -> Reply:
+        return Reply.json(self.error_body(status, message), status=status)
+
+    def handle(self, request: Received) -> Reply:
+        if request.method != "POST" or request.path != "/v1/messages":
+            return self._error(404, f"Not found: {request.method} {request.path}")
+        if not request.headers.get("x-api-key"):
+            return self._error(401, "x-api-key header is required")
+        if request.headers.get("anthropic-version") != "2023-06-01":
+            return self._error(400, "anthropic-version: header is required and must be a valid version")
+        body = request.json
+        if not isinstance(body, dict):
+            return self._error(400, "Request body must be a JSON object")
+        if problem := request_problem(body):
+            return self._error(400, problem)
+        if (played := self.next_played()) is not None:
+            payload, status = played
+            if isinstance(payload, list):
+                return Reply.sse(sse(event["data"], event=event["event"]) for event in payload)
+            return Reply.json(payload, status=status)
+        if body.get("stream"):
+            return Reply.sse(self._events(body))
+        return Reply.json(self._message(body))
+
+    # --- answers from the script ----------------------------------------------------------------
+
+    def _calls_tool(self, body: dict[str, Any]) -> bool:
+        choice = (body.get("tool_choice") or {}).get("type")
+        return self.script.tool_call is not None and bool(body.get("tools")) and choice != "none"
+
+    def _usage(self, output_tokens: int | None = None) -> dict[str, Any] | None:
+        if self.script.usage is None:
+            return None
+        prompt, completion = self.script.usage
+        return {"input_tokens": prompt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                "output_tokens": completion if output_tokens is None else output_tokens, "service_tier": "standard"}
+
+    def _message(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self._calls_tool(body):
+            name, arguments = self.script.tool_call or ("", {})
+            content = [{"type": "tool_use", "id": "toolu_01SimSimSimSimSimSim0001", "name": name, "input": arguments}]
+            stop_reason = "tool_use"
+        else:
+            content = [{"type": "text", "text": self.script.text}]
+            stop_reason = STOP_REASONS[self.script.finish]
+        message = {"id": "msg_01SimSimSimSimSimSimSim01", "type": "message", "role": "assistant", "model": body["model"],
+                   "content": content, "stop_reason": stop_reason, "stop_sequence": None}
+        if (usage := self._usage()) is not None:
+            message["usage"] = usage
+        return message
+
+    def _events(self, body: dict[str, Any]) -> Iterator[str]:
+        start = {"id": "msg_01SimSimSimSimSimSimSim01", "type": "message", "role": "assistant", "model": body["model"],
+                 "content": [], "stop_reason": None, "stop_sequence": None}
+        if (usage := self._usage(output_tokens=1)) is not None:
+            start["usage"] = usage
+        yield sse({"type": "message_start", "message": start}, event="message_start")
+        if self._calls_tool(body):
+            name, arguments = self.script.tool_call or ("", {})
+            block = {"type": "tool_use", "id": "toolu_01SimSimSimSimSimSim0001", "name": name, "input": {}}
+            encoded = json.dumps(arguments)
+            pieces = ["", encoded[: len(encoded) // 2], encoded[len(encoded) // 2:]]
+            deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
+            stop_reason = "tool_use"
+        else:
+            block = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": piece} for piece in self.script.pieces()]
+            stop_reason = STOP_REASONS[self.script.finish]
+        yield sse({"type": "content_block_start", "index": 0, "content_block": block}, event="content_block_start")
+        yield sse({"type": "ping"}, event="ping")
+        for delta in deltas:
+            yield sse({"type": "content_block_delta", "index": 0, "delta": delta}, event="content_block_delta")
+        yield sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
+        message_delta: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}}
+        if self.script.usage is not None:
+            message_delta["usage"] = {"output_tokens": self.script.usage[1]}
+        yield sse(message_delta, event="message_delta")
+        yield sse({"type": "message_stop"}, event="message_stop")
+
+
+# --- what the real API refuses ------------------------------------------------------------------
+
+
+def request_problem(body: dict[str, Any]) -> str | None:
+    """Anthropic's 400 message for a request it would refuse, or None."""
+    if not isinstance(body.get("model"), str):
+        return "model: Field required"
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        return "max_tokens: Field required" if max_tokens is None else "max_tokens: Input should be a valid integer greater than 0"
+    temperature = body.get("temperature")
+    if temperature is not None and not 0 <= temperature <= 1:
+        return "temperature: Input should be less than or equal to 1"
+    system = body.get("system")
+    if system is not None and not isinstance(system, str) and not (
+            isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" and b.get("text") for b in system)):
+        return "system: Input should be a valid string or a list of text blocks"
+    if not isinstance(body.get("stop_sequences", []), list):
+        return "stop_sequences: Input should be a valid list"
+    if problem := _tools_problem(body):
+        return problem
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    previous_tool_uses: set[str] = set()
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        if i and messages[i - 1].get("role") == role:
+            return f'messages: roles must alternate between "user" and "assistant", but found multiple "{role}" roles in a row'
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(blocks, list) or not blocks:
+            return f"messages.{i}.content: Input should be a valid string or a non-empty list of content blocks"
+        for j, block in enumerate(blocks):
+            if problem := _block_problem(block, role, f"messages.{i}.content.{j}"):
+                return problem
+        results = {b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"}
+        if role == "user" and previous_tool_uses - results:
+            return (f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    f"{', '.join(sorted(previous_tool_uses - results))}. Each `tool_use` block must have a corresponding "
+                    "`tool_result` block in the next message.")
+        if stray := results - previous_tool_uses:
+            return (f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {', '.join(sorted(stray))}. "
+                    "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
+        previous_tool_uses = {b["id"] for b in blocks if b.get("type") == "tool_use"}
+    return None
+
+
+def _block_problem(block: Any, role: str, where: str) -> str | None:
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind not in BLOCK_TYPES:
+        return f"{where}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+    if kind == "text" and not (isinstance(block.get("text"), str) and block["text"]):
+        return "messages: text content blocks must be non-empty"
+    if kind in ("image", "document"):
+        source = block.get("source") or {}
+        if source.get("type") == "base64":
+            allowed = IMAGE_TYPES if kind == "image" else {"application/pdf"}
+            if source.get("media_type") not in allowed:
+                return f"{where}.{kind}.source.base64.media_type: Input should be {' or '.join(repr(t) for t in sorted(allowed))}"
+            if not isinstance(source.get("data"), str) or not source["data"]:
+                return f"{where}.{kind}.source.base64.data: Field required"
+        elif source.get("type") == "url":
+            if not str(source.get("url", "")).startswith(("http://", "https://")):
+                return f"{where}.{kind}.source.url.url: Input should be a valid URL"
+        else:
+            return f"{where}.{kind}.source: Input tag '{source.get('type')}' found using 'type' does not match any of the expected tags: 'base64', 'url'"
+        if role != "user":
+            return f"{where}: {kind} blocks are only allowed in user messages"
+    if kind == "tool_use":
+        if role != "assistant":
+            return f"{where}: tool_use blocks are only allowed in assistant messages"
+        if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str) or not isinstance(block.get("input"), dict):
+            return f"{where}.tool_use: id, name and an object input are required"
+    if kind == "tool_result":
+        if role != "user":
+            return f"{where}: tool_result blocks are only allowed in user messages"
+        if not isinstance(block.get("tool_use_id"), str):
+            return f"{where}.tool_result.tool_use_id: Field required"
+    return None
+
+
+def _tools_problem(body: dict[str, Any]) -> str | None:
+    tools = body.get("tools")
+    if tools is not None:
+        for i, tool in enumerate(tools):
+            if not isinstance(tool.get("name"), str) or not isinstance(tool.get("input_schema"), dict):
+                return f"tools.{i}: name and input_schema are required"
+            if tool["input_schema"].get("type") != "object":
+                return f"tools.{i}.custom.input_schema.type: Input should be 'object'"
+            if set(tool) - {"name", "description", "input_schema", "type", "cache_control"}:
+                return f"tools.{i}.custom.{sorted(set(tool) - {'name', 'description', 'input_schema'})[0]}: Extra inputs are not permitted"
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if choice.get("type") not in ("auto", "any", "tool", "none"):
+            return "tool_choice: Input tag found using 'type' does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
+        if choice["type"] == "tool" and not isinstance(choice.get("name"), str):
+            return "tool_choice.tool.name: Field required"
+        if not tools:
+            return "tool_choice may only be specified while providing tools."
+    return None
