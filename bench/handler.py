@@ -33,11 +33,14 @@ def scope(path: str) -> dict:
             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 80)}
 
 
-async def one(app, request_scope: dict) -> int:
-    """One request; the disconnect arrives only after the response, as from a keep-alive client."""
-    incoming = [{"type": "http.request", "body": b"", "more_body": False}]
+async def one(app, request_scope: dict, body: bytes = b"") -> tuple[int, float, float]:
+    """One request: (status, seconds to the first body byte, seconds to the end).
+
+    The disconnect arrives only after the response, as from a keep-alive client.
+    """
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
     done = asyncio.Event()
-    status = 0
+    status, first = 0, 0.0
 
     async def receive() -> dict:
         if incoming:
@@ -46,19 +49,23 @@ async def one(app, request_scope: dict) -> int:
         return {"type": "http.disconnect"}
 
     async def send(message: dict) -> None:
-        nonlocal status
+        nonlocal status, first
         if message["type"] == "http.response.start":
             status = message["status"]
+        elif message.get("body") and not first:
+            first = time.perf_counter()
 
+    started = time.perf_counter()
     await app(request_scope, receive, send)
+    ended = time.perf_counter()
     done.set()
-    return status
+    return status, first - started, ended - started
 
 
 async def measure(app, requests: int) -> tuple[float, float]:
     request_scope = scope("/v1/services")
     for _ in range(200):  # warm-up
-        assert await one(app, request_scope) == 200
+        assert (await one(app, request_scope))[0] == 200
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(requests):
         await one(app, request_scope)
