@@ -5,7 +5,10 @@ user and assistant to alternate); `tool` messages → `tool_result` blocks in a 
 `tool_calls` → `tool_use` blocks; `image_url` parts → `image` blocks (base64 or URL source); PDF
 `file` parts → `document` blocks; tools, `tool_choice` and `parallel_tool_calls`; `max_tokens`
 (required by Anthropic, defaulted here), `temperature` (clamped to Anthropic's 0–1), `top_p` (when no
-temperature is given: current models refuse both), `stop`.
+temperature is given: current models refuse both), `stop`, `user` (→ `metadata.user_id`). OpenAI's
+bookkeeping fields (`store`, `metadata`, `service_tier` …) and `seed` are left out; any other OpenAI
+field Claude cannot honour (`logit_bias`, penalties, `reasoning_effort` …) is a 400 naming it;
+fields that are not OpenAI's (`top_k`, `thinking` …) are forwarded as they are.
 Answer: text and `tool_use` blocks → `content` and `tool_calls`; `stop_reason` → `finish_reason`;
 `usage` (cache reads and writes count as prompt tokens). Streams translate event by event.
 """
@@ -79,9 +82,21 @@ def _headers(upstream: Upstream) -> dict[str, str]:
 # --- Request ----------------------------------------------------------------------------------
 
 
+# OpenAI chat fields this adapter translates (or, for n, logprobs and audio, refuses unless neutral).
+TRANSLATED_FIELDS = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "tools", "tool_choice",
+    "parallel_tool_calls", "user", "stream", "response_format", "n", "logprobs", "top_logprobs", "modalities", "audio",
+})
+# OpenAI fields left out: bookkeeping, and `seed`, which OpenAI itself only honours on a best-effort
+# basis (Claude has no seed). Every other OpenAI field is refused unless neutral.
+IGNORED_FIELDS = oa.BOOKKEEPING_FIELDS | {"seed"}
+
+
 def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
-    """The Anthropic Messages request for an OpenAI chat completions request."""
+    """The Anthropic Messages request for an OpenAI chat completions request. Fields that are not
+    OpenAI's (Anthropic's own `top_k`, `thinking` …) are forwarded as they are."""
     oa.refuse_unsupported(body, allow_n=False)
+    extensions = oa.extension_fields(body, translated=TRANSLATED_FIELDS, ignored=IGNORED_FIELDS)
     if oa.response_format_type(body) not in (None, "text"):
         raise oa.invalid_request("This model does not take `response_format`; describe the JSON you want in the prompt.",
                                  "response_format")
@@ -107,6 +122,7 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
         payload["metadata"] = {"user_id": body["user"]}
     if stream:
         payload["stream"] = True
+    oa.add_extensions(payload, extensions)
     return payload
 
 

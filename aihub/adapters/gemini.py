@@ -6,7 +6,10 @@ roles `user`/`model`, consecutive turns of one role merged; `image_url` parts �
 `input_audio` parts → `inlineData`; assistant `tool_calls` → `functionCall` parts; `tool` messages →
 `functionResponse` parts; `tools` → `functionDeclarations` (JSON Schema as `parametersJsonSchema`);
 `tool_choice` → `toolConfig`; sampling fields, `stop`, `n`, `seed`, penalties and `response_format`
-→ `generationConfig`.
+→ `generationConfig`. OpenAI's bookkeeping fields (`store`, `metadata`, `user` …) and
+`parallel_tool_calls` are left out; any other OpenAI field Gemini cannot honour (`logit_bias`,
+`reasoning_effort` …) is a 400 naming it; fields that are not OpenAI's are forwarded (`top_k` →
+`generationConfig.topK`, `generationConfig` merged, others as they are).
 Answer: `candidates` → `choices` (thought parts left out), `functionCall` parts → `tool_calls`,
 `finishReason` → `finish_reason`, `usageMetadata` → `usage`. Embeddings via `embedContent` (one
 input) or `batchEmbedContents` (several).
@@ -139,9 +142,24 @@ def _http_error(status: int, body: bytes, provider: str) -> UpstreamError:
 # --- Request ----------------------------------------------------------------------------------
 
 
+# OpenAI chat fields this adapter translates (or, for logprobs and audio, refuses unless neutral).
+TRANSLATED_FIELDS = frozenset({
+    "model", "messages", "temperature", "top_p", "presence_penalty", "frequency_penalty", "n", "seed", "max_tokens",
+    "max_completion_tokens", "stop", "response_format", "tools", "tool_choice", "stream", "logprobs", "top_logprobs",
+    "modalities", "audio",
+})
+# OpenAI fields left out: bookkeeping, and `parallel_tool_calls` (Gemini decides how many calls to
+# make; it has no switch). Every other OpenAI field is refused unless neutral.
+IGNORED_FIELDS = oa.BOOKKEEPING_FIELDS | {"parallel_tool_calls"}
+
+
 def generate_request(body: dict[str, Any]) -> dict[str, Any]:
-    """The Gemini `GenerateContentRequest` for an OpenAI chat completions request."""
+    """The Gemini `GenerateContentRequest` for an OpenAI chat completions request. Fields that are not
+    OpenAI's are forwarded: `top_k` as `generationConfig.topK`, a `generationConfig` object merged
+    into the translated one (e.g. `{"thinkingConfig": {"thinkingBudget": 0}}`), any other as it is
+    (`safetySettings`, `cachedContent` …)."""
     oa.refuse_unsupported(body, allow_n=True)
+    extensions = oa.extension_fields(body, translated=TRANSLATED_FIELDS, ignored=IGNORED_FIELDS)
     system, contents = _contents(oa.messages_of(body))
     payload: dict[str, Any] = {"contents": contents}
     if system:
@@ -166,7 +184,34 @@ def generate_request(body: dict[str, Any]) -> dict[str, Any]:
         payload["toolConfig"] = {"functionCallingConfig": calling}
     elif mode not in (None, "none"):
         raise oa.invalid_request("`tool_choice` needs `tools`.", "tool_choice")
+    _add_extensions(payload, extensions)
     return payload
+
+
+def _add_extensions(payload: dict[str, Any], extensions: dict[str, Any]) -> None:
+    config_extras = {}
+    if "top_k" in extensions:
+        top_k = extensions.pop("top_k")
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+                raise oa.invalid_request("`top_k` must be a positive integer.", "top_k")
+            config_extras["topK"] = top_k
+    if "generationConfig" in extensions:
+        extra_config = extensions.pop("generationConfig")
+        if not isinstance(extra_config, dict):
+            raise oa.invalid_request("`generationConfig` must be an object.", "generationConfig")
+        for name, value in extra_config.items():
+            if name in config_extras:
+                raise oa.invalid_request(f"`generationConfig.{name}` repeats `top_k`; send one of them.", f"generationConfig.{name}")
+            config_extras[name] = value
+    if config_extras:
+        config = payload.setdefault("generationConfig", {})
+        for name, value in config_extras.items():
+            if name in config:
+                raise oa.invalid_request(f"`generationConfig.{name}` is set from the OpenAI fields of this request; remove it.",
+                                         f"generationConfig.{name}")
+            config[name] = value
+    oa.add_extensions(payload, extensions)
 
 
 def _generation_config(body: dict[str, Any]) -> dict[str, Any]:

@@ -248,6 +248,55 @@ def refuse_unsupported(body: dict[str, Any], *, allow_n: bool) -> None:
         raise invalid_request("This model answers in text only; remove `audio` from `modalities`.", "modalities")
 
 
+# The fields of OpenAI's chat completions request (CreateChatCompletionRequest in shared/openai).
+OPENAI_CHAT_FIELDS = frozenset({
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+    "max_tokens", "messages", "metadata", "modalities", "model", "moderation", "n", "parallel_tool_calls", "prediction",
+    "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
+    "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
+    "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+})
+# OpenAI fields that only steer bookkeeping on OpenAI's side (storage, prompt caching, abuse monitoring,
+# billing tier), never what the model answers: an adapter for another protocol may leave them out.
+BOOKKEEPING_FIELDS = frozenset({
+    "store", "metadata", "service_tier", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+    "safety_identifier", "user", "stream_options",
+})
+# Values that ask for nothing beyond the default: a field set to one of them is as good as absent.
+NEUTRAL_VALUES: dict[str, Any] = {
+    "n": 1, "logprobs": False, "top_logprobs": 0, "parallel_tool_calls": True, "presence_penalty": 0,
+    "frequency_penalty": 0, "logit_bias": {}, "functions": [], "modalities": ["text"], "verbosity": "medium",
+}
+
+
+def extension_fields(body: dict[str, Any], *, translated: frozenset[str], ignored: frozenset[str]) -> dict[str, Any]:
+    """Check each field of an OpenAI chat request against what an adapter does with it, and return the
+    fields that are not OpenAI's (provider extensions such as `top_k` or `thinking`) for the adapter
+    to forward as they are.
+
+    An OpenAI field the adapter neither `translated` nor may leave out (`ignored`) raises a 400
+    naming it, unless it is absent, null or neutral (`n: 1`, `logit_bias: {}` …): an answer that
+    quietly ignored it would not be the answer the caller asked for.
+    """
+    for name, value in body.items():
+        if name not in OPENAI_CHAT_FIELDS or name in translated or name in ignored:
+            continue
+        if value is None or (name in NEUTRAL_VALUES and value == NEUTRAL_VALUES[name]):
+            continue
+        hint = " (use `tools`)" if name in ("functions", "function_call") else ""
+        raise invalid_request(f"`{name}` is not supported by this model; remove it{hint}.", name)
+    return {name: value for name, value in body.items() if name not in OPENAI_CHAT_FIELDS}
+
+
+def add_extensions(payload: dict[str, Any], extensions: dict[str, Any]) -> None:
+    """Add provider extension fields to a translated request; one City already set from the OpenAI
+    fields is refused (a 400 naming it) rather than silently overwritten either way."""
+    for name, value in extensions.items():
+        if name in payload:
+            raise invalid_request(f"`{name}` is set from the OpenAI fields of this request; remove it.", name)
+        payload[name] = value
+
+
 def safe_tool_call_id(tool_call_id: Any, param: str) -> str:
     """A tool call id the providers accept (`[A-Za-z0-9_-]+`), the same for a call and its result."""
     if not isinstance(tool_call_id, str) or not tool_call_id:

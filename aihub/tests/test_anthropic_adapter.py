@@ -146,11 +146,34 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "tool_calls": [
                 {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}]},
              "messages[1].tool_calls[0].function.arguments"),
+            ({"logit_bias": {"50256": -100}}, "logit_bias"),
+            ({"presence_penalty": 0.5}, "presence_penalty"),
+            ({"frequency_penalty": 1}, "frequency_penalty"),
+            ({"reasoning_effort": "low"}, "reasoning_effort"),
+            ({"functions": [{"name": "f", "parameters": {"type": "object"}}]}, "functions"),
+            ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+            ({"web_search_options": {}}, "web_search_options"),
+            ({"verbosity": "low"}, "verbosity"),
+            ({"system": "Be terse."}, "system"),  # an extension field that City sets itself from the messages
         ]
         for extra, param in cases:
             error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(**extra)))
             self.assertEqual((error.status, error.param, error.retryable), (400, param, False), extra)
         self.assertEqual(self.sim.requests, [])
+
+    async def test_bookkeeping_fields_and_seed_are_left_out_and_neutral_values_pass(self) -> None:
+        await self.adapter.chat(self.upstream, self.chat_body(
+            store=True, metadata={"run": "7"}, service_tier="auto", prompt_cache_key="k1", safety_identifier="u-hash", seed=3,
+            stream_options={"include_usage": True}, n=1, logprobs=False, presence_penalty=0, frequency_penalty=0.0, logit_bias={},
+            parallel_tool_calls=True, verbosity=None, reasoning_effort=None))
+        self.assertEqual(set(self.sent()), {"model", "messages", "max_tokens", "system"})
+
+    async def test_fields_that_are_not_openais_are_forwarded_to_anthropic(self) -> None:
+        thinking = {"type": "enabled", "budget_tokens": 1024}
+        await self.adapter.chat(self.upstream, self.chat_body(top_k=5, thinking=thinking))
+        self.assertEqual((self.sent()["top_k"], self.sent()["thinking"]), (5, thinking))
+        error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(top_kk=5)))
+        self.assertEqual((error.status, error.message), (400, "top_kk: Extra inputs are not permitted"))  # Anthropic's own word
 
     # --- answer translation ---------------------------------------------------------------------
 
@@ -275,6 +298,7 @@ class AnthropicSimulatorTests(unittest.TestCase):
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "Hi"}, hi]}),
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi, hi]}),
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi], "temperature": 1.5}),
+            (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi], "seed": 3}),
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi, tool_use, hi]}),
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi, {"role": "assistant", "content": [{"type": "text", "text": ""}]}]}),
             (headers, 200, {"model": "m", "max_tokens": 5, "messages": [hi, tool_use, {"role": "user", "content": [

@@ -152,11 +152,37 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             ({"tool_choice": "required"}, "tool_choice"),
             ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema.schema"),
             ({"messages": [{"role": "narrator", "content": "Hi"}]}, "messages[0].role"),
+            ({"logit_bias": {"50256": -100}}, "logit_bias"),
+            ({"reasoning_effort": "low"}, "reasoning_effort"),
+            ({"function_call": "auto", "functions": [{"name": "f"}]}, "function_call"),
+            ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+            ({"top_k": "many"}, "top_k"),
+            ({"temperature": 0.5, "generationConfig": {"temperature": 0.9}}, "generationConfig.temperature"),
+            ({"contents": []}, "contents"),  # an extension field that City sets itself from the messages
         ]
         for extra, param in cases:
             error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(**extra)))
             self.assertEqual((error.status, error.param, error.retryable), (400, param, False), extra)
         self.assertEqual(self.sim.requests, [])
+
+    async def test_bookkeeping_fields_and_parallel_tool_calls_are_left_out_and_neutral_values_pass(self) -> None:
+        await self.adapter.chat(self.upstream, self.chat_body(
+            store=True, metadata={"run": "7"}, service_tier="auto", user="player-7", prompt_cache_key="k1", parallel_tool_calls=False,
+            logprobs=False, logit_bias={}, functions=[], verbosity="medium", reasoning_effort=None))
+        sent = self.sim.last_request.json
+        self.assertEqual(set(sent), {"contents", "systemInstruction", "generationConfig"})
+        self.assertEqual(sent["generationConfig"], {"maxOutputTokens": 50})
+
+    async def test_fields_that_are_not_openais_are_forwarded_to_gemini(self) -> None:
+        safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+        await self.adapter.chat(self.upstream, self.chat_body(
+            top_k=40, generationConfig={"thinkingConfig": {"thinkingBudget": 0}}, safetySettings=safety))
+        sent = self.sim.last_request.json
+        self.assertEqual(sent["generationConfig"], {"maxOutputTokens": 50, "topK": 40, "thinkingConfig": {"thinkingBudget": 0}})
+        self.assertEqual(sent["safetySettings"], safety)
+        error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(thinking={"type": "enabled"})))
+        self.assertEqual((error.status, error.error_type), (400, "invalid_request_error"))
+        self.assertIn('Unknown name "thinking"', error.message)  # Google's own word
 
     # --- answer translation ---------------------------------------------------------------------
 

@@ -114,8 +114,16 @@ class AnthropicSim(SimServer):
 # --- what the real API refuses ------------------------------------------------------------------
 
 
+# The Messages request's top-level fields; the API refuses any other.
+REQUEST_FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
+                  "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers", "context_management"}
+
+
 def request_problem(body: dict[str, Any]) -> str | None:
     """Anthropic's 400 message for a request it would refuse, or None."""
+    for name in body:
+        if name not in REQUEST_FIELDS:
+            return f"{name}: Extra inputs are not permitted"
     if not isinstance(body.get("model"), str):
         return "model: Field required"
     max_tokens = body.get("max_tokens")
