@@ -1,7 +1,9 @@
 """City's own text API for studios: POST /v1/ai/text and its streaming twin POST /v1/ai/stream.
 
-Request: `{studio_id?, model, prompt | messages, system?, max_tokens?, temperature?, …}`; other
-fields (top_p, stop, seed, tools, response_format, …) go to the model as chat parameters.
+Request: `{studio_id?, model, prompt | messages, system?, max_tokens?, temperature?, …}`; OpenAI's
+chat parameters (top_p, stop, seed, tools, response_format, …) and the common extensions `top_k` and
+`thinking` go to the model. Any other field, and a parameter whose answer has no place in one
+message (`n` > 1, `logprobs`, audio), is a 400 naming it.
 Answer: a message `{id: "msg_…", role: "assistant", parts: [...], model, finish_reason, usage}`
 with parts `{"type": "text", "text"}`, `{"type": "reasoning", "text"}` (models that show their
 thinking) and `{"type": "tool_call", "id", "name", "arguments"}`.
@@ -22,6 +24,7 @@ from typing import Any
 from django.http import HttpResponseBase
 
 from aihub.adapters import adapter_for
+from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import STREAM, TEXT, Model
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
@@ -32,7 +35,21 @@ from city.calls import Call
 from city.errors import ApiError, json_response
 from city.ids import new_id
 
-OWN_FIELDS = ("studio_id", "model", "prompt", "messages", "system", "stream")
+OWN_FIELDS = ("studio_id", "model", "prompt", "messages", "system")
+# OpenAI chat fields whose answer has no place in City's message (one message of text, reasoning and
+# tool-call parts); accepted only at their neutral value (`n: 1` …).
+OUTSIDE_THE_MESSAGE = ("n", "logprobs", "top_logprobs", "audio", "modalities", "functions", "function_call")
+# What else a request may carry: OpenAI's chat parameters, and the provider extensions most models
+# share (`top_k`; `thinking`, as DeepSeek and Claude take it). Anything else is refused, naming it.
+CHAT_PARAMETERS = (oa.OPENAI_CHAT_FIELDS - {"model", "messages", "stream", "stream_options", *OUTSIDE_THE_MESSAGE}) | {"top_k", "thinking"}
+# The parameters' types, checked here so that a mistake is named the same way whichever provider answers.
+NUMBER, INTEGER, TEXT_OR_TEXTS = "a number", "an integer", "a string or a list of strings"
+PARAMETER_TYPES: dict[str, str] = {
+    "temperature": NUMBER, "top_p": NUMBER, "presence_penalty": NUMBER, "frequency_penalty": NUMBER,
+    "seed": INTEGER, "max_completion_tokens": INTEGER, "top_k": INTEGER, "stop": TEXT_OR_TEXTS,
+    "tools": "a list", "response_format": "an object", "logit_bias": "an object", "metadata": "an object",
+    "thinking": "an object", "user": "a string", "reasoning_effort": "a string", "parallel_tool_calls": "true or false",
+}
 
 
 def chat_request(data: dict[str, Any]) -> dict[str, Any]:
@@ -57,29 +74,79 @@ def chat_request(data: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, "messages must be a non-empty list of {role, content}.", param="messages", code="invalid_type")
     if system:
         chat_messages.insert(0, {"role": "system", "content": system})
-    max_tokens = data.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
-        raise ApiError(400, "max_tokens must be a positive integer.", param="max_tokens", code="invalid_value")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ApiError(400, f"{name} must be a positive integer.", param=name, code="invalid_value")
     temperature = data.get("temperature")
     if temperature is not None and (
         not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 <= temperature <= 2
     ):
         raise ApiError(400, "temperature must be a number from 0 to 2.", param="temperature", code="invalid_value")
     body = {key: value for key, value in data.items() if key not in OWN_FIELDS}
+    check_parameters(body)
     body["model"] = data["model"]
     body["messages"] = chat_messages
     return body
 
 
+def check_parameters(parameters: dict[str, Any]) -> None:
+    """Refuse, naming it, a field City's text API does not take, or a parameter of the wrong type."""
+    for name, value in parameters.items():
+        if name == "stream":
+            raise ApiError(
+                400, "stream is not a field of this API: POST /v1/ai/stream answers the same request as server-sent events.",
+                param=name, code="unknown_field",
+            )
+        if name in OUTSIDE_THE_MESSAGE:
+            if value is None or value == oa.NEUTRAL_VALUES.get(name):
+                continue
+            raise ApiError(
+                400, f"{name} does not fit this API's answer (one message); use POST /v1/ai/chat/completions for it.",
+                param=name, code="unsupported_parameter",
+            )
+        if name not in CHAT_PARAMETERS:
+            raise ApiError(
+                400,
+                f"{name} is not a field of this API: it takes model, prompt or messages, system and OpenAI's chat parameters "
+                "(max_tokens, temperature, top_p, stop, seed, tools, response_format …). Provider-specific fields go through "
+                "POST /v1/ai/chat/completions.",
+                param=name, code="unknown_field",
+            )
+        expected = PARAMETER_TYPES.get(name)
+        if value is None or expected is None or _is(value, expected):
+            continue
+        raise ApiError(400, f"{name} must be {expected}.", param=name, code="invalid_type")
+
+
+def _is(value: Any, expected: str) -> bool:
+    if expected == NUMBER:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected == INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == TEXT_OR_TEXTS:
+        return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    kind = {"a list": list, "an object": dict, "a string": str, "true or false": bool}[expected]
+    return isinstance(value, kind)
+
+
 def _message(message: Any, index: int) -> dict[str, Any]:
     """A message as OpenAI takes it: `content` as given, or City's `parts` turned into content parts."""
     where = f"messages[{index}]"
-    if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant", "tool"):
+    if not isinstance(message, dict) or message.get("role") not in ("system", "developer", "user", "assistant", "tool"):
         raise ApiError(
-            400, f"{where} must be an object with role 'system', 'user', 'assistant' or 'tool'.", param=where, code="invalid_value"
+            400,
+            f"{where} must be an object with role 'system', 'developer', 'user', 'assistant' or 'tool'.",
+            param=where,
+            code="invalid_value",
         )
     if "parts" not in message:
-        if not isinstance(message.get("content"), (str, list)) and not message.get("tool_calls"):
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise ApiError(
+                400, f"{where}.content must be a string or a list of content parts.", param=f"{where}.content", code="invalid_type"
+            )
+        if content is None and not message.get("tool_calls"):
             raise ApiError(400, f"{where} needs content (a string) or parts.", param=where, code="missing_field")
         return message
     parts = message["parts"]

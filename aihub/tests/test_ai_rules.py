@@ -122,13 +122,33 @@ class TextApiTests(AiLive):
             ({"model": "deepseek-v4-flash", "prompt": "a", "temperature": 3}, "temperature"),
             ({"model": "deepseek-v4-flash", "messages": [{"role": "robot", "content": "x"}]}, "messages[0]"),
             ({"prompt": "a"}, "model"),
+            ({"model": "deepseek-v4-flash", "prompt": 3}, "prompt"),
+            ({"model": "deepseek-v4-flash", "messages": "Hi"}, "messages"),
+            ({"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "system": ["Be brief."]}, "system"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "bogus": 1}, "bogus"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "stream": True}, "stream"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "n": 2}, "n"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "logprobs": True}, "logprobs"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "top_p": "high"}, "top_p"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "stop": 5}, "stop"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "seed": 1.5}, "seed"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "tools": {"name": "f"}}, "tools"),
+            ({"model": "deepseek-v4-flash", "prompt": "a", "max_completion_tokens": 0}, "max_completion_tokens"),
         ]
-        for body, param in cases:
-            with self.subTest(body=body):
-                response = self.user.post("/v1/ai/text", json=body)
-                self.assertEqual(response.status_code, 400, response.text)
-                self.assertEqual(response.json()["error"]["param"], param)
+        for route in ("/v1/ai/text", "/v1/ai/stream"):
+            for body, param in cases:
+                with self.subTest(route=route, body=body):
+                    response = self.user.post(route, json=body)
+                    self.assertEqual(response.status_code, 400, response.text)
+                    self.assertEqual(response.json()["error"]["type"], "invalid_request_error")
+                    self.assertEqual(response.json()["error"]["param"], param)
+                    self.assertIn(param.split("[")[0], response.json()["error"]["message"])
         self.assertEqual(self.sim.requests, [])
+        # None of them was recorded: the first record is this good call's.
+        self.ok(self.user.post("/v1/ai/text", json={"model": "deepseek-v4-flash", "prompt": "a", "n": 1, "top_k": 5, "seed": 7}))
+        self.assertEqual([(r.modality, r.status) for r in self.records(1)], [("text", 200)])
+        self.assertEqual((self.sim.last_request.json["top_k"], self.sim.last_request.json["seed"]), (5, 7))
 
     def test_stream_sends_start_deltas_and_done(self) -> None:
         response = self.user.post("/v1/ai/stream", json={"model": "deepseek-v4-flash", "prompt": "Hello"})
