@@ -14,7 +14,7 @@ from accounts.signin import sign_in_with_password
 from accounts.throttle import client_address
 from city.calls import Call
 from city.errors import ApiError
-from city.pagination import page
+from city.pagination import id_cursor, page
 from city.registry import ADMIN, USER, Action, Service
 from city.validation import StrictBooleanField, StrictCharField, validated
 from studios.models import Studio
@@ -111,7 +111,7 @@ def accounts_list(call: Call) -> dict[str, Any]:
     if data.get("search"):
         term = data["search"].strip()
         accounts = accounts.filter(Q(email__icontains=term) | Q(display_name__icontains=term) | Q(id=term))
-    return page(accounts, data, account_json)
+    return page(accounts, data, account_json, cursor_type=id_cursor("acct"))
 
 
 def _account_action(operation):

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from city import envops
 from city.calls import Call
 from city.models import AuditEntry, EnvVar
-from city.pagination import page
+from city.pagination import int_cursor, page
 from city.registry import ADMIN, Action, Service, env_consumers
 from city.timestamps import iso
 from city.validation import StrictCharField, validated
@@ -97,7 +97,7 @@ def audit_list(call: Call) -> dict[str, Any]:
     return page(entries, data, lambda e: {
         "id": str(e.id), "actor": e.actor, "action": e.action, "target": e.target,
         "outcome": e.outcome, "detail": e.detail, "created_at": iso(e.created_at),
-    }, cursor_field="id", cursor_type=int)
+    }, cursor_field="id", cursor_type=int_cursor)
 
 
 def whoami(call: Call) -> dict[str, Any]:

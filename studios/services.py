@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from city.calls import Call
 from city.errors import ApiError
-from city.pagination import page
+from city.pagination import id_cursor, page
 from city.registry import ADMIN, USER, Action, Service
 from city.timestamps import iso
 from city.validation import validated
@@ -63,7 +63,7 @@ def studios_list(call: Call) -> dict[str, Any]:
     if data.get("search"):
         term = data["search"].strip()
         studios = studios.filter(Q(name__icontains=term) | Q(id=term))
-    return page(studios, data, studio_json)
+    return page(studios, data, studio_json, cursor_type=id_cursor("studio"))
 
 
 def studios_create(call: Call) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def tokens_list(call: Call) -> dict[str, Any]:
         tokens = tokens.filter(revoked_at__isnull=False)
     elif status == "expired":
         tokens = tokens.filter(revoked_at__isnull=True, expires_at__lte=now)
-    return page(tokens, data, token_json)
+    return page(tokens, data, token_json, cursor_type=id_cursor("tok"))
 
 
 def _token_scope(call: Call, data: dict[str, Any]) -> dict[str, str | None]:

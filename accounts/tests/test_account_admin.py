@@ -77,6 +77,21 @@ class AdminAccountActionTests(AccountsTestCase):
         first = self.assertOk(self.admin_get("/v1/accounts/list", {"limit": 1}))
         self.assertTrue(first["has_more"])
 
+    def test_account_pages_stay_stable_while_accounts_are_created(self) -> None:
+        dana = self.create_account()
+        erin = self.create_account("erin@example.com")
+        first = self.assertOk(self.admin_get("/v1/accounts/list", {"limit": 1}))
+        self.create_account("frank@example.com")
+        second = self.assertOk(self.admin_get("/v1/accounts/list", {"limit": 1, "cursor": first["next_cursor"]}))
+        self.assertEqual([a["id"] for a in first["items"] + second["items"]], [erin["id"], dana["id"]])
+        self.assertFalse(second["has_more"])
+
+    def test_a_bad_cursor_or_limit_is_400(self) -> None:
+        for cursor in ["abc", self.alice_studio.id, self.bob.id]:
+            with self.subTest(cursor=cursor):
+                self.assertError(self.admin_get("/v1/accounts/list", {"cursor": cursor}), 400, "invalid_request_error", "invalid_cursor")
+        self.assertError(self.admin_get("/v1/accounts/list", {"limit": "500"}), 400, "invalid_request_error", param="limit")
+
     def test_disabling_revokes_the_accounts_tokens_and_enabling_lets_it_sign_in_again(self) -> None:
         dana = self.create_account()
         token = self.assertOk(self.login())["user_token"]

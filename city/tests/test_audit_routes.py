@@ -15,7 +15,9 @@ class AuditListTests(CityTestCase):
         self.assertTrue(only["has_more"])  # the cast's two studios were created too
 
     def test_a_bad_cursor_is_400(self) -> None:
-        self.assertError(self.admin_get("/v1/audit/list", {"cursor": "abc"}), 400, "invalid_request_error", "invalid_cursor")
+        for cursor in ["abc", "-5", "0", "1.5", "99999999999999999999", "\u0661\u0662"]:  # the last: Arabic-Indic digits
+            with self.subTest(cursor=cursor):
+                self.assertError(self.admin_get("/v1/audit/list", {"cursor": cursor}), 400, "invalid_request_error", "invalid_cursor")
 
     def test_it_is_admin_only(self) -> None:
         self.assertError(self.get("/v1/audit/list", token=self.bob_token), 403, "permission_error")

@@ -70,6 +70,19 @@ class ListStudiosTests(CityTestCase):
         self.assertEqual([s["id"] for s in first["items"] + second["items"]], [self.charlie_studio.id, self.alice_studio.id])
         self.assertFalse(second["has_more"])
 
+    def test_pages_stay_stable_while_studios_are_created(self) -> None:
+        first = self.assertOk(self.admin_get("/v1/studios/list", {"limit": 1}))
+        self.assertOk(self.admin_post("/v1/studios/create", {"name": "Created between two pages"}))
+        second = self.assertOk(self.admin_get("/v1/studios/list", {"limit": 1, "cursor": first["next_cursor"]}))
+        self.assertEqual([s["id"] for s in first["items"] + second["items"]], [self.charlie_studio.id, self.alice_studio.id])
+        self.assertFalse(second["has_more"])
+
+    def test_a_cursor_city_did_not_hand_out_is_400(self) -> None:
+        for cursor in ["garbage", self.bob.id, self.alice_studio.id.upper(), "studio_" + "u" * 26, self.alice_studio.id + "x"]:
+            with self.subTest(cursor=cursor):
+                response = self.admin_get("/v1/studios/list", {"cursor": cursor})
+                self.assertError(response, 400, "invalid_request_error", "invalid_cursor", "cursor")
+
     def test_it_filters_by_status(self) -> None:
         self.assertOk(self.admin_post("/v1/studios/pause", {"studio_id": self.alice_studio.id}))
         body = self.assertOk(self.admin_get("/v1/studios/list", {"status": "paused"}))

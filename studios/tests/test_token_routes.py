@@ -83,6 +83,22 @@ class ListTokensTests(CityTestCase):
         active = self.assertOk(self.admin_get("/v1/studios/tokens/list", {"status": "active", "studio_id": self.alice_studio.id}))
         self.assertEqual(active["items"], [])
 
+    def test_pages_stay_stable_while_tokens_are_issued(self) -> None:
+        first = self.assertOk(self.admin_get("/v1/studios/tokens/list", {"limit": 1}))
+        self.assertOk(self.admin_post("/v1/studios/tokens/apply", {"studio_id": self.alice_studio.id, "name": "new"}))
+        second = self.assertOk(self.admin_get("/v1/studios/tokens/list", {"limit": 1, "cursor": first["next_cursor"]}))
+        self.assertEqual([t["id"] for t in first["items"] + second["items"]], [self.charlie.id, self.bob.id])
+        self.assertFalse(second["has_more"])
+
+    def test_bad_cursors_and_limits_are_400(self) -> None:
+        for cursor in ["garbage", self.alice_studio.id, "tok_" + "!" * 26]:
+            with self.subTest(cursor=cursor):
+                response = self.admin_get("/v1/studios/tokens/list", {"cursor": cursor})
+                self.assertError(response, 400, "invalid_request_error", "invalid_cursor", "cursor")
+        for limit in ["0", "201", "ten", "-1"]:
+            with self.subTest(limit=limit):
+                self.assertError(self.admin_get("/v1/studios/tokens/list", {"limit": limit}), 400, "invalid_request_error", param="limit")
+
     def test_last_used_is_recorded(self) -> None:
         self.assertOk(self.get("/v1/studios/me", token=self.bob_token))
         self.assertIsNotNone(UserToken.objects.get(id=self.bob.id).last_used_at)
