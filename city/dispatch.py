@@ -37,6 +37,9 @@ async def _dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
     service, action, service_id, action_name = found.service, found.action, found.service_id, found.action_name
     if service is None:
         raise ApiError(404, f"Unknown service '{service_id}'. GET /v1/services lists the services.", code="unknown_service")
+    if action is None and not action_name:
+        names = ", ".join(a.name for a in service.actions)
+        raise ApiError(404, f"Name an action: /v1/{service_id}/{{action}}. The actions of '{service_id}': {names}.", code="unknown_action")
     if action is None:
         names = ", ".join(a.name for a in service.actions)
         raise ApiError(404, f"Unknown action '{action_name}' of service '{service_id}'. Its actions: {names}.", code="unknown_action")
@@ -102,7 +105,7 @@ def _audit_failure(identity: Identity, action: str, data: dict[str, Any], exc: A
 async def services(request: HttpRequest) -> HttpResponse:
     """GET /v1/services: every service with its env; an admin also sees each action."""
     if request.method != "GET":
-        return error_response(405, f"{request.method} is not allowed on this route; use GET.", code="method_not_allowed")
+        return ApiError(405, f"{request.method} is not allowed on this route; use GET.", code="method_not_allowed", headers={"Allow": "GET"}).response()
     try:
         identity = await resolve_identity(request)
     except ApiError as exc:

@@ -12,6 +12,11 @@ class RouteErrorTests(CityTestCase):
         error = self.assertError(self.admin_post("/v1/studios/explode", {}), 404, "not_found_error", "unknown_action")
         self.assertIn("tokens/apply", error["message"])
 
+    def test_a_service_without_an_action_is_404_and_says_how_to_name_one(self) -> None:
+        error = self.assertError(self.admin_get("/v1/studios"), 404, "not_found_error", "unknown_action")
+        self.assertIn("/v1/studios/{action}", error["message"])
+        self.assertIn("tokens/apply", error["message"])
+
     def test_paths_outside_the_route_space_are_json_404s(self) -> None:
         for path in ("/v1", "/v1/", "/v1/Studios/List", "/nowhere", "/v1/studios/list/"):
             self.assertError(self.get(path), 404, "not_found_error")

@@ -17,5 +17,7 @@ class ServicesRouteTests(CityTestCase):
         self.assertEqual(pause["methods"], ["POST"])
         self.assertEqual(pause["allow"], ["admin"])
 
-    def test_post_is_405(self) -> None:
-        self.assertError(self.post("/v1/services", {}), 405, "invalid_request_error", "method_not_allowed")
+    def test_post_is_405_with_allow(self) -> None:
+        response = self.post("/v1/services", {})
+        self.assertError(response, 405, "invalid_request_error", "method_not_allowed")
+        self.assertEqual(response["Allow"], "GET")
