@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import operations
+from accounts.dashboard.forms import KEY_NAME_MAX_CHARS, KeyForm, OAuthStartForm, RevokeForm, SignInForm, problem, shown
 from accounts.models import Account, OAuthFlow
 from accounts.oauth.flows import ResultUnavailable, flows
 from accounts.oauth.handlers import begin
@@ -34,7 +35,6 @@ SESSION_ACCOUNT = "accounts.account_id"
 SESSION_FLOW = "accounts.oauth_flow_id"
 KEYS_PATH = "/dashboard/keys"
 SIGNIN_PATH = "/dashboard/keys/signin"
-KEY_NAME_MAX_CHARS = 100
 
 # No scripts, no frames, no foreign resources: the pages are forms and text. (No form-action: browsers
 # apply it to the redirect to the provider that follows the OAuth button, whose address is configurable.)
@@ -89,14 +89,14 @@ def signin(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(KEYS_PATH)
     if request.method == "GET":
         return _page(request, "signin.html", {"studio_id": request.GET.get("studio", ""), "email": ""})
-    studio_id = request.POST.get("studio_id", "").strip()
-    email = request.POST.get("email", "")[:254]
-    password = request.POST.get("password", "")[:1024]
-    context = {"studio_id": studio_id, "email": email}
-    if not studio_id or not email or not password:
-        return _page(request, "signin.html", {**context, "error": "Fill in the studio, your email and your password."}, status=400)
+    form = SignInForm(request.POST)
+    context = {"studio_id": shown(request.POST.get("studio_id"), 40), "email": shown(request.POST.get("email"))}
+    if not form.is_valid():
+        error = problem(form, "Fill in the studio, your email and your password.")
+        return _page(request, "signin.html", {**context, "error": error}, status=400)
+    data = form.cleaned_data
     try:
-        account = sign_in_with_password(studio_id, email, password, address=client_address(request))
+        account = sign_in_with_password(data["studio_id"], data["email"], data["password"], address=client_address(request))
     except ApiError as exc:
         response = _page(request, "signin.html", {**context, "error": exc.message}, status=exc.status)
         for name, value in exc.headers.items():
@@ -109,11 +109,12 @@ def signin(request: HttpRequest) -> HttpResponse:
 @require_POST
 def oauth_start(request: HttpRequest) -> HttpResponse:
     """Start an OAuth sign-in for this browser: the flow id stays in the session, never in the page."""
-    studio_id = request.POST.get("studio_id", "").strip()
-    provider = PROVIDERS.get(request.POST.get("provider", ""))
-    context = {"studio_id": studio_id, "email": ""}
-    if provider is None or not studio_id:
-        return _page(request, "signin.html", {**context, "error": "Fill in the studio, then choose GitHub or Google."}, status=400)
+    form = OAuthStartForm(request.POST)
+    context = {"studio_id": shown(request.POST.get("studio_id"), 40), "email": ""}
+    if not form.is_valid():
+        error = problem(form, "Fill in the studio, then choose GitHub or Google.")
+        return _page(request, "signin.html", {**context, "error": error}, status=400)
+    provider, studio_id = PROVIDERS[form.cleaned_data["provider"]], form.cleaned_data["studio_id"]
     try:
         started = async_to_sync(begin)(provider, studio_id, purpose=OAuthFlow.Purpose.DASHBOARD, address=client_address(request))
     except ApiError as exc:
@@ -192,11 +193,12 @@ def keys(request: HttpRequest, account: Account) -> HttpResponse:
 @account_required
 def create_key(request: HttpRequest, account: Account) -> HttpResponse:
     """Shows the new key in this response only: it is neither stored nor put in the session."""
-    name = request.POST.get("name", "").strip()
-    if not name or len(name) > KEY_NAME_MAX_CHARS:
-        return _keys_page(request, account, status=400, error=f"Name the key (1 to {KEY_NAME_MAX_CHARS} characters), e.g. “laptop”.")
+    form = KeyForm(request.POST)
+    if not form.is_valid():
+        error = problem(form, f"Name the key (1 to {KEY_NAME_MAX_CHARS} characters), e.g. “laptop”.")
+        return _keys_page(request, account, status=400, error=error)
     try:
-        token, raw = operations.create_own_key(account, name)
+        token, raw = operations.create_own_key(account, form.cleaned_data["name"])
     except ApiError as exc:
         return _keys_page(request, account, status=exc.status, error=exc.message)
     return _keys_page(request, account, new_key=raw, new_key_name=token.name)
@@ -205,9 +207,11 @@ def create_key(request: HttpRequest, account: Account) -> HttpResponse:
 @require_POST
 @account_required
 def revoke_key(request: HttpRequest, account: Account) -> HttpResponse:
-    token_id = request.POST.get("token_id", "")[:40]
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        return _keys_page(request, account, status=400, error=problem(form, "Choose a key to revoke from the list."))
     try:
-        token = operations.revoke_own_key(account, token_id)
+        token = operations.revoke_own_key(account, form.cleaned_data["token_id"])
     except ApiError as exc:
         return _keys_page(request, account, status=exc.status, error=exc.message)
     messages.success(request, f"Key {token.prefix}… ({token.name}) is revoked; it stops working within seconds.")

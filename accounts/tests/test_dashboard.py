@@ -12,6 +12,7 @@ from accounts.tests.helpers import DANA_EMAIL, DANA_PASSWORD, AccountsTestCase
 from accounts.tests.oauth_simulator import OAuthSimulator
 from aihub.models import UsageRecord
 from city.runtime_env import runtime_env
+from studios.models import UserToken
 
 
 class DashboardTestCase(AccountsTestCase):
@@ -85,6 +86,24 @@ class DashboardSignInTests(DashboardTestCase):
         response = self.sign_in()
         self.assertContains(response, "Too many failed sign-ins", status_code=429)
         self.assertIn("Retry-After", response.headers)
+
+    def test_nul_characters_and_over_long_fields_are_refused_before_the_database(self) -> None:
+        studio = self.alice_studio.id
+        for data in [
+            {"studio_id": "studio_\x00", "email": DANA_EMAIL, "password": DANA_PASSWORD},
+            {"studio_id": studio, "email": "dana\x00@example.com", "password": DANA_PASSWORD},
+            {"studio_id": studio, "email": DANA_EMAIL, "password": DANA_PASSWORD + "\x00"},
+            {"studio_id": studio, "email": DANA_EMAIL, "password": "p" * 1025},
+        ]:
+            with self.subTest(data=data):
+                self.assertEqual(self.form("/dashboard/keys/signin", data).status_code, 400)
+        self.assertNotIn("accounts.account_id", self.client.session)
+        self.assertEqual(self.sign_in().status_code, 302)  # none of them counted as a failed sign-in
+
+    def test_a_nul_studio_id_is_refused_when_starting_oauth(self) -> None:
+        response = self.form("/dashboard/keys/oauth/start", {"provider": "github", "studio_id": "studio_\x00"})
+        self.assertContains(response, "Studio: Null characters are not allowed.", status_code=400)
+        self.assertContains(self.form("/dashboard/keys/oauth/start", {"provider": "gitlab", "studio_id": "x"}), "choose GitHub", status_code=400)
 
     def test_the_session_cookie_is_http_only_and_same_site(self) -> None:
         self.sign_in()
@@ -162,6 +181,14 @@ class DashboardKeyTests(DashboardTestCase):
     def test_a_key_needs_a_name(self) -> None:
         self.assertContains(self.create_key(""), "Name the key", status_code=400)
         self.assertContains(self.create_key("x" * 101), "Name the key", status_code=400)
+
+    def test_nul_characters_in_key_forms_are_refused_and_change_nothing(self) -> None:
+        keys_before = UserToken.objects.count()
+        self.assertContains(self.create_key("lap\x00top"), "Name: Null characters are not allowed.", status_code=400)
+        self.assertContains(self.form("/dashboard/keys/revoke", {"token_id": "tok_\x00"}), "Null characters", status_code=400)
+        self.assertContains(self.form("/dashboard/keys/revoke", {}), "Choose a key", status_code=400)
+        self.assertEqual(UserToken.objects.count(), keys_before)
+        self.assertFalse(UserToken.objects.filter(revoked_at__isnull=False).exists())
 
     def test_only_the_accounts_own_keys_are_listed(self) -> None:
         self.create_key("mine")
