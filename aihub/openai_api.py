@@ -261,10 +261,10 @@ def single_prompt(data: dict[str, Any]) -> str:
     prompt = data.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
-    if not isinstance(prompt, str):
+    if not isinstance(prompt, str) or not prompt:
         raise ApiError(
             400,
-            "prompt must be one string for this model (it is served through chat; arrays of prompts and token ids need a model with native completions).",
+            "prompt must be one non-empty string for this model (it is served through chat; arrays of prompts and token ids need a model with native completions).",
             param="prompt",
             code="invalid_type" if prompt is not None else "missing_field",
         )
@@ -396,6 +396,7 @@ async def completions(call: Call) -> HttpResponseBase:
 async def completion_stream_from_chat(stream: AsyncIterator[dict[str, Any]], echo_prompt: str) -> AsyncIterator[dict[str, Any]]:
     """A chat stream as legacy completion chunks (usage chunks pass as they are); `echo_prompt`,
     when given, is sent first."""
+    echoed: set[int] = set()  # with n > 1, each choice's text starts with the prompt
     try:
         async for chunk in stream:
             if not chunk.get("choices"):
@@ -405,8 +406,11 @@ async def completion_stream_from_chat(stream: AsyncIterator[dict[str, Any]], ech
             if mapped is None:
                 continue
             if echo_prompt:
-                yield {**mapped, "choices": [{"index": 0, "text": echo_prompt, "logprobs": None, "finish_reason": None}]}
-                echo_prompt = ""
+                for choice in mapped["choices"]:
+                    if choice["index"] not in echoed:
+                        echoed.add(choice["index"])
+                        echo = {"index": choice["index"], "text": echo_prompt, "logprobs": None, "finish_reason": None}
+                        yield {**mapped, "choices": [echo]}
             yield mapped
     finally:
         await stream.aclose()  # type: ignore[attr-defined]

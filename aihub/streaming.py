@@ -41,10 +41,16 @@ def event_frame(event: str, payload: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+def error_type(status: int) -> str:
+    """City's error type for a status; a 4xx City has no word of its own for (an upstream's 422, say) is
+    the caller's mistake all the same."""
+    return TYPE_BY_STATUS.get(status) or ("invalid_request_error" if 400 <= status < 500 else "api_error")
+
+
 def api_error(exc: UpstreamError) -> ApiError:
     """An upstream failure as City answers it: the upstream's status and message, City's error type."""
-    return ApiError(exc.status, exc.message, code=exc.code, param=exc.param)
+    return ApiError(exc.status, exc.message, code=exc.code, param=exc.param, type=error_type(exc.status))
 
 
 def error_payload(exc: UpstreamError) -> dict[str, Any]:
-    return error_body(exc.message, TYPE_BY_STATUS.get(exc.status, "api_error"), code=exc.code or "upstream_error", param=exc.param)
+    return error_body(exc.message, error_type(exc.status), code=exc.code or "upstream_error", param=exc.param)

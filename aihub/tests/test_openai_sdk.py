@@ -212,3 +212,115 @@ class OpenAISDKTests(AiLiveTestCase):
             client.chat.completions.create(model="deepseek-v4-flash", messages=[{"role": "user", "content": "Hi"}], max_tokens=0)
         self.assertIn("max_tokens", caught.exception.message)
         validate(caught.exception.response.json(), "ErrorResponse")
+
+    def test_upstream_errors_raise_the_sdk_exception_for_their_status_with_the_upstreams_message(self) -> None:
+        client = self.sdk("/v1")
+        cases = [
+            (400, openai.BadRequestError, "invalid_request_error"),
+            (401, openai.AuthenticationError, "authentication_error"),
+            (403, openai.PermissionDeniedError, "permission_error"),
+            (404, openai.NotFoundError, "not_found_error"),
+            (422, openai.UnprocessableEntityError, "invalid_request_error"),
+            (429, openai.RateLimitError, "rate_limit_error"),
+            (500, openai.InternalServerError, "api_error"),
+            (503, openai.InternalServerError, "api_error"),
+        ]
+        for status, exception, error_type in cases:
+            with self.subTest(status=status):
+                self.sim.fail(status, message=f"The upstream refused with {status}.")
+                with self.assertRaises(exception) as caught:
+                    client.chat.completions.create(model="deepseek-v4-flash", messages=[{"role": "user", "content": "Hi"}])
+                self.sim.reset()
+                validate(caught.exception.response.json(), "ErrorResponse")
+                self.assertIn(f"The upstream refused with {status}.", caught.exception.message)
+                self.assertEqual(caught.exception.type, error_type)
+
+    def test_a_stream_that_fails_midway_raises_an_api_error_in_the_sdk(self) -> None:
+        self.sim.fail_after_chunks = 2
+        client = self.sdk("/v1")
+        received = []
+        with self.assertRaises(openai.APIError) as caught:
+            for chunk in client.chat.completions.create(model="deepseek-v4-flash", messages=[{"role": "user", "content": "Hi"}], stream=True):
+                received.append(chunk)
+        self.assertTrue(received, "the chunks before the failure arrived")
+        self.assertIn("upstream", caught.exception.message)
+        for path, body in (
+            ("/v1/chat/completions", {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "Hi"}]}),
+            ("/v1/completions", {"model": "deepseek-v4-flash", "prompt": "Once"}),  # served through chat
+            ("/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "Once"}),  # native
+        ):
+            with self.subTest(path=path, model=body["model"]):
+                payloads = sse_payloads(self.user.post(path, json={"stream": True, **body}))
+                self.assertGreater(len(payloads), 1)
+                self.assertNotEqual(payloads[-1], "[DONE]")
+                validate(json.loads(payloads[-1]), "ErrorResponse")
+
+    def test_chat_parameters_reach_an_openai_compatible_upstream_unchanged(self) -> None:
+        client = self.sdk("/v1")
+        schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"], "additionalProperties": False}
+        parameters: dict = {
+            "max_completion_tokens": 30,
+            "stop": ["\n\n", "END"],
+            "seed": 42,
+            "user": "player-7",
+            "logprobs": True,
+            "top_logprobs": 2,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "colour", "schema": schema, "strict": True}},
+            "parallel_tool_calls": False,
+            "tools": [WEATHER_TOOL],
+            "tool_choice": "auto",
+        }
+        raw = client.chat.completions.with_raw_response.create(
+            model="deepseek-v4-flash", messages=[{"role": "user", "content": "A colour?"}], n=2, **parameters
+        )
+        validate(raw.http_response.json(), "CreateChatCompletionResponse")
+        self.assertEqual([c.index for c in raw.parse().choices], [0, 1])
+        sent = self.sim.last_request.json
+        self.assertEqual({name: sent.get(name) for name in parameters}, parameters)
+        self.assertEqual(sent["n"], 2)
+
+        texts: dict[int, str] = {}
+        for chunk in client.chat.completions.create(
+            model="deepseek-v4-flash", messages=[{"role": "user", "content": "A colour?"}], n=2, stream=True
+        ):
+            for choice in chunk.choices:
+                texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+        self.assertEqual(texts, {0: self.sim.script.text, 1: self.sim.script.text})
+
+    def test_completions_through_chat_echo_each_choice_and_refuse_what_chat_cannot_do(self) -> None:
+        client = self.sdk("/v1")
+        whole = client.completions.create(model="deepseek-v4-flash", prompt="Once", echo=True, n=2)
+        self.assertEqual([c.text for c in whole.choices], ["Once" + self.sim.script.text] * 2)
+        texts: dict[int, str] = {}
+        for chunk in client.completions.create(model="deepseek-v4-flash", prompt="Once", echo=True, n=2, stream=True):
+            for choice in chunk.choices:
+                texts[choice.index] = texts.get(choice.index, "") + choice.text
+        self.assertEqual(texts, {0: "Once" + self.sim.script.text, 1: "Once" + self.sim.script.text})
+        sent = len(self.sim.requests)
+        for extra, param in (
+            ({"prompt": ["Once", "Twice"]}, "prompt"),
+            ({"prompt": [1734, 2402]}, "prompt"),
+            ({"prompt": ""}, "prompt"),
+            ({"prompt": "Once", "suffix": "the end."}, "suffix"),
+            ({"prompt": "Once", "best_of": 3}, "best_of"),
+            ({"prompt": "Once", "logprobs": 2}, "logprobs"),
+        ):
+            with self.subTest(extra=extra):
+                with self.assertRaises(openai.BadRequestError) as caught:
+                    client.completions.create(model="deepseek-v4-flash", **extra)
+                validate(caught.exception.response.json(), "ErrorResponse")
+                self.assertEqual(caught.exception.param, param)
+                self.assertIn(param, caught.exception.message)
+        self.assertEqual(len(self.sim.requests), sent, "nothing reached the upstream")
+
+    def test_embeddings_refuse_empty_input_and_take_token_ids(self) -> None:
+        client = self.sdk("/v1")
+        for bad in ("", [], ["hello", ""], [[]], [1, "a"]):
+            with self.subTest(input=bad):
+                with self.assertRaises(openai.BadRequestError) as caught:
+                    client.embeddings.create(model="text-embedding-3-small", input=bad)
+                self.assertEqual(caught.exception.param, "input")
+        self.assertEqual(self.sim.requests, [])
+        vectors = client.embeddings.create(model="text-embedding-3-small", input=[[15339, 1917], [3]], encoding_format="float")
+        self.assertEqual(self.sim.last_request.json["input"], [[15339, 1917], [3]])
+        self.assertEqual(len(vectors.data), 2)

@@ -72,7 +72,7 @@ class OpenAISim(SimServer):
             "object": "chat.completion",
             "created": CREATED,
             "model": body["model"],
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "choices": [{"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(_n(body))],
             "system_fingerprint": "fp_sim",
         }
         if (usage := self._usage()) is not None:
@@ -84,14 +84,14 @@ class OpenAISim(SimServer):
         return Reply.sse(self._chat_events(body, include_usage))
 
     def _chat_events(self, body: dict[str, Any], include_usage: bool) -> Iterator[str]:
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> str:
             data: dict[str, Any] = {
                 "id": "chatcmpl-sim1",
                 "object": "chat.completion.chunk",
                 "created": CREATED,
                 "model": body["model"],
                 "system_fingerprint": "fp_sim",
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
             }
             if include_usage:
                 data["usage"] = None
@@ -114,10 +114,15 @@ class OpenAISim(SimServer):
                 yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
             yield chunk({}, "tool_calls")
         else:
-            yield chunk({"role": "assistant", "content": "", "refusal": None})
+            # With n > 1, the choices' chunks interleave, as OpenAI sends them.
+            choices = range(_n(body))
+            for i in choices:
+                yield chunk({"role": "assistant", "content": "", "refusal": None}, index=i)
             for piece in self.script.pieces():
-                yield chunk({"content": piece})
-            yield chunk({}, self.script.finish)
+                for i in choices:
+                    yield chunk({"content": piece}, index=i)
+            for i in choices:
+                yield chunk({}, self.script.finish, index=i)
         if include_usage and (usage := self._usage()) is not None:
             yield sse(
                 {
@@ -197,6 +202,12 @@ class OpenAISim(SimServer):
             data.append({"object": "embedding", "index": index, "embedding": encoded})
         tokens = sum(len(str(item).split()) for item in items)
         return {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _n(body: dict[str, Any]) -> int:
+    """How many choices a chat request asks for (`n`, 1 by default)."""
+    n = body.get("n")
+    return n if isinstance(n, int) and n > 0 else 1
 
 
 def vector_for(text: str, dimensions: int) -> list[float]:
