@@ -353,3 +353,44 @@ class AnthropicThroughCityTests(AiLiveTestCase):
             self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}])
         validate(caught.exception.response.json(), "ErrorResponse")
         self.assertIn("field required", caught.exception.message)
+
+    def test_parallel_tool_calls_stream_through_city_as_indexed_calls(self) -> None:
+        tools = [WEATHER_TOOL, TIME_TOOL]
+        self.anthropic.play("stream_tool_use")
+        calls: dict[int, dict[str, str]] = {}
+        for chunk in self.sdk.chat.completions.create(
+                model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Weather and time in Paris?"}], tools=tools, stream=True):
+            for piece in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                call = calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] += piece.id or ""
+                call["name"] += (piece.function.name or "") if piece.function else ""
+                call["arguments"] += (piece.function.arguments or "") if piece.function else ""
+        self.assertEqual(sorted(calls), [0, 1])
+        self.assertEqual([calls[i]["name"] for i in (0, 1)], ["get_weather", "get_time"])
+        self.assertTrue(all(calls[i]["id"].startswith("call_") for i in (0, 1)))
+        for i in (0, 1):
+            json.loads(calls[i]["arguments"])  # each call's fragments make one JSON object
+
+        self.anthropic.play("stream_tool_use")
+        user = httpx.Client(base_url=self.city.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        self.addCleanup(user.close)
+        response = user.post("/v1/ai/stream", json={"model": "claude-sonnet-4-6", "prompt": "Weather and time?", "tools": tools})
+        done = json.loads([line for line in response.text.splitlines() if line.startswith("data: ")][-1][len("data: "):])
+        self.assertEqual([(p["type"], p["name"]) for p in done["parts"] if p["type"] == "tool_call"],
+                         [("tool_call", "get_weather"), ("tool_call", "get_time")])
+        self.assertEqual(done["finish_reason"], "tool_calls")
+
+    def test_an_openai_field_claude_cannot_honour_is_refused_by_name_before_going_upstream(self) -> None:
+        for extra, param in (({"logit_bias": {"1734": -100}}, "logit_bias"), ({"reasoning_effort": "low"}, "reasoning_effort"),
+                             ({"n": 2}, "n"), ({"response_format": {"type": "json_object"}}, "response_format")):
+            with self.subTest(extra=extra):
+                with self.assertRaises(openai.BadRequestError) as caught:
+                    self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}], **extra)
+                validate(caught.exception.response.json(), "ErrorResponse")
+                self.assertEqual(caught.exception.param, param)
+                self.assertIn(param, caught.exception.message)
+        self.assertEqual(self.anthropic.requests, [])
+        self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}],
+                                         seed=7, store=True, extra_body={"top_k": 5})
+        self.assertEqual(self.anthropic.last_request.json["top_k"], 5)
+        self.assertNotIn("seed", self.anthropic.last_request.json)

@@ -391,3 +391,14 @@ class GeminiThroughCityTests(AiLiveTestCase):
         validate(error, "ErrorResponse")
         self.assertIn("must not be empty", error["error"]["message"])
         self.assertNotIn("INVALID_ARGUMENT", caught.exception.response.text)
+
+    def test_an_openai_field_gemini_cannot_honour_is_refused_by_name_before_going_upstream(self) -> None:
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}],
+                                             logit_bias={"1734": -100})
+        validate(caught.exception.response.json(), "ErrorResponse")
+        self.assertEqual(caught.exception.param, "logit_bias")
+        self.assertEqual(self.gemini.requests, [])
+        self.sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], user="player-7",
+                                         extra_body={"top_k": 40, "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}})
+        self.assertEqual(self.gemini.last_request.json["generationConfig"], {"topK": 40, "thinkingConfig": {"thinkingBudget": 0}})
