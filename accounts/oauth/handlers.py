@@ -17,7 +17,7 @@ from accounts import operations, throttle
 from accounts.models import OAuthFlow
 from accounts.oauth.flows import CallbackRejected, ResultUnavailable, flows
 from accounts.oauth.linking import account_for_profile
-from accounts.oauth.providers import PROVIDERS, Provider, ProviderFailure, callback_url
+from accounts.oauth.providers import PROVIDERS, Provider, ProviderFailure, callback_url, error_code_text
 from accounts.shapes import signin_json
 from city.calls import Call
 from city.errors import ApiError
@@ -84,8 +84,21 @@ async def oauth_callback(call: Call) -> HttpResponse:
         flow = await sync_to_async(flows.claim)(state)
     except CallbackRejected as rejected:
         return page(rejected.status, "Sign-in failed", rejected.message)
+    try:
+        return await _continue(flow, params)
+    except Exception:
+        # The flow is claimed: whatever went wrong, end it as failed, so the client's poll stops now
+        # instead of reading "pending" until the flow expires.
+        log.exception("%s sign-in for studio %s failed unexpectedly", flow.provider, flow.studio_id)
+        message = "City could not finish this sign-in; the error is logged. Start again from your app."
+        await sync_to_async(flows.finish)(flow, OAuthFlow.Status.FAILED, code="internal_error", message=message)
+        return finish_page(flow, 500, "Sign-in failed", message)
+
+
+async def _continue(flow: OAuthFlow, params: dict[str, Any]) -> HttpResponse:
+    """The callback past its claim: a refusal, or the code's exchange, the profile and the account."""
     provider = PROVIDERS[flow.provider]
-    error, code = params.get("error"), params.get("code")
+    error, code = error_code_text(params.get("error")), params.get("code")
     if error == "access_denied":
         message = f"You declined to sign in with {provider.name}; nothing was shared. You can close this window."
         await sync_to_async(flows.finish)(flow, OAuthFlow.Status.DENIED, code="access_denied", message=message)

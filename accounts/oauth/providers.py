@@ -4,6 +4,7 @@ Endpoints are env keys too (GITHUB_OAUTH_BASE_URL, GITHUB_API_BASE_URL, GOOGLE_O
 so a proxy or a loopback simulator can stand in for the real provider.
 """
 
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -31,6 +32,13 @@ TRANSPORT_ERRORS = (httpx.HTTPError, authlib_httpx.HTTPError, ValueError)
 
 def callback_url() -> str:
     return f"{settings.CITY_PUBLIC_URL}{CALLBACK_PATH}"
+
+
+def error_code_text(value: Any) -> str:
+    """An OAuth error code as City repeats it to people and stores it: only the characters RFC 6749
+    allows in one (printable ASCII but " and \\), at most 64 of them. It arrives from the browser's
+    query string or the provider's answer, so it may hold anything, NUL characters included."""
+    return re.sub(r'[^\x20\x21\x23-\x5b\x5d-\x7e]', "", str(value or ""))[:64]
 
 
 class ProviderFailure(Exception):
@@ -124,15 +132,17 @@ class Provider:
             verify=tls_context(),
         ) as client:
             try:
-                await client.fetch_token(endpoints.token, grant_type="authorization_code", code=code, **extra)
+                token = await client.fetch_token(endpoints.token, grant_type="authorization_code", code=code, **extra)
             except OAuthError as exc:
                 raise ProviderFailure(
                     "code_rejected",
-                    f"{self.name} refused the sign-in code ({exc.error}): it was used already, has expired, or was not issued for this sign-in. Start again.",
+                    f"{self.name} refused the sign-in code ({error_code_text(exc.error)}): it was used already, has expired, or was not issued for this sign-in. Start again.",
                     status=400,
                 ) from None
             except TRANSPORT_ERRORS:
                 raise ProviderFailure("provider_unavailable", f"{self.name} did not complete the sign-in; try again in a moment.") from None
+            if not isinstance(token, dict) or not isinstance(token.get("access_token"), str) or not token["access_token"]:
+                raise ProviderFailure("provider_error", f"{self.name} answered the sign-in code without an access token; try again.")
             return await self.fetch_profile(client)
 
     async def _get_json(self, client: AsyncOAuth2Client, url: str, **kwargs: Any) -> Any:
@@ -143,6 +153,8 @@ class Provider:
             return response.json()
         except TRANSPORT_ERRORS:
             raise ProviderFailure("provider_unavailable", f"{self.name} did not share the profile; try again in a moment.") from None
+        except OAuthError:  # authlib refuses to use the access token (missing, or of a type it does not know)
+            raise ProviderFailure("provider_error", f"{self.name}'s access token could not be used to read the profile; try again.") from None
 
 
 class GitHub(Provider):

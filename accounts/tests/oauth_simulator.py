@@ -61,6 +61,8 @@ class ProviderState:
     user: SimUser
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    # When set, a valid code is answered with this JSON instead of an access token (a misbehaving provider).
+    token_reply: dict[str, Any] | None = None
 
 
 def s256(verifier: str) -> str:
@@ -278,6 +280,8 @@ class OAuthSimulator:
                         "error_description": description,
                         "error_uri": "https://docs.github.com/apps/troubleshooting",
                     }
+                elif sim.github.token_reply is not None:
+                    payload = sim.github.token_reply
                 else:
                     assert user is not None
                     payload = {
@@ -294,6 +298,9 @@ class OAuthSimulator:
                 error, description, user = sim.exchange(sim.google, form)
                 if error is not None:
                     self._json(401 if error == "invalid_client" else 400, {"error": error, "error_description": description})
+                    return
+                if sim.google.token_reply is not None:
+                    self._json(200, sim.google.token_reply)
                     return
                 assert user is not None
                 self._json(

@@ -281,6 +281,29 @@ class OAuthRejectionTests(OAuthTestCase):
         self.assertPage(self.callback(url), 502, "GitHub did not complete the sign-in")
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["code"], "provider_unavailable")
 
+    def test_a_token_answer_without_an_access_token_fails_the_flow_at_once(self) -> None:
+        for provider, reply in [("github", {"token_type": "bearer", "scope": ""}), ("google", {"access_token": "ya29.x", "token_type": "MAC"})]:
+            with self.subTest(provider=provider):
+                self.sim.provider(provider).token_reply = reply
+                flow, page = self.sign_in(provider)
+                self.assertEqual(page.status_code, 502)
+                body = self.assertOk(self.result(flow["flow_id"]))
+                self.assertEqual((body["status"], body["code"]), ("failed", "provider_error"))  # not "pending" until it expires
+                self.assertIn("try again", body["reason"])
+
+    def test_a_provider_error_is_repeated_only_as_a_short_printable_code(self) -> None:
+        flow = self.start()
+        state = parse_qs(urlsplit(self.browser_step(flow["authorize_url"])).query)["state"][0]
+        hostile = "server_error\x00<script>" + "x" * 5000
+        response = self.client.get("/v1/accounts/oauth/callback", {"state": state, "error": hostile})
+        kept = "server_error&lt;script&gt;" + "x" * (64 - len("server_error<script>"))  # NUL dropped, 64 characters, escaped
+        self.assertPage(response, 400, f"GitHub did not complete the sign-in ({kept}). Start again")
+        self.assertNotContains(response, "<script>", status_code=400)
+        body = self.assertOk(self.result(flow["flow_id"]))
+        self.assertEqual((body["status"], body["code"]), ("failed", "provider_error"))
+        self.assertNotIn("\x00", body["reason"])
+        self.assertLess(len(body["reason"]), 200)
+
     def test_start_names_the_missing_env_keys(self) -> None:
         self.assertOk(self.admin_post("/v1/env/remove", {"key": "GITHUB_CLIENT_SECRET"}))
         error = self.assertError(
