@@ -98,7 +98,7 @@ def _not_utf8(body: bytes) -> bool:
 def _audit_failure(identity: Identity, action: str, data: dict[str, Any], exc: ApiError) -> None:
     from city.audit import record
 
-    target = next((str(data[k])[:200] for k in ("studio_id", "token_id", "key") if isinstance(data.get(k), str)), "")
+    target = next((str(data[k])[:200] for k in ("account_id", "token_id", "key", "studio_id") if isinstance(data.get(k), str)), "")
     record(identity, action, target=target, outcome=f"{exc.status} {exc.code or exc.type}")
 
 

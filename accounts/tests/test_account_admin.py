@@ -77,6 +77,11 @@ class AdminAccountActionTests(AccountsTestCase):
         first = self.assertOk(self.admin_get("/v1/accounts/list", {"limit": 1}))
         self.assertTrue(first["has_more"])
 
+    def test_a_refused_account_action_is_audited_with_the_account_it_named(self) -> None:
+        self.assertError(self.admin_post("/v1/accounts/disable", {"account_id": "acct_nope"}), 404, "not_found_error", "account_not_found")
+        entry = AuditEntry.objects.filter(action="accounts/disable").latest("id")
+        self.assertEqual((entry.target, entry.outcome), ("acct_nope", "404 account_not_found"))
+
     def test_account_pages_stay_stable_while_accounts_are_created(self) -> None:
         dana = self.create_account()
         erin = self.create_account("erin@example.com")
