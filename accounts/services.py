@@ -18,6 +18,7 @@ from city.pagination import id_cursor, page
 from city.registry import ADMIN, USER, Action, Service
 from city.validation import StrictBooleanField, StrictCharField, validated
 from studios.models import Studio
+from studios.services import require_studio
 
 PASSWORD_MAX_CHARS = 1024  # bounds hashing work per request
 
@@ -111,7 +112,10 @@ def accounts_list(call: Call) -> dict[str, Any]:
     if data.get("search"):
         term = data["search"].strip()
         accounts = accounts.filter(Q(email__icontains=term) | Q(display_name__icontains=term) | Q(id=term))
-    return page(accounts, data, account_json, cursor_type=id_cursor("acct"))
+    listed = page(accounts, data, account_json, cursor_type=id_cursor("acct"))
+    if "studio_id" in data and not listed["items"]:
+        require_studio(data["studio_id"])  # an empty page of an unknown studio is a typo, not "no accounts"
+    return listed
 
 
 def _account_action(operation):

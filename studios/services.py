@@ -126,7 +126,16 @@ def tokens_list(call: Call) -> dict[str, Any]:
         tokens = tokens.filter(revoked_at__isnull=False)
     elif status == "expired":
         tokens = tokens.filter(revoked_at__isnull=True, expires_at__lte=now)
-    return page(tokens, data, token_json, cursor_type=id_cursor("tok"))
+    listed = page(tokens, data, token_json, cursor_type=id_cursor("tok"))
+    if account_id is None and "studio_id" in data and not listed["items"]:
+        require_studio(data["studio_id"])  # an empty page of an unknown studio is a typo, not "no tokens"
+    return listed
+
+
+def require_studio(studio_id: str) -> None:
+    """404 naming `studio_id` when no studio has it (removed studios exist: their history stays)."""
+    if not Studio.objects.filter(id=studio_id).exists():
+        raise ApiError(404, f"No studio {studio_id}; studios/list shows the studios.", param="studio_id", code="studio_not_found")
 
 
 def _token_scope(call: Call, data: dict[str, Any]) -> dict[str, str | None]:

@@ -91,6 +91,10 @@ class AdminAccountActionTests(AccountsTestCase):
         self.assertEqual([a["id"] for a in first["items"] + second["items"]], [erin["id"], dana["id"]])
         self.assertFalse(second["has_more"])
 
+    def test_listing_an_unknown_studio_is_404_not_an_empty_list(self) -> None:
+        self.assertError(self.admin_get("/v1/accounts/list", {"studio_id": self.bob.id}), 404, "not_found_error", "studio_not_found")
+        self.assertEqual(self.assertOk(self.admin_get("/v1/accounts/list", {"studio_id": self.charlie_studio.id}))["items"], [])
+
     def test_a_bad_cursor_or_limit_is_400(self) -> None:
         for cursor in ["abc", self.alice_studio.id, self.bob.id]:
             with self.subTest(cursor=cursor):

@@ -90,6 +90,14 @@ class ListTokensTests(CityTestCase):
         self.assertEqual([t["id"] for t in first["items"] + second["items"]], [self.charlie.id, self.bob.id])
         self.assertFalse(second["has_more"])
 
+    def test_an_unknown_studio_is_404_not_an_empty_list(self) -> None:
+        for studio_id in ["studio_nope", self.bob.id]:
+            with self.subTest(studio_id=studio_id):
+                response = self.admin_get("/v1/studios/tokens/list", {"studio_id": studio_id})
+                self.assertError(response, 404, "not_found_error", "studio_not_found", "studio_id")
+        self.admin_post("/v1/studios/tokens/revoke", {"token_id": self.bob.id})
+        self.assertEqual(self.assertOk(self.admin_get("/v1/studios/tokens/list", {"studio_id": self.alice_studio.id, "status": "active"}))["items"], [])
+
     def test_bad_cursors_and_limits_are_400(self) -> None:
         for cursor in ["garbage", self.alice_studio.id, "tok_" + "!" * 26]:
             with self.subTest(cursor=cursor):
