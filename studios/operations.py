@@ -136,6 +136,9 @@ def rotate_token(
     token = _locked_token(token_id, studio_id, account_id)
     if token.status != "active":
         raise ApiError(409, f"Token {token.id} is {token.status}; issue a new token instead.", param="token_id", code=f"token_{token.status}")
+    if Studio.objects.filter(id=token.studio_id, status=Studio.Status.REMOVED).exists():
+        # A new secret would be refused at once (401): say so instead of handing out a dead one.
+        raise ApiError(409, f"Token {token.id} belongs to a removed studio; removal is final.", param="token_id", code="studio_removed")
     raw = new_raw_token()
     old_prefix, old_digest = token.prefix, token.digest
     token.prefix, token.digest, token.rotated_at = raw[:11], token_digest(raw), timezone.now()

@@ -150,6 +150,14 @@ class RotateTokenTests(CityTestCase):
         self.assertError(self.get("/v1/studios/me", token=self.bob_token), 401, "authentication_error", "invalid_api_key")
         self.assertOk(self.get("/v1/studios/me", token=body["token"]))
 
+    def test_a_token_of_a_removed_studio_is_not_rotated(self) -> None:
+        self.assertOk(self.admin_post("/v1/studios/remove", {"studio_id": self.alice_studio.id}))
+        before = UserToken.objects.get(id=self.bob.id).digest
+        response = self.admin_post("/v1/studios/tokens/rotate", {"token_id": self.bob.id})
+        self.assertError(response, 409, "invalid_request_error", "studio_removed", "token_id")
+        self.assertNotIn("token", response.json())
+        self.assertEqual(UserToken.objects.get(id=self.bob.id).digest, before)
+
     def test_a_revoked_token_cannot_be_rotated(self) -> None:
         self.admin_post("/v1/studios/tokens/revoke", {"token_id": self.bob.id})
         self.assertError(self.admin_post("/v1/studios/tokens/rotate", {"token_id": self.bob.id}), 409, "invalid_request_error", "token_revoked")
