@@ -185,10 +185,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"without_traceback": {"()": "city.logfilters.WithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},
+        # A request for a host City does not serve (ALLOWED_HOSTS): one line, no stack trace.
+        "django.security.DisallowedHost": {"level": "WARNING", "filters": ["without_traceback"]},
         # One INFO line per upstream call is noise on the hot path (and the URL is the admin's business).
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

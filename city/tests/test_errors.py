@@ -74,6 +74,18 @@ class BodyErrorTests(CityTestCase):
         self.assertEqual(entry.outcome, "400 invalid_json")
 
 
+class HostErrorTests(CityTestCase):
+    def test_an_unserved_host_is_a_json_400_logged_in_one_line(self) -> None:
+        with self.assertLogs("django.security.DisallowedHost", "WARNING") as logs:
+            response = self.admin_post("/v1/studios/create", {"name": "x"}, headers={"Host": "evil.example"})
+        self.assertError(response, 400, "invalid_request_error", "bad_request")
+        self.assertEqual(Studio.objects.count(), 2)
+        self.assertEqual(len(logs.records), 1)
+        self.assertIn("evil.example", logs.records[0].getMessage())
+        self.assertIsNone(logs.records[0].exc_info)
+        self.assertNotIn("Traceback", logs.output[0])
+
+
 class CredentialErrorTests(CityTestCase):
     def test_a_non_bearer_header_is_401(self) -> None:
         response = self.get("/v1/studios/me", headers={"Authorization": "Basic Ym9iOnNlY3JldA=="})
