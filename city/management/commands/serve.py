@@ -15,5 +15,11 @@ class Command(BaseCommand):
         sys.stdout.flush()
         os.chdir(settings.BASE_DIR)  # Daphne imports city.asgi from the working directory
         # Daphne's command line with an access log that writes no query values (city/daphne_server.py).
-        argv = [sys.executable, "-m", "city.daphne_server", "-b", host, "-p", port, "--proxy-headers", "city.asgi:application"]
+        argv = [sys.executable, "-m", "city.daphne_server", "-b", host, "-p", port]
+        if settings.ACCOUNTS_TRUSTED_PROXY_COUNT > 0:
+            # Only behind a proxy: Daphne then takes the client address (and scheme) from X-Forwarded-*
+            # headers, which any client could otherwise write itself, e.g. to escape the sign-in
+            # throttle per address. City reads its own trusted hop of X-Forwarded-For (accounts/throttle.py).
+            argv.append("--proxy-headers")
+        argv.append("city.asgi:application")
         os.execv(sys.executable, argv)  # noqa: S606 (replaces this process: no shell involved)
