@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 BASE = Path(__file__).resolve().parent.parent
-ADMIN_KEY = "bench-admin-key-not-secret"
+ADMIN_KEY = "bench-admin-key-not-secret-0123456789"
 
 
 def start(port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="city-propagation-")
-    env = {**os.environ, "ADMIN_SECRET_KEY": ADMIN_KEY, "CITY_SECRET_KEY": "bench-city-key-not-secret", "CITY_LOG_LEVEL": "WARNING",
+    env = {**os.environ, "ADMIN_SECRET_KEY": ADMIN_KEY, "CITY_SECRET_KEY": "bench-city-key-not-secret-0123456789", "CITY_LOG_LEVEL": "WARNING",
            "DEEPSEEK_API_KEY": ""}
     env.setdefault("DATABASE_URL", f"sqlite:///{scratch}/city.sqlite3")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=BASE, env=env, check=True)

@@ -16,3 +16,13 @@ class CityEnv(environ.FileAwareEnv):
             raise ImproperlyConfigured(
                 f"The environment variable {var} has a malformed value; see the configuration table in the README."
             ) from None
+
+    def secret(self, var: str, *, min_length: int) -> str:
+        """A secret of at least `min_length` characters; a shorter one stops start-up (its length is not a secret worth keeping)."""
+        value = self.str(var)
+        if len(value) < min_length:
+            raise ImproperlyConfigured(
+                f"The environment variable {var} is too short to be a secret: use at least {min_length} random characters, "
+                "for example the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value

@@ -16,10 +16,12 @@ if ENV_FILE.exists():
 # Missing secrets are generated once into .env and the admin key is printed once (embedded mode).
 ensure_local_secrets(env, ENV_FILE)
 
+# Characters a secret key needs at least: a guessable admin key would open everything.
+SECRET_KEY_MIN_LENGTH = 32
 # The admin identity's bearer credential. Compared in constant time; never logged.
-ADMIN_SECRET_KEY = env.str("ADMIN_SECRET_KEY")
+ADMIN_SECRET_KEY = env.secret("ADMIN_SECRET_KEY", min_length=SECRET_KEY_MIN_LENGTH)
 # Server key that never enters the database: token digests (HMAC) and env encryption derive from it.
-CITY_SECRET_KEY = env.str("CITY_SECRET_KEY")
+CITY_SECRET_KEY = env.secret("CITY_SECRET_KEY", min_length=SECRET_KEY_MIN_LENGTH)
 # Older CITY_SECRET_KEY values, comma-separated, still accepted for decryption after a rotation.
 CITY_SECRET_KEY_FALLBACKS = env.list("CITY_SECRET_KEY_FALLBACKS", default=[])
 

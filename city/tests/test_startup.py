@@ -24,6 +24,14 @@ class StartupSettingsTests(SimpleTestCase):
         self.assertIn("CITY_PORT", result.stderr)
         self.assertNotIn("not-a-port-8x7q", result.stderr)
 
+    def test_a_short_secret_key_stops_startup_naming_the_key_not_the_value(self) -> None:
+        for key in ("ADMIN_SECRET_KEY", "CITY_SECRET_KEY"):
+            with self.subTest(key):
+                result = manage("check", env={key: "short-key-9q7w"})
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn(f"{key} is too short", result.stderr)
+                self.assertNotIn("short-key-9q7w", result.stderr)
+
     def test_a_malformed_size_names_the_key(self) -> None:
         result = manage("check", env={"CITY_MAX_BODY_BYTES": "lots"})
         self.assertIn("CITY_MAX_BODY_BYTES", result.stderr)
