@@ -24,7 +24,6 @@ from django.utils import timezone
 
 from aihub.catalog_types import Model
 from city.calls import Call
-from city.ids import new_id
 
 log = logging.getLogger("aihub.metering")
 
@@ -97,7 +96,7 @@ class Meter:
                 "studio_id": self.studio_id,
                 "token_id": identity.token_id,
                 "account_id": identity.account_id,
-                "request_id": self.call.request.headers.get("X-Request-Id", "")[:64] or new_id("req"),
+                "request_id": self.call.request_id,
                 "model": self.model.id,
                 "provider": self.provider,
                 "modality": self.modality,

@@ -17,6 +17,7 @@ class Call:
     action: Action
     data: dict[str, Any]  # the JSON object of a POST, or the query parameters of a GET
     subpath: str = ""  # what follows the action's name in the route, for actions with subpaths
+    request_id: str = ""  # the answer's X-Request-Id, also kept on the call's usage record
 
     def studio_id(self) -> str:
         """The studio this call acts on: the token's own, or the `studio_id` an admin names.

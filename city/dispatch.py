@@ -1,6 +1,7 @@
 """The one view behind /v1/: route → identity → allow check → input → handler → response."""
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -13,26 +14,40 @@ from django.views.decorators.csrf import csrf_exempt
 from city.calls import Call
 from city.errors import ApiError, error_response, json_response
 from city.identity import Identity, check_allowed, resolve_identity
+from city.ids import new_id
 from city.registry import Action, registry
 from city.runtime_env import runtime_env
 
 log = logging.getLogger("city.dispatch")
 
 JSON_CONTENT_TYPES = {"application/json", ""}
+# A client's own X-Request-Id is kept when it looks like an id; anything else is replaced, never echoed.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+
+
+def request_id_of(request: HttpRequest) -> str:
+    given = request.META.get("HTTP_X_REQUEST_ID", "")
+    return given if CLIENT_REQUEST_ID.fullmatch(given) else new_id("req")
 
 
 @csrf_exempt  # bearer credentials, not cookies: no CSRF exposure on /v1/
 async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
+    """Every answer carries X-Request-Id (as OpenAI's do): the client's own, or a new `req_…` id."""
+    request_id = request_id_of(request)
     try:
-        return await _dispatch(request, route)
+        response = await _dispatch(request, route, request_id)
     except ApiError as exc:
-        return exc.response()
+        response = exc.response()
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error")
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        response = error_response(500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error")
+    response["X-Request-Id"] = request_id
+    if request.method == "HEAD" and not response.streaming:
+        response.content = b""  # the GET's status and headers only (actions that allow HEAD: load-balancer checks)
+    return response
 
 
-async def _dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
+async def _dispatch(request: HttpRequest, route: str, request_id: str) -> HttpResponseBase:
     found = registry().resolve(route)
     service, action, service_id, action_name = found.service, found.action, found.service_id, found.action_name
     if service is None:
@@ -48,7 +63,7 @@ async def _dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
         raise ApiError(405, f"{request.method} is not allowed on this route; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed})
     identity = await resolve_identity(request)
     check_allowed(identity, action)
-    call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath)
+    call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath, request_id=request_id)
     try:
         call.data = read_input(request, action)
         if action.is_async:
@@ -64,7 +79,7 @@ async def _dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
 
 def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
     """A GET's query parameters, or a POST's JSON object (an empty body is an empty object)."""
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return {key: request.GET[key] for key in request.GET}
     try:
         body = request.body
@@ -104,6 +119,12 @@ def _audit_failure(identity: Identity, action: str, data: dict[str, Any], exc: A
 
 async def services(request: HttpRequest) -> HttpResponse:
     """GET /v1/services: every service with its env; an admin also sees each action."""
+    response = await _services(request)
+    response["X-Request-Id"] = request_id_of(request)
+    return response
+
+
+async def _services(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
         return ApiError(405, f"{request.method} is not allowed on this route; use GET.", code="method_not_allowed", headers={"Allow": "GET"}).response()
     try:
@@ -126,5 +147,7 @@ async def services(request: HttpRequest) -> HttpResponse:
 
 
 async def not_found(request: HttpRequest, route: str = "") -> HttpResponse:
-    return error_response(404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route")
+    response = error_response(404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route")
+    response["X-Request-Id"] = request_id_of(request)
+    return response
 

@@ -1,5 +1,6 @@
 """City's own services: the runtime env and the audit log (admin only)."""
 
+import logging
 import os
 from typing import Any
 
@@ -8,11 +9,14 @@ from rest_framework import serializers
 
 from city import envops
 from city.calls import Call
+from city.errors import ApiError
 from city.models import AuditEntry, EnvVar
 from city.pagination import int_cursor, page
 from city.registry import ADMIN, Action, Service, env_consumers
 from city.timestamps import iso
 from city.validation import StrictCharField, validated
+
+log = logging.getLogger("city.services")
 
 
 class UpsertInput(serializers.Serializer):
@@ -107,13 +111,21 @@ def whoami(call: Call) -> dict[str, Any]:
 
 
 def health(call: Call) -> dict[str, Any]:
-    """Liveness for load balancers: the database answers (and Redis, when configured)."""
+    """Liveness for load balancers: the database answers (and Redis, when configured); else 503."""
     from django.core.cache import cache
-    from django.db import connection
+    from django.db import DatabaseError, connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    cache.get("city:health")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        log.warning("health: the database does not answer", exc_info=True)
+        raise ApiError(503, "City's database does not answer; this process cannot serve requests now.", code="database_unavailable") from None
+    try:
+        cache.get("city:health")
+    except Exception:  # any cache backend's failure means the same to a load balancer
+        log.warning("health: the cache does not answer", exc_info=True)
+        raise ApiError(503, "City's cache (REDIS_URL) does not answer; this process cannot serve requests now.", code="cache_unavailable") from None
     return {"status": "ok"}
 
 
@@ -136,7 +148,7 @@ SERVICES = [
         name="System",
         description="Health and identity checks.",
         actions=(
-            Action("health", health, methods=("GET",), allow=(), description="Liveness: database and cache answer"),
+            Action("health", health, methods=("GET", "HEAD"), allow=(), description="Liveness: database and cache answer"),
             Action("whoami", whoami, methods=("GET",), allow=(), description="Which identity the credential resolves to"),
         ),
     ),

@@ -410,6 +410,15 @@ class UsageTests(AiLive):
             (embedding.modality, embedding.prompt_tokens, embedding.completion_tokens, embedding.cost), ("embeddings", 2, 0, 2 * 20_000)
         )
 
+    def test_a_usage_record_carries_the_request_id_of_its_answer(self) -> None:
+        answered = self.user.post("/v1/ai/text", json={"model": "deepseek-v4-flash", "prompt": "Hi"})
+        streamed = self.user.post(
+            "/v1/chat/completions", json={"model": "deepseek-v4-flash", "messages": HI, "stream": True}, headers={"X-Request-Id": "trace-7"}
+        )
+        self.assertRegex(answered.headers["x-request-id"], r"^req_[0-9a-z]{26}$")
+        self.assertEqual(streamed.headers["x-request-id"], "trace-7")
+        self.assertEqual([r.request_id for r in self.records(2)], [answered.headers["x-request-id"], "trace-7"])
+
     def test_without_upstream_usage_city_counts(self) -> None:
         self.sim.script.usage = None
         self.sim.script.text = "x" * 40  # about ten tokens
