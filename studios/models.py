@@ -40,7 +40,8 @@ class UserToken(models.Model):
     """A studio credential. Only its HMAC digest is stored; the raw token is shown once."""
 
     id = models.CharField(primary_key=True, max_length=40, default=new_token_id, editable=False)
-    studio = models.ForeignKey(Studio, on_delete=models.PROTECT, related_name="tokens")
+    # No index of its own: studios_token_by_studio (studio, -id) serves every lookup by studio.
+    studio = models.ForeignKey(Studio, on_delete=models.PROTECT, related_name="tokens", db_index=False)
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, db_index=True)  # "ub_" + 8 chars, shown in lists and logs
     digest = models.CharField(max_length=64, unique=True)  # HMAC-SHA-256 under a key outside the database
