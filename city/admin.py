@@ -11,7 +11,8 @@ Two rules hold for every page here:
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
 from django import forms
@@ -21,7 +22,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -54,6 +55,7 @@ class CappedCountPaginator(Paginator):
     """
 
     count_cap = 10_000
+    object_list: QuerySet[Any]  # the admin pages querysets only
 
     @cached_property
     def _counted(self) -> int:
@@ -90,7 +92,7 @@ class LargeTableAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     list_per_page = 100
-    sortable_by: tuple[str, ...] = ()
+    sortable_by: ClassVar[tuple[str, ...]] = ()
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return SortableColumnsChangeList
@@ -156,7 +158,14 @@ def run_operation(action: str, target: str, operation: Callable[[], T]) -> T:
         raise OperationFailed(action, target, exc) from exc
 
 
-class OperationsAdminMixin:
+if TYPE_CHECKING:
+    # The mixin is only ever mixed into a ModelAdmin: type-check it as one.
+    _OperationsAdminBase = admin.ModelAdmin[Any]
+else:
+    _OperationsAdminBase = object
+
+
+class OperationsAdminMixin(_OperationsAdminBase):
     """Turns OperationFailed into an error message and a failed audit entry instead of a 500.
 
     Add and delete views run inside Django's transaction; the failure is recorded after it has
@@ -172,16 +181,16 @@ class OperationsAdminMixin:
 
     def changeform_view(
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponseBase:
+    ) -> HttpResponse:
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+            return super().changeform_view(request, object_id, form_url, extra_context)
         except OperationFailed as failure:
             self.report_failure(request, failure)
             return HttpResponseRedirect(request.get_full_path())
 
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> HttpResponseBase:
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         try:
-            return super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
+            return super().delete_view(request, object_id, extra_context)
         except OperationFailed as failure:
             self.report_failure(request, failure)
             return HttpResponseRedirect(request.get_full_path())
@@ -343,7 +352,7 @@ class EnvVarAdmin(OperationsAdminMixin, LargeTableAdmin):
     def _remove_rows(self, request: HttpRequest, queryset: QuerySet) -> None:
         outcome = BulkOutcome(self, request)
         for row in queryset:
-            outcome.attempt("env/remove", row.key, lambda key=row.key: envops.remove_env(key, actor=request.user))
+            outcome.attempt("env/remove", row.key, partial(envops.remove_env, row.key, actor=request.user))
         outcome.report("{count} env variable(s) removed.")
 
 

@@ -27,7 +27,7 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
@@ -89,7 +89,7 @@ def signal_is_loop_safe(signal: Any, sender: type) -> bool:
 def closers_are_loop_safe(response: HttpResponseBase) -> bool:
     # Django adds the request's close(): it closes the body's buffer, which CITY_MAX_BODY_BYTES keeps
     # in memory (under FILE_UPLOAD_MAX_MEMORY_SIZE); any other closer (a file, a stream) gets a thread.
-    closers = response._resource_closers  # Django 5.2 (pinned)
+    closers = response._resource_closers  # type: ignore[attr-defined]  # Django 5.2 internal (pinned), not in django-stubs
     return all(isinstance(getattr(closer, "__self__", None), HttpRequest) for closer in closers)
 
 
@@ -135,12 +135,14 @@ class ApiHandler(ASGIHandler):
 
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler.load_middleware for an async stack, with API_MIDDLEWARE in place of settings.MIDDLEWARE.
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        handler = convert_exception_to_response(self._get_response_async)
+        self._view_middleware: list[Callable[..., Any]] = []
+        self._template_response_middleware: list[Callable[..., Any]] = []
+        self._exception_middleware: list[Callable[..., Any]] = []
+        # convert_exception_to_response keeps an async function async; its stub types both modes in one.
+        get_response = self._get_response_async  # type: ignore[attr-defined]  # Django 5.2 internal (pinned), not in django-stubs
+        handler = cast(GetResponse, convert_exception_to_response(get_response))
         for path in reversed(API_MIDDLEWARE):
-            handler = convert_exception_to_response(inline(import_string(path), handler))
+            handler = cast(GetResponse, convert_exception_to_response(inline(import_string(path), handler)))
         self._middleware_chain = handler
 
     def close_connections(self) -> None:
@@ -165,12 +167,13 @@ class ApiHandler(ASGIHandler):
     async def close_response(self, response: HttpResponseBase) -> None:
         if closers_are_loop_safe(response) and signal_is_loop_safe(signals.request_finished, self.__class__):
             # HttpResponseBase.close() without its request_finished, which would do nothing here.
-            for closer in response._resource_closers:
+            closers = response._resource_closers  # type: ignore[attr-defined]  # Django 5.2 internal (pinned), not in django-stubs
+            for closer in closers:
                 try:
                     closer()
                 except Exception:  # noqa: S110 (as Django's close(): a closer's failure is not the client's)
                     pass
-            response._resource_closers.clear()
+            closers.clear()
             response.closed = True
         else:
             await sync_to_async(response.close)()
@@ -185,6 +188,7 @@ class ApiHandler(ASGIHandler):
         await self.send_request_started(scope)  # CHANGED: was signals.request_started.asend(…)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
+            assert error_response is not None  # create_request returns (None, response) or (request, None)
             body_file.close()
             await self.send_response(error_response, send)
             await self.close_response(error_response)  # CHANGED: was sync_to_async(error_response.close)()

@@ -42,7 +42,7 @@ async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
         response = error_response(500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error")
     response["X-Request-Id"] = request_id
-    if request.method == "HEAD" and not response.streaming:
+    if request.method == "HEAD" and isinstance(response, HttpResponse):  # not a stream
         response.content = b""  # the GET's status and headers only (actions that allow HEAD: load-balancer checks)
     return response
 

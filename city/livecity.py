@@ -9,7 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -102,8 +105,7 @@ class LiveCityTestCase(ApiTestMixin, TransactionTestCase):
         self.addCleanup(city.stop)
         return city
 
-    def captureOnCommitCallbacks(self, *, execute: bool = False):
+    @classmethod
+    def captureOnCommitCallbacks(cls, *, using: str = "default", execute: bool = False) -> AbstractContextManager[list[Callable[[], Any]]]:
         # TransactionTestCase commits for real; hooks run by themselves.
-        from contextlib import nullcontext
-
-        return nullcontext()
+        return nullcontext([])

@@ -6,7 +6,7 @@ app's own declaration.
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -96,7 +96,7 @@ class Registry:
     def _known(self, service_id: str, action_name: str) -> tuple[Service | None, Action | None, str, str]:
         return self.services.get(service_id), self.actions.get((service_id, action_name)), service_id, action_name
 
-    def _subpath_candidates(self, route: str, service_id: str, action_name: str):
+    def _subpath_candidates(self, route: str, service_id: str, action_name: str) -> Iterator[tuple[tuple[str, str], str]]:
         """(service, action) pairs an action with subpaths could be, longest name first, with the rest."""
         for head, _, rest in _splits(route):
             if head in self.aliases and rest:
@@ -106,7 +106,7 @@ class Registry:
                 yield (service_id, head), rest
 
 
-def _splits(path: str):
+def _splits(path: str) -> Iterator[tuple[str, str, str]]:
     """"a/b/c" → ("a/b", "/", "c"), ("a", "/", "b/c")."""
     parts = path.split("/")
     for cut in range(len(parts) - 1, 0, -1):

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -26,7 +27,7 @@ class Snapshot:
 
 
 class RuntimeEnv:
-    clock = time.monotonic
+    clock: Callable[[], float] = time.monotonic  # seconds; tests move it
 
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None

@@ -53,6 +53,7 @@ def env_list(call: Call) -> dict[str, Any]:
     for key in sorted(set(rows) | set(needed)):
         row = rows.get(key)
         readable = True
+        source: str | None  # where the value comes from: "db", "process", or None when unset
         if row is not None:
             value, source = envops.value_of(row), "db"
             readable = value is not None

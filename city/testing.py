@@ -3,25 +3,39 @@
 Alice runs a studio, Bob holds one of its tokens, Charlie holds a token of another studio.
 """
 
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
-from django.test import TestCase
+from django.test import TestCase, TransactionTestCase
 
 from studios import operations
 from studios.credentials import token_cache
+from studios.models import Studio, UserToken
 
 ADMIN_ACTOR = "test-admin"
 
+if TYPE_CHECKING:
+    # The mixin is only ever mixed into a TestCase or a TransactionTestCase: type-check it as one.
+    _MixinBase = TransactionTestCase
+else:
+    _MixinBase = object
 
-class ApiTestMixin:
+
+class ApiTestMixin(_MixinBase):
+    if TYPE_CHECKING:
+        # TestCase has it; LiveCityTestCase (a TransactionTestCase) supplies its own.
+        @classmethod
+        def captureOnCommitCallbacks(cls, *, using: str = "default", execute: bool = False) -> AbstractContextManager[list[Callable[[], Any]]]: ...
+
     admin_key = property(lambda self: settings.ADMIN_SECRET_KEY)
 
     def call(self, method: str, route: str, data: Any = None, *, token: str | None = None, raw: bytes | None = None,
              content_type: str = "application/json", headers: dict[str, str] | None = None):
         """One request through the real routes; on-commit hooks run as they would in production."""
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
+        extra: dict[str, Any] = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
         if token is not None:
             extra["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         with self.captureOnCommitCallbacks(execute=True):
@@ -65,6 +79,13 @@ class ApiTestMixin:
 
 
 class CityTestCase(ApiTestMixin, TestCase):
+    alice_studio: Studio
+    bob: UserToken
+    bob_token: str
+    charlie_studio: Studio
+    charlie: UserToken
+    charlie_token: str
+
     @classmethod
     def setUpTestData(cls) -> None:
         cls.alice_studio = operations.create_studio("Alice Studio", actor=ADMIN_ACTOR)

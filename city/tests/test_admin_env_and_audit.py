@@ -168,6 +168,7 @@ class AuditAdminTests(AdminPages, CityTestCase):
 
     def test_entries_are_read_only(self) -> None:
         entry = AuditEntry.objects.first()
+        assert entry is not None
         self.page(AUDIT + "add/", status=403)
         self.page(f"{AUDIT}{entry.id}/delete/", status=403)
         detail = self.page(f"{AUDIT}{entry.id}/change/")

@@ -4,10 +4,12 @@ A mixin, not a TestCase, so that pytest collects nothing from this module by its
 """
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
+from django.test import TestCase
 
 from city.models import AuditEntry
 
@@ -15,16 +17,25 @@ ROOT_PASSWORD = "not-a-real-password-7f3a"
 RAW_TOKEN = re.compile(r"ub_[A-Za-z0-9_\-]{43}")
 
 
-class AdminPages:
+if TYPE_CHECKING:
+    # The mixin is only ever mixed into a TestCase: type-check it as one.
+    _AdminPagesBase = TestCase
+else:
+    _AdminPagesBase = object
+
+
+class AdminPages(_AdminPagesBase):
     """Root is a Django superuser (`createsuperuser`); each test starts signed in as root."""
+
+    root: User  # settings.AUTH_USER_MODEL is Django's own
 
     @classmethod
     def setUpTestData(cls) -> None:
-        super().setUpTestData()  # type: ignore[misc]
+        super().setUpTestData()
         cls.root = get_user_model().objects.create_superuser("root", "root@example.invalid", ROOT_PASSWORD)
 
     def setUp(self) -> None:
-        super().setUp()  # type: ignore[misc]
+        super().setUp()
         self.client.force_login(self.root)
 
     def page(self, url: str, params: dict[str, Any] | None = None, *, status: int = 200) -> Any:

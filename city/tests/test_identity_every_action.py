@@ -15,7 +15,10 @@ def every_route() -> list[tuple[str, str]]:
     routes = [("GET", "/v1/services")]
     for service in registry().services.values():
         routes += [(action.methods[0], f"/v1/{service.id}/{action.name}") for action in service.actions]
-        routes += [(service.action(name).methods[0], f"/v1/{alias}") for alias, name in service.aliases.items()]
+        for alias, name in service.aliases.items():
+            action = service.action(name)
+            assert action is not None, f"alias {alias} names no action"
+            routes.append((action.methods[0], f"/v1/{alias}"))
     return routes
 
 
