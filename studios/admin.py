@@ -4,13 +4,14 @@ Every change calls `studios.operations` with `actor=request.user`; detail pages 
 because no operation edits a studio's or a token's fields in place.
 """
 
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -95,7 +96,8 @@ class StudioAdmin(ManagedByOperationsAdmin):
         if studios is None:
             return None
         if request.POST.get("confirmed") == "yes":
-            return self._set_status(request, queryset, Studio.Status.REMOVED, studios)
+            self._set_status(request, queryset, Studio.Status.REMOVED, studios)
+            return None
         live_tokens = UserToken.objects.filter(studio__in=[s.id for s in studios], revoked_at__isnull=True).aggregate(n=Count("id"))["n"]
         context = {
             **self.admin_site.each_context(request),
@@ -111,12 +113,11 @@ class StudioAdmin(ManagedByOperationsAdmin):
         studios = studios if studios is not None else bounded_rows(request, queryset, "studios")
         if studios is None:
             return None
-        verb = {Studio.Status.PAUSED: "pause", Studio.Status.ACTIVE: "activate", Studio.Status.REMOVED: "remove"}[status]
+        verbs: dict[str, str] = {Studio.Status.PAUSED: "pause", Studio.Status.ACTIVE: "activate", Studio.Status.REMOVED: "remove"}
+        verb = verbs[status]
         outcome = BulkOutcome(self, request)
         for studio in studios:
-            outcome.attempt(
-                f"studios/{verb}", studio.id, lambda sid=studio.id: operations.set_studio_status(sid, status, actor=request.user)
-            )
+            outcome.attempt(f"studios/{verb}", studio.id, partial(operations.set_studio_status, studio.id, status, actor=request.user))
         outcome.report(f"{{count}} studio(s) now {status}.")
         return None
 
@@ -196,7 +197,7 @@ class UserTokenAdmin(ManagedByOperationsAdmin):
             kwargs["error_messages"] = {"invalid_choice": "No such studio, or it is removed (a removed studio cannot get new tokens)."}
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponseBase:
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
         # One button: the answer is the page that shows the secret, not another form.
         extra = {"title": "Issue a token", "show_save_and_add_another": False, "show_save_and_continue": False, **(extra_context or {})}
         return super().add_view(request, form_url, extra)
@@ -210,7 +211,7 @@ class UserTokenAdmin(ManagedByOperationsAdmin):
         adopt(obj, token)
         obj._raw_secret = raw  # type: ignore[attr-defined]  # lives as long as this request; read by response_add
 
-    def response_add(self, request: HttpRequest, obj: UserToken, post_url_continue: str | None = None) -> HttpResponseBase:
+    def response_add(self, request: HttpRequest, obj: UserToken, post_url_continue: str | None = None) -> HttpResponse:
         raw = obj.__dict__.pop("_raw_secret")
         return self.secrets_response(request, [(obj, raw)], title="Token issued")
 
@@ -221,7 +222,7 @@ class UserTokenAdmin(ManagedByOperationsAdmin):
             return
         outcome = BulkOutcome(self, request)
         for token in tokens:
-            outcome.attempt("studios/tokens/revoke", token.id, lambda tid=token.id: operations.revoke_token(tid, actor=request.user))
+            outcome.attempt("studios/tokens/revoke", token.id, partial(operations.revoke_token, token.id, actor=request.user))
         outcome.report("{count} token(s) revoked; every City process refuses them within seconds.")
 
     @admin.action(description="Rotate selected tokens (new secrets, shown once)", permissions=["manage"])
@@ -231,7 +232,7 @@ class UserTokenAdmin(ManagedByOperationsAdmin):
             return None
         outcome = BulkOutcome(self, request)
         for token in tokens:
-            outcome.attempt("studios/tokens/rotate", token.id, lambda tid=token.id: operations.rotate_token(tid, actor=request.user))
+            outcome.attempt("studios/tokens/rotate", token.id, partial(operations.rotate_token, token.id, actor=request.user))
         outcome.report("{count} token(s) rotated; their old secrets stop working within seconds.")
         if not outcome.done:
             return None

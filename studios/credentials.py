@@ -8,6 +8,7 @@ its cache entry is older than that. Expiry is checked on every request against t
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,7 +38,7 @@ class CachedToken:
 
 
 class TokenCache:
-    clock = time.monotonic
+    clock: Callable[[], float] = time.monotonic  # seconds; tests move it
 
     def __init__(self) -> None:
         self._entries: OrderedDict[str, CachedToken] = OrderedDict()

@@ -5,6 +5,7 @@ Each runs in one transaction with its audit entry.
 
 import secrets
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -41,7 +42,8 @@ def _locked_studio(studio_id: str) -> Studio:
 def set_studio_status(studio_id: str, status: str, *, actor: Any) -> Studio:
     """Pause, activate or remove. Removal is final; repeating a transition changes nothing."""
     studio = _locked_studio(studio_id)
-    verb = {Studio.Status.PAUSED: "pause", Studio.Status.ACTIVE: "activate", Studio.Status.REMOVED: "remove"}[status]
+    verbs: dict[str, str] = {Studio.Status.PAUSED: "pause", Studio.Status.ACTIVE: "activate", Studio.Status.REMOVED: "remove"}
+    verb = verbs[status]
     if studio.status == Studio.Status.REMOVED and status != Studio.Status.REMOVED:
         raise ApiError(409, f"Studio {studio.id} is removed; removal is final. Create a new studio instead.", param="studio_id", code="studio_removed")
     if studio.status == status:
@@ -123,7 +125,7 @@ def revoke_token(token_id: str, *, actor: Any, studio_id: str | None = None, acc
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        transaction.on_commit(lambda digest=token.digest: token_cache.forget(digest))
+        transaction.on_commit(partial(token_cache.forget, token.digest))
         record(actor, "studios/tokens/revoke", target=token.id, detail={"prefix": token.prefix})
     return token
 

@@ -21,6 +21,8 @@ ATTEMPTS = 3
 
 
 class AdminAtScaleTests(AdminPages, TestCase):
+    sample: dict[str, str]  # what seed() inserted that the searches look for
+
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
