@@ -26,6 +26,7 @@ import django
 django.setup()
 
 from django.db import connection  # noqa: E402
+from django.db.models import Field, Model  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from city.models import AuditEntry  # noqa: E402
@@ -57,11 +58,17 @@ def _aware_time(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.replace(tzinfo=UTC)
 
 
-def _insert(model: type, columns: list[str], rows: list[tuple]) -> None:
+def _column(model: type[Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field) and field.column, f"{name} is not a column of {model.__name__}"
+    return field.column
+
+
+def _insert(model: type[Model], columns: list[str], rows: list[tuple]) -> None:
     """Multi-row INSERTs of plain tuples: the ORM's per-value preparation would dominate 400,000 rows,
     and one statement per row would wait on 400,000 round trips to PostgreSQL."""
     table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
+    names = ", ".join(connection.ops.quote_name(_column(model, c)) for c in columns)
     one_row = f"({', '.join(['%s'] * len(columns))})"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # COPY: PostgreSQL's bulk path, no statement per batch

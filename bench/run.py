@@ -144,7 +144,7 @@ class City:
 
     def pids(self) -> list[int]:
         """The processes that serve requests (uvicorn's workers, not its supervisor)."""
-        pids = []
+        pids: list[int] = []
         for proc in self.procs:
             if self.server == "uvicorn" and self.workers > 1:
                 # Its workers; not multiprocessing's resource tracker, which serves no request.
