@@ -5,15 +5,21 @@ user and assistant to alternate); `tool` messages → `tool_result` blocks in a 
 `tool_calls` → `tool_use` blocks; `image_url` parts → `image` blocks (base64 or URL source); PDF
 `file` parts → `document` blocks; tools, `tool_choice` and `parallel_tool_calls`; `max_tokens`
 (required by Anthropic, defaulted here), `temperature` (clamped to Anthropic's 0–1), `top_p` (when no
-temperature is given: current models refuse both), `stop`, `user` (→ `metadata.user_id`). OpenAI's
-bookkeeping fields (`store`, `metadata`, `service_tier` …) and `seed` are left out; any other OpenAI
-field Claude cannot honour (`logit_bias`, penalties, `reasoning_effort` …) is a 400 naming it;
-fields that are not OpenAI's (`top_k`, `thinking` …) are forwarded as they are.
-Answer: text and `tool_use` blocks → `content` and `tool_calls`; `stop_reason` → `finish_reason`;
-`usage` (cache reads and writes count as prompt tokens). Streams translate event by event.
+temperature is given: current models refuse both), `stop`, `user` (→ `metadata.user_id`),
+`reasoning_effort` (→ extended thinking, `thinking.budget_tokens`), a JSON `response_format` (→ a
+forced call of the tool `json_output` whose input schema is the caller's). OpenAI's bookkeeping fields
+(`store`, `metadata`, `service_tier` …) and `seed` are left out; any other OpenAI field Claude cannot
+honour (`logit_bias`, penalties …) is a 400 naming it; fields that are not OpenAI's (`top_k`,
+`thinking` …) are forwarded as they are. An assistant message's `thinking_blocks` go back as its
+signed thinking blocks while Claude thinks.
+Answer: text and `tool_use` blocks → `content` and `tool_calls` (the `json_output` input → `content`);
+thinking blocks → `reasoning_content` and `thinking_blocks`; `stop_reason` → `finish_reason`; `usage`
+(cache reads and writes count as prompt tokens). Streams translate event by event.
 """
 
+import json
 from collections.abc import AsyncIterator
+from functools import cache
 from typing import Any
 
 import orjson
@@ -21,6 +27,7 @@ from typing_extensions import override
 
 from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import Adapter, UpstreamError, error_from_response
+from aihub.catalog import models_by_id
 from aihub.catalog_types import Upstream
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -54,7 +61,8 @@ class AnthropicAdapter(Adapter):
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content, upstream.provider)
         message = oa.json_of(response.content, upstream.provider)
-        return completion_from_message(message, model=body.get("model") or upstream.model, provider=upstream.provider)
+        return completion_from_message(message, model=body.get("model") or upstream.model, provider=upstream.provider,
+                                       json_answer=_json_answer(body))
 
     @override
     def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -64,10 +72,15 @@ class AnthropicAdapter(Adapter):
         Closing this iterator early closes the upstream response at once.
         """
         payload = messages_request(upstream.model, body, stream=True)
-        translator = StreamTranslator(body.get("model") or upstream.model, upstream.provider)
+        translator = StreamTranslator(body.get("model") or upstream.model, upstream.provider, json_answer=_json_answer(body))
         request = self.client.build_request("POST", _url(upstream), content=orjson.dumps(payload),
                                             headers={**_headers(upstream), "Accept": "text/event-stream"})
         return oa.translated_stream(self.client, request, upstream.provider, error_from_response, translator)
+
+
+def _json_answer(body: dict[str, Any]) -> bool:
+    """Whether the answer comes as a JSON_TOOL call (a JSON `response_format`)."""
+    return oa.response_format_type(body) in ("json_object", "json_schema")
 
 
 def _url(upstream: Upstream) -> str:
@@ -86,23 +99,39 @@ def _headers(upstream: Upstream) -> dict[str, str]:
 TRANSLATED_FIELDS = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "tools", "tool_choice",
     "parallel_tool_calls", "user", "stream", "response_format", "n", "logprobs", "top_logprobs", "modalities", "audio",
+    "reasoning_effort",
 })
 # OpenAI fields left out: bookkeeping, and `seed`, which OpenAI itself only honours on a best-effort
 # basis (Claude has no seed). Every other OpenAI field is refused unless neutral.
 IGNORED_FIELDS = oa.BOOKKEEPING_FIELDS | {"seed"}
 
 
+# OpenAI's `reasoning_effort` → Claude's extended thinking budget (`budget_tokens`). Anthropic's
+# floor is 1024 tokens and a budget must stay below `max_tokens`; see `_thinking` for how
+# `max_tokens` makes room. "none" sends `thinking: {"type": "disabled"}`.
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768, "max": 65536}
+MIN_THINKING_BUDGET = 1024
+# The tool a JSON `response_format` becomes: Claude is made to call it, and its input is the answer.
+JSON_TOOL = "json_output"
+
+
 def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
     """The Anthropic Messages request for an OpenAI chat completions request. Fields that are not
-    OpenAI's (Anthropic's own `top_k`, `thinking` …) are forwarded as they are."""
+    OpenAI's (Anthropic's own `top_k`, `thinking` …) are forwarded as they are.
+
+    `reasoning_effort` becomes extended thinking (`_thinking`), and a JSON `response_format` a forced
+    call of the tool JSON_TOOL (`_json_tool`). Combinations Anthropic refuses while Claude thinks
+    (a temperature other than 1, `top_k`, `top_p` below 0.95, a forced tool) are a 400 naming the field.
+    """
     oa.refuse_unsupported(body, allow_n=False)
     extensions = oa.extension_fields(body, translated=TRANSLATED_FIELDS, ignored=IGNORED_FIELDS)
-    if oa.response_format_type(body) not in (None, "text"):
-        raise oa.invalid_request("This model does not take `response_format`; describe the JSON you want in the prompt.",
-                                 "response_format")
-    system, messages = _messages(oa.messages_of(body))
+    thinking = _thinking(model, body)
+    system, messages = _messages(oa.messages_of(body), with_thinking=_thinks(thinking or extensions.get("thinking")))
     payload: dict[str, Any] = {"model": model, "messages": messages,
                                "max_tokens": oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS}
+    if thinking:
+        payload["max_tokens"] = thinking.pop("max_tokens")
+        payload["thinking"] = thinking
     if system:
         payload["system"] = [{"type": "text", "text": text} for text in system]
     if (temperature := oa.number(body, "temperature")) is not None:
@@ -114,6 +143,9 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
     if stop := oa.stop_sequences(body):
         payload["stop_sequences"] = stop
     tools, tool_choice = _tools(body)
+    if json_tool := _json_tool(body, tools, tool_choice):
+        tools.append(json_tool)
+        tool_choice = {"type": "tool", "name": JSON_TOOL}
     if tools:
         payload["tools"] = tools
     if tool_choice:
@@ -123,13 +155,105 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
     if stream:
         payload["stream"] = True
     oa.add_extensions(payload, extensions)
+    _refuse_what_thinking_forbids(payload, body)
     return payload
 
 
-def _messages(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(system texts, alternating Anthropic messages)."""
+def _thinks(thinking: Any) -> bool:
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _thinking(model: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """`thinking` (with the `max_tokens` to send beside it) for `reasoning_effort`, or None without one.
+
+    The budget comes from THINKING_BUDGETS. OpenAI counts reasoning inside `max_completion_tokens`, so a
+    caller's limit above the budget is kept as it is; a smaller one (or none) is raised to budget + that
+    limit (DEFAULT_MAX_TOKENS when none), so the answer keeps the room the caller asked for. Both stay
+    within the model's max output tokens from the catalog: at that ceiling the budget shrinks, keeping
+    the answer's room (at least half of max_tokens), never below Anthropic's floor of 1024.
+    """
+    effort = oa.reasoning_effort_of(body)
+    if effort is None:
+        return None
+    if effort == "none":
+        return {"type": "disabled", "max_tokens": oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS}
+    budget = THINKING_BUDGETS[effort]
+    requested = oa.max_output_tokens(body)
+    answer = requested or DEFAULT_MAX_TOKENS
+    max_tokens = requested if requested is not None and requested > budget else budget + answer
+    if ceiling := max_output_tokens_of(model):
+        max_tokens = min(max_tokens, ceiling)
+        budget = min(budget, max_tokens - min(answer, max_tokens // 2))
+    budget = max(budget, MIN_THINKING_BUDGET)
+    if budget >= max_tokens:
+        raise oa.invalid_request(f"This model answers at most {max_tokens} tokens, too few for `reasoning_effort`; remove it.",
+                                 "reasoning_effort")
+    return {"type": "enabled", "budget_tokens": budget, "max_tokens": max_tokens}
+
+
+@cache
+def max_output_tokens_of(upstream_model: str) -> int | None:
+    """The catalog's max output tokens for this Anthropic model name, None for a model it does not list."""
+    for model in models_by_id().values():
+        for deployment in model.deployments:
+            if deployment.adapter == "anthropic" and deployment.upstream_model == upstream_model and model.max_output_tokens:
+                return model.max_output_tokens
+    return None
+
+
+def _json_tool(body: dict[str, Any], tools: list[dict[str, Any]], tool_choice: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The tool a JSON `response_format` becomes (None for text): its input schema is the caller's
+    schema (any object for `json_object`). It cannot share the turn with a tool the caller forces."""
+    kind = oa.response_format_type(body)
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        schema: dict[str, Any] = {"type": "object"}
+        description = "Answer with a JSON object."
+    elif kind == "json_schema":
+        schema = oa.json_schema_of(body)
+        if schema.get("type") != "object":
+            raise oa.invalid_request('response_format.json_schema.schema must describe an object (`"type": "object"`) for this model.',
+                                     "response_format.json_schema.schema")
+        json_schema = body["response_format"]["json_schema"]
+        description = json_schema.get("description") or f"Answer with a JSON object: {json_schema.get('name') or 'the answer'}."
+    else:
+        raise oa.invalid_request('response_format.type must be "text", "json_object" or "json_schema".', "response_format.type")
+    if tool_choice is not None and tool_choice["type"] in ("any", "tool"):
+        raise oa.invalid_request("`tool_choice` cannot force a tool together with a JSON `response_format` on this model: Claude "
+                                 "answers in JSON by a forced tool call of its own. Remove one of them.", "tool_choice")
+    if any(tool["name"] == JSON_TOOL for tool in tools):
+        raise oa.invalid_request(f"A tool may not be named `{JSON_TOOL}` together with a JSON `response_format` on this model; "
+                                 "rename it.", "tools")
+    return {"name": JSON_TOOL, "description": description, "input_schema": schema}
+
+
+def _refuse_what_thinking_forbids(payload: dict[str, Any], body: dict[str, Any]) -> None:
+    """Anthropic refuses these while Claude thinks; a 400 naming the field says so before going upstream."""
+    if not _thinks(payload.get("thinking")):
+        return
+    source = "`reasoning_effort`" if body.get("reasoning_effort") is not None else "`thinking`"
+    if payload.get("temperature", 1) != 1:
+        raise oa.invalid_request(f"`temperature` cannot be combined with {source} on this model: Claude thinks at temperature 1. "
+                                 "Remove `temperature` or set it to 1.", "temperature")
+    if not 0.95 <= payload.get("top_p", 1) <= 1:
+        raise oa.invalid_request(f"`top_p` must be from 0.95 to 1 with {source} on this model; remove it.", "top_p")
+    if "top_k" in payload:
+        raise oa.invalid_request(f"`top_k` cannot be combined with {source} on this model; remove it.", "top_k")
+    if (payload.get("tool_choice") or {}).get("name") == JSON_TOOL:
+        raise oa.invalid_request(f"A JSON `response_format` cannot be combined with {source} on this model: Claude answers in JSON "
+                                 "by a forced tool call, which thinking does not allow. Remove one of them.", "response_format")
+    if (payload.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        raise oa.invalid_request(f"`tool_choice` cannot force a tool with {source} on this model: Claude may only choose "
+                                 'tools itself while it thinks. Use "auto" or "none".', "tool_choice")
+
+
+def _messages(messages: list[dict[str, Any]], *, with_thinking: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """(system texts, alternating Anthropic messages). While Claude thinks, an assistant message's
+    `thinking_blocks` (as City answered them) open its turn again."""
     system: list[str] = []
     turns: list[dict[str, Any]] = []
+    first_message_of_turn: list[int] = []
     for i, message in enumerate(messages):
         role, param = message["role"], f"messages[{i}]"
         if role in ("system", "developer"):
@@ -144,6 +268,8 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
             anthropic_role = "user"
         elif role == "assistant":
             blocks = _assistant_blocks(message, param)
+            if with_thinking and message.get("thinking_blocks") is not None:
+                blocks[:0] = _thinking_blocks(message["thinking_blocks"], f"{param}.thinking_blocks")
             anthropic_role = "assistant"
         elif role == "tool":
             blocks = [{
@@ -154,10 +280,49 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
             anthropic_role = "user"
         else:
             raise oa.invalid_request(f'{param}.role must be "system", "developer", "user", "assistant" or "tool".', f"{param}.role")
+        count = len(turns)
         oa.add_turn(turns, anthropic_role, blocks, key="content")
+        if len(turns) > count:
+            first_message_of_turn.append(i)
     if not any(turn["role"] == "user" for turn in turns):
         raise oa.invalid_request("`messages` needs at least one user message.", "messages")
+    if with_thinking:
+        _check_tool_loop_keeps_its_thinking(turns, first_message_of_turn)
     return system, turns
+
+
+def _thinking_blocks(blocks: Any, param: str) -> list[dict[str, Any]]:
+    """An assistant message's `thinking_blocks`, checked: each `{"type": "thinking", "thinking", "signature"}`
+    or `{"type": "redacted_thinking", "data"}`, sent back unchanged (Anthropic checks the signatures)."""
+    if not isinstance(blocks, list):
+        raise oa.invalid_request(f"{param} must be the list of thinking blocks City answered.", param)
+    checked = []
+    for j, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "thinking" and isinstance(block.get("thinking"), str) and isinstance(block.get("signature"), str):
+            checked.append({"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]})
+        elif kind == "redacted_thinking" and isinstance(block.get("data"), str):
+            checked.append({"type": "redacted_thinking", "data": block["data"]})
+        else:
+            raise oa.invalid_request(f'{param}[{j}] must be {{"type": "thinking", "thinking", "signature"}} or '
+                                     '{"type": "redacted_thinking", "data"}, as City answered it.', f"{param}[{j}]")
+    return checked
+
+
+def _check_tool_loop_keeps_its_thinking(turns: list[dict[str, Any]], first_message_of_turn: list[int]) -> None:
+    """While Claude thinks, Anthropic wants the assistant turn whose tool calls the request answers to
+    open with its signed thinking: only the caller has it (`thinking_blocks`), so say so by name."""
+    if len(turns) < 2 or turns[-2]["role"] != "assistant":
+        return
+    assistant, last = turns[-2]["content"], turns[-1]["content"]
+    if not any(b["type"] == "tool_result" for b in last) or not any(b["type"] == "tool_use" for b in assistant):
+        return
+    if assistant[0]["type"] in ("thinking", "redacted_thinking"):
+        return
+    param = f"messages[{first_message_of_turn[-2]}].thinking_blocks"
+    raise oa.invalid_request(f"{param} is required: Claude thought before calling these tools, and to go on thinking it needs "
+                             "that thinking back. Send the assistant message as City answered it (with `thinking_blocks`), "
+                             "or remove `reasoning_effort` from this request.", param)
 
 
 def _user_block(part: dict[str, Any], param: str) -> dict[str, Any]:
@@ -239,21 +404,44 @@ def usage_of(usage: dict[str, Any]) -> dict[str, Any]:
     return oa.usage(prompt, int(usage.get("output_tokens") or 0), cached_tokens=cached)
 
 
-def completion_from_message(message: dict[str, Any], *, model: str, provider: str) -> dict[str, Any]:
-    """The OpenAI `chat.completion` for an Anthropic `message` object."""
+def thinking_block(block: dict[str, Any]) -> dict[str, Any]:
+    """A thinking or redacted_thinking block as City hands it out (and takes it back): its fields unchanged."""
+    if block.get("type") == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.get("data") or ""}
+    return {"type": "thinking", "thinking": block.get("thinking") or "", "signature": block.get("signature") or ""}
+
+
+def completion_from_message(message: dict[str, Any], *, model: str, provider: str, json_answer: bool = False) -> dict[str, Any]:
+    """The OpenAI `chat.completion` for an Anthropic `message` object.
+
+    Thinking blocks: their text is `message.reasoning_content`, the blocks themselves (signed)
+    `message.thinking_blocks`. With `json_answer`, the input of the JSON_TOOL call is the `content`
+    (a JSON string) and a finished call is finish_reason "stop".
+    """
     if not isinstance(message.get("content"), list):
         raise oa.malformed_answer(provider)
-    texts, tool_calls = [], []
+    texts, tool_calls, thoughts, thinking_blocks = [], [], [], []
+    json_input = None
     for block in message["content"]:
-        if block.get("type") == "text":
+        kind = block.get("type")
+        if kind == "text":
             texts.append(block.get("text") or "")
-        elif block.get("type") == "tool_use":
+        elif kind == "tool_use" and json_answer and block.get("name") == JSON_TOOL:
+            json_input = block.get("input") or {}
+        elif kind == "tool_use":
             tool_calls.append(oa.tool_call(openai_tool_call_id(block.get("id", "")), block.get("name", ""),
                                            block.get("input") or {}))
-        # thinking and redacted_thinking blocks have no OpenAI counterpart and stay out.
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking_blocks.append(thinking_block(block))
+            if kind == "thinking" and block.get("thinking"):
+                thoughts.append(block["thinking"])
     finish_reason = FINISH_REASONS.get(message.get("stop_reason") or "end_turn", "stop")
-    text = "".join(texts) if texts or not tool_calls else None
-    choice = oa.chat_choice(0, text, tool_calls, finish_reason)
+    if json_input is not None:
+        text: str | None = json.dumps(json_input, ensure_ascii=False)
+        finish_reason = "stop" if finish_reason == "tool_calls" else finish_reason
+    else:
+        text = "".join(texts) if texts or not tool_calls else None
+    choice = oa.chat_choice(0, text, tool_calls, finish_reason, reasoning="\n\n".join(thoughts), thinking_blocks=thinking_blocks)
     return oa.chat_completion(model, [choice], usage_of(message.get("usage") or {}))
 
 
@@ -261,14 +449,20 @@ class StreamTranslator:
     """Turns Anthropic stream events, one at a time, into OpenAI chunks; keeps the usage.
 
     Each `tool_use` content block becomes the next OpenAI tool call `index`; its `input_json_delta`
-    fragments become that call's `arguments` fragments.
+    fragments become that call's `arguments` fragments. With `json_answer`, the JSON_TOOL call's
+    fragments are `content` instead, and its `tool_use` stop is finish_reason "stop". Thinking text
+    streams as `reasoning_content`; each thinking block, once whole and signed, follows as one
+    `thinking_blocks` delta (a redacted one as soon as it starts).
     """
 
-    def __init__(self, model: str, provider: str) -> None:
+    def __init__(self, model: str, provider: str, *, json_answer: bool = False) -> None:
         self.provider = provider
         self.writer = oa.ChunkWriter(model)
         self.usage: dict[str, Any] = {}
         self.tool_index_by_block: dict[int, int] = {}
+        self.json_answer = json_answer
+        self.json_block: int | None = None
+        self.thinking: dict[int, dict[str, Any]] = {}  # content block index → the thinking block so far
         self.stopped = False
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -278,6 +472,14 @@ class StreamTranslator:
             return [self.writer.delta({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             block = event.get("content_block") or {}
+            if block.get("type") == "tool_use" and self.json_answer and block.get("name") == JSON_TOOL:
+                self.json_block = event.get("index", 0)
+                return []
+            if block.get("type") == "thinking":
+                self.thinking[event.get("index", 0)] = thinking_block(block)
+                return [self.writer.delta({"reasoning_content": block["thinking"]})] if block.get("thinking") else []
+            if block.get("type") == "redacted_thinking":
+                return [self.writer.delta({"thinking_blocks": [thinking_block(block)]})]
             if block.get("type") == "tool_use":
                 index = self.tool_index_by_block[event.get("index", 0)] = len(self.tool_index_by_block)
                 call = {"index": index, "id": openai_tool_call_id(block.get("id", "")), "type": "function",
@@ -291,14 +493,28 @@ class StreamTranslator:
             if delta.get("type") == "text_delta" and delta.get("text"):
                 return [self.writer.delta({"content": delta["text"]})]
             if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                if event.get("index", 0) == self.json_block:
+                    return [self.writer.delta({"content": delta["partial_json"]})]
                 index = self.tool_index_by_block.get(event.get("index", 0), 0)
                 return [self.writer.delta({"tool_calls": [{"index": index, "function": {"arguments": delta["partial_json"]}}]})]
-            return []  # thinking and signature deltas have no OpenAI counterpart
+            thinking = self.thinking.get(event.get("index", 0))
+            if thinking is not None and delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                thinking["thinking"] += delta["thinking"]
+                return [self.writer.delta({"reasoning_content": delta["thinking"]})]
+            if thinking is not None and delta.get("type") == "signature_delta":
+                thinking["signature"] += delta.get("signature") or ""
+            return []
+        if kind == "content_block_stop":
+            thinking = self.thinking.pop(event.get("index", 0), None)
+            return [self.writer.delta({"thinking_blocks": [thinking]})] if thinking is not None else []
         if kind == "message_delta":
             self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
             stop_reason = (event.get("delta") or {}).get("stop_reason")
             if stop_reason:
-                return [self.writer.delta({}, finish_reason=FINISH_REASONS.get(stop_reason, "stop"))]
+                finish_reason = FINISH_REASONS.get(stop_reason, "stop")
+                if self.json_block is not None and finish_reason == "tool_calls":
+                    finish_reason = "stop"
+                return [self.writer.delta({}, finish_reason=finish_reason)]
             return []
         if kind == "message_stop":
             self.stopped = True

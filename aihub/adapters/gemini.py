@@ -234,12 +234,8 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     if kind == "json_object":
         config["responseMimeType"] = "application/json"
     elif kind == "json_schema":
-        json_schema = body["response_format"].get("json_schema")
-        schema = json_schema.get("schema") if isinstance(json_schema, dict) else None
-        if not isinstance(schema, dict):
-            raise oa.invalid_request("response_format.json_schema.schema must be a JSON Schema object.", "response_format.json_schema.schema")
         config["responseMimeType"] = "application/json"
-        config["responseJsonSchema"] = schema
+        config["responseJsonSchema"] = oa.json_schema_of(body)
     elif kind not in (None, "text"):
         raise oa.invalid_request('response_format.type must be "text", "json_object" or "json_schema".', "response_format.type")
     return config

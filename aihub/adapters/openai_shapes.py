@@ -154,6 +154,29 @@ def response_format_type(body: dict[str, Any]) -> str | None:
     return response_format["type"]
 
 
+# OpenAI's `reasoning_effort` values, least thinking first (ReasoningEffort in shared/openai).
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def reasoning_effort_of(body: dict[str, Any]) -> str | None:
+    """`reasoning_effort`, None when absent or null; a 400 naming it for a value OpenAI does not define."""
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        return None
+    if effort not in REASONING_EFFORTS:
+        raise invalid_request(f"`reasoning_effort` must be one of {', '.join(repr(e) for e in REASONING_EFFORTS)}.", "reasoning_effort")
+    return effort
+
+
+def json_schema_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a `response_format` of type `json_schema`."""
+    json_schema = body["response_format"].get("json_schema")
+    schema = json_schema.get("schema") if isinstance(json_schema, dict) else None
+    if not isinstance(schema, dict):
+        raise invalid_request("response_format.json_schema.schema must be a JSON Schema object.", "response_format.json_schema.schema")
+    return schema
+
+
 def image_url_of(part: dict[str, Any], param: str) -> str:
     """The URL of an `image_url` part (`{"url": ...}`, or a bare string as some clients send)."""
     image_url = part.get("image_url")
@@ -337,10 +360,18 @@ def tool_call(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
     }
 
 
-def chat_choice(index: int, text: str | None, tool_calls: list[dict[str, Any]], finish_reason: str) -> dict[str, Any]:
+def chat_choice(index: int, text: str | None, tool_calls: list[dict[str, Any]], finish_reason: str,
+                *, reasoning: str | None = None, thinking_blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One choice of a `chat.completion`. `reasoning` (the model's shown thinking) goes in
+    `message.reasoning_content`, as DeepSeek answers it; `thinking_blocks` are the provider's signed
+    thinking blocks, which a caller sends back on the assistant message to continue a tool loop."""
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    if thinking_blocks:
+        message["thinking_blocks"] = thinking_blocks
     return {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": None}
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import httpx
 import openai
+import pydantic
 
 from aihub.adapters.anthropic import AnthropicAdapter
+from aihub.catalog_types import Upstream
 from aihub.tests.adapter_contract import PIXEL_PNG, WEATHER_TOOL, AdapterContract
 from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import validate
-from aihub.tests.upstream.anthropic_sim import AnthropicSim
+from aihub.tests.upstream.anthropic_sim import AnthropicSim, signature_of
 from aihub.tests.upstream.sim import Received
 
 ANTHROPIC_KEY = "sk-ant-test-not-a-real-key"
@@ -138,7 +140,10 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             ({"temperature": "hot"}, "temperature"),
             ({"response_format": "json"}, "response_format"),
             ({"logprobs": True}, "logprobs"),
-            ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}}, "response_format"),
+            ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}},
+             "response_format.json_schema.schema"),
+            ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema.schema"),
+            ({"response_format": {"type": "xml"}}, "response_format.type"),
             ({"messages": [{"role": "user", "content": [audio]}]}, "messages[0].content[0].type"),
             ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]},
              "messages[0].content[0].image_url.url"),
@@ -149,7 +154,8 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             ({"logit_bias": {"50256": -100}}, "logit_bias"),
             ({"presence_penalty": 0.5}, "presence_penalty"),
             ({"frequency_penalty": 1}, "frequency_penalty"),
-            ({"reasoning_effort": "low"}, "reasoning_effort"),
+            ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+            ({"reasoning_effort": "low", "thinking": {"type": "enabled", "budget_tokens": 2048}}, "thinking"),
             ({"functions": [{"name": "f", "parameters": {"type": "object"}}]}, "functions"),
             ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
             ({"web_search_options": {}}, "web_search_options"),
@@ -170,10 +176,177 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
 
     async def test_fields_that_are_not_openais_are_forwarded_to_anthropic(self) -> None:
         thinking = {"type": "enabled", "budget_tokens": 1024}
-        await self.adapter.chat(self.upstream, self.chat_body(top_k=5, thinking=thinking))
-        self.assertEqual((self.sent()["top_k"], self.sent()["thinking"]), (5, thinking))
+        await self.adapter.chat(self.upstream, self.chat_body(max_tokens=2048, thinking=thinking))
+        self.assertEqual((self.sent()["thinking"], self.sent()["max_tokens"]), (thinking, 2048))
+        await self.adapter.chat(self.upstream, self.chat_body(top_k=5))
+        self.assertEqual(self.sent()["top_k"], 5)
         error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(top_kk=5)))
         self.assertEqual((error.status, error.message), (400, "top_kk: Extra inputs are not permitted"))  # Anthropic's own word
+
+    # --- reasoning_effort: extended thinking ----------------------------------------------------
+
+    async def test_reasoning_effort_becomes_a_thinking_budget_with_room_for_the_answer(self) -> None:
+        # claude-haiku-4-5 answers at most 64,000 tokens (the catalog's meta): the ceiling for max_tokens.
+        haiku = Upstream(provider="anthropic", adapter="anthropic", model="claude-haiku-4-5-20251001", base_url=self.sim.url, api_key="k")
+        cases = [  # (effort, caller's max_tokens) → (budget_tokens, max_tokens sent)
+            (("minimal", 50), (1024, 1074)),
+            (("low", 50), (2048, 2098)),  # the answer keeps its 50 tokens beside the budget
+            (("medium", 20000), (8192, 20000)),  # room enough: OpenAI counts reasoning inside max_tokens
+            (("high", None), (16384, 16384 + 4096)),
+            (("xhigh", None), (32768, 32768 + 4096)),
+            (("max", None), (64000 - 4096, 64000)),  # at the model's ceiling the budget gives way
+            (("max", 64000), (32000, 64000)),  # … keeping at least half for the answer
+        ]
+        for (effort, max_tokens), expected in cases:
+            body = self.chat_body(reasoning_effort=effort, max_tokens=max_tokens)
+            answer = await self.adapter.chat(haiku, body)
+            sent = self.sent()
+            self.assertEqual(sent["thinking"], {"type": "enabled", "budget_tokens": expected[0]}, effort)
+            self.assertEqual(sent["max_tokens"], expected[1], effort)
+            validate(answer, "CreateChatCompletionResponse")
+        await self.adapter.chat(haiku, self.chat_body(reasoning_effort="none"))
+        self.assertEqual((self.sent()["thinking"], self.sent()["max_tokens"]), ({"type": "disabled"}, 50))
+        # A model the catalog does not list has no known ceiling: the budget and answer room stand.
+        await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="max", max_tokens=None))
+        self.assertEqual((self.sent()["thinking"]["budget_tokens"], self.sent()["max_tokens"]), (65536, 65536 + 4096))
+
+    async def test_thinking_shows_as_reasoning_content_with_its_signed_blocks(self) -> None:
+        answer = await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="low"))
+        validate(answer, "CreateChatCompletionResponse")
+        message = answer["choices"][0]["message"]
+        self.assertEqual((message["content"], message["reasoning_content"]), (self.sim.script.text, self.sim.script.reasoning))
+        self.assertEqual(message["thinking_blocks"], [{"type": "thinking", "thinking": self.sim.script.reasoning,
+                                                       "signature": signature_of(self.sim.script.reasoning)}])
+        # Without thinking there is neither.
+        answer = await self.adapter.chat(self.upstream, self.chat_body())
+        self.assertEqual(set(answer["choices"][0]["message"]), {"role", "content", "refusal"})
+
+    async def test_a_streamed_thinking_answer_has_reasoning_deltas_then_the_signed_block(self) -> None:
+        chunks = await self.collect(self.chat_body(stream=True, reasoning_effort="medium"))
+        for chunk in chunks:
+            validate(chunk, "CreateChatCompletionStreamResponse")
+        deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+        self.assertEqual("".join(d.get("reasoning_content") or "" for d in deltas), self.sim.script.reasoning)
+        self.assertEqual("".join(d.get("content") or "" for d in deltas), self.sim.script.text)
+        blocks = [b for d in deltas for b in d.get("thinking_blocks") or []]
+        self.assertEqual(blocks, [{"type": "thinking", "thinking": self.sim.script.reasoning, "signature": signature_of(self.sim.script.reasoning)}])
+        # The whole block comes after the last reasoning delta and before the answer's text.
+        kinds = [next(iter(k for k in ("reasoning_content", "thinking_blocks", "content") if d.get(k)), None) for d in deltas]
+        self.assertEqual([k for k in kinds if k], ["reasoning_content", "reasoning_content", "thinking_blocks", *["content"] * 4])
+        self.assertEqual(chunks[-1]["usage"]["total_tokens"], 18)
+
+    async def test_a_redacted_thinking_block_is_handed_on_and_taken_back_unchanged(self) -> None:
+        redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"}
+        self.sim.play("stream_redacted_thinking")
+        chunks = await self.collect(self.chat_body(stream=True, reasoning_effort="low"))
+        self.assertEqual([b for c in chunks if c["choices"] for b in c["choices"][0]["delta"].get("thinking_blocks") or []], [redacted])
+        self.sim.script.tool_call = ("get_weather", {"city": "Paris"})
+        messages = [{"role": "user", "content": "Weather in Paris?"},
+                    {"role": "assistant", "content": None, "thinking_blocks": [redacted],
+                     "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}]
+        await self.adapter.chat(self.upstream, {"model": "m", "messages": messages, "tools": [WEATHER_TOOL], "reasoning_effort": "low"})
+        self.assertEqual(self.sent()["messages"][1]["content"][0], redacted)
+
+    async def test_a_tool_loop_while_thinking_sends_the_signed_thinking_back(self) -> None:
+        self.sim.script.tool_call = ("get_weather", {"city": "Paris"})
+        body = self.chat_body(tools=[WEATHER_TOOL], reasoning_effort="low")
+        first = await self.adapter.chat(self.upstream, body)
+        assistant = first["choices"][0]["message"]
+        self.assertEqual(first["choices"][0]["finish_reason"], "tool_calls")
+        result = {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": "18 C"}
+        self.sim.script.tool_call = None
+        answer = await self.adapter.chat(self.upstream, {**body, "messages": [*body["messages"], assistant, result]})
+        self.assertEqual(answer["choices"][0]["message"]["content"], self.sim.script.text)
+        sent_assistant = self.sent()["messages"][1]["content"]
+        self.assertEqual([b["type"] for b in sent_assistant], ["thinking", "tool_use"])
+        self.assertEqual(sent_assistant[0], assistant["thinking_blocks"][0])
+
+        # Without the blocks, City says which field is missing instead of sending what Anthropic refuses.
+        requests = len(self.sim.requests)
+        bare = {k: v for k, v in assistant.items() if k not in ("thinking_blocks", "reasoning_content")}
+        error = await self.expect_error(self.adapter.chat(self.upstream, {**body, "messages": [*body["messages"], bare, result]}))
+        self.assertEqual((error.status, error.param), (400, "messages[2].thinking_blocks"))
+        self.assertEqual(len(self.sim.requests), requests)
+        # The same history is fine once thinking is off: Claude needs no thinking back then.
+        await self.adapter.chat(self.upstream, {**body, "reasoning_effort": None, "messages": [*body["messages"], assistant, result]})
+        self.assertEqual([b["type"] for b in self.sent()["messages"][1]["content"]], ["tool_use"])
+        # An altered thinking block fails Anthropic's signature check; its 400 is passed on.
+        altered = {**assistant, "thinking_blocks": [{**assistant["thinking_blocks"][0], "thinking": "Something else."}]}
+        error = await self.expect_error(self.adapter.chat(self.upstream, {**body, "messages": [*body["messages"], altered, result]}))
+        self.assertEqual(error.status, 400)
+        self.assertIn("Invalid `signature` in `thinking` block", error.message)
+        error = await self.expect_error(self.adapter.chat(
+            self.upstream, {**body, "messages": [*body["messages"], {**assistant, "thinking_blocks": [{"type": "thinking"}]}, result]}))
+        self.assertEqual((error.status, error.param), (400, "messages[2].thinking_blocks[0]"))
+
+    async def test_what_thinking_forbids_is_refused_by_name_before_going_upstream(self) -> None:
+        cases = [
+            ({"temperature": 0.5}, "temperature"),
+            ({"top_p": 0.5}, "top_p"),
+            ({"top_k": 5}, "top_k"),
+            ({"tools": [WEATHER_TOOL], "tool_choice": "required"}, "tool_choice"),
+            ({"tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}, "tool_choice"),
+            ({"response_format": {"type": "json_object"}}, "response_format"),
+        ]
+        for extra, param in cases:
+            error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="high", **extra)))
+            self.assertEqual((error.status, error.param), (400, param), extra)
+            self.assertIn("`reasoning_effort`", error.message)
+        # The caller's own `thinking` is held to the same rules.
+        thinking = {"type": "enabled", "budget_tokens": 1024}
+        error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(thinking=thinking, max_tokens=2048, temperature=0.2)))
+        self.assertEqual((error.param, "`thinking`" in error.message), ("temperature", True))
+        self.assertEqual(self.sim.requests, [])
+        # What Anthropic allows while Claude thinks goes through: temperature 1 (OpenAI's 1 or more), top_p ≥ 0.95, auto tools.
+        await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="low", temperature=1.5))
+        self.assertEqual(self.sent()["temperature"], 1.0)
+        await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="low", top_p=0.97, tools=[WEATHER_TOOL], tool_choice="auto"))
+        self.assertEqual((self.sent()["top_p"], self.sent()["tool_choice"]), (0.97, {"type": "auto"}))
+        # The caller's temperature stays when thinking is off.
+        await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="none", temperature=0.2))
+        self.assertEqual(self.sent()["temperature"], 0.2)
+
+    # --- response_format: JSON through a forced tool call --------------------------------------
+
+    async def test_a_json_schema_becomes_a_forced_tool_whose_input_is_the_answer(self) -> None:
+        schema = {"type": "object", "properties": {"greeting": {"type": "string"}, "words": {"type": "integer"}},
+                  "required": ["greeting", "words"], "additionalProperties": False}
+        response_format = {"type": "json_schema", "json_schema": {"name": "greeting", "schema": schema, "strict": True}}
+        answer = await self.adapter.chat(self.upstream, self.chat_body(response_format=response_format))
+        validate(answer, "CreateChatCompletionResponse")
+        sent = self.sent()
+        self.assertEqual(sent["tools"], [{"name": "json_output", "description": "Answer with a JSON object: greeting.", "input_schema": schema}])
+        self.assertEqual(sent["tool_choice"], {"type": "tool", "name": "json_output"})
+        choice = answer["choices"][0]
+        self.assertEqual((json.loads(choice["message"]["content"]), choice["finish_reason"]), (self.sim.script.json, "stop"))
+        self.assertNotIn("tool_calls", choice["message"])
+
+        await self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_object"}))
+        self.assertEqual(self.sent()["tools"][0]["input_schema"], {"type": "object"})
+        await self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "text"}))
+        self.assertNotIn("tools", self.sent())
+
+    async def test_a_streamed_json_answer_comes_as_content_deltas(self) -> None:
+        chunks = await self.collect(self.chat_body(stream=True, response_format={"type": "json_object"}))
+        for chunk in chunks:
+            validate(chunk, "CreateChatCompletionStreamResponse")
+        deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+        self.assertEqual(json.loads("".join(d.get("content") or "" for d in deltas)), self.sim.script.json)
+        self.assertFalse(any("tool_calls" in d for d in deltas))
+        self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]], ["stop"])
+
+    async def test_a_json_answer_keeps_the_callers_tools_but_not_a_forced_one(self) -> None:
+        await self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_object"}, tools=[WEATHER_TOOL], tool_choice="auto"))
+        self.assertEqual([t["name"] for t in self.sent()["tools"]], ["get_weather", "json_output"])
+        self.assertEqual(self.sent()["tool_choice"], {"type": "tool", "name": "json_output"})
+        requests = len(self.sim.requests)
+        named_json_output = {"type": "function", "function": {"name": "json_output", "parameters": {"type": "object"}}}
+        for extra, param in (({"tools": [WEATHER_TOOL], "tool_choice": "required"}, "tool_choice"),
+                             ({"tools": [named_json_output]}, "tools")):
+            error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_object"}, **extra)))
+            self.assertEqual((error.status, error.param), (400, param))
+        self.assertEqual(len(self.sim.requests), requests)
 
     # --- answer translation ---------------------------------------------------------------------
 
@@ -304,6 +477,26 @@ class AnthropicSimulatorTests(unittest.TestCase):
             (headers, 200, {"model": "m", "max_tokens": 5, "messages": [hi, tool_use, {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": "t1", "content": "42"}]}]}),
         ]
+        thinking = {"type": "enabled", "budget_tokens": 1024}
+        signed = {"type": "thinking", "thinking": "Hmm.", "signature": signature_of("Hmm.")}
+        tool_result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "42"}]}
+        tools = [{"name": "f", "input_schema": {"type": "object"}}]
+        for status, extra in [
+            (400, {"thinking": {"type": "enabled", "budget_tokens": 1000}, "max_tokens": 5000}),
+            (400, {"thinking": thinking, "max_tokens": 1024}),
+            (400, {"thinking": thinking, "max_tokens": 2000, "temperature": 0.5}),
+            (200, {"thinking": thinking, "max_tokens": 2000, "temperature": 1}),
+            (400, {"thinking": thinking, "max_tokens": 2000, "top_k": 5}),
+            (400, {"thinking": thinking, "max_tokens": 2000, "top_p": 0.9}),
+            (400, {"thinking": thinking, "max_tokens": 2000, "tools": tools, "tool_choice": {"type": "any"}}),
+            (400, {"thinking": thinking, "max_tokens": 2000, "tools": tools, "messages": [hi, tool_use, tool_result]}),
+            (200, {"thinking": thinking, "max_tokens": 2000, "tools": tools,
+                   "messages": [hi, {"role": "assistant", "content": [signed, *tool_use["content"]]}, tool_result]}),
+            (400, {"thinking": thinking, "max_tokens": 2000, "tools": tools,
+                   "messages": [hi, {"role": "assistant", "content": [{**signed, "thinking": "Hmm!"}, *tool_use["content"]]}, tool_result]}),
+            (200, {"thinking": {"type": "disabled"}, "max_tokens": 5, "temperature": 0.5, "tools": tools, "messages": [hi, tool_use, tool_result]}),
+        ]:
+            cases.append((headers, status, {"model": "m", "max_tokens": 5, "messages": [hi], **extra}))
         with AnthropicSim() as sim:
             for case_headers, status, body in cases:
                 response = httpx.post(f"{sim.url}/v1/messages", json=body, headers=case_headers)
@@ -381,8 +574,9 @@ class AnthropicThroughCityTests(AiLiveTestCase):
         self.assertEqual(done["finish_reason"], "tool_calls")
 
     def test_an_openai_field_claude_cannot_honour_is_refused_by_name_before_going_upstream(self) -> None:
-        for extra, param in (({"logit_bias": {"1734": -100}}, "logit_bias"), ({"reasoning_effort": "low"}, "reasoning_effort"),
-                             ({"n": 2}, "n"), ({"response_format": {"type": "json_object"}}, "response_format")):
+        for extra, param in (({"logit_bias": {"1734": -100}}, "logit_bias"), ({"reasoning_effort": "low", "temperature": 0.3}, "temperature"),
+                             ({"n": 2}, "n"), ({"response_format": {"type": "json_object"}, "tool_choice": "required",
+                                                "tools": [WEATHER_TOOL]}, "tool_choice")):
             with self.subTest(extra=extra):
                 with self.assertRaises(openai.BadRequestError) as caught:
                     self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}], **extra)
@@ -394,3 +588,51 @@ class AnthropicThroughCityTests(AiLiveTestCase):
                                          seed=7, store=True, extra_body={"top_k": 5})
         self.assertEqual(self.anthropic.last_request.json["top_k"], 5)
         self.assertNotIn("seed", self.anthropic.last_request.json)
+
+    def test_thinking_and_json_answers_through_the_openai_sdk(self) -> None:
+        # A tool loop while Claude thinks: the SDK's own message object, appended as it is, carries the
+        # signed thinking back (its `thinking_blocks` ride along as an extra field).
+        self.anthropic.script.tool_call = ("get_weather", {"city": "Paris"})
+        messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+        raw = self.sdk.chat.completions.with_raw_response.create(
+            model="claude-sonnet-4-6", messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low")
+        validate(raw.http_response.json(), "CreateChatCompletionResponse")
+        message = raw.parse().choices[0].message
+        self.assertEqual(message.model_extra["reasoning_content"], self.anthropic.script.reasoning)
+        self.assertEqual(self.anthropic.last_request.json["thinking"], {"type": "enabled", "budget_tokens": 2048})
+        messages += [message, {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18 C"}]
+        self.anthropic.script.tool_call = None
+        follow_up = self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low")
+        self.assertEqual(follow_up.choices[0].message.content, self.anthropic.script.text)
+        self.assertEqual(self.anthropic.last_request.json["messages"][1]["content"][0]["signature"], signature_of(self.anthropic.script.reasoning))
+
+        # Streamed: reasoning deltas, then the answer; usage counts the thinking as completion tokens.
+        reasoning, text = "", ""
+        for chunk in self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}],
+                                                      reasoning_effort="medium", stream=True, stream_options={"include_usage": True}):
+            if chunk.choices:
+                reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                text += chunk.choices[0].delta.content or ""
+        self.assertEqual((reasoning, text), (self.anthropic.script.reasoning, self.anthropic.script.text))
+
+        # A JSON answer, parsed by the SDK into the caller's own type, plain and streamed.
+        class Greeting(pydantic.BaseModel):
+            greeting: str
+            words: int
+
+        parsed = self.sdk.chat.completions.parse(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Greet me."}],
+                                                 response_format=Greeting)
+        self.assertEqual(parsed.choices[0].message.parsed, Greeting(**self.anthropic.script.json))
+        self.assertEqual(parsed.choices[0].finish_reason, "stop")
+        self.assertEqual(self.anthropic.last_request.json["tools"][0]["input_schema"], Greeting.model_json_schema() | {"additionalProperties": False})
+        content = "".join(c.choices[0].delta.content or "" for c in self.sdk.chat.completions.create(
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Greet me."}], response_format={"type": "json_object"}, stream=True)
+            if c.choices)
+        self.assertEqual(json.loads(content), self.anthropic.script.json)
+
+        # City's own text API takes reasoning_effort too: the thinking is a reasoning part.
+        user = httpx.Client(base_url=self.city.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        self.addCleanup(user.close)
+        answer = user.post("/v1/ai/text", json={"model": "claude-sonnet-4-6", "prompt": "Hi", "reasoning_effort": "low"}).json()
+        self.assertEqual(answer["parts"], [{"type": "reasoning", "text": self.anthropic.script.reasoning},
+                                           {"type": "text", "text": self.anthropic.script.text}])

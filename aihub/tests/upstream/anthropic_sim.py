@@ -3,12 +3,18 @@ Anthropic's API reference (message objects, named SSE events, `{"type": "error",
 
 It checks a request as the real API does where an adapter could get it wrong (headers, required
 `max_tokens`, roles that alternate, `tool_result` blocks that answer the previous turn's `tool_use`
-blocks, block shapes, temperature range) and refuses with Anthropic's 400. It answers `sim.script`
+blocks, block shapes, temperature range; with extended thinking on, a budget of at least 1024 below
+`max_tokens`, no temperature but 1, no `top_k`, `top_p` of 0.95–1 only, no forced tool, and a tool
+loop's assistant turn that opens with the thinking blocks this simulator signed) and refuses with
+Anthropic's 400. With thinking on, the answer opens with a signed thinking block (`script.reasoning`);
+a forced tool other than `script.tool_call`'s is called with `script.json`. It answers `sim.script`
 (see sim.Script), or, after `sim.play("name")`, the recorded payload `anthropic/name.json`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,9 +63,22 @@ class AnthropicSim(SimServer):
 
     # --- answers from the script ----------------------------------------------------------------
 
-    def _calls_tool(self, body: dict[str, Any]) -> bool:
-        choice = (body.get("tool_choice") or {}).get("type")
-        return self.script.tool_call is not None and bool(body.get("tools")) and choice != "none"
+    def _tool_call(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The call this answer makes: a forced tool (with `script.json` unless it is `script.tool_call`'s),
+        else `script.tool_call` when tools are offered, else None."""
+        choice = body.get("tool_choice") or {}
+        if choice.get("type") == "tool":
+            if self.script.tool_call is not None and self.script.tool_call[0] == choice["name"]:
+                return self.script.tool_call
+            return choice["name"], self.script.json
+        if self.script.tool_call is not None and body.get("tools") and choice.get("type") != "none":
+            return self.script.tool_call
+        return None
+
+    def _thinking_block(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if (body.get("thinking") or {}).get("type") != "enabled":
+            return None
+        return {"type": "thinking", "thinking": self.script.reasoning, "signature": signature_of(self.script.reasoning)}
 
     def _usage(self, output_tokens: int | None = None) -> dict[str, Any] | None:
         if self.script.usage is None:
@@ -69,13 +88,15 @@ class AnthropicSim(SimServer):
                 "output_tokens": completion if output_tokens is None else output_tokens, "service_tier": "standard"}
 
     def _message(self, body: dict[str, Any]) -> dict[str, Any]:
-        if self._calls_tool(body):
-            name, arguments = self.script.tool_call or ("", {})
+        if call := self._tool_call(body):
+            name, arguments = call
             content = [{"type": "tool_use", "id": "toolu_01SimSimSimSimSimSim0001", "name": name, "input": arguments}]
             stop_reason = "tool_use"
         else:
             content = [{"type": "text", "text": self.script.text}]
             stop_reason = STOP_REASONS[self.script.finish]
+        if thinking := self._thinking_block(body):
+            content.insert(0, thinking)
         message = {"id": "msg_01SimSimSimSimSimSimSim01", "type": "message", "role": "assistant", "model": body["model"],
                    "content": content, "stop_reason": stop_reason, "stop_sequence": None}
         if (usage := self._usage()) is not None:
@@ -88,8 +109,20 @@ class AnthropicSim(SimServer):
         if (usage := self._usage(output_tokens=1)) is not None:
             start["usage"] = usage
         yield sse({"type": "message_start", "message": start}, event="message_start")
-        if self._calls_tool(body):
-            name, arguments = self.script.tool_call or ("", {})
+        index = 0
+        if thinking := self._thinking_block(body):
+            yield sse({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+                      event="content_block_start")
+            text = thinking["thinking"]
+            for piece in (text[: len(text) // 2], text[len(text) // 2:]):
+                yield sse({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
+                          event="content_block_delta")
+            yield sse({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": thinking["signature"]}},
+                      event="content_block_delta")
+            yield sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
+            index = 1
+        if call := self._tool_call(body):
+            name, arguments = call
             block = {"type": "tool_use", "id": "toolu_01SimSimSimSimSimSim0001", "name": name, "input": {}}
             encoded = json.dumps(arguments)
             pieces = ["", encoded[: len(encoded) // 2], encoded[len(encoded) // 2:]]
@@ -99,11 +132,11 @@ class AnthropicSim(SimServer):
             block = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": piece} for piece in self.script.pieces()]
             stop_reason = STOP_REASONS[self.script.finish]
-        yield sse({"type": "content_block_start", "index": 0, "content_block": block}, event="content_block_start")
+        yield sse({"type": "content_block_start", "index": index, "content_block": block}, event="content_block_start")
         yield sse({"type": "ping"}, event="ping")
         for delta in deltas:
-            yield sse({"type": "content_block_delta", "index": 0, "delta": delta}, event="content_block_delta")
-        yield sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
+            yield sse({"type": "content_block_delta", "index": index, "delta": delta}, event="content_block_delta")
+        yield sse({"type": "content_block_stop", "index": index}, event="content_block_stop")
         message_delta: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}}
         if self.script.usage is not None:
             message_delta["usage"] = {"output_tokens": self.script.usage[1]}
@@ -117,6 +150,11 @@ class AnthropicSim(SimServer):
 # The Messages request's top-level fields; the API refuses any other.
 REQUEST_FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
                   "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers", "context_management"}
+
+
+def signature_of(thinking: str) -> str:
+    """The signature this simulator puts on a thinking block (Anthropic's are opaque; these are checkable)."""
+    return base64.b64encode(hashlib.sha256(b"sim-thinking:" + thinking.encode()).digest()).decode()
 
 
 def request_problem(body: dict[str, Any]) -> str | None:
@@ -139,6 +177,8 @@ def request_problem(body: dict[str, Any]) -> str | None:
     if not isinstance(body.get("stop_sequences", []), list):
         return "stop_sequences: Input should be a valid list"
     if problem := _tools_problem(body):
+        return problem
+    if problem := _thinking_problem(body):
         return problem
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -169,6 +209,48 @@ def request_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _thinking_problem(body: dict[str, Any]) -> str | None:
+    """What extended thinking forbids (Anthropic's extended thinking guide)."""
+    thinking = body.get("thinking")
+    if thinking is None:
+        return None
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled", "adaptive"):
+        return "thinking: Input tag found using 'type' does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'"
+    if kind != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        return "thinking.enabled.budget_tokens: Field required"
+    if budget < 1024:
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+    if budget >= body["max_tokens"]:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    if body.get("temperature", 1) != 1:
+        return "`temperature` may only be set to 1 when thinking is enabled"
+    if "top_k" in body:
+        return "`top_k` cannot be set when thinking is enabled"
+    if not 0.95 <= body.get("top_p", 1) <= 1:
+        return "`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled"
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    messages = body["messages"] if isinstance(body.get("messages"), list) else []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if isinstance(block, dict) and block.get("type") == "thinking" and block.get("signature") != signature_of(str(block.get("thinking"))):
+                return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+    # A tool loop in progress: the assistant turn whose tool_use the last turn answers opens with thinking.
+    if len(messages) >= 2 and messages[-2].get("role") == "assistant" and isinstance(messages[-2].get("content"), list):
+        assistant, last = messages[-2]["content"], messages[-1].get("content")
+        answers_tools = isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
+        if answers_tools and assistant and assistant[0].get("type") not in ("thinking", "redacted_thinking"):
+            return (f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                    f"`{assistant[0].get('type')}`. When `thinking` is enabled, a final `assistant` message must start with a "
+                    "thinking block (preceding the lastmost set of `tool_use` and `tool_result` blocks).")
+    return None
+
+
 def _block_problem(block: Any, role: str, where: str) -> str | None:
     kind = block.get("type") if isinstance(block, dict) else None
     if kind not in BLOCK_TYPES:
@@ -190,6 +272,10 @@ def _block_problem(block: Any, role: str, where: str) -> str | None:
             return f"{where}.{kind}.source: Input tag '{source.get('type')}' found using 'type' does not match any of the expected tags: 'base64', 'url'"
         if role != "user":
             return f"{where}: {kind} blocks are only allowed in user messages"
+    if kind in ("thinking", "redacted_thinking") and role != "assistant":
+        return f"{where}: {kind} blocks are only allowed in assistant messages"
+    if kind == "thinking" and not (isinstance(block.get("thinking"), str) and isinstance(block.get("signature"), str)):
+        return f"{where}.thinking: thinking and signature are required"
     if kind == "tool_use":
         if role != "assistant":
             return f"{where}: tool_use blocks are only allowed in assistant messages"

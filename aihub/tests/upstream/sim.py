@@ -95,12 +95,16 @@ class Script:
     `text` is streamed in `stream_pieces` pieces; `tool_call` (name, arguments) answers with a call
     instead when the request offers tools; `usage` (prompt, completion) is reported, or none at all
     when None; `finish` is "stop" or "length" (each simulator uses its provider's word for it);
-    `embedding_dimensions` is the default size of embedding vectors.
+    `embedding_dimensions` is the default size of embedding vectors. `reasoning` is the thinking a
+    simulator shows when the request turns thinking on; `json` is the input of a tool call the request
+    forces (other than `tool_call`'s), as a JSON answer is asked of Claude.
     """
 
     text: str = "Hello from the simulator."
     stream_pieces: int = 4
     tool_call: tuple[str, dict[str, Any]] | None = None
+    reasoning: str = "The user says hello; a short greeting back will do."
+    json: dict[str, Any] = field(default_factory=lambda: {"greeting": "Hello from the simulator.", "words": 4})
     usage: tuple[int, int] | None = (11, 7)
     finish: str = "stop"
     embedding_dimensions: int = 8
