@@ -6,11 +6,12 @@ roles `user`/`model`, consecutive turns of one role merged; `image_url` parts �
 `input_audio` parts → `inlineData`; assistant `tool_calls` → `functionCall` parts; `tool` messages →
 `functionResponse` parts; `tools` → `functionDeclarations` (JSON Schema as `parametersJsonSchema`);
 `tool_choice` → `toolConfig`; sampling fields, `stop`, `n`, `seed`, penalties and `response_format`
-→ `generationConfig`. OpenAI's bookkeeping fields (`store`, `metadata`, `user` …) and
-`parallel_tool_calls` are left out; any other OpenAI field Gemini cannot honour (`logit_bias`,
-`reasoning_effort` …) is a 400 naming it; fields that are not OpenAI's are forwarded (`top_k` →
-`generationConfig.topK`, `generationConfig` merged, others as they are).
-Answer: `candidates` → `choices` (thought parts left out), `functionCall` parts → `tool_calls`,
+→ `generationConfig`; `reasoning_effort` → `generationConfig.thinkingConfig` (a level for Gemini 3,
+a budget for 2.5). OpenAI's bookkeeping fields (`store`, `metadata`, `user` …) and
+`parallel_tool_calls` are left out; any other OpenAI field Gemini cannot honour (`logit_bias` …) is a
+400 naming it; fields that are not OpenAI's are forwarded (`top_k` → `generationConfig.topK`,
+`generationConfig` merged, others as they are).
+Answer: `candidates` → `choices` (thought summaries → `reasoning_content`), `functionCall` parts → `tool_calls`,
 `finishReason` → `finish_reason`, `usageMetadata` → `usage`. Embeddings via `embedContent` (one
 input) or `batchEmbedContents` (several).
 """
@@ -52,6 +53,28 @@ FINISH_REASONS = {
 # without any signature.
 THOUGHT_SIGNATURE_FALLBACK = "skip_thought_signature_validator"
 
+# OpenAI's `reasoning_effort` → Gemini's thinking (Google's thinking guide). Gemini 3 models take a
+# thinking level; the levels each accepts, least thinking first, by upstream model name prefix (the
+# catalog's gemini-3.1-pro-preview and gemini-3-flash-preview; the first prefix that matches wins).
+# No Gemini 3 Pro stops thinking: "none" is its lowest level.
+THINKING_LEVELS = (
+    ("gemini-3.1-pro", ("LOW", "MEDIUM", "HIGH")),
+    ("gemini-3-pro", ("LOW", "HIGH")),
+    ("gemini-3", ("MINIMAL", "LOW", "MEDIUM", "HIGH")),  # Flash and Flash-Lite
+)
+EFFORT_LEVELS = {"none": "MINIMAL", "minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "HIGH",
+                 "max": "HIGH"}
+# Gemini 2.5 models take a budget in tokens: (least, most, whether 0 turns thinking off), by prefix.
+THINKING_BUDGET_RANGES = (
+    ("gemini-2.5-pro", (128, 32768, False)),
+    ("gemini-2.5-flash-lite", (512, 24576, True)),
+    ("gemini-2.5-flash", (1, 24576, True)),
+)
+DEFAULT_BUDGET_RANGE = (1, 24576, True)
+# Budgets per effort, held within the model's range ("none" is 0, or the least budget where thinking
+# cannot be turned off).
+THINKING_BUDGETS = {"minimal": 512, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 32768}
+
 _OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                        404: "not_found_error", 429: "rate_limit_error"}
 
@@ -61,7 +84,7 @@ class GeminiAdapter(Adapter):
 
     @override
     async def chat(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
-        payload = generate_request(body)
+        payload = generate_request(body, upstream.model)
         answer = await self._post(upstream, _model_url(upstream, "generateContent"), payload)
         return completion_from_response(answer, model=body.get("model") or upstream.model, provider=upstream.provider)
 
@@ -72,7 +95,7 @@ class GeminiAdapter(Adapter):
         Raises UpstreamError for an HTTP error, an error event, or a stream that ends before any
         candidate finished. Closing this iterator early closes the upstream response at once.
         """
-        payload = generate_request(body)
+        payload = generate_request(body, upstream.model)
         translator = StreamTranslator(body.get("model") or upstream.model, upstream.provider)
         url = _model_url(upstream, "streamGenerateContent") + "?alt=sse"
         request = self.client.build_request("POST", url, content=orjson.dumps(payload),
@@ -146,25 +169,28 @@ def _http_error(status: int, body: bytes, provider: str) -> UpstreamError:
 TRANSLATED_FIELDS = frozenset({
     "model", "messages", "temperature", "top_p", "presence_penalty", "frequency_penalty", "n", "seed", "max_tokens",
     "max_completion_tokens", "stop", "response_format", "tools", "tool_choice", "stream", "logprobs", "top_logprobs",
-    "modalities", "audio",
+    "modalities", "audio", "reasoning_effort",
 })
 # OpenAI fields left out: bookkeeping, and `parallel_tool_calls` (Gemini decides how many calls to
 # make; it has no switch). Every other OpenAI field is refused unless neutral.
 IGNORED_FIELDS = oa.BOOKKEEPING_FIELDS | {"parallel_tool_calls"}
 
 
-def generate_request(body: dict[str, Any]) -> dict[str, Any]:
-    """The Gemini `GenerateContentRequest` for an OpenAI chat completions request. Fields that are not
-    OpenAI's are forwarded: `top_k` as `generationConfig.topK`, a `generationConfig` object merged
-    into the translated one (e.g. `{"thinkingConfig": {"thinkingBudget": 0}}`), any other as it is
-    (`safetySettings`, `cachedContent` …)."""
+def generate_request(body: dict[str, Any], model: str = "") -> dict[str, Any]:
+    """The Gemini `GenerateContentRequest` for an OpenAI chat completions request to upstream `model`.
+    Fields that are not OpenAI's are forwarded: `top_k` as `generationConfig.topK`, a `generationConfig`
+    object merged into the translated one (e.g. `{"thinkingConfig": {"includeThoughts": true}}`), any
+    other as it is (`safetySettings`, `cachedContent` …)."""
     oa.refuse_unsupported(body, allow_n=True)
     extensions = oa.extension_fields(body, translated=TRANSLATED_FIELDS, ignored=IGNORED_FIELDS)
     system, contents = _contents(oa.messages_of(body))
     payload: dict[str, Any] = {"contents": contents}
     if system:
         payload["systemInstruction"] = {"parts": [{"text": text} for text in system]}
-    if config := _generation_config(body):
+    config = _generation_config(body)
+    if thinking := thinking_config(model, oa.reasoning_effort_of(body)):
+        config["thinkingConfig"] = thinking
+    if config:
         payload["generationConfig"] = config
     declarations = []
     for function in oa.function_tools(body):
@@ -188,6 +214,28 @@ def generate_request(body: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def thinking_config(model: str, effort: str | None) -> dict[str, Any] | None:
+    """`generationConfig.thinkingConfig` for `reasoning_effort` on upstream `model`, None without one.
+
+    Gemini 3: the `thinkingLevel` of THINKING_LEVELS nearest the effort, never below it when the model
+    has one at or above (xhigh and max are the highest). Otherwise a `thinkingBudget` from
+    THINKING_BUDGETS within the model's range; "none" is 0 where the model can stop thinking, else its
+    least budget or level.
+    """
+    if effort is None:
+        return None
+    name = model.removeprefix("models/")
+    levels = next((levels for prefix, levels in THINKING_LEVELS if name.startswith(prefix)), None)
+    if levels is not None:
+        order = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+        wanted = order.index(EFFORT_LEVELS[effort])
+        return {"thinkingLevel": next((level for level in levels if order.index(level) >= wanted), levels[-1])}
+    least, most, can_stop = next((r for prefix, r in THINKING_BUDGET_RANGES if name.startswith(prefix)), DEFAULT_BUDGET_RANGE)
+    if effort == "none":
+        return {"thinkingBudget": 0 if can_stop else least}
+    return {"thinkingBudget": min(max(THINKING_BUDGETS[effort], least), most)}
+
+
 def _add_extensions(payload: dict[str, Any], extensions: dict[str, Any]) -> None:
     config_extras = {}
     if "top_k" in extensions:
@@ -207,6 +255,13 @@ def _add_extensions(payload: dict[str, Any], extensions: dict[str, Any]) -> None
     if config_extras:
         config = payload.setdefault("generationConfig", {})
         for name, value in config_extras.items():
+            if name == "thinkingConfig" and name in config and isinstance(value, dict):
+                # `includeThoughts` joins the thinking `reasoning_effort` set; a budget or level would repeat it.
+                if repeated := sorted(set(value) & set(config[name])):
+                    raise oa.invalid_request(f"`generationConfig.thinkingConfig.{repeated[0]}` repeats `reasoning_effort`; send one of them.",
+                                             f"generationConfig.thinkingConfig.{repeated[0]}")
+                config[name] = {**config[name], **value}
+                continue
             if name in config:
                 raise oa.invalid_request(f"`generationConfig.{name}` is set from the OpenAI fields of this request; remove it.",
                                          f"generationConfig.{name}")
@@ -357,9 +412,15 @@ def _finish_reason(gemini_reason: str | None, called_tools: bool) -> str:
 
 
 def _visible_parts(candidate: dict[str, Any]) -> list[dict[str, Any]]:
-    """A candidate's parts without thought summaries (OpenAI shapes have no place for them)."""
+    """A candidate's parts without thought summaries."""
     parts = (candidate.get("content") or {}).get("parts") or []
     return [p for p in parts if isinstance(p, dict) and not p.get("thought")]
+
+
+def _thoughts(candidate: dict[str, Any]) -> str:
+    """A candidate's thought summaries (sent when the request asks `includeThoughts`): its `reasoning_content`."""
+    parts = (candidate.get("content") or {}).get("parts") or []
+    return "".join(p["text"] for p in parts if isinstance(p, dict) and p.get("thought") and isinstance(p.get("text"), str))
 
 
 def _tool_call_of(part: dict[str, Any]) -> dict[str, Any]:
@@ -381,7 +442,7 @@ def completion_from_response(answer: dict[str, Any], *, model: str, provider: st
         tool_calls = [_tool_call_of(p) for p in parts if isinstance(p.get("functionCall"), dict)]
         text = "".join(texts) if texts or not tool_calls else None
         finish = _finish_reason(candidate.get("finishReason"), bool(tool_calls))
-        choices.append(oa.chat_choice(candidate.get("index", position), text, tool_calls, finish))
+        choices.append(oa.chat_choice(candidate.get("index", position), text, tool_calls, finish, reasoning=_thoughts(candidate)))
     if not choices:
         # The prompt itself was blocked (`promptFeedback.blockReason`): an empty, filtered answer.
         choices.append(oa.chat_choice(0, "", [], "content_filter"))
@@ -427,6 +488,8 @@ class StreamTranslator:
 
     def _candidate(self, index: int, candidate: dict[str, Any]) -> list[dict[str, Any]]:
         chunks = self._start(index)
+        if thoughts := _thoughts(candidate):
+            chunks.append(self.writer.delta({"reasoning_content": thoughts}, index=index))
         for part in _visible_parts(candidate):
             if isinstance(part.get("text"), str) and part["text"]:
                 chunks.append(self.writer.delta({"content": part["text"]}, index=index))

@@ -10,6 +10,8 @@ import httpx
 import openai
 
 from aihub.adapters.gemini import THOUGHT_SIGNATURE_FALLBACK, GeminiAdapter
+from aihub.adapters.openai_shapes import REASONING_EFFORTS
+from aihub.catalog_types import Upstream
 from aihub.tests.adapter_contract import API_KEY, PIXEL_PNG, WEATHER_TOOL, AdapterContract
 from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import validate
@@ -153,7 +155,9 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema.schema"),
             ({"messages": [{"role": "narrator", "content": "Hi"}]}, "messages[0].role"),
             ({"logit_bias": {"50256": -100}}, "logit_bias"),
-            ({"reasoning_effort": "low"}, "reasoning_effort"),
+            ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+            ({"reasoning_effort": "low", "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
+             "generationConfig.thinkingConfig.thinkingBudget"),
             ({"function_call": "auto", "functions": [{"name": "f"}]}, "function_call"),
             ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
             ({"top_k": "many"}, "top_k"),
@@ -184,6 +188,51 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual((error.status, error.error_type), (400, "invalid_request_error"))
         self.assertIn('Unknown name "thinking"', error.message)  # Google's own word
 
+    # --- reasoning_effort: thinkingConfig -------------------------------------------------------
+
+    async def test_reasoning_effort_is_a_thinking_budget_within_each_gemini_2_5_models_range(self) -> None:
+        cases = {  # upstream model → thinkingBudget for none, minimal, low, medium, high, xhigh, max
+            "gemini-2.5-flash": [0, 512, 2048, 8192, 16384, 24576, 24576],
+            "gemini-2.5-flash-lite": [0, 512, 2048, 8192, 16384, 24576, 24576],
+            "gemini-2.5-pro": [128, 512, 2048, 8192, 16384, 24576, 32768],  # 2.5 Pro cannot stop thinking
+        }
+        for model, budgets in cases.items():
+            upstream = Upstream(provider="google", adapter="gemini", model=model, base_url=self.sim.url, api_key=API_KEY)
+            for effort, budget in zip(REASONING_EFFORTS, budgets, strict=True):
+                await self.adapter.chat(upstream, self.chat_body(reasoning_effort=effort))
+                self.assertEqual(self.sim.last_request.json["generationConfig"], {"maxOutputTokens": 50, "thinkingConfig": {"thinkingBudget": budget}},
+                                 (model, effort))
+
+    async def test_reasoning_effort_is_a_thinking_level_on_gemini_3_models(self) -> None:
+        cases = {  # upstream model → thinkingLevel for none, minimal, low, medium, high, xhigh, max
+            "gemini-3-flash-preview": ["MINIMAL", "MINIMAL", "LOW", "MEDIUM", "HIGH", "HIGH", "HIGH"],
+            "gemini-3.1-pro-preview": ["LOW", "LOW", "LOW", "MEDIUM", "HIGH", "HIGH", "HIGH"],  # no minimal; cannot stop thinking
+            "gemini-3-pro-preview": ["LOW", "LOW", "LOW", "HIGH", "HIGH", "HIGH", "HIGH"],  # no medium: the next level up
+        }
+        for model, levels in cases.items():
+            upstream = Upstream(provider="google", adapter="gemini", model=model, base_url=self.sim.url, api_key=API_KEY)
+            for effort, level in zip(REASONING_EFFORTS, levels, strict=True):
+                await self.adapter.chat(upstream, self.chat_body(reasoning_effort=effort))
+                self.assertEqual(self.sim.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingLevel": level}, (model, effort))
+
+    async def test_thought_summaries_asked_beside_reasoning_effort_come_back_as_reasoning_content(self) -> None:
+        body = self.chat_body(reasoning_effort="medium", generationConfig={"thinkingConfig": {"includeThoughts": True}})
+        answer = await self.adapter.chat(self.upstream, body)
+        validate(answer, "CreateChatCompletionResponse")
+        self.assertEqual(self.sim.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingBudget": 8192, "includeThoughts": True})
+        message = answer["choices"][0]["message"]
+        self.assertEqual((message["reasoning_content"], message["content"]), (self.sim.script.reasoning, self.sim.script.text))
+        chunks = await self.collect({**body, "stream": True})
+        deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+        for chunk in chunks:
+            validate(chunk, "CreateChatCompletionStreamResponse")
+        self.assertEqual("".join(d.get("reasoning_content") or "" for d in deltas), self.sim.script.reasoning)
+        self.assertEqual("".join(d.get("content") or "" for d in deltas), self.sim.script.text)
+        self.assertLess(next(i for i, d in enumerate(deltas) if d.get("reasoning_content")), next(i for i, d in enumerate(deltas) if d.get("content")))
+        # Without includeThoughts Gemini sends none, and there is no reasoning_content.
+        answer = await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="medium"))
+        self.assertNotIn("reasoning_content", answer["choices"][0]["message"])
+
     # --- answer translation ---------------------------------------------------------------------
 
     async def test_a_recorded_function_call_answer_becomes_openai_tool_calls(self) -> None:
@@ -201,11 +250,12 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual(answer["usage"], {"prompt_tokens": 74, "completion_tokens": 86, "total_tokens": 160,
                                            "completion_tokens_details": {"reasoning_tokens": 56}})
 
-    async def test_thought_parts_stay_out_and_max_tokens_is_length(self) -> None:
+    async def test_thought_summaries_are_reasoning_content_and_max_tokens_is_length(self) -> None:
         self.sim.play("generate_content_thinking_max_tokens")
         answer = await self.adapter.chat(self.upstream, self.chat_body())
         validate(answer, "CreateChatCompletionResponse")
         self.assertEqual(answer["choices"][0]["message"]["content"], "The printing press was invented around 1440 by")
+        self.assertEqual(answer["choices"][0]["message"]["reasoning_content"], "**Planning the essay**\n\nI should start with Gutenberg.")
         self.assertEqual(answer["choices"][0]["finish_reason"], "length")
         self.assertEqual(answer["usage"]["prompt_tokens_details"], {"cached_tokens": 1024})
         self.assertEqual((answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"]), (1200, 52))
@@ -334,6 +384,22 @@ class GeminiSimulatorTests(unittest.TestCase):
             url = f"{sim.url}/v1beta/models/gemini-2.5-flash:generateContent"
             user = {"role": "user", "parts": [{"text": "Hi"}]}
             call = {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]}
+            thinking = [  # (model, thinkingConfig, status)
+                ("gemini-2.5-flash", {"thinkingBudget": 0}, 200),
+                ("gemini-2.5-pro", {"thinkingBudget": 0}, 400),
+                ("gemini-2.5-pro", {"thinkingBudget": 100}, 400),
+                ("gemini-2.5-pro", {"thinkingBudget": -1}, 200),
+                ("gemini-2.5-flash", {"thinkingLevel": "LOW"}, 400),
+                ("gemini-3-flash-preview", {"thinkingLevel": "MINIMAL"}, 200),
+                ("gemini-3.1-pro-preview", {"thinkingLevel": "MINIMAL"}, 400),
+                ("gemini-3.1-pro-preview", {"thinkingLevel": "LOW", "thinkingBudget": 1024}, 400),
+                ("gemini-3.1-pro-preview", {"thinkingLevel": "LOW", "includeThoughts": True}, 200),
+                ("gemini-3.1-pro-preview", {"effort": "LOW"}, 400),
+            ]
+            for model, config, status in thinking:
+                response = httpx.post(f"{sim.url}/v1beta/models/{model}:generateContent", headers={"x-goog-api-key": "k"},
+                                      json={"contents": [user], "generationConfig": {"thinkingConfig": config}})
+                self.assertEqual(response.status_code, status, (model, config))
             cases = [
                 ({}, 403, {"contents": [user]}),
                 ({"x-goog-api-key": "k"}, 400, {"contents": []}),
@@ -402,3 +468,22 @@ class GeminiThroughCityTests(AiLiveTestCase):
         self.sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], user="player-7",
                                          extra_body={"top_k": 40, "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}})
         self.assertEqual(self.gemini.last_request.json["generationConfig"], {"topK": 40, "thinkingConfig": {"thinkingBudget": 0}})
+
+    def test_reasoning_effort_through_the_openai_sdk(self) -> None:
+        completion = self.sdk.chat.completions.create(model="gemini-3.1-pro-preview", messages=[{"role": "user", "content": "Hi"}],
+                                                      reasoning_effort="medium")
+        self.assertEqual(completion.choices[0].message.content, self.gemini.script.text)
+        self.assertEqual(self.gemini.last_request.json["generationConfig"], {"thinkingConfig": {"thinkingLevel": "MEDIUM"}})
+        reasoning, text = "", ""
+        for chunk in self.sdk.chat.completions.create(
+                model="gemini-2.5-pro", messages=[{"role": "user", "content": "Hi"}], reasoning_effort="none", stream=True,
+                extra_body={"generationConfig": {"thinkingConfig": {"includeThoughts": True}}}):
+            if chunk.choices:
+                reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                text += chunk.choices[0].delta.content or ""
+        self.assertEqual((reasoning, text), (self.gemini.script.reasoning, self.gemini.script.text))
+        self.assertEqual(self.gemini.last_request.json["generationConfig"], {"thinkingConfig": {"thinkingBudget": 128, "includeThoughts": True}})
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], reasoning_effort="low",
+                                             extra_body={"generationConfig": {"thinkingConfig": {"thinkingBudget": 10}}})
+        self.assertEqual(caught.exception.param, "generationConfig.thinkingConfig.thinkingBudget")

@@ -5,7 +5,9 @@ format of Google's REST reference (camelCase fields, `{"error": {"code", "messag
 It checks a request as the real API does where an adapter could get it wrong: the key in
 `x-goog-api-key` (or `?key=`), no unknown fields (Google's "Unknown name" 400), roles `user`/`model`,
 one data field per part, a function response for every function call of the turn before, and the
-documented ranges. It answers `sim.script` (see sim.Script), or, after `sim.play("name")`, the
+documented ranges, `thinkingConfig` included (a level only for Gemini 3 models, and one each model
+takes; a budget within a 2.5 model's range; never both). With `includeThoughts`, the answer opens with
+a thought summary part (`script.reasoning`). It answers `sim.script` (see sim.Script), or, after `sim.play("name")`, the
 recorded payload `gemini/name.json` (a list is streamed one `data:` event per element).
 """
 
@@ -33,6 +35,12 @@ PART_DATA_FIELDS = {"text", "inlineData", "fileData", "functionCall", "functionR
 PART_FIELDS = PART_DATA_FIELDS | {"thought", "thoughtSignature", "videoMetadata"}
 DECLARATION_FIELDS = {"name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema", "behavior"}
 THOUGHT_SIGNATURE = "CiQBcsjafM5Q9mD1L4f6y3wdlwXw0Ra8tH2Cqg6oXbPjsgc+TdYKYAFyyNp8"
+# Google's thinking guide: the levels each Gemini 3 model takes, and each 2.5 model's budget range
+# (least, most, whether 0 turns thinking off); -1 asks for dynamic thinking on any of them.
+THINKING_LEVELS = {"gemini-3.1-pro-preview": {"LOW", "MEDIUM", "HIGH"}, "gemini-3-pro-preview": {"LOW", "HIGH"},
+                   "gemini-3-flash-preview": {"MINIMAL", "LOW", "MEDIUM", "HIGH"}}
+THINKING_BUDGETS = {"gemini-2.5-pro": (128, 32768, False), "gemini-2.5-flash": (1, 24576, True),
+                    "gemini-2.5-flash-lite": (512, 24576, True)}
 
 
 class InvalidArgument(Exception):
@@ -61,7 +69,7 @@ class GeminiSim(SimServer):
         model, method = route["model"], route["method"]
         try:
             if method in ("generateContent", "streamGenerateContent"):
-                check_generate_request(body)
+                check_generate_request(body, model)
             elif method == "embedContent":
                 check_embed_request(body, model)
             elif method == "batchEmbedContents":
@@ -119,12 +127,17 @@ class GeminiSim(SimServer):
         response.update({"modelVersion": model, "responseId": "SimSimSimSimSimSimSimSim"})
         return response
 
+    def _thought_parts(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        thinking = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        return [{"text": self.script.reasoning, "thought": True}] if thinking.get("includeThoughts") else []
+
     def _answer(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         count = int((body.get("generationConfig") or {}).get("candidateCount") or 1)
         if self._calls_tool(body):
             parts, finish = [self._function_call_part()], "STOP"
         else:
             parts, finish = [{"text": self.script.text}], FINISH_REASONS[self.script.finish]
+        parts = [*self._thought_parts(body), *parts]
         candidates = [{"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": i} for i in range(count)]
         return self._response(model, candidates, self._usage())
 
@@ -133,6 +146,8 @@ class GeminiSim(SimServer):
             yield self._response(model, [{"content": {"parts": [self._function_call_part()], "role": "model"},
                                           "finishReason": "STOP", "index": 0}], self._usage())
             return
+        if thoughts := self._thought_parts(body):
+            yield self._response(model, [{"content": {"parts": thoughts, "role": "model"}, "index": 0}], self._usage(final=False))
         pieces = self.script.pieces()
         for n, piece in enumerate(pieces):
             last = n == len(pieces) - 1
@@ -150,7 +165,7 @@ def _unknown(fields: set[str], allowed: set[str], where: str) -> None:
         raise InvalidArgument(f'Invalid JSON payload received. Unknown name "{unknown[0]}" at \'{where}\': Cannot find field.')
 
 
-def check_generate_request(body: dict[str, Any]) -> None:
+def check_generate_request(body: dict[str, Any], model: str = "") -> None:
     _unknown(set(body), REQUEST_FIELDS, "")
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
@@ -179,6 +194,7 @@ def check_generate_request(body: dict[str, Any]) -> None:
             raise InvalidArgument("Please ensure that function response turn comes immediately after a function call turn.")
         pending_calls = sum(1 for p in parts if "functionCall" in p)
     _check_generation_config(body.get("generationConfig"))
+    _check_thinking((body.get("generationConfig") or {}).get("thinkingConfig"), model)
     _check_tools(body)
 
 
@@ -219,6 +235,29 @@ def _check_generation_config(config: Any) -> None:
         raise InvalidArgument("* GenerateContentRequest.generation_config.stop_sequences: at most 5 stop sequences")
     if "responseJsonSchema" in config and config.get("responseMimeType") != "application/json":
         raise InvalidArgument("* GenerateContentRequest.generation_config.response_mime_type: must be application/json with a schema")
+
+
+def _check_thinking(thinking: Any, model: str) -> None:
+    if thinking is None:
+        return
+    _unknown(set(thinking), {"includeThoughts", "thinkingBudget", "thinkingLevel"}, "generation_config.thinking_config")
+    if "thinkingLevel" in thinking and "thinkingBudget" in thinking:
+        raise InvalidArgument("You can only set only one of thinking budget and thinking level.")
+    if "thinkingLevel" in thinking:
+        level = str(thinking["thinkingLevel"]).upper()
+        if level not in {"MINIMAL", "LOW", "MEDIUM", "HIGH"}:
+            raise InvalidArgument(f'Invalid value at \'generation_config.thinking_config.thinking_level\', "{thinking["thinkingLevel"]}"')
+        if model not in THINKING_LEVELS:
+            raise InvalidArgument("Thinking level is not supported for this model.")
+        if level not in THINKING_LEVELS[model]:
+            raise InvalidArgument(f"Thinking level {level} is not supported for this model.")
+    if "thinkingBudget" in thinking and model in THINKING_BUDGETS:
+        budget = thinking["thinkingBudget"]
+        least, most, can_stop = THINKING_BUDGETS[model]
+        if budget == 0 and not can_stop:
+            raise InvalidArgument("Budget 0 is invalid. This model only works in thinking mode.")
+        if budget not in (-1, 0) and not least <= budget <= most:
+            raise InvalidArgument(f"The thinking budget {budget} is invalid. Please choose a value between {least} and {most}.")
 
 
 def _check_tools(body: dict[str, Any]) -> None:
