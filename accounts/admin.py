@@ -4,6 +4,7 @@ Every change calls `accounts.operations` with `actor=request.user`; detail pages
 never show a password hash, a PKCE verifier or a digest.
 """
 
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -131,7 +132,7 @@ class AccountAdmin(ReadOnlyDetailAdmin):
             return
         outcome = BulkOutcome(self, request)
         for account in accounts:
-            outcome.attempt(action, account.id, lambda aid=account.id: operation(aid, actor=request.user))
+            outcome.attempt(action, account.id, partial(operation, account.id, actor=request.user))
         outcome.report(success)
 
 

@@ -44,7 +44,7 @@ def active_studio(studio_id: str) -> Studio:
 def check_password_rules(password: str, *, email: str = "") -> None:
     """Django's AUTH_PASSWORD_VALIDATORS; the first problem, as a 400 naming `password`."""
     try:
-        validate_password(password, user=Account(email=email))
+        validate_password(password, user=Account(email=email))  # type: ignore[arg-type]  # validators only read attributes; the stub wants AUTH_USER_MODEL
     except ValidationError as exc:
         raise ApiError(400, f"password: {exc.messages[0]}", param="password", code="weak_password") from None
 

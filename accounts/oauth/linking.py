@@ -38,15 +38,15 @@ def account_for_profile(studio_id: str, provider: Provider, profile: Profile) ->
             status=403,
         )
     email = operations.normalise_email(profile.email)
-    account = Account.objects.select_for_update().filter(studio_id=studio_id, email=email).first()
-    if account is not None:
-        if not account.email_verified:
+    existing = Account.objects.select_for_update().filter(studio_id=studio_id, email=email).first()
+    if existing is not None:
+        if not existing.email_verified:
             raise ProviderFailure(
                 "account_unverified",
                 "An account with this email exists but its email was never verified, so it cannot be linked. Sign in with its password.",
                 status=403,
             )
-        account = _usable(account)
+        account = _usable(existing)
     else:
         if not operations.self_registration_allowed(studio_id):
             raise ProviderFailure(

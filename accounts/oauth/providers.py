@@ -23,7 +23,7 @@ from city.runtime_env import runtime_env
 try:  # authlib's httpx integration runs on httpx2 where that is installed, else on httpx (its own rule)
     import httpx2 as authlib_httpx
 except ImportError:  # pragma: no cover
-    import httpx as authlib_httpx
+    import httpx as authlib_httpx  # type: ignore[no-redef]  # one name for either module: mypy cannot type the alternative
 
 CALLBACK_PATH = "/v1/accounts/oauth/callback"
 # What a provider call may raise besides OAuthError: transport errors of either library, unreadable JSON.

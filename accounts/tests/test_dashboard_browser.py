@@ -32,6 +32,10 @@ REVOCATION_DEADLINE_SECONDS = 5.0
 
 
 class DashboardInChromiumTests(LiveCityTestCase):
+    sim: OAuthSimulator
+    city: LiveCity
+    other_city: LiveCity
+
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()

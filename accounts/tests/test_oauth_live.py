@@ -11,6 +11,11 @@ from city.livecity import LiveCity, LiveCityTestCase
 
 
 class OAuthThroughLiveCityTests(LiveCityTestCase):
+    sim: OAuthSimulator
+    city_a: LiveCity
+    city_b: LiveCity
+    client_http: httpx.Client  # plays the user's browser
+
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
