@@ -182,8 +182,9 @@ def insert_records(records: list[dict[str, Any]]) -> None:
 
     fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)  # type: ignore[arg-type]  # a concrete field has a column; the stub says Optional
     sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (names from the model, values as parameters)
-        quote(UsageRecord._meta.db_table), ", ".join(quote(f.column) for f in fields), ", ".join(["%s"] * len(fields))
+        quote(UsageRecord._meta.db_table), columns, ", ".join(["%s"] * len(fields))
     )
     adapt_time = connection.ops.adapt_datetimefield_value
     names = [f.attname for f in fields]

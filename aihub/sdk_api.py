@@ -64,6 +64,7 @@ def chat_request(data: dict[str, Any]) -> dict[str, Any]:
         )
     if system is not None and not isinstance(system, str):
         raise ApiError(400, "system must be a string.", param="system", code="invalid_type")
+    chat_messages: list[dict[str, str]] | None
     if prompt is not None:
         if not isinstance(prompt, str) or not prompt:
             raise ApiError(400, "prompt must be a non-empty string.", param="prompt", code="invalid_type")

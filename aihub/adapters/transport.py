@@ -21,6 +21,7 @@ import asyncio
 import functools
 import ssl
 from collections.abc import AsyncIterator
+from typing import cast
 
 import aiohttp
 import httpx
@@ -73,7 +74,7 @@ class _Transport(AiohttpTransport):
             response = await super().handle_async_request(request)
         except Exception as exc:
             raise _mapped(exc) from exc
-        response.stream = _Stream(response.stream)
+        response.stream = _Stream(cast(httpx.AsyncByteStream, response.stream))  # an async transport's body streams async
         return response
 
 

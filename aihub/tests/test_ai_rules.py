@@ -17,9 +17,10 @@ HI = [{"role": "user", "content": "Hi"}]
 FLASH_PRICES = (140_000, 280_000)  # deepseek-v4-flash, micro-USD per million tokens
 
 
-def events(response: httpx.Response) -> list[tuple[str, Any]]:
-    """(event, data) of each server-sent event."""
-    found, name = [], None
+def events(response: httpx.Response) -> list[tuple[str | None, Any]]:
+    """(event, data) of each server-sent event; event is None for a data-only event."""
+    found: list[tuple[str | None, Any]] = []
+    name: str | None = None
     for line in response.text.splitlines():
         if line.startswith("event: "):
             name = line[len("event: ") :]
@@ -179,11 +180,12 @@ class TextApiTests(AiLive):
 class RulesTests(AiLive):
     def test_a_studio_id_other_than_the_tokens_is_refused(self) -> None:
         other = self.ok(self.admin.post("/v1/studios/create", json={"name": "Other"}))
-        for route, body in [
+        routes: list[tuple[str, dict[str, Any]]] = [
             ("/v1/ai/text", {"prompt": "Hi"}),
             ("/v1/chat/completions", {"messages": HI}),
             ("/v1/ai/stream", {"prompt": "Hi"}),
-        ]:
+        ]
+        for route, body in routes:
             with self.subTest(route=route):
                 response = self.user.post(route, json={"model": "deepseek-v4-flash", "studio_id": other["id"], **body})
                 self.assertEqual(response.status_code, 403)
@@ -380,7 +382,8 @@ class RetryTests(AiLive):
         self.assertEqual((record.status, record.error_code), (499, "client_closed"))
 
     def test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream_request(self) -> None:
-        for route, body in [("/v1/chat/completions", {"messages": HI}), ("/v1/ai/stream", {"prompt": "Hi"})]:
+        routes: list[tuple[str, dict[str, Any]]] = [("/v1/chat/completions", {"messages": HI}), ("/v1/ai/stream", {"prompt": "Hi"})]
+        for route, body in routes:
             with self.subTest(route=route):
                 self.sim.reset()
                 self.sim.stall_seconds = 0.8  # the upstream is slow, but within City's 1 s read timeout
@@ -404,7 +407,7 @@ class UsageTests(AiLive):
         self.assertEqual(text.cost, 11 * FLASH_PRICES[0] + 7 * FLASH_PRICES[1])
         self.assertIsNone(text.ttft_ms)
         self.assertEqual((chat.modality, chat.prompt_tokens, chat.completion_tokens), ("chat", 11, 7))
-        self.assertIsNotNone(chat.ttft_ms)
+        assert chat.ttft_ms is not None
         self.assertLessEqual(chat.ttft_ms, chat.latency_ms)
         self.assertEqual(
             (embedding.modality, embedding.prompt_tokens, embedding.completion_tokens, embedding.cost), ("embeddings", 2, 0, 2 * 20_000)

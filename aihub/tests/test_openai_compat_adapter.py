@@ -3,6 +3,7 @@
 import unittest
 from typing import Any
 
+from aihub.adapters.base import UpstreamError
 from aihub.adapters.openai_compat import OpenAICompatAdapter
 from aihub.tests.adapter_contract import AdapterContract
 from aihub.tests.openai_schema import validate
@@ -85,7 +86,7 @@ class OpenAICompatAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase
                 sse({"error": {"message": "provider crashed", "code": 502}}),
             ]
         )
-        with self.assertRaises(Exception) as caught:
+        with self.assertRaises(UpstreamError) as caught:
             await self.collect(self.chat_body(stream=True))
         self.assertEqual(caught.exception.status, 502)
         self.assertIn("provider crashed", caught.exception.message)

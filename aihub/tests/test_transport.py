@@ -18,7 +18,7 @@ import aihub.tests.test_anthropic_adapter as anthropic_tests
 import aihub.tests.test_gemini_adapter as gemini_tests
 import aihub.tests.test_openai_compat_adapter as openai_tests
 from aihub.adapters.openai_compat import OpenAICompatAdapter
-from aihub.adapters.pool import client_for, close_all, new_client
+from aihub.adapters.pool import UpstreamClient, client_for, close_all, new_client
 from aihub.adapters.transport import LeanHTTP, new_session
 from aihub.catalog_types import Upstream
 from aihub.tests.upstream.openai_sim import OpenAISim
@@ -111,10 +111,15 @@ def closed_port() -> str:
 class PooledClientTests(unittest.IsolatedAsyncioTestCase):
     timeout = httpx.Timeout(2.0, read=0.5)
 
-    def client(self, base_url: str) -> httpx.AsyncClient:
+    def client(self, base_url: str) -> UpstreamClient:
         client = new_client(base_url, self.timeout)
         self.addAsyncCleanup(client.aclose)
         return client
+
+    def lean(self, client: UpstreamClient) -> LeanHTTP:
+        """The client's lean path, which it has unless a proxy is in the environment."""
+        assert client.lean is not None
+        return client.lean
 
     def serve(self, answer, **kwargs) -> RawServer:
         server = RawServer(answer, **kwargs)
@@ -122,7 +127,8 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         return server
 
     def sim(self) -> OpenAISim:
-        sim = OpenAISim().start()
+        sim = OpenAISim()
+        sim.start()
         self.addCleanup(sim.stop)
         return sim
 
@@ -132,7 +138,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         server = self.serve(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         client = self.client(server.url)
         for _ in range(3):
-            self.assertEqual((await client.lean.request(b"POST", "/x", JSON, b"{}")).content, b"ok")
+            self.assertEqual((await self.lean(client).request(b"POST", "/x", JSON, b"{}")).content, b"ok")
             self.assertEqual((await client.post(server.url + "/x", content=b"{}")).text, "ok")
         self.assertEqual(server.connections, 1)
 
@@ -140,7 +146,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         server = self.serve(lambda _: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n")
         client = self.client(server.url)
         for _ in range(3):
-            response = await client.lean.open(b"POST", "/x", JSON, b"{}")
+            response = await self.lean(client).open(b"POST", "/x", JSON, b"{}")
             self.assertEqual(b"".join([piece async for piece in response.aiter_bytes()]), b"Hello, world")
             await response.aclose()
         self.assertEqual(server.connections, 1)
@@ -164,7 +170,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         server = self.serve(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_after_each=True)
         client = self.client(server.url)
         for _ in range(3):
-            self.assertEqual((await client.lean.request(b"POST", "/x", JSON, b"{}")).content, b"ok")
+            self.assertEqual((await self.lean(client).request(b"POST", "/x", JSON, b"{}")).content, b"ok")
             await asyncio.sleep(0.05)  # the close arrives
         self.assertEqual(server.connections, 3)
 
@@ -172,12 +178,12 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         packed = gzip.compress(b'{"ok": true}')
         server = self.serve(lambda _: b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(packed), packed))
         client = self.client(server.url)
-        self.assertEqual((await client.lean.request(b"POST", "/x", JSON, b"{}")).content, b'{"ok": true}')
+        self.assertEqual((await self.lean(client).request(b"POST", "/x", JSON, b"{}")).content, b'{"ok": true}')
         self.assertEqual((await client.get(server.url)).json(), {"ok": True})
 
     async def test_the_lean_path_asks_for_no_compression(self) -> None:
         sim = self.sim()
-        await self.client(sim.url).lean.request(b"POST", "/v1/chat/completions", JSON, b'{"model": "m", "messages": []}')
+        await self.lean(self.client(sim.url)).request(b"POST", "/v1/chat/completions", JSON, b'{"model": "m", "messages": []}')
         self.assertNotIn("accept-encoding", sim.last_request.headers)
         self.assertEqual(sim.last_request.json["model"], "m")
 
@@ -194,7 +200,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
     async def test_an_unreachable_upstream_is_a_connect_error(self) -> None:
         client = self.client(closed_port())
         with self.assertRaises(httpx.ConnectError):
-            await client.lean.request(b"POST", "/x", JSON, b"{}")
+            await self.lean(client).request(b"POST", "/x", JSON, b"{}")
         with self.assertRaises(httpx.ConnectError):
             await client.post(closed_port() + "/x", content=b"{}")
 
@@ -202,18 +208,18 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         sim = self.sim()
         sim.stall_seconds = 2.0
         with self.assertRaises(httpx.ReadTimeout):
-            await self.client(sim.url).lean.request(b"POST", "/v1/chat/completions", JSON, b"{}")
+            await self.lean(self.client(sim.url)).request(b"POST", "/v1/chat/completions", JSON, b"{}")
 
     async def test_a_body_cut_short_is_a_protocol_error(self) -> None:
         server = self.serve(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", close_after_each=True)
         with self.assertRaises(httpx.RemoteProtocolError):
-            await self.client(server.url).lean.request(b"POST", "/x", JSON, b"{}")
+            await self.lean(self.client(server.url)).request(b"POST", "/x", JSON, b"{}")
 
     async def test_a_stream_broken_midway_is_a_protocol_error(self) -> None:
         sim = self.sim()
         sim.handle = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(10))
         sim.fail_after_chunks = 2
-        response = await self.client(sim.url).lean.open(b"POST", "/v1/chat/completions", JSON, b"{}")
+        response = await self.lean(self.client(sim.url)).open(b"POST", "/v1/chat/completions", JSON, b"{}")
         with self.assertRaises(httpx.RemoteProtocolError):
             async for _ in response.aiter_bytes():
                 pass
@@ -222,18 +228,18 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
     async def test_a_server_that_hangs_up_without_answering_is_a_protocol_error(self) -> None:
         server = self.serve(lambda _: b"", close_after_each=True)
         with self.assertRaises(httpx.RemoteProtocolError):
-            await self.client(server.url).lean.request(b"POST", "/x", JSON, b"{}")
+            await self.lean(self.client(server.url)).request(b"POST", "/x", JSON, b"{}")
 
     async def test_an_answer_that_is_not_http_is_a_protocol_error(self) -> None:
         server = self.serve(lambda _: b"SSH-2.0-OpenSSH_9.6\r\n\r\n", close_after_each=True)
         with self.assertRaises(httpx.RemoteProtocolError):
-            await self.client(server.url).lean.request(b"POST", "/x", JSON, b"{}")
+            await self.lean(self.client(server.url)).request(b"POST", "/x", JSON, b"{}")
 
     async def test_a_header_that_would_inject_another_is_refused_unsent(self) -> None:
         sim = self.sim()
         client = self.client(sim.url)
         with self.assertRaises(httpx.LocalProtocolError):
-            await client.lean.request(b"POST", "/v1/chat/completions", [(b"Authorization", b"Bearer k\r\nX-Evil: 1")], b"{}")
+            await self.lean(client).request(b"POST", "/v1/chat/completions", [(b"Authorization", b"Bearer k\r\nX-Evil: 1")], b"{}")
         with self.assertRaises(httpx.LocalProtocolError):
             await client.post(sim.url + "/v1/chat/completions", content=b"{}", headers={"Authorization": "Bearer k\r\nX-Evil: 1"})
         self.assertEqual(sim.requests, [])
@@ -256,7 +262,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         sim = self.sim()
         sim.handle = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(50))
         sim.chunk_delay_seconds = 0.1
-        response = await self.client(sim.url).lean.open(b"POST", "/v1/chat/completions", JSON, b"{}")
+        response = await self.lean(self.client(sim.url)).open(b"POST", "/v1/chat/completions", JSON, b"{}")
         async for _ in response.aiter_bytes():
             break
         await response.aclose()
@@ -275,7 +281,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
     async def test_a_call_cancelled_before_the_answer_drops_the_connection(self) -> None:
         sim = self.sim()
         sim.latency_seconds = 2.0
-        call = asyncio.create_task(self.client(sim.url).lean.request(b"POST", "/v1/chat/completions", JSON, b"{}"))
+        call = asyncio.create_task(self.lean(self.client(sim.url)).request(b"POST", "/v1/chat/completions", JSON, b"{}"))
         self.assertTrue(await asyncio.to_thread(sim.wait_for_requests, 1, 2.0))
         call.cancel()
         with self.assertRaises(asyncio.CancelledError):
