@@ -1,9 +1,9 @@
-# `make run` serves City with embedded defaults; `make test` runs the whole test suite.
+# `make run` serves City with embedded defaults; `make test` runs the whole test suite; `make lint` runs ruff and mypy.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run serve-prod test browser migrate superuser bench clean
+.PHONY: run serve-prod test lint browser migrate superuser bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,21 @@ browser:
 test: $(VENV)/.installed browser
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The dev tools (ruff, mypy with django-stubs), pinned in requirements-dev.txt.
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# mypy loads the settings (django-stubs' plugin), which refuse to start without these keys: fake ones,
+# as in pytest.ini, unless the environment has its own.
+LINT_ENV := ADMIN_SECRET_KEY=$${ADMIN_SECRET_KEY:-test-admin-key-not-secret-0123456789} \
+	CITY_SECRET_KEY=$${CITY_SECRET_KEY:-test-city-key-not-secret-0123456789}
+
+# mypy checks the packages that pyproject.toml's [tool.mypy] lists.
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(LINT_ENV) $(VENV)/bin/mypy
 
 # The data-plane benchmark (bench/README.md), about 8 minutes; BENCH_ARGS=--quick for a 2-minute smoke run.
 bench: $(VENV)/.installed
