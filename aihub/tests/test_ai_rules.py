@@ -101,7 +101,7 @@ class TextApiTests(AiLive):
             answer["parts"], [{"type": "tool_call", "id": "call_sim_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]
         )
         self.assertEqual(answer["finish_reason"], "tool_calls")
-        self.sim.handle = lambda request: Reply.json(
+        self.sim.handler = lambda request: Reply.json(
             {
                 "id": "x",
                 "object": "chat.completion",
@@ -280,7 +280,7 @@ class RulesTests(AiLive):
 
     def test_a_malformed_upstream_chunk_ends_the_stream_with_an_error_event(self) -> None:
         good = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-        self.sim.handle = lambda request: Reply.sse(
+        self.sim.handler = lambda request: Reply.sse(
             [
                 sse({**good, "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]}),
                 sse({**good, "choices": [{"index": 0, "delta": "not an object", "finish_reason": None}]}),

@@ -31,7 +31,7 @@ class OpenAICompatAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase
 
     async def test_usage_riding_on_the_last_choice_chunk_is_moved_to_its_own_chunk(self) -> None:
         # llama.cpp and older vLLM put usage on the final chunk that still has choices.
-        self.sim.handle = lambda request: Reply.sse(
+        self.sim.handler = lambda request: Reply.sse(
             [
                 sse(
                     {
@@ -72,7 +72,7 @@ class OpenAICompatAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase
         )
 
     async def test_an_error_event_midway_raises_a_502(self) -> None:
-        self.sim.handle = lambda request: Reply.sse(
+        self.sim.handler = lambda request: Reply.sse(
             [
                 sse(
                     {

@@ -217,7 +217,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
 
     async def test_a_stream_broken_midway_is_a_protocol_error(self) -> None:
         sim = self.sim()
-        sim.handle = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(10))
+        sim.handler = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(10))
         sim.fail_after_chunks = 2
         response = await self.lean(self.client(sim.url)).open(b"POST", "/v1/chat/completions", JSON, b"{}")
         with self.assertRaises(httpx.RemoteProtocolError):
@@ -246,7 +246,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
 
     async def test_no_free_connection_within_the_connect_timeout_is_a_connect_timeout(self) -> None:
         sim = self.sim()
-        sim.handle = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(20))
+        sim.handler = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(20))
         sim.chunk_delay_seconds = 0.1
         session = new_session(max_connections=1, keepalive_expiry_seconds=30.0)
         self.addAsyncCleanup(session.close)
@@ -260,7 +260,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
 
     async def test_closing_a_lean_stream_early_drops_the_connection(self) -> None:
         sim = self.sim()
-        sim.handle = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(50))
+        sim.handler = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(50))
         sim.chunk_delay_seconds = 0.1
         response = await self.lean(self.client(sim.url)).open(b"POST", "/v1/chat/completions", JSON, b"{}")
         async for _ in response.aiter_bytes():
@@ -271,7 +271,7 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
 
     async def test_closing_an_httpx_stream_early_drops_the_connection(self) -> None:
         sim = self.sim()
-        sim.handle = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(50))
+        sim.handler = lambda request: Reply.sse(f"data: {i}\n\n" for i in range(50))
         sim.chunk_delay_seconds = 0.1
         async with self.client(sim.url).stream("POST", sim.url + "/v1/chat/completions", json={"model": "m"}) as response:
             async for _ in response.aiter_bytes():

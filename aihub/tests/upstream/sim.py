@@ -14,6 +14,7 @@ every simulator the same switches and records:
     sim.stall_after_chunks = 2          #   or after N stream chunks); a client that leaves is recorded
     sim.fail_after_chunks = 3           # streams: cut the connection after 3 chunks
     sim.chunk_delay_seconds = 0.05      # streams: pause between chunks
+    sim.handler = lambda request: Reply.json({...})  # answer with this instead of `handle` (None: `handle`)
     sim.requests                        # [Received(method, path, query, headers, body, json), …]
     sim.last_request                    # the most recent one
     sim.cancellations                   # [Cancellation(request, chunks_sent)] — client disconnected mid-answer
@@ -37,11 +38,11 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 _POLL_SECONDS = 0.02  # how often a stall checks whether the client has left
@@ -137,6 +138,12 @@ class SimServer:
     def handle(self, request: Received) -> Reply:
         raise NotImplementedError
 
+    # A test's own answer for every request, in place of `handle` (None: `handle` answers); reset() clears it.
+    handler: Callable[[Received], Reply] | None
+
+    def reply_to(self, request: Received) -> Reply:
+        return self.handler(request) if self.handler is not None else self.handle(request)
+
     def error_body(self, status: int, message: str) -> Any:
         """The provider's error shape for a forced error (override per provider)."""
         return {"error": {"message": message, "type": "server_error" if status >= 500 else "invalid_request_error", "code": None}}
@@ -170,6 +177,7 @@ class SimServer:
             self.stall_after_chunks = 0
             self.fail_after_chunks: int | None = None
             self.chunk_delay_seconds = 0.0
+            self.handler = None
             self._fail_status: int | None = None
             self._fail_body: Any = None
             self._fail_times: int | None = None
@@ -220,10 +228,11 @@ class SimServer:
     def url(self) -> str:
         assert self._server is not None, "start() the simulator first"
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # getsockname() of an AF_INET socket
         return f"http://{host}:{port}"
 
-    def start(self) -> SimServer:
-        sim = self
+    def start(self) -> Self:
+        sim: SimServer = self
 
         class Handler(_Handler):
             simulator = sim
@@ -242,7 +251,7 @@ class SimServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -311,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = fail_body if isinstance(fail_body, bytes) else json.dumps(fail_body).encode()
                 self._send_whole(Reply(status=fail_status, body=payload))
                 return
-            reply = sim.handle(received)
+            reply = sim.reply_to(received)
             if reply.chunks is None:
                 self._send_whole(reply)
             else:
