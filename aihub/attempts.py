@@ -12,7 +12,7 @@ the request's own fault and is answered at once. The last error is what the clie
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from aihub.adapters.base import UpstreamError
@@ -58,22 +58,22 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
 
 
 async def open_stream(
-    upstreams: list[Upstream], start: Callable[[Upstream], AsyncIterator[dict[str, Any]]], meter: Meter
-) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
+    upstreams: list[Upstream], start: Callable[[Upstream], AsyncGenerator[dict[str, Any], None]], meter: Meter
+) -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any] | None]:
     """Start a stream, retrying and failing over until its first chunk arrives.
 
     Returns the open iterator and that first chunk (None for a stream that ended at once). The
     caller owns the iterator and must `aclose()` it.
     """
 
-    async def first_chunk(upstream: Upstream) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
+    async def first_chunk(upstream: Upstream) -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any] | None]:
         stream = start(upstream)
         try:
             first = await stream.__anext__()
         except StopAsyncIteration:
             return stream, None
         except BaseException:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
             raise
         meter.first_token()
         return stream, first

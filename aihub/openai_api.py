@@ -10,7 +10,7 @@ import base64
 import logging
 import sys
 from array import array
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -81,13 +81,13 @@ async def answer_once(meter: Meter, upstreams: list[Upstream], attempt: Callable
         return await first_success(upstreams, attempt, meter)
 
 
-async def start_stream(meter: Meter, upstreams: list[Upstream], start: Callable[[Upstream], AsyncIterator[dict[str, Any]]]):
+async def start_stream(meter: Meter, upstreams: list[Upstream], start: Callable[[Upstream], AsyncGenerator[dict[str, Any], None]]):
     with failures_recorded(meter):
         return await open_stream(upstreams, start, meter)
 
 
 async def openai_events(
-    stream: AsyncIterator[dict[str, Any]],
+    stream: AsyncGenerator[dict[str, Any], None],
     first: dict[str, Any] | None,
     meter: Meter,
     *,
@@ -119,7 +119,7 @@ async def openai_events(
                         mapped["usage"] = None  # as OpenAI sends it on every chunk but the last
                     last = mapped
                     yield data_frame(mapped)
-            chunk = await anext(stream, None)  # type: ignore[arg-type]
+            chunk = await anext(stream, None)
         if not got_usage:
             meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
         if include_usage:
@@ -150,7 +150,7 @@ async def openai_events(
         status, error_code = 500, "internal_error"
         yield data_frame(INTERNAL_ERROR)
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]  # the upstream request ends here, at once
+        await stream.aclose()  # the upstream request ends here, at once
         meter.finish(status, error_code)
 
 
@@ -368,7 +368,7 @@ async def completions(call: Call) -> HttpResponseBase:
     prompt_tokens = lambda: estimate_tokens(prompt_of(data))  # noqa: E731
     if streaming:
 
-        def start(up: Upstream) -> AsyncIterator[dict[str, Any]]:
+        def start(up: Upstream) -> AsyncGenerator[dict[str, Any], None]:
             adapter = adapter_for(up)
             if up.legacy_completions:
                 return adapter.completions_stream(up, body)
@@ -393,7 +393,7 @@ async def completions(call: Call) -> HttpResponseBase:
     return json_response(answer)
 
 
-async def completion_stream_from_chat(stream: AsyncIterator[dict[str, Any]], echo_prompt: str) -> AsyncIterator[dict[str, Any]]:
+async def completion_stream_from_chat(stream: AsyncGenerator[dict[str, Any], None], echo_prompt: str) -> AsyncGenerator[dict[str, Any], None]:
     """A chat stream as legacy completion chunks (usage chunks pass as they are); `echo_prompt`,
     when given, is sent first."""
     echoed: set[int] = set()  # with n > 1, each choice's text starts with the prompt
@@ -413,7 +413,7 @@ async def completion_stream_from_chat(stream: AsyncIterator[dict[str, Any]], ech
                         yield {**mapped, "choices": [echo]}
             yield mapped
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
 
 # --- embeddings -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ A failure before the stream starts is an ordinary JSON error with its HTTP statu
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from django.http import HttpResponseBase
@@ -224,7 +224,7 @@ async def stream(call: Call) -> HttpResponseBase:
 
 
 async def text_events(
-    chunks: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None, meter: Meter, message_id: str, messages: list[Any]
+    chunks: AsyncGenerator[dict[str, Any], None], first: dict[str, Any] | None, meter: Meter, message_id: str, messages: list[Any]
 ) -> AsyncIterator[bytes]:
     status, error_code = 200, ""
     text_pieces: list[str] = []
@@ -256,7 +256,7 @@ async def text_events(
                 for piece in delta.get("tool_calls") or ():
                     _merge_tool_call(tool_calls, piece)
                 finish_reason = choice.get("finish_reason") or finish_reason
-            chunk = await anext(chunks, None)  # type: ignore[arg-type]
+            chunk = await anext(chunks, None)
         count()
         calls = [tool_calls[i] for i in sorted(tool_calls)]
         yield event_frame(
@@ -283,7 +283,7 @@ async def text_events(
         status, error_code = 500, "internal_error"
         yield event_frame("error", INTERNAL_ERROR)
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
         meter.finish(status, error_code)
 
 

@@ -18,7 +18,7 @@ thinking blocks → `reasoning_content` and `thinking_blocks`; `stop_reason` →
 """
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from functools import cache
 from typing import Any
 
@@ -65,7 +65,7 @@ class AnthropicAdapter(Adapter):
                                        json_answer=_json_answer(body))
 
     @override
-    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """Yields chunks as Anthropic's events arrive; after `message_stop`, a usage chunk (`choices: []`).
 
         Raises UpstreamError for an HTTP error, an `error` event, or a stream cut before `message_stop`.

@@ -5,7 +5,7 @@ provider's wire protocol and the answers back to OpenAI shapes (dicts), streamin
 service layer only ever sees OpenAI shapes.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -61,7 +61,7 @@ class Adapter:
     async def chat(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         raise NotImplementedError
 
     async def embeddings(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,7 @@ class Adapter:
     async def completions(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def completions_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def completions_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         raise NotImplementedError
 
 

@@ -18,7 +18,7 @@ input) or `batchEmbedContents` (several).
 
 import asyncio
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -89,7 +89,7 @@ class GeminiAdapter(Adapter):
         return completion_from_response(answer, model=body.get("model") or upstream.model, provider=upstream.provider)
 
     @override
-    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """Yields chunks as Gemini's SSE events arrive, then a usage chunk (`choices: []`).
 
         Raises UpstreamError for an HTTP error, an error event, or a stream that ends before any
@@ -127,8 +127,9 @@ class GeminiAdapter(Adapter):
             answers = await asyncio.gather(*(self._post(upstream, _model_url(upstream, "batchEmbedContents"), {"requests": batch})
                                              for batch in batches))
             embeddings = [e for answer in answers for e in answer.get("embeddings") or []]
-        vectors = [e.get("values") for e in embeddings if isinstance(e, dict)]
-        if len(vectors) != len(texts) or not all(isinstance(v, list) for v in vectors):
+        found = [e.get("values") for e in embeddings if isinstance(e, dict)]
+        vectors = [v for v in found if isinstance(v, list)]
+        if len(found) != len(texts) or len(vectors) != len(found):
             raise oa.malformed_answer(upstream.provider)
         return oa.embedding_list(body.get("model") or upstream.model, vectors, oa.estimate_tokens(texts))
 

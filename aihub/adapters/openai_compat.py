@@ -5,7 +5,7 @@ becomes the upstream's name, and streams always ask for usage.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -50,7 +50,7 @@ class OpenAICompatAdapter(Adapter):
         payload.pop("stream_options", None)
         return await self._post(upstream, "/chat/completions", payload)
 
-    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         return self._stream(upstream, "/chat/completions", self._stream_payload(upstream, body))
 
     async def embeddings(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +64,7 @@ class OpenAICompatAdapter(Adapter):
         payload.pop("stream_options", None)
         return await self._post(upstream, "/completions", payload)
 
-    def completions_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def completions_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         return self._stream(upstream, "/completions", self._stream_payload(upstream, body))
 
     # --- the exchange ---------------------------------------------------------------------------
@@ -96,7 +96,7 @@ class OpenAICompatAdapter(Adapter):
             )
         return answer
 
-    async def _stream(self, upstream: Upstream, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, upstream: Upstream, path: str, payload: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """Yield the upstream's chunks; usage (wherever the upstream put it) comes last, alone, with `choices: []`."""
         try:
             response = await self._send(upstream, path, payload, stream=True)

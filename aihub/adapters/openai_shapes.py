@@ -9,7 +9,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -70,7 +70,7 @@ async def translated_stream(
     provider: str,
     http_error: Callable[[int, bytes, str], UpstreamError],
     translator: Any,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Send `request` streamed; yield the OpenAI chunks `translator.feed(event)` makes of each
     server-sent event's JSON as it arrives, then (after `translator.check_complete()`) its usage chunk.
 
