@@ -7,9 +7,11 @@ simulator through the shared `sim.script` and switches, and checks only OpenAI s
 """
 
 import json
-from typing import Any
+import unittest
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from aihub.adapters.base import Adapter, UpstreamError
 from aihub.catalog_types import Upstream
@@ -17,7 +19,7 @@ from aihub.tests.openai_schema import validate
 from aihub.tests.upstream.sim import Received, SimServer
 
 API_KEY = "sk-test-not-a-real-key"
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -28,8 +30,14 @@ WEATHER_TOOL = {
 # A 1x1 PNG, as a data URL (the form every provider can take inline).
 PIXEL_PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
+if TYPE_CHECKING:
+    # The mixin is only ever mixed into an IsolatedAsyncioTestCase: type-check it as one.
+    _MixinBase = unittest.IsolatedAsyncioTestCase
+else:
+    _MixinBase = object
 
-class AdapterContract:
+
+class AdapterContract(_MixinBase):
     simulator_class: type[SimServer]
     adapter_class: type[Adapter]
     provider = "sim"
@@ -38,6 +46,12 @@ class AdapterContract:
     base_path = ""  # appended to sim.url to make the deployment's base URL
     read_timeout_seconds = 0.5  # the test client's read timeout (the stall tests exceed it)
     transport_class: type[httpx.AsyncBaseTransport] | None = None  # None: httpx's own
+
+    # Set by asyncSetUp, for every test.
+    sim: SimServer
+    client: httpx.AsyncClient
+    adapter: Adapter
+    upstream: Upstream
 
     # --- hooks: read the provider's wire format back ----------------------------------------------
 

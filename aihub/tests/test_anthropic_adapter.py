@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import openai
 import pydantic
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from aihub.adapters.anthropic import AnthropicAdapter
 from aihub.catalog_types import Upstream
@@ -19,7 +20,7 @@ from aihub.tests.upstream.anthropic_sim import AnthropicSim, signature_of
 from aihub.tests.upstream.sim import Received
 
 ANTHROPIC_KEY = "sk-ant-test-not-a-real-key"
-TIME_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}}
+TIME_TOOL: ChatCompletionFunctionToolParam = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}}
 
 
 class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
@@ -135,7 +136,7 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
 
     async def test_what_anthropic_cannot_do_is_refused_before_going_upstream(self) -> None:
         audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
-        cases = [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"n": 2}, "n"),
             ({"temperature": "hot"}, "temperature"),
             ({"response_format": "json"}, "response_format"),
@@ -281,7 +282,7 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual((error.status, error.param), (400, "messages[2].thinking_blocks[0]"))
 
     async def test_what_thinking_forbids_is_refused_by_name_before_going_upstream(self) -> None:
-        cases = [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"temperature": 0.5}, "temperature"),
             ({"top_p": 0.5}, "top_p"),
             ({"top_k": 5}, "top_k"),
@@ -527,6 +528,7 @@ class AnthropicThroughCityTests(AiLiveTestCase):
             self.assertNotIn(trace, raw.http_response.text.lower())
         completion = raw.parse()
         self.assertEqual((completion.model, completion.choices[0].message.content), ("claude-sonnet-4-6", self.anthropic.script.text))
+        assert completion.usage is not None
         self.assertEqual((completion.usage.prompt_tokens, completion.usage.completion_tokens), (11, 7))
         sent = self.anthropic.last_request
         self.assertEqual((sent.path, sent.headers["x-api-key"]), ("/v1/messages", ANTHROPIC_KEY))
@@ -536,10 +538,14 @@ class AnthropicThroughCityTests(AiLiveTestCase):
         chunks = list(self.sdk.chat.completions.create(
             model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER_TOOL],
             stream=True, stream_options={"include_usage": True}))
-        arguments = "".join(call.function.arguments or "" for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or [])
+        calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
+        self.assertTrue(all(call.function is not None for call in calls))
+        arguments = "".join(call.function.arguments or "" for call in calls if call.function is not None)
         self.assertEqual(json.loads(arguments), {"city": "Paris"})
         self.assertEqual([c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason], ["tool_calls"])
-        self.assertEqual((chunks[-1].choices, chunks[-1].usage.total_tokens), ([], 18))
+        usage = chunks[-1].usage
+        assert usage is not None
+        self.assertEqual((chunks[-1].choices, usage.total_tokens), ([], 18))
 
         self.anthropic.fail(400, message="messages.0.content.0.text: field required")
         with self.assertRaises(openai.BadRequestError) as caught:
@@ -598,6 +604,7 @@ class AnthropicThroughCityTests(AiLiveTestCase):
             model="claude-sonnet-4-6", messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low")
         validate(raw.http_response.json(), "CreateChatCompletionResponse")
         message = raw.parse().choices[0].message
+        assert message.model_extra is not None and message.tool_calls is not None
         self.assertEqual(message.model_extra["reasoning_content"], self.anthropic.script.reasoning)
         self.assertEqual(self.anthropic.last_request.json["thinking"], {"type": "enabled", "budget_tokens": 2048})
         messages += [message, {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18 C"}]

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from aihub.adapters.gemini import THOUGHT_SIGNATURE_FALLBACK, GeminiAdapter
 from aihub.adapters.openai_shapes import REASONING_EFFORTS
@@ -20,7 +21,7 @@ from aihub.tests.upstream.openai_sim import vector_for
 from aihub.tests.upstream.sim import Received
 
 GEMINI_KEY = "test-gemini-key-not-real"
-TIME_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}}
+TIME_TOOL: ChatCompletionFunctionToolParam = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}}
 
 
 class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
@@ -142,7 +143,7 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             {"functionResponse": {"name": "get_weather", "response": {"result": "drizzle, 14 °C"}}}])
 
     async def test_what_gemini_cannot_take_is_refused_before_going_upstream(self) -> None:
-        cases = [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"logprobs": True}, "logprobs"),
             ({"temperature": "hot"}, "temperature"),
             ({"response_format": "json"}, "response_format"),
@@ -436,6 +437,7 @@ class GeminiThroughCityTests(AiLiveTestCase):
             self.assertNotIn(trace, raw.http_response.text)
         completion = raw.parse()
         self.assertEqual((completion.model, completion.choices[0].message.content), ("gemini-2.5-flash", self.gemini.script.text))
+        assert completion.usage is not None
         self.assertEqual((completion.usage.prompt_tokens, completion.usage.completion_tokens), (11, 7))
         sent = self.gemini.last_request
         self.assertEqual((sent.path, sent.headers["x-goog-api-key"]), ("/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_KEY))
@@ -444,7 +446,9 @@ class GeminiThroughCityTests(AiLiveTestCase):
         chunks = list(self.sdk.chat.completions.create(
             model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], stream=True, stream_options={"include_usage": True}))
         self.assertEqual("".join(c.choices[0].delta.content or "" for c in chunks if c.choices), self.gemini.script.text)
-        self.assertEqual((chunks[-1].choices, chunks[-1].usage.total_tokens), ([], 18))
+        usage = chunks[-1].usage
+        assert usage is not None
+        self.assertEqual((chunks[-1].choices, usage.total_tokens), ([], 18))
 
         vectors = self.sdk.embeddings.create(model="gemini-embedding-001", input=["hello", "world"], dimensions=4)
         self.assertEqual([d.embedding for d in vectors.data], [vector_for("hello", 4), vector_for("world", 4)])

@@ -4,16 +4,18 @@
 import base64
 import json
 import struct
+from typing import Any
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageFunctionToolCall
 
 from aihub.tests.live import DEEPSEEK_KEY, AiLiveTestCase
 from aihub.tests.openai_schema import validate
 from aihub.tests.upstream.openai_sim import vector_for
 
 BASE_PATHS = ("/v1", "/v1/ai")
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -52,7 +54,9 @@ class OpenAISDKTests(AiLiveTestCase):
                 validate(self.ok(self.user.get(base + "/models/deepseek-v4-flash")), "Model")
                 with self.assertRaises(openai.NotFoundError) as caught:
                     self.sdk(base).models.retrieve("claude-sonnet-4-6")  # known, but no Anthropic key is set
-                self.assertEqual(caught.exception.body["code"], "model_not_found")
+                body = caught.exception.body  # the SDK's `object`: here the JSON error object
+                assert isinstance(body, dict)
+                self.assertEqual(body["code"], "model_not_found")
                 with self.assertRaises(openai.NotFoundError):
                     self.sdk(base).models.retrieve("no-such-model")
 
@@ -69,6 +73,7 @@ class OpenAISDKTests(AiLiveTestCase):
                 completion = raw.parse()
                 self.assertEqual(completion.model, "deepseek-v4-flash")
                 self.assertEqual(completion.choices[0].message.content, self.sim.script.text)
+                assert completion.usage is not None
                 self.assertEqual((completion.usage.prompt_tokens, completion.usage.completion_tokens), (11, 7))
                 sent = self.sim.last_request
                 self.assertEqual(sent.path, "/chat/completions")
@@ -90,7 +95,9 @@ class OpenAISDKTests(AiLiveTestCase):
                 )
                 self.assertEqual("".join(c.choices[0].delta.content or "" for c in chunks if c.choices), self.sim.script.text)
                 self.assertEqual(chunks[-1].choices, [])
-                self.assertEqual((chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens), (11, 7))
+                usage = chunks[-1].usage
+                assert usage is not None
+                self.assertEqual((usage.prompt_tokens, usage.completion_tokens), (11, 7))
                 self.assertTrue(all(c.model == "deepseek-v4-flash" for c in chunks))
 
     def test_chat_stream_without_usage_asks_the_upstream_for_it_but_does_not_show_it(self) -> None:
@@ -133,7 +140,10 @@ class OpenAISDKTests(AiLiveTestCase):
                 completion = client.chat.completions.create(
                     model="deepseek-v4-flash", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER_TOOL]
                 )
-                call = completion.choices[0].message.tool_calls[0]
+                tool_calls = completion.choices[0].message.tool_calls
+                assert tool_calls is not None
+                call = tool_calls[0]
+                assert isinstance(call, ChatCompletionMessageFunctionToolCall)
                 self.assertEqual((call.function.name, json.loads(call.function.arguments)), ("get_weather", {"city": "Paris"}))
                 self.assertEqual(completion.choices[0].finish_reason, "tool_calls")
                 self.assertEqual(self.sim.last_request.json["tools"], [WEATHER_TOOL])
@@ -143,6 +153,7 @@ class OpenAISDKTests(AiLiveTestCase):
                 ):
                     for choice in chunk.choices:
                         for piece in choice.delta.tool_calls or ():
+                            assert piece.function is not None
                             streamed += piece.function.arguments or ""
                 self.assertEqual(json.loads(streamed), {"city": "Paris"})
 
@@ -162,7 +173,9 @@ class OpenAISDKTests(AiLiveTestCase):
                     client.completions.create(model="deepseek-v4-flash", prompt="Once", stream=True, stream_options={"include_usage": True})
                 )
                 self.assertEqual("".join(c.choices[0].text for c in chunks if c.choices), self.sim.script.text)
-                self.assertEqual(chunks[-1].usage.total_tokens, 18)
+                usage = chunks[-1].usage
+                assert usage is not None
+                self.assertEqual(usage.total_tokens, 18)
 
     def test_completions_stream_chunks_validate(self) -> None:
         response = self.user.post("/v1/completions", json={"model": "deepseek-v4-flash", "prompt": "Once", "stream": True})
@@ -208,10 +221,10 @@ class OpenAISDKTests(AiLiveTestCase):
         self.assertEqual(caught.exception.code, "model_not_found")
         validate(caught.exception.response.json(), "ErrorResponse")
         self.sim.fail(400, message="Invalid 'max_tokens': integer below minimum value.")
-        with self.assertRaises(openai.BadRequestError) as caught:
+        with self.assertRaises(openai.BadRequestError) as refused:
             client.chat.completions.create(model="deepseek-v4-flash", messages=[{"role": "user", "content": "Hi"}], max_tokens=0)
-        self.assertIn("max_tokens", caught.exception.message)
-        validate(caught.exception.response.json(), "ErrorResponse")
+        self.assertIn("max_tokens", refused.exception.message)
+        validate(refused.exception.response.json(), "ErrorResponse")
 
     def test_upstream_errors_raise_the_sdk_exception_for_their_status_with_the_upstreams_message(self) -> None:
         client = self.sdk("/v1")
@@ -315,7 +328,8 @@ class OpenAISDKTests(AiLiveTestCase):
 
     def test_embeddings_refuse_empty_input_and_take_token_ids(self) -> None:
         client = self.sdk("/v1")
-        for bad in ("", [], ["hello", ""], [[]], [1, "a"]):
+        bad_inputs: list[Any] = ["", [], ["hello", ""], [[]], [1, "a"]]  # the last is not even what the SDK's types allow
+        for bad in bad_inputs:
             with self.subTest(input=bad):
                 with self.assertRaises(openai.BadRequestError) as caught:
                     client.embeddings.create(model="text-embedding-3-small", input=bad)
