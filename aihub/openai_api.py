@@ -10,7 +10,7 @@ import base64
 import logging
 import sys
 from array import array
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -94,7 +94,7 @@ async def openai_events(
     chunk_map: ChunkMap,
     include_usage: bool,
     prompt_tokens: Callable[[], int],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """OpenAI SSE from upstream chunks: mapped chunks, then (when asked) the usage chunk, then [DONE].
 
     The upstream's usage (always asked for) is kept for the record and shown only when the client

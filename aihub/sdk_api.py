@@ -18,7 +18,7 @@ A failure before the stream starts is an ordinary JSON error with its HTTP statu
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from django.http import HttpResponseBase
@@ -225,7 +225,7 @@ async def stream(call: Call) -> HttpResponseBase:
 
 async def text_events(
     chunks: AsyncGenerator[dict[str, Any], None], first: dict[str, Any] | None, meter: Meter, message_id: str, messages: list[Any]
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     status, error_code = 200, ""
     text_pieces: list[str] = []
     reasoning_pieces: list[str] = []

@@ -1,6 +1,6 @@
 """Server-sent events out of City: the response class and the frame encoders."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -21,14 +21,14 @@ class EventStreamResponse(StreamingHttpResponse):
     source's `finally` (close the upstream, record usage) runs then, not whenever it is collected.
     """
 
-    def __init__(self, source: AsyncIterator[bytes]) -> None:
+    def __init__(self, source: AsyncGenerator[bytes, None]) -> None:
         super().__init__(source, content_type="text/event-stream")
         self._source = source
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"  # proxies such as nginx: pass each event on at once
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
-        async with aclosing(self._source) as source:  # type: ignore[type-var]
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async with aclosing(self._source) as source:
             async for part in source:
                 yield part
 

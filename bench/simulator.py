@@ -70,7 +70,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self.stream_task: asyncio.Task | None = None  # held so the loop does not collect it mid-stream
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's connections are streams
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

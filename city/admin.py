@@ -115,7 +115,14 @@ def starts_with(field: str) -> Callable[[str], Q]:
     return lookup
 
 
-class RoutedSearchMixin:
+if TYPE_CHECKING:
+    # The mixins below are only ever mixed into a ModelAdmin: type-check them as one.
+    _AdminMixinBase = admin.ModelAdmin[Any]
+else:
+    _AdminMixinBase = object
+
+
+class RoutedSearchMixin(_AdminMixinBase):
     """Search by the shape of the term, so that an id or a prefix is one index lookup.
 
     Django ORs every entry of `search_fields` with `icontains`: one unindexable branch turns the
@@ -132,7 +139,7 @@ class RoutedSearchMixin:
         for start, lookup in self.search_routes:
             if term.startswith(start) and " " not in term:
                 return queryset.filter(lookup(term) if callable(lookup) else Q(**{lookup: term})), False
-        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        return super().get_search_results(request, queryset, search_term)
 
 
 # --- Operations ------------------------------------------------------------------------------
@@ -158,14 +165,7 @@ def run_operation(action: str, target: str, operation: Callable[[], T]) -> T:
         raise OperationFailed(action, target, exc) from exc
 
 
-if TYPE_CHECKING:
-    # The mixin is only ever mixed into a ModelAdmin: type-check it as one.
-    _OperationsAdminBase = admin.ModelAdmin[Any]
-else:
-    _OperationsAdminBase = object
-
-
-class OperationsAdminMixin(_OperationsAdminBase):
+class OperationsAdminMixin(_AdminMixinBase):
     """Turns OperationFailed into an error message and a failed audit entry instead of a 500.
 
     Add and delete views run inside Django's transaction; the failure is recorded after it has

@@ -150,7 +150,7 @@ class ApiHandler(ASGIHandler):
         for thread in self.threads:
             thread.submit(connections.close_all).result()
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"City's API handler serves HTTP only, not {scope['type']}.")
         thread = next(self._next_thread)
@@ -158,7 +158,7 @@ class ApiHandler(ASGIHandler):
         async with ThreadSensitiveContext(executor=thread):
             await self.handle(scope, receive, send)
 
-    async def send_request_started(self, scope) -> None:  # type: ignore[no-untyped-def]
+    async def send_request_started(self, scope) -> None:
         # With only Django's own receivers, sending it on the event loop would do nothing (see
         # LOOP_SAFE_RECEIVERS); their work for the pool thread is RequestThread's.
         if not signal_is_loop_safe(signals.request_started, self.__class__):
@@ -178,7 +178,7 @@ class ApiHandler(ASGIHandler):
         else:
             await sync_to_async(response.close)()
 
-    async def handle(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def handle(self, scope, receive, send) -> None:
         """Django 5.2's ASGIHandler.handle, with the two signal hops replaced (marked CHANGED)."""
         try:
             body_file = await self.read_body(receive)
@@ -194,7 +194,7 @@ class ApiHandler(ASGIHandler):
             await self.close_response(error_response)  # CHANGED: was sync_to_async(error_response.close)()
             return
 
-        async def process_request(request, send):  # type: ignore[no-untyped-def]
+        async def process_request(request, send):
             response = await self.run_get_response(request)
             try:
                 await self.send_response(response, send)

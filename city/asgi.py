@@ -28,7 +28,7 @@ settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 with_static = ServeStaticASGI(django_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
 
 
-def is_api_path(scope) -> bool:  # type: ignore[no-untyped-def]
+def is_api_path(scope) -> bool:
     path: str = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root):
@@ -36,7 +36,7 @@ def is_api_path(scope) -> bool:  # type: ignore[no-untyped-def]
     return path == "/v1" or path.startswith("/v1/")
 
 
-async def by_path(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+async def by_path(scope, receive, send) -> None:
     if is_api_path(scope):
         await api_app(scope, receive, send)
     else:

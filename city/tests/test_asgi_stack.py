@@ -25,17 +25,15 @@ async def call(method: str, path: str, **kwargs) -> httpx.Response:
         return await client.request(method, path, **kwargs)
 
 
-class JsonErrorAssertions:
+class ApiStackTests(SimpleTestCase):
     def assertJsonError(self, response: httpx.Response, status: int, code: str) -> dict:
-        self.assertEqual(response.status_code, status, response.text[:300])  # type: ignore[attr-defined]
-        self.assertEqual(response.headers["content-type"], "application/json")  # type: ignore[attr-defined]
+        self.assertEqual(response.status_code, status, response.text[:300])
+        self.assertEqual(response.headers["content-type"], "application/json")
         error = response.json()["error"]
-        self.assertEqual(set(error), {"message", "type", "code", "param"})  # type: ignore[attr-defined]
-        self.assertEqual(error["code"], code)  # type: ignore[attr-defined]
+        self.assertEqual(set(error), {"message", "type", "code", "param"})
+        self.assertEqual(error["code"], code)
         return error
 
-
-class ApiStackTests(JsonErrorAssertions, SimpleTestCase):
     async def test_api_answers_keep_the_security_headers(self) -> None:
         response = await call("GET", "/v1/services")
         self.assertEqual(response.status_code, 200)
@@ -69,7 +67,7 @@ class ApiStackTests(JsonErrorAssertions, SimpleTestCase):
         # Any receiver beyond Django's own hygiene makes the handler send the signals the stock way.
         seen: list[str] = []
 
-        def receiver(sender, scope=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        def receiver(sender, scope=None, **kwargs) -> None:
             seen.append(scope["path"])
 
         signals.request_started.connect(receiver)
@@ -82,7 +80,7 @@ class ApiStackTests(JsonErrorAssertions, SimpleTestCase):
     async def test_a_receiver_of_request_finished_is_still_called(self) -> None:
         seen: list[type] = []
 
-        def receiver(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        def receiver(sender, **kwargs) -> None:
             seen.append(sender)
 
         signals.request_finished.connect(receiver)
@@ -102,7 +100,7 @@ class BrowserStackTests(SimpleTestCase):
         self.assertEqual(refused.status_code, 403)
 
 
-def threads_started_per_request(app, requests: int) -> list[str]:  # type: ignore[no-untyped-def]
+def threads_started_per_request(app, requests: int) -> list[str]:
     """Threads the event loop's thread starts while `app` answers `requests` queries, after a warm-up.
 
     The requests run on a loop of their own in a plain thread, as under a server: Django's async
@@ -140,7 +138,7 @@ def threads_started_per_request(app, requests: int) -> list[str]:  # type: ignor
     return started
 
 
-def _run_catching(coroutine_function, failures: list[BaseException]) -> None:  # type: ignore[no-untyped-def]
+def _run_catching(coroutine_function, failures: list[BaseException]) -> None:
     try:
         asyncio.run(coroutine_function())
     except BaseException as exc:
