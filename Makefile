@@ -48,6 +48,7 @@ LINT_ENV := ADMIN_SECRET_KEY=$${ADMIN_SECRET_KEY:-test-admin-key-not-secret-0123
 # mypy checks the packages that pyproject.toml's [tool.mypy] lists.
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(LINT_ENV) $(VENV)/bin/mypy
 
 # The data-plane benchmark (bench/README.md), about 8 minutes; BENCH_ARGS=--quick for a 2-minute smoke run.

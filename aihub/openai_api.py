@@ -393,7 +393,9 @@ async def completions(call: Call) -> HttpResponseBase:
     return json_response(answer)
 
 
-async def completion_stream_from_chat(stream: AsyncGenerator[dict[str, Any], None], echo_prompt: str) -> AsyncGenerator[dict[str, Any], None]:
+async def completion_stream_from_chat(
+    stream: AsyncGenerator[dict[str, Any], None], echo_prompt: str
+) -> AsyncGenerator[dict[str, Any], None]:
     """A chat stream as legacy completion chunks (usage chunks pass as they are); `echo_prompt`,
     when given, is sent first."""
     echoed: set[int] = set()  # with n > 1, each choice's text starts with the prompt

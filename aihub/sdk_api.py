@@ -45,10 +45,22 @@ CHAT_PARAMETERS = (oa.OPENAI_CHAT_FIELDS - {"model", "messages", "stream", "stre
 # The parameters' types, checked here so that a mistake is named the same way whichever provider answers.
 NUMBER, INTEGER, TEXT_OR_TEXTS = "a number", "an integer", "a string or a list of strings"
 PARAMETER_TYPES: dict[str, str] = {
-    "temperature": NUMBER, "top_p": NUMBER, "presence_penalty": NUMBER, "frequency_penalty": NUMBER,
-    "seed": INTEGER, "max_completion_tokens": INTEGER, "top_k": INTEGER, "stop": TEXT_OR_TEXTS,
-    "tools": "a list", "response_format": "an object", "logit_bias": "an object", "metadata": "an object",
-    "thinking": "an object", "user": "a string", "reasoning_effort": "a string", "parallel_tool_calls": "true or false",
+    "temperature": NUMBER,
+    "top_p": NUMBER,
+    "presence_penalty": NUMBER,
+    "frequency_penalty": NUMBER,
+    "seed": INTEGER,
+    "max_completion_tokens": INTEGER,
+    "top_k": INTEGER,
+    "stop": TEXT_OR_TEXTS,
+    "tools": "a list",
+    "response_format": "an object",
+    "logit_bias": "an object",
+    "metadata": "an object",
+    "thinking": "an object",
+    "user": "a string",
+    "reasoning_effort": "a string",
+    "parallel_tool_calls": "true or false",
 }
 
 
@@ -96,15 +108,19 @@ def check_parameters(parameters: dict[str, Any]) -> None:
     for name, value in parameters.items():
         if name == "stream":
             raise ApiError(
-                400, "stream is not a field of this API: POST /v1/ai/stream answers the same request as server-sent events.",
-                param=name, code="unknown_field",
+                400,
+                "stream is not a field of this API: POST /v1/ai/stream answers the same request as server-sent events.",
+                param=name,
+                code="unknown_field",
             )
         if name in OUTSIDE_THE_MESSAGE:
             if value is None or value == oa.NEUTRAL_VALUES.get(name):
                 continue
             raise ApiError(
-                400, f"{name} does not fit this API's answer (one message); use POST /v1/ai/chat/completions for it.",
-                param=name, code="unsupported_parameter",
+                400,
+                f"{name} does not fit this API's answer (one message); use POST /v1/ai/chat/completions for it.",
+                param=name,
+                code="unsupported_parameter",
             )
         if name not in CHAT_PARAMETERS:
             raise ApiError(
@@ -112,7 +128,8 @@ def check_parameters(parameters: dict[str, Any]) -> None:
                 f"{name} is not a field of this API: it takes model, prompt or messages, system and OpenAI's chat parameters "
                 "(max_tokens, temperature, top_p, stop, seed, tools, response_format …). Provider-specific fields go through "
                 "POST /v1/ai/chat/completions.",
-                param=name, code="unknown_field",
+                param=name,
+                code="unknown_field",
             )
         expected = PARAMETER_TYPES.get(name)
         if value is None or expected is None or _is(value, expected):

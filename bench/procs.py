@@ -21,13 +21,15 @@ def free_port() -> int:
 class Proc:
     """A started server: its own process group, its output in a log file under var/bench/."""
 
-    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log_dir: Path, cwd: Path,
-                 pass_fds: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, env: dict[str, str], log_dir: Path, cwd: Path, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, pass_fds=pass_fds)
+        self.process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=pass_fds
+        )
 
     @property
     def pid(self) -> int:

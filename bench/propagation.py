@@ -24,8 +24,13 @@ ADMIN_KEY = "bench-admin-key-not-secret-0123456789"
 
 def start(port: int, env: dict[str, str]) -> subprocess.Popen:
     daphne = str(Path(sys.executable).parent / "daphne")
-    process = subprocess.Popen([daphne, "-b", "127.0.0.1", "-p", str(port), "-v", "0", "city.asgi:application"], cwd=BASE, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "-v", "0", "city.asgi:application"],
+        cwd=BASE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/v1/system/health", timeout=1).status_code == 200:
@@ -50,8 +55,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     scratch = tempfile.mkdtemp(prefix="city-propagation-")
-    env = {**os.environ, "ADMIN_SECRET_KEY": ADMIN_KEY, "CITY_SECRET_KEY": "bench-city-key-not-secret-0123456789", "CITY_LOG_LEVEL": "WARNING",
-           "DEEPSEEK_API_KEY": ""}
+    env = {
+        **os.environ,
+        "ADMIN_SECRET_KEY": ADMIN_KEY,
+        "CITY_SECRET_KEY": "bench-city-key-not-secret-0123456789",
+        "CITY_LOG_LEVEL": "WARNING",
+        "DEEPSEEK_API_KEY": "",
+    }
     env.setdefault("DATABASE_URL", f"sqlite:///{scratch}/city.sqlite3")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=BASE, env=env, check=True)
     a, b = start(43301, env), start(43302, env)

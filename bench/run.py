@@ -73,6 +73,7 @@ def body(model: str, stream: bool = False, short: bool = False) -> bytes:
 
 def git_state() -> str:
     """The commit measured, and whether the work tree differs from it (in which files)."""
+
     def git(*argv: str) -> str:
         return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout
 
@@ -82,8 +83,16 @@ def git_state() -> str:
 
 def city_env(args: argparse.Namespace) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update({"DATABASE_URL": args.database_url, "ADMIN_SECRET_KEY": ADMIN_KEY, "CITY_SECRET_KEY": CITY_KEY,
-                "CITY_LOG_LEVEL": "WARNING", "CITY_DEBUG": "false", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "DATABASE_URL": args.database_url,
+            "ADMIN_SECRET_KEY": ADMIN_KEY,
+            "CITY_SECRET_KEY": CITY_KEY,
+            "CITY_LOG_LEVEL": "WARNING",
+            "CITY_DEBUG": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     else:
@@ -110,8 +119,21 @@ def prepare_database(args: argparse.Namespace) -> None:
 
 def production_argv(port: int, workers: int) -> list[str]:
     """How `make serve-prod` runs City (keep the two in step)."""
-    return [str(VENV_BIN / "uvicorn"), "city.asgi:application", "--host", LOOPBACK, "--port", str(port),
-            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    return [
+        str(VENV_BIN / "uvicorn"),
+        "city.asgi:application",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+    ]
 
 
 class City:
@@ -161,8 +183,7 @@ class City:
         return sum(p.log_path.read_text(errors="replace").count("Traceback") for p in self.procs)
 
     def admin(self, method: str, route: str, data: dict | None = None) -> dict:
-        response = httpx.request(method, f"{self.url}{route}", json=data, timeout=30,
-                                 headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        response = httpx.request(method, f"{self.url}{route}", json=data, timeout=30, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         if response.status_code != 200:
             raise RuntimeError(f"{method} {route} answered {response.status_code}: {response.text[:500]}")
         return response.json()
@@ -182,8 +203,12 @@ class City:
         while good < 20:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"City did not serve {CITY_MODEL} within {timeout_s:.0f} s: {last}")
-            response = httpx.post(f"{self.url}{PATH}", content=body(CITY_MODEL), timeout=10,
-                                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            response = httpx.post(
+                f"{self.url}{PATH}",
+                content=body(CITY_MODEL),
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
             good = good + 1 if response.status_code == 200 else 0
             last = f"{response.status_code} {response.text[:300]}"
             if response.status_code != 200:
@@ -212,14 +237,26 @@ def start_litellm(litellm: Path, upstream_url: str, workers: int) -> tuple[Proc,
         "  telemetry: false\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITELLM_", "DATABASE_URL", "REDIS_"))}
-    env.update({"LITELLM_MASTER_KEY": LITELLM_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION",
-                "DISABLE_SCHEMA_UPDATE": "true", "NO_DOCS": "True"})
+    env.update(
+        {
+            "LITELLM_MASTER_KEY": LITELLM_KEY,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_MODE": "PRODUCTION",
+            "DISABLE_SCHEMA_UPDATE": "true",
+            "NO_DOCS": "True",
+        }
+    )
     argv = [str(litellm), "--config", str(config), "--host", LOOPBACK, "--port", str(port), "--num_workers", str(workers)]
     proc = Proc(f"litellm-{workers}", argv, env=env, log_dir=VAR, cwd=VAR)
     url = f"http://{LOOPBACK}:{port}"
     proc.wait_ready(f"{url}/health/liveliness", timeout_s=240)
-    response = httpx.post(f"{url}{PATH}", content=body(UPSTREAM_MODEL), timeout=60,
-                          headers={"Authorization": f"Bearer {LITELLM_KEY}", "Content-Type": "application/json"})
+    response = httpx.post(
+        f"{url}{PATH}",
+        content=body(UPSTREAM_MODEL),
+        timeout=60,
+        headers={"Authorization": f"Bearer {LITELLM_KEY}", "Content-Type": "application/json"},
+    )
     if response.status_code != 200:
         raise RuntimeError(f"LiteLLM answered {response.status_code}: {response.text[:300]}")
     return proc, url
@@ -236,8 +273,9 @@ class Target:
     pids: Callable[[], list[int]]  # the processes that serve it, for their CPU time
 
 
-def wrk(wrk_path: str, url: str, concurrency: int, seconds: float, payload: bytes, token: str | None,
-        max_requests: int | None = None) -> dict:
+def wrk(
+    wrk_path: str, url: str, concurrency: int, seconds: float, payload: bytes, token: str | None, max_requests: int | None = None
+) -> dict:
     env = {**os.environ, "BENCH_METHOD": "POST", "BENCH_BODY": payload.decode(), "BENCH_TOKEN": token or ""}
     if max_requests:
         env["BENCH_MAX_REQUESTS"] = str(max_requests)
@@ -261,9 +299,12 @@ def load_runs(wrk_path: str, targets: dict[str, Target], args: argparse.Namespac
             cpu = sum(procs.cpu_seconds(pid) for pid in pids) - cpu_before
             result["cpu_ms_per_request"] = 1000 * cpu / max(1, result["requests"])
             results[name][concurrency] = result
-            print(f"  {name:8s} c={concurrency:<3d} {result['rps']:9.1f} req/s  p50 {result['p50_ms']:8.2f} ms  "
-                  f"p99 {result['p99_ms']:8.2f} ms  CPU {result['cpu_ms_per_request']:.2f} ms/request  "
-                  f"non-2xx {result['non_2xx']}  socket errors {result['socket_errors']}", flush=True)
+            print(
+                f"  {name:8s} c={concurrency:<3d} {result['rps']:9.1f} req/s  p50 {result['p50_ms']:8.2f} ms  "
+                f"p99 {result['p99_ms']:8.2f} ms  CPU {result['cpu_ms_per_request']:.2f} ms/request  "
+                f"non-2xx {result['non_2xx']}  socket errors {result['socket_errors']}",
+                flush=True,
+            )
     return results
 
 
@@ -281,8 +322,11 @@ def stream_runs(targets: dict[str, Target], count: int) -> dict:
         busy = streamclient.summary(streamclient.stream_timings(port, PATH, short_body, target.token, count * 10))
         results[name] = {**idle, "busy_ttfb_p50_ms": busy["ttfb_p50_ms"], "busy_ttfb_p90_ms": busy["ttfb_p90_ms"]}
         r = results[name]
-        print(f"  {name:8s} stream: first event p50 {r['ttfb_p50_ms']:.2f} ms (back to back: {r['busy_ttfb_p50_ms']:.2f} ms), "
-              f"whole stream {r['total_p50_ms']:.1f} ms, events in its first half {r['first_half_share']:.0%}", flush=True)
+        print(
+            f"  {name:8s} stream: first event p50 {r['ttfb_p50_ms']:.2f} ms (back to back: {r['busy_ttfb_p50_ms']:.2f} ms), "
+            f"whole stream {r['total_p50_ms']:.1f} ms, events in its first half {r['first_half_share']:.0%}",
+            flush=True,
+        )
     return results
 
 
@@ -360,53 +404,80 @@ def report(results: dict) -> str:
         for c in results["concurrency"]:
             if c >= 16:
                 ratio = load["City"][c]["rps"] / load["LiteLLM"][c]["rps"]
-                goals.append(f"- {ok(ratio >= GOAL_RPS_RATIO)} concurrency {c}: City serves {ratio:.1f}× LiteLLM's requests/s (goal ≥ {GOAL_RPS_RATIO:.0f}×)")
+                goals.append(
+                    f"- {ok(ratio >= GOAL_RPS_RATIO)} concurrency {c}: City serves {ratio:.1f}× LiteLLM's requests/s (goal ≥ {GOAL_RPS_RATIO:.0f}×)"
+                )
         if 1 in results["concurrency"]:
             city_added = load["City"][1]["p50_ms"] - load["direct"][1]["p50_ms"]
             litellm_added = load["LiteLLM"][1]["p50_ms"] - load["direct"][1]["p50_ms"]
             share = city_added / litellm_added if litellm_added > 0 else float("inf")
-            goals.append(f"- {ok(share <= GOAL_ADDED_LATENCY_SHARE)} concurrency 1: City adds {city_added:.2f} ms to the p50 latency, "
-                         f"LiteLLM {litellm_added:.2f} ms: {share:.0%} of LiteLLM's (goal ≤ {GOAL_ADDED_LATENCY_SHARE:.0%})")
+            goals.append(
+                f"- {ok(share <= GOAL_ADDED_LATENCY_SHARE)} concurrency 1: City adds {city_added:.2f} ms to the p50 latency, "
+                f"LiteLLM {litellm_added:.2f} ms: {share:.0%} of LiteLLM's (goal ≤ {GOAL_ADDED_LATENCY_SHARE:.0%})"
+            )
     stream = results.get("stream")
     if stream:
         lines.append("| streaming (c=1) | " + " | ".join(names) + " |")
         lines.append("|---|" + "---:|" * len(names))
-        lines.append("| first `data:` event, busy server (short streams back to back), p50 ms | "
-                     + " | ".join(f"{stream[n]['busy_ttfb_p50_ms']:.2f}" for n in names) + " |")
-        lines.append("| first `data:` event, idle server (streams 50 ms apart), p50 ms | " + " | ".join(f"{stream[n]['ttfb_p50_ms']:.2f}" for n in names) + " |")
+        lines.append(
+            "| first `data:` event, busy server (short streams back to back), p50 ms | "
+            + " | ".join(f"{stream[n]['busy_ttfb_p50_ms']:.2f}" for n in names)
+            + " |"
+        )
+        lines.append(
+            "| first `data:` event, idle server (streams 50 ms apart), p50 ms | "
+            + " | ".join(f"{stream[n]['ttfb_p50_ms']:.2f}" for n in names)
+            + " |"
+        )
         lines.append("| whole stream, p50 ms | " + " | ".join(f"{stream[n]['total_p50_ms']:.1f}" for n in names) + " |")
-        lines.append("| events received in the stream's first half | " + " | ".join(f"{stream[n]['first_half_share']:.0%}" for n in names) + " |")
+        lines.append(
+            "| events received in the stream's first half | " + " | ".join(f"{stream[n]['first_half_share']:.0%}" for n in names) + " |"
+        )
         lines.append("")
         added = stream["City"]["busy_ttfb_p50_ms"] - stream["direct"]["busy_ttfb_p50_ms"]
         idle_added = stream["City"]["ttfb_p50_ms"] - stream["direct"]["ttfb_p50_ms"]
-        goals.append(f"- {ok(added < GOAL_TTFB_ADDED_MS)} streaming: City adds {added:.2f} ms to the time to the first event on a busy server "
-                     f"(goal < {GOAL_TTFB_ADDED_MS:.0f} ms), {idle_added:.2f} ms on an idle one")
+        goals.append(
+            f"- {ok(added < GOAL_TTFB_ADDED_MS)} streaming: City adds {added:.2f} ms to the time to the first event on a busy server "
+            f"(goal < {GOAL_TTFB_ADDED_MS:.0f} ms), {idle_added:.2f} ms on an idle one"
+        )
         spread = stream["City"]["first_half_share"] - stream["direct"]["first_half_share"]
-        goals.append(f"- {ok(abs(spread) <= 0.1)} streaming: events arrive through City as spread out as direct "
-                     f"({stream['City']['first_half_share']:.0%} vs {stream['direct']['first_half_share']:.0%} in the first half): passed on as they come, not re-buffered")
+        goals.append(
+            f"- {ok(abs(spread) <= 0.1)} streaming: events arrive through City as spread out as direct "
+            f"({stream['City']['first_half_share']:.0%} vs {stream['direct']['first_half_share']:.0%} in the first half): passed on as they come, not re-buffered"
+        )
     memory = results.get("memory")
     if memory:
-        lines.append(f"| RSS per City process over {memory['requests']:,} requests (c={memory['concurrency']}, {memory['rps']:,.0f} req/s) | start MB | after 10% MB | end MB | max MB |")
+        lines.append(
+            f"| RSS per City process over {memory['requests']:,} requests (c={memory['concurrency']}, {memory['rps']:,.0f} req/s) | start MB | after 10% MB | end MB | max MB |"
+        )
         lines.append("|---|---:|---:|---:|---:|")
         for pid, m in memory["per_process"].items():
             lines.append(f"| pid {pid} | {m['start_mb']:.0f} | {m['after_10pct_mb']:.0f} | {m['end_mb']:.0f} | {m['max_mb']:.0f} |")
         lines.append("")
         worst = max(m["max_mb"] for m in memory["per_process"].values())
         growth = max(m["end_mb"] - m["after_10pct_mb"] for m in memory["per_process"].values())
-        goals.append(f"- {ok(worst < GOAL_RSS_MB and growth < 10)} memory: at most {worst:.0f} MB per process (goal < {GOAL_RSS_MB:.0f} MB), "
-                     f"{growth:+.1f} MB from 10% to the end of the run (flat: under 10 MB)")
+        goals.append(
+            f"- {ok(worst < GOAL_RSS_MB and growth < 10)} memory: at most {worst:.0f} MB per process (goal < {GOAL_RSS_MB:.0f} MB), "
+            f"{growth:+.1f} MB from 10% to the end of the run (flat: under 10 MB)"
+        )
     lines.extend(goals)
     if "errors_logged" in results:
-        lines.append(f"- non-2xx answers: {sum(r['non_2xx'] for n in names for r in load[n].values())}; tracebacks in City's logs: {results['errors_logged']}")
+        lines.append(
+            f"- non-2xx answers: {sum(r['non_2xx'] for n in names for r in load[n].values())}; tracebacks in City's logs: {results['errors_logged']}"
+        )
     return "\n".join(lines)
 
 
 def servers_table(rows: list[dict], concurrency: list[int]) -> str:
-    lines = ["| City server | " + " | ".join(f"c={c}: req/s · p50 ms · CPU ms/request" for c in concurrency) + " |",
-             "|---|" + "---:|" * len(concurrency)]
+    lines = [
+        "| City server | " + " | ".join(f"c={c}: req/s · p50 ms · CPU ms/request" for c in concurrency) + " |",
+        "|---|" + "---:|" * len(concurrency),
+    ]
     for row in rows:
-        cells = " | ".join(f"{row['load'][c]['rps']:,.0f} · {row['load'][c]['p50_ms']:.2f} · {row['load'][c]['cpu_ms_per_request']:.2f}"
-                           for c in concurrency)
+        cells = " | ".join(
+            f"{row['load'][c]['rps']:,.0f} · {row['load'][c]['p50_ms']:.2f} · {row['load'][c]['cpu_ms_per_request']:.2f}"
+            for c in concurrency
+        )
         lines.append(f"| {row['server']} × {row['workers']} | {cells} |")
     return "\n".join(lines)
 
@@ -428,8 +499,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--memory-requests", type=int, default=100_000, help="requests of the RSS run (0: none)")
     parser.add_argument("--memory-concurrency", type=int, default=64)
     parser.add_argument("--servers", action="store_true", help="also measure City under daphne and uvicorn with 1 and 2 processes")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or f"sqlite:///{VAR / 'city.sqlite3'}",
-                        help="City's database (default: $DATABASE_URL, else a fresh SQLite file under var/bench/)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL") or f"sqlite:///{VAR / 'city.sqlite3'}",
+        help="City's database (default: $DATABASE_URL, else a fresh SQLite file under var/bench/)",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""), help="City's Redis (default: $REDIS_URL)")
     parser.add_argument("--max-minutes", type=float, default=30.0, help="the run stops itself after this long")
     args = parser.parse_args()
@@ -460,8 +534,13 @@ def main() -> None:
         prepare_database(args)
 
         sim_port = free_port()
-        simulator = Proc("simulator", [sys.executable, str(BENCH_DIR / "simulator.py"), "--port", str(sim_port)],
-                         env=dict(os.environ), log_dir=VAR, cwd=ROOT)
+        simulator = Proc(
+            "simulator",
+            [sys.executable, str(BENCH_DIR / "simulator.py"), "--port", str(sim_port)],
+            env=dict(os.environ),
+            log_dir=VAR,
+            cwd=ROOT,
+        )
         started.append(simulator)
         upstream = f"http://{LOOPBACK}:{sim_port}"
         simulator.wait_ready(f"{upstream}/v1/models")
@@ -470,21 +549,34 @@ def main() -> None:
         started.append(city)
         token = city.set_up_studio(upstream)
         city.wait_model_callable(token)
-        targets = {"direct": Target(upstream, UPSTREAM_MODEL, None, lambda: [simulator.pid]),
-                   "City": Target(city.url, CITY_MODEL, token, city.pids)}
-        meta = {"city": f"{args.server} × {args.workers} (" + " ".join(production_argv(0, args.workers)[1:]).replace("--port 0 ", "") + ")"
-                if args.server == "uvicorn" else f"daphne × {args.workers}",
-                "database": args.database_url.split("@")[-1].split("///")[0] + (" + Redis" if args.redis_url else ""),
-                "cpus": os.cpu_count(), "load_before": load_before, "duration_s": args.duration, "warmup_s": args.warmup,
-                "python": platform.python_version(), "commit": git_state()}
+        targets = {
+            "direct": Target(upstream, UPSTREAM_MODEL, None, lambda: [simulator.pid]),
+            "City": Target(city.url, CITY_MODEL, token, city.pids),
+        }
+        meta = {
+            "city": f"{args.server} × {args.workers} (" + " ".join(production_argv(0, args.workers)[1:]).replace("--port 0 ", "") + ")"
+            if args.server == "uvicorn"
+            else f"daphne × {args.workers}",
+            "database": args.database_url.split("@")[-1].split("///")[0] + (" + Redis" if args.redis_url else ""),
+            "cpus": os.cpu_count(),
+            "load_before": load_before,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "python": platform.python_version(),
+            "commit": git_state(),
+        }
         if litellm:
             print("bench: starting LiteLLM (it takes a while to import)…", flush=True)
             litellm_proc, litellm_url = start_litellm(litellm, upstream, args.litellm_workers)
             started.append(litellm_proc)
-            targets["LiteLLM"] = Target(litellm_url, UPSTREAM_MODEL, LITELLM_KEY,
-                                        lambda: [litellm_proc.pid, *procs.descendants(litellm_proc.pid)])
-            version = subprocess.run([str(litellm.parent / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
-                                     capture_output=True, text=True).stdout.strip()
+            targets["LiteLLM"] = Target(
+                litellm_url, UPSTREAM_MODEL, LITELLM_KEY, lambda: [litellm_proc.pid, *procs.descendants(litellm_proc.pid)]
+            )
+            version = subprocess.run(
+                [str(litellm.parent / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
             meta.update({"litellm": f"uvicorn × {args.litellm_workers}, master key, no database", "litellm_version": version})
         results["meta"] = meta
 
@@ -508,8 +600,13 @@ def main() -> None:
                 other = City(args, server, workers)
                 started.append(other)
                 other.wait_model_callable(token)
-                rows.append({"server": server, "workers": workers,
-                             "load": load_runs(wrk_path, {"City": Target(other.url, CITY_MODEL, token, other.pids)}, args)["City"]})
+                rows.append(
+                    {
+                        "server": server,
+                        "workers": workers,
+                        "load": load_runs(wrk_path, {"City": Target(other.url, CITY_MODEL, token, other.pids)}, args)["City"],
+                    }
+                )
                 other.stop()
             results["servers"] = rows
 

@@ -107,12 +107,16 @@ class UpstreamProtocol(asyncio.Protocol):
                 request = orjson.loads(body)
                 model = str(request.get("model", "bench-model"))
             except (orjson.JSONDecodeError, AttributeError):
-                self.respond(400, b'{"error": {"message": "bad JSON", "type": "invalid_request_error", "code": null, "param": null}}', close)
+                self.respond(
+                    400, b'{"error": {"message": "bad JSON", "type": "invalid_request_error", "code": null, "param": null}}', close
+                )
                 return
             if request.get("stream"):
                 self.streaming = True
                 short = SHORT_STREAM_MARK in body
-                self.stream_task = asyncio.ensure_future(self.stream(model, close, 1 if short else self.chunks, 0.0 if short else self.interval_s))
+                self.stream_task = asyncio.ensure_future(
+                    self.stream(model, close, 1 if short else self.chunks, 0.0 if short else self.interval_s)
+                )
             else:
                 self.respond(200, completion(model), close)
         elif path in ("/v1/models", "/models") and method == "GET":

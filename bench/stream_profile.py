@@ -41,11 +41,7 @@ from bench.handler import one as call  # noqa: E402  (after the environment is s
 from bench.procs import free_port  # noqa: E402
 from bench.simulator import SHORT_STREAM_MARK  # noqa: E402
 
-BODY = (
-    b'{"model": "local-chat", "stream": true, "messages": [{"role": "user", "content": "'
-    + SHORT_STREAM_MARK
-    + b' Say hello."}]}'
-)
+BODY = b'{"model": "local-chat", "stream": true, "messages": [{"role": "user", "content": "' + SHORT_STREAM_MARK + b' Say hello."}]}'
 
 
 def scope(token: str) -> dict:
@@ -82,7 +78,9 @@ async def one(app, request_scope: dict) -> tuple[float, float]:
 async def direct(session, url: str) -> tuple[float, float]:
     started = time.perf_counter()
     first = 0.0
-    async with session.post(url, data=BODY.replace(b"local-chat", b"bench-model"), headers={"Content-Type": "application/json"}) as response:
+    async with session.post(
+        url, data=BODY.replace(b"local-chat", b"bench-model"), headers={"Content-Type": "application/json"}
+    ) as response:
         async for _ in response.content.iter_any():
             first = first or time.perf_counter()
     return first - started, time.perf_counter() - started

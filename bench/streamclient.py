@@ -19,12 +19,18 @@ class StreamTiming:
     first_half_events: int  # events received in the first half of the stream's time (about half if not held)
 
 
-async def one_stream(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], port: int, path: str, body: bytes,
-                     token: str | None) -> StreamTiming:
+async def one_stream(
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], port: int, path: str, body: bytes, token: str | None
+) -> StreamTiming:
     """One streamed request on a kept-alive connection (as SDKs pool theirs); reads it to its last chunk."""
     reader, writer = conn
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", "Accept: text/event-stream"]
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Accept: text/event-stream",
+    ]
     if token:
         head.append(f"Authorization: Bearer {token}")
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
@@ -53,6 +59,7 @@ async def one_stream(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], po
 
 def stream_timings(port: int, path: str, body: bytes, token: str | None, count: int, pause_s: float = 0.0) -> list[StreamTiming]:
     """`count` streams one after the other on one connection, `pause_s` apart."""
+
     async def run() -> list[StreamTiming]:
         conn = await asyncio.open_connection("127.0.0.1", port)
         try:

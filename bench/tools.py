@@ -40,9 +40,20 @@ def ensure_litellm(venv: Path) -> Path:
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"uv=={UV_VERSION}"], check=True)
     env = {**os.environ, "UV_NATIVE_TLS": "1"}  # the system's CA store, like pip
     subprocess.run(
-        [str(venv / "bin" / "uv"), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-         "-r", str(BENCH_DIR / "litellm-requirements.txt"), "--override", str(BENCH_DIR / "litellm-overrides.txt")],
-        check=True, env=env,
+        [
+            str(venv / "bin" / "uv"),
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(venv / "bin" / "python"),
+            "-r",
+            str(BENCH_DIR / "litellm-requirements.txt"),
+            "--override",
+            str(BENCH_DIR / "litellm-overrides.txt"),
+        ],
+        check=True,
+        env=env,
     )
     stamp.write_text(wanted)
     return litellm

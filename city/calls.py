@@ -29,7 +29,9 @@ class Call:
             raise ApiError(400, "studio_id must be a string such as 'studio_…'.", param="studio_id", code="invalid_type")
         if self.identity.is_admin:
             if not given:
-                raise ApiError(400, "Name the studio: studio_id is required with the admin credential.", param="studio_id", code="missing_field")
+                raise ApiError(
+                    400, "Name the studio: studio_id is required with the admin credential.", param="studio_id", code="missing_field"
+                )
             return given
         if self.identity.studio_id is None:
             raise ApiError(401, "This action needs a studio token.", code="missing_credential")

@@ -60,7 +60,9 @@ async def _dispatch(request: HttpRequest, route: str, request_id: str) -> HttpRe
         raise ApiError(404, f"Unknown action '{action_name}' of service '{service_id}'. Its actions: {names}.", code="unknown_action")
     if request.method not in action.methods:
         allowed = ", ".join(action.methods)
-        raise ApiError(405, f"{request.method} is not allowed on this route; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed})
+        raise ApiError(
+            405, f"{request.method} is not allowed on this route; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed}
+        )
     identity = await resolve_identity(request)
     check_allowed(identity, action)
     call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath, request_id=request_id)
@@ -84,21 +86,25 @@ def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
     try:
         body = request.body
     except RequestDataTooBig:
-        raise ApiError(413, f"The request body is over the limit of {settings.CITY_MAX_BODY_BYTES} bytes (CITY_MAX_BODY_BYTES).", code="body_too_large") from None
+        raise ApiError(
+            413, f"The request body is over the limit of {settings.CITY_MAX_BODY_BYTES} bytes (CITY_MAX_BODY_BYTES).", code="body_too_large"
+        ) from None
     if not action.json_body:
         return {}
     content_type = request.content_type or ""
     if not body.strip():
         return {}
     if content_type not in JSON_CONTENT_TYPES:
-        raise ApiError(415, f"Send the body as JSON with 'Content-Type: application/json' (got '{content_type}').", code="unsupported_media_type")
+        raise ApiError(
+            415, f"Send the body as JSON with 'Content-Type: application/json' (got '{content_type}').", code="unsupported_media_type"
+        )
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         reason = "it is not UTF-8" if _not_utf8(body) else f"it is not valid JSON ({exc.msg})"
         raise ApiError(400, f"Could not parse the body: {reason}.", code="invalid_json") from None
     if not isinstance(data, dict):
-        raise ApiError(400, "The body must be a JSON object, such as {\"name\": \"…\"}.", code="invalid_json")
+        raise ApiError(400, 'The body must be a JSON object, such as {"name": "…"}.', code="invalid_json")
     return data
 
 
@@ -126,7 +132,9 @@ async def services(request: HttpRequest) -> HttpResponse:
 
 async def _services(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
-        return ApiError(405, f"{request.method} is not allowed on this route; use GET.", code="method_not_allowed", headers={"Allow": "GET"}).response()
+        return ApiError(
+            405, f"{request.method} is not allowed on this route; use GET.", code="method_not_allowed", headers={"Allow": "GET"}
+        ).response()
     try:
         identity = await resolve_identity(request)
     except ApiError as exc:
@@ -139,15 +147,15 @@ async def _services(request: HttpRequest) -> HttpResponse:
                 entry["is_set"] = bool(await runtime_env.aget(entry["key"]))
             item["description"] = service.description
             item["actions"] = [
-                {"name": a.name, "methods": list(a.methods), "allow": list(a.allow), "description": a.description}
-                for a in service.actions
+                {"name": a.name, "methods": list(a.methods), "allow": list(a.allow), "description": a.description} for a in service.actions
             ]
         items.append(item)
     return json_response({"items": items})
 
 
 async def not_found(request: HttpRequest, route: str = "") -> HttpResponse:
-    response = error_response(404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route")
+    response = error_response(
+        404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route"
+    )
     response["X-Request-Id"] = request_id_of(request)
     return response
-

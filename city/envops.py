@@ -18,7 +18,14 @@ from city.runtime_env import runtime_env
 KEY_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,127}")
 MAX_VALUE_CHARS = 16_384
 # Read once at start-up, or guarding City itself: setting them at run time would mislead or endanger.
-STARTUP_ONLY_KEYS = {"ADMIN_SECRET_KEY", "CITY_SECRET_KEY", "CITY_SECRET_KEY_FALLBACKS", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+STARTUP_ONLY_KEYS = {
+    "ADMIN_SECRET_KEY",
+    "CITY_SECRET_KEY",
+    "CITY_SECRET_KEY_FALLBACKS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DJANGO_SETTINGS_MODULE",
+}
 STARTUP_ONLY_PREFIXES = ("CITY_", "DATABASE_")
 
 
@@ -75,7 +82,9 @@ def upsert_env(key: str, value: str, *, description: str | None, actor: Any) -> 
         now = timezone.now()
         label = _actor(actor)
         if row is None:
-            row = EnvVar.objects.create(key=key, ciphertext=_encrypt(value), description=description or "", updated_at=now, updated_by=label)
+            row = EnvVar.objects.create(
+                key=key, ciphertext=_encrypt(value), description=description or "", updated_at=now, updated_by=label
+            )
         else:
             row.ciphertext = _encrypt(value)
             if description is not None:
@@ -93,7 +102,9 @@ def remove_env(key: str, *, actor: Any) -> None:
     with transaction.atomic():
         deleted, _ = EnvVar.objects.filter(key=key).delete()
         if not deleted:
-            raise ApiError(404, f"{key} is not set in City's runtime env (a process value cannot be removed here).", param="key", code="env_not_found")
+            raise ApiError(
+                404, f"{key} is not set in City's runtime env (a process value cannot be removed here).", param="key", code="env_not_found"
+            )
         record(actor, "env/remove", target=key)
     runtime_env.invalidate()
 

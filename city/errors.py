@@ -52,9 +52,7 @@ class ApiError(Exception):
         return response
 
 
-def error_body(
-    message: str, type: str, *, code: str | None = None, param: str | None = None, details: Any = None
-) -> dict[str, Any]:
+def error_body(message: str, type: str, *, code: str | None = None, param: str | None = None, details: Any = None) -> dict[str, Any]:
     error: dict[str, Any] = {"message": message, "type": type, "code": code, "param": param}
     if details is not None:
         error["details"] = details

@@ -64,7 +64,16 @@ class LiveCity:
         env.update(extra_env or {})
         bin_dir = Path(sys.executable).parent
         if server == "uvicorn":
-            argv = [str(bin_dir / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "city.asgi:application"]
+            argv = [
+                str(bin_dir / "uvicorn"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "city.asgi:application",
+            ]
         else:
             argv = [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "-v", "0", "city.asgi:application"]
         self.log_path = BASE_DIR / "var" / f"livecity-{self.port}.log"

@@ -51,7 +51,12 @@ def page(
         try:
             cursor_value = cursor_type(cursor)
         except (TypeError, ValueError):
-            raise ApiError(400, "cursor is not one that City handed out; take next_cursor from the previous page.", param="cursor", code="invalid_cursor") from None
+            raise ApiError(
+                400,
+                "cursor is not one that City handed out; take next_cursor from the previous page.",
+                param="cursor",
+                code="invalid_cursor",
+            ) from None
         queryset = queryset.filter(**{f"{cursor_field}__lt": cursor_value})
     rows = list(queryset[: limit + 1])
     has_more = len(rows) > limit

@@ -107,7 +107,7 @@ class Registry:
 
 
 def _splits(path: str) -> Iterator[tuple[str, str, str]]:
-    """"a/b/c" → ("a/b", "/", "c"), ("a", "/", "b/c")."""
+    """ "a/b/c" → ("a/b", "/", "c"), ("a", "/", "b/c")."""
     parts = path.split("/")
     for cut in range(len(parts) - 1, 0, -1):
         yield "/".join(parts[:cut]), "/", "/".join(parts[cut:])

@@ -51,7 +51,7 @@ class RuntimeEnv:
         return snapshot.values
 
     def source(self, key: str) -> str | None:
-        """"db", "process" or None: where the effective value comes from."""
+        """ "db", "process" or None: where the effective value comes from."""
         if key in self._fresh_snapshot().values:
             return "db"
         return "process" if os.environ.get(key) else None

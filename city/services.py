@@ -78,7 +78,14 @@ def env_list(call: Call) -> dict[str, Any]:
 def env_upsert(call: Call) -> dict[str, Any]:
     data = validated(UpsertInput, call.data)
     row, changed = envops.upsert_env(data["key"], data["value"], description=data.get("description"), actor=call.identity)
-    return {"key": row.key, "value": envops.mask(data["value"]), "source": "db", "changed": changed, "description": row.description, "updated_at": iso(row.updated_at)}
+    return {
+        "key": row.key,
+        "value": envops.mask(data["value"]),
+        "source": "db",
+        "changed": changed,
+        "description": row.description,
+        "updated_at": iso(row.updated_at),
+    }
 
 
 def env_remove(call: Call) -> dict[str, Any]:
@@ -99,10 +106,21 @@ def audit_list(call: Call) -> dict[str, Any]:
     for name in ("action", "target", "actor"):
         if name in data:
             entries = entries.filter(**{name: data[name]})
-    return page(entries, data, lambda e: {
-        "id": str(e.id), "actor": e.actor, "action": e.action, "target": e.target,
-        "outcome": e.outcome, "detail": e.detail, "created_at": iso(e.created_at),
-    }, cursor_field="id", cursor_type=int_cursor)
+    return page(
+        entries,
+        data,
+        lambda e: {
+            "id": str(e.id),
+            "actor": e.actor,
+            "action": e.action,
+            "target": e.target,
+            "outcome": e.outcome,
+            "detail": e.detail,
+            "created_at": iso(e.created_at),
+        },
+        cursor_field="id",
+        cursor_type=int_cursor,
+    )
 
 
 def whoami(call: Call) -> dict[str, Any]:
@@ -121,12 +139,16 @@ def health(call: Call) -> dict[str, Any]:
             cursor.execute("SELECT 1")
     except DatabaseError:
         log.warning("health: the database does not answer", exc_info=True)
-        raise ApiError(503, "City's database does not answer; this process cannot serve requests now.", code="database_unavailable") from None
+        raise ApiError(
+            503, "City's database does not answer; this process cannot serve requests now.", code="database_unavailable"
+        ) from None
     try:
         cache.get("city:health")
     except Exception:  # any cache backend's failure means the same to a load balancer
         log.warning("health: the cache does not answer", exc_info=True)
-        raise ApiError(503, "City's cache (REDIS_URL) does not answer; this process cannot serve requests now.", code="cache_unavailable") from None
+        raise ApiError(
+            503, "City's cache (REDIS_URL) does not answer; this process cannot serve requests now.", code="cache_unavailable"
+        ) from None
     return {"status": "ok"}
 
 
@@ -157,7 +179,9 @@ SERVICES = [
         id="audit",
         name="Audit log",
         description="Every admin operation, from the API or the Django admin.",
-        actions=(Action("list", audit_list, methods=("GET",), allow=ADMIN_ONLY, description="Newest first; filter by action, target, actor"),),
+        actions=(
+            Action("list", audit_list, methods=("GET",), allow=ADMIN_ONLY, description="Newest first; filter by action, target, actor"),
+        ),
     ),
 ]
 

@@ -28,12 +28,23 @@ class ApiTestMixin(_MixinBase):
     if TYPE_CHECKING:
         # TestCase has it; LiveCityTestCase (a TransactionTestCase) supplies its own.
         @classmethod
-        def captureOnCommitCallbacks(cls, *, using: str = "default", execute: bool = False) -> AbstractContextManager[list[Callable[[], Any]]]: ...
+        def captureOnCommitCallbacks(
+            cls, *, using: str = "default", execute: bool = False
+        ) -> AbstractContextManager[list[Callable[[], Any]]]: ...
 
     admin_key = property(lambda self: settings.ADMIN_SECRET_KEY)
 
-    def call(self, method: str, route: str, data: Any = None, *, token: str | None = None, raw: bytes | None = None,
-             content_type: str = "application/json", headers: dict[str, str] | None = None):
+    def call(
+        self,
+        method: str,
+        route: str,
+        data: Any = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ):
         """One request through the real routes; on-commit hooks run as they would in production."""
         extra: dict[str, Any] = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
         if token is not None:

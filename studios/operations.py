@@ -45,7 +45,9 @@ def set_studio_status(studio_id: str, status: str, *, actor: Any) -> Studio:
     verbs: dict[str, str] = {Studio.Status.PAUSED: "pause", Studio.Status.ACTIVE: "activate", Studio.Status.REMOVED: "remove"}
     verb = verbs[status]
     if studio.status == Studio.Status.REMOVED and status != Studio.Status.REMOVED:
-        raise ApiError(409, f"Studio {studio.id} is removed; removal is final. Create a new studio instead.", param="studio_id", code="studio_removed")
+        raise ApiError(
+            409, f"Studio {studio.id} is removed; removal is final. Create a new studio instead.", param="studio_id", code="studio_removed"
+        )
     if studio.status == status:
         return studio
     now = timezone.now()
@@ -131,13 +133,13 @@ def revoke_token(token_id: str, *, actor: Any, studio_id: str | None = None, acc
 
 
 @transaction.atomic
-def rotate_token(
-    token_id: str, *, actor: Any, studio_id: str | None = None, account_id: str | None = None
-) -> tuple[UserToken, str]:
+def rotate_token(token_id: str, *, actor: Any, studio_id: str | None = None, account_id: str | None = None) -> tuple[UserToken, str]:
     """Same token id, new secret; the old secret stops working at once here, within seconds elsewhere."""
     token = _locked_token(token_id, studio_id, account_id)
     if token.status != "active":
-        raise ApiError(409, f"Token {token.id} is {token.status}; issue a new token instead.", param="token_id", code=f"token_{token.status}")
+        raise ApiError(
+            409, f"Token {token.id} is {token.status}; issue a new token instead.", param="token_id", code=f"token_{token.status}"
+        )
     if Studio.objects.filter(id=token.studio_id, status=Studio.Status.REMOVED).exists():
         # A new secret would be refused at once (401): say so instead of handing out a dead one.
         raise ApiError(409, f"Token {token.id} belongs to a removed studio; removal is final.", param="token_id", code="studio_removed")

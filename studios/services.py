@@ -97,7 +97,9 @@ def _own_account(call: Call) -> str | None:
     if call.identity.is_admin:
         return None
     if call.identity.account_id is None:
-        raise ApiError(403, "This action is for the admin credential or an account's own token; yours is a studio token.", code="not_allowed")
+        raise ApiError(
+            403, "This action is for the admin credential or an account's own token; yours is a studio token.", code="not_allowed"
+        )
     return call.identity.account_id
 
 
@@ -167,13 +169,41 @@ SERVICE = Service(
     actions=(
         Action("list", studios_list, methods=("GET",), allow=ADMIN_ONLY, description="Filter by status, search by name; keyset pages"),
         Action("create", studios_create, allow=ADMIN_ONLY, audit=True, description="Create {name}"),
-        Action("pause", _status_action(Studio.Status.PAUSED), allow=ADMIN_ONLY, audit=True, description="Pause {studio_id}: its tokens get 403"),
+        Action(
+            "pause", _status_action(Studio.Status.PAUSED), allow=ADMIN_ONLY, audit=True, description="Pause {studio_id}: its tokens get 403"
+        ),
         Action("activate", _status_action(Studio.Status.ACTIVE), allow=ADMIN_ONLY, audit=True, description="Activate {studio_id}"),
-        Action("remove", _status_action(Studio.Status.REMOVED), allow=ADMIN_ONLY, audit=True, description="Remove {studio_id} for good: its tokens get 401"),
+        Action(
+            "remove",
+            _status_action(Studio.Status.REMOVED),
+            allow=ADMIN_ONLY,
+            audit=True,
+            description="Remove {studio_id} for good: its tokens get 401",
+        ),
         Action("me", studios_me, methods=("GET",), allow=(USER,), description="The caller's studio and token"),
-        Action("tokens/apply", tokens_apply, allow=ADMIN_OR_ACCOUNT, audit=True, description="Issue a user token {studio_id, name, expires_at?}, shown once; an account's token issues its own"),
-        Action("tokens/list", tokens_list, methods=("GET",), allow=ADMIN_OR_ACCOUNT, description="Tokens without secrets; filter by studio_id, status; an account sees its own"),
-        Action("tokens/revoke", tokens_revoke, allow=ADMIN_OR_ACCOUNT, audit=True, description="Revoke {token_id}; an account revokes its own"),
-        Action("tokens/rotate", tokens_rotate, allow=ADMIN_OR_ACCOUNT, audit=True, description="New secret for {token_id}, shown once; the old one dies; an account rotates its own"),
+        Action(
+            "tokens/apply",
+            tokens_apply,
+            allow=ADMIN_OR_ACCOUNT,
+            audit=True,
+            description="Issue a user token {studio_id, name, expires_at?}, shown once; an account's token issues its own",
+        ),
+        Action(
+            "tokens/list",
+            tokens_list,
+            methods=("GET",),
+            allow=ADMIN_OR_ACCOUNT,
+            description="Tokens without secrets; filter by studio_id, status; an account sees its own",
+        ),
+        Action(
+            "tokens/revoke", tokens_revoke, allow=ADMIN_OR_ACCOUNT, audit=True, description="Revoke {token_id}; an account revokes its own"
+        ),
+        Action(
+            "tokens/rotate",
+            tokens_rotate,
+            allow=ADMIN_OR_ACCOUNT,
+            audit=True,
+            description="New secret for {token_id}, shown once; the old one dies; an account rotates its own",
+        ),
     ),
 )

@@ -38,7 +38,7 @@ def error_code_text(value: Any) -> str:
     """An OAuth error code as City repeats it to people and stores it: only the characters RFC 6749
     allows in one (printable ASCII but " and \\), at most 64 of them. It arrives from the browser's
     query string or the provider's answer, so it may hold anything, NUL characters included."""
-    return re.sub(r'[^\x20\x21\x23-\x5b\x5d-\x7e]', "", str(value or ""))[:64]
+    return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "", str(value or ""))[:64]
 
 
 class ProviderFailure(Exception):
@@ -154,7 +154,9 @@ class Provider:
         except TRANSPORT_ERRORS:
             raise ProviderFailure("provider_unavailable", f"{self.name} did not share the profile; try again in a moment.") from None
         except OAuthError:  # authlib refuses to use the access token (missing, or of a type it does not know)
-            raise ProviderFailure("provider_error", f"{self.name}'s access token could not be used to read the profile; try again.") from None
+            raise ProviderFailure(
+                "provider_error", f"{self.name}'s access token could not be used to read the profile; try again."
+            ) from None
 
 
 class GitHub(Provider):

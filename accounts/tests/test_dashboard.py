@@ -103,7 +103,9 @@ class DashboardSignInTests(DashboardTestCase):
     def test_a_nul_studio_id_is_refused_when_starting_oauth(self) -> None:
         response = self.form("/dashboard/keys/oauth/start", {"provider": "github", "studio_id": "studio_\x00"})
         self.assertContains(response, "Studio: Null characters are not allowed.", status_code=400)
-        self.assertContains(self.form("/dashboard/keys/oauth/start", {"provider": "gitlab", "studio_id": "x"}), "choose GitHub", status_code=400)
+        self.assertContains(
+            self.form("/dashboard/keys/oauth/start", {"provider": "gitlab", "studio_id": "x"}), "choose GitHub", status_code=400
+        )
 
     def test_the_session_cookie_is_http_only_and_same_site(self) -> None:
         self.sign_in()

@@ -47,6 +47,7 @@ class PasswordLoginTests(AccountsTestCase):
         self.assertError(wrong_password, 401, "authentication_error", "invalid_credentials")
         self.assertEqual(wrong_password.status_code, unknown_email.status_code)
         self.assertEqual(wrong_password.content, unknown_email.content)
+
         # Every answer has its own X-Request-Id; nothing else may differ.
         def headers(response) -> list[tuple[str, str]]:
             return sorted((name, value) for name, value in response.headers.items() if name != "X-Request-Id")

@@ -282,7 +282,10 @@ class OAuthRejectionTests(OAuthTestCase):
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["code"], "provider_unavailable")
 
     def test_a_token_answer_without_an_access_token_fails_the_flow_at_once(self) -> None:
-        for provider, reply in [("github", {"token_type": "bearer", "scope": ""}), ("google", {"access_token": "ya29.x", "token_type": "MAC"})]:
+        for provider, reply in [
+            ("github", {"token_type": "bearer", "scope": ""}),
+            ("google", {"access_token": "ya29.x", "token_type": "MAC"}),
+        ]:
             with self.subTest(provider=provider):
                 self.sim.provider(provider).token_reply = reply
                 flow, page = self.sign_in(provider)

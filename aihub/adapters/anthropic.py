@@ -61,8 +61,9 @@ class AnthropicAdapter(Adapter):
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content, upstream.provider)
         message = oa.json_of(response.content, upstream.provider)
-        return completion_from_message(message, model=body.get("model") or upstream.model, provider=upstream.provider,
-                                       json_answer=_json_answer(body))
+        return completion_from_message(
+            message, model=body.get("model") or upstream.model, provider=upstream.provider, json_answer=_json_answer(body)
+        )
 
     @override
     def chat_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
@@ -73,8 +74,9 @@ class AnthropicAdapter(Adapter):
         """
         payload = messages_request(upstream.model, body, stream=True)
         translator = StreamTranslator(body.get("model") or upstream.model, upstream.provider, json_answer=_json_answer(body))
-        request = self.client.build_request("POST", _url(upstream), content=orjson.dumps(payload),
-                                            headers={**_headers(upstream), "Accept": "text/event-stream"})
+        request = self.client.build_request(
+            "POST", _url(upstream), content=orjson.dumps(payload), headers={**_headers(upstream), "Accept": "text/event-stream"}
+        )
         return oa.translated_stream(self.client, request, upstream.provider, error_from_response, translator)
 
 
@@ -88,19 +90,41 @@ def _url(upstream: Upstream) -> str:
 
 
 def _headers(upstream: Upstream) -> dict[str, str]:
-    return {"Content-Type": "application/json", "Accept": "application/json",
-            "x-api-key": upstream.api_key or "", "anthropic-version": ANTHROPIC_VERSION}
+    return {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "x-api-key": upstream.api_key or "",
+        "anthropic-version": ANTHROPIC_VERSION,
+    }
 
 
 # --- Request ----------------------------------------------------------------------------------
 
 
 # OpenAI chat fields this adapter translates (or, for n, logprobs and audio, refuses unless neutral).
-TRANSLATED_FIELDS = frozenset({
-    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "tools", "tool_choice",
-    "parallel_tool_calls", "user", "stream", "response_format", "n", "logprobs", "top_logprobs", "modalities", "audio",
-    "reasoning_effort",
-})
+TRANSLATED_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "user",
+        "stream",
+        "response_format",
+        "n",
+        "logprobs",
+        "top_logprobs",
+        "modalities",
+        "audio",
+        "reasoning_effort",
+    }
+)
 # OpenAI fields left out: bookkeeping, and `seed`, which OpenAI itself only honours on a best-effort
 # basis (Claude has no seed). Every other OpenAI field is refused unless neutral.
 IGNORED_FIELDS = oa.BOOKKEEPING_FIELDS | {"seed"}
@@ -127,8 +151,7 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
     extensions = oa.extension_fields(body, translated=TRANSLATED_FIELDS, ignored=IGNORED_FIELDS)
     thinking = _thinking(model, body)
     system, messages = _messages(oa.messages_of(body), with_thinking=_thinks(thinking or extensions.get("thinking")))
-    payload: dict[str, Any] = {"model": model, "messages": messages,
-                               "max_tokens": oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS}
+    payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS}
     if thinking:
         payload["max_tokens"] = thinking.pop("max_tokens")
         payload["thinking"] = thinking
@@ -186,8 +209,9 @@ def _thinking(model: str, body: dict[str, Any]) -> dict[str, Any] | None:
         budget = min(budget, max_tokens - min(answer, max_tokens // 2))
     budget = max(budget, MIN_THINKING_BUDGET)
     if budget >= max_tokens:
-        raise oa.invalid_request(f"This model answers at most {max_tokens} tokens, too few for `reasoning_effort`; remove it.",
-                                 "reasoning_effort")
+        raise oa.invalid_request(
+            f"This model answers at most {max_tokens} tokens, too few for `reasoning_effort`; remove it.", "reasoning_effort"
+        )
     return {"type": "enabled", "budget_tokens": budget, "max_tokens": max_tokens}
 
 
@@ -213,18 +237,24 @@ def _json_tool(body: dict[str, Any], tools: list[dict[str, Any]], tool_choice: d
     elif kind == "json_schema":
         schema = oa.json_schema_of(body)
         if schema.get("type") != "object":
-            raise oa.invalid_request('response_format.json_schema.schema must describe an object (`"type": "object"`) for this model.',
-                                     "response_format.json_schema.schema")
+            raise oa.invalid_request(
+                'response_format.json_schema.schema must describe an object (`"type": "object"`) for this model.',
+                "response_format.json_schema.schema",
+            )
         json_schema = body["response_format"]["json_schema"]
         description = json_schema.get("description") or f"Answer with a JSON object: {json_schema.get('name') or 'the answer'}."
     else:
         raise oa.invalid_request('response_format.type must be "text", "json_object" or "json_schema".', "response_format.type")
     if tool_choice is not None and tool_choice["type"] in ("any", "tool"):
-        raise oa.invalid_request("`tool_choice` cannot force a tool together with a JSON `response_format` on this model: Claude "
-                                 "answers in JSON by a forced tool call of its own. Remove one of them.", "tool_choice")
+        raise oa.invalid_request(
+            "`tool_choice` cannot force a tool together with a JSON `response_format` on this model: Claude "
+            "answers in JSON by a forced tool call of its own. Remove one of them.",
+            "tool_choice",
+        )
     if any(tool["name"] == JSON_TOOL for tool in tools):
-        raise oa.invalid_request(f"A tool may not be named `{JSON_TOOL}` together with a JSON `response_format` on this model; "
-                                 "rename it.", "tools")
+        raise oa.invalid_request(
+            f"A tool may not be named `{JSON_TOOL}` together with a JSON `response_format` on this model; rename it.", "tools"
+        )
     return {"name": JSON_TOOL, "description": description, "input_schema": schema}
 
 
@@ -234,18 +264,27 @@ def _refuse_what_thinking_forbids(payload: dict[str, Any], body: dict[str, Any])
         return
     source = "`reasoning_effort`" if body.get("reasoning_effort") is not None else "`thinking`"
     if payload.get("temperature", 1) != 1:
-        raise oa.invalid_request(f"`temperature` cannot be combined with {source} on this model: Claude thinks at temperature 1. "
-                                 "Remove `temperature` or set it to 1.", "temperature")
+        raise oa.invalid_request(
+            f"`temperature` cannot be combined with {source} on this model: Claude thinks at temperature 1. "
+            "Remove `temperature` or set it to 1.",
+            "temperature",
+        )
     if not 0.95 <= payload.get("top_p", 1) <= 1:
         raise oa.invalid_request(f"`top_p` must be from 0.95 to 1 with {source} on this model; remove it.", "top_p")
     if "top_k" in payload:
         raise oa.invalid_request(f"`top_k` cannot be combined with {source} on this model; remove it.", "top_k")
     if (payload.get("tool_choice") or {}).get("name") == JSON_TOOL:
-        raise oa.invalid_request(f"A JSON `response_format` cannot be combined with {source} on this model: Claude answers in JSON "
-                                 "by a forced tool call, which thinking does not allow. Remove one of them.", "response_format")
+        raise oa.invalid_request(
+            f"A JSON `response_format` cannot be combined with {source} on this model: Claude answers in JSON "
+            "by a forced tool call, which thinking does not allow. Remove one of them.",
+            "response_format",
+        )
     if (payload.get("tool_choice") or {}).get("type") in ("any", "tool"):
-        raise oa.invalid_request(f"`tool_choice` cannot force a tool with {source} on this model: Claude may only choose "
-                                 'tools itself while it thinks. Use "auto" or "none".', "tool_choice")
+        raise oa.invalid_request(
+            f"`tool_choice` cannot force a tool with {source} on this model: Claude may only choose "
+            'tools itself while it thinks. Use "auto" or "none".',
+            "tool_choice",
+        )
 
 
 def _messages(messages: list[dict[str, Any]], *, with_thinking: bool) -> tuple[list[str], list[dict[str, Any]]]:
@@ -263,8 +302,9 @@ def _messages(messages: list[dict[str, Any]], *, with_thinking: bool) -> tuple[l
         if role == "user":
             parts = oa.content_parts(message.get("content"), f"{param}.content")
             # Anthropic refuses empty text blocks; an empty text part says nothing anyway.
-            blocks = [_user_block(part, f"{param}.content[{j}]") for j, part in enumerate(parts)
-                      if part.get("type") != "text" or part.get("text")]
+            blocks = [
+                _user_block(part, f"{param}.content[{j}]") for j, part in enumerate(parts) if part.get("type") != "text" or part.get("text")
+            ]
             anthropic_role = "user"
         elif role == "assistant":
             blocks = _assistant_blocks(message, param)
@@ -272,11 +312,13 @@ def _messages(messages: list[dict[str, Any]], *, with_thinking: bool) -> tuple[l
                 blocks[:0] = _thinking_blocks(message["thinking_blocks"], f"{param}.thinking_blocks")
             anthropic_role = "assistant"
         elif role == "tool":
-            blocks = [{
-                "type": "tool_result",
-                "tool_use_id": oa.safe_tool_call_id(message.get("tool_call_id"), f"{param}.tool_call_id"),
-                "content": oa.text_of(message.get("content"), f"{param}.content"),
-            }]
+            blocks = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": oa.safe_tool_call_id(message.get("tool_call_id"), f"{param}.tool_call_id"),
+                    "content": oa.text_of(message.get("content"), f"{param}.content"),
+                }
+            ]
             anthropic_role = "user"
         else:
             raise oa.invalid_request(f'{param}.role must be "system", "developer", "user", "assistant" or "tool".', f"{param}.role")
@@ -304,8 +346,11 @@ def _thinking_blocks(blocks: Any, param: str) -> list[dict[str, Any]]:
         elif kind == "redacted_thinking" and isinstance(block.get("data"), str):
             checked.append({"type": "redacted_thinking", "data": block["data"]})
         else:
-            raise oa.invalid_request(f'{param}[{j}] must be {{"type": "thinking", "thinking", "signature"}} or '
-                                     '{"type": "redacted_thinking", "data"}, as City answered it.', f"{param}[{j}]")
+            raise oa.invalid_request(
+                f'{param}[{j}] must be {{"type": "thinking", "thinking", "signature"}} or '
+                '{"type": "redacted_thinking", "data"}, as City answered it.',
+                f"{param}[{j}]",
+            )
     return checked
 
 
@@ -320,9 +365,12 @@ def _check_tool_loop_keeps_its_thinking(turns: list[dict[str, Any]], first_messa
     if assistant[0]["type"] in ("thinking", "redacted_thinking"):
         return
     param = f"messages[{first_message_of_turn[-2]}].thinking_blocks"
-    raise oa.invalid_request(f"{param} is required: Claude thought before calling these tools, and to go on thinking it needs "
-                             "that thinking back. Send the assistant message as City answered it (with `thinking_blocks`), "
-                             "or remove `reasoning_effort` from this request.", param)
+    raise oa.invalid_request(
+        f"{param} is required: Claude thought before calling these tools, and to go on thinking it needs "
+        "that thinking back. Send the assistant message as City answered it (with `thinking_blocks`), "
+        "or remove `reasoning_effort` from this request.",
+        param,
+    )
 
 
 def _user_block(part: dict[str, Any], param: str) -> dict[str, Any]:
@@ -338,8 +386,10 @@ def _user_block(part: dict[str, Any], param: str) -> dict[str, Any]:
     if kind == "file":
         file_data = (part.get("file") or {}).get("file_data")
         if not isinstance(file_data, str):
-            raise oa.invalid_request(f"{param}.file.file_data must be a base64 `data:application/pdf` URL (file ids are not supported).",
-                                     f"{param}.file.file_data")
+            raise oa.invalid_request(
+                f"{param}.file.file_data must be a base64 `data:application/pdf` URL (file ids are not supported).",
+                f"{param}.file.file_data",
+            )
         media_type, data = oa.parse_data_url(file_data, f"{param}.file.file_data")
         if media_type != "application/pdf":
             raise oa.invalid_request(f"{param}.file must be a PDF for this model.", f"{param}.file.file_data")
@@ -357,16 +407,21 @@ def _assistant_blocks(message: dict[str, Any], param: str) -> list[dict[str, Any
         name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
         if not isinstance(name, str) or not name:
             raise oa.invalid_request(f"{call_param}.function.name is required.", f"{call_param}.function.name")
-        blocks.append({"type": "tool_use", "id": oa.safe_tool_call_id(call.get("id"), f"{call_param}.id"),
-                       "name": name, "input": oa.tool_arguments(call, call_param)})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": oa.safe_tool_call_id(call.get("id"), f"{call_param}.id"),
+                "name": name,
+                "input": oa.tool_arguments(call, call_param),
+            }
+        )
     return blocks
 
 
 def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     tools = []
     for function in oa.function_tools(body):
-        tool = {"name": function["name"],
-                "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
+        tool = {"name": function["name"], "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
         if function.get("description"):
             tool["description"] = function["description"]
         tools.append(tool)
@@ -429,8 +484,7 @@ def completion_from_message(message: dict[str, Any], *, model: str, provider: st
         elif kind == "tool_use" and json_answer and block.get("name") == JSON_TOOL:
             json_input = block.get("input") or {}
         elif kind == "tool_use":
-            tool_calls.append(oa.tool_call(openai_tool_call_id(block.get("id", "")), block.get("name", ""),
-                                           block.get("input") or {}))
+            tool_calls.append(oa.tool_call(openai_tool_call_id(block.get("id", "")), block.get("name", ""), block.get("input") or {}))
         elif kind in ("thinking", "redacted_thinking"):
             thinking_blocks.append(thinking_block(block))
             if kind == "thinking" and block.get("thinking"):
@@ -482,8 +536,12 @@ class StreamTranslator:
                 return [self.writer.delta({"thinking_blocks": [thinking_block(block)]})]
             if block.get("type") == "tool_use":
                 index = self.tool_index_by_block[event.get("index", 0)] = len(self.tool_index_by_block)
-                call = {"index": index, "id": openai_tool_call_id(block.get("id", "")), "type": "function",
-                        "function": {"name": block.get("name", ""), "arguments": ""}}
+                call = {
+                    "index": index,
+                    "id": openai_tool_call_id(block.get("id", "")),
+                    "type": "function",
+                    "function": {"name": block.get("name", ""), "arguments": ""},
+                }
                 return [self.writer.delta({"tool_calls": [call]})]
             if block.get("type") == "text" and block.get("text"):
                 return [self.writer.delta({"content": block["text"]})]

@@ -124,7 +124,10 @@ def error_from_transport(exc: Exception, provider: str) -> UpstreamError:
         return UpstreamError(f"The upstream provider did not {what} in time.", status=504, retryable=True, code="upstream_timeout")
     if isinstance(exc, httpx.ConnectError):
         return UpstreamError(
-            "City could not reach the upstream provider; try again later (an admin can check its base URL).", status=502, retryable=True, code="upstream_unreachable"
+            "City could not reach the upstream provider; try again later (an admin can check its base URL).",
+            status=502,
+            retryable=True,
+            code="upstream_unreachable",
         )
     return UpstreamError(
         f"The connection to the upstream provider broke ({type(exc).__name__}).", status=502, retryable=True, code="upstream_error"

@@ -62,8 +62,7 @@ THINKING_LEVELS = (
     ("gemini-3-pro", ("LOW", "HIGH")),
     ("gemini-3", ("MINIMAL", "LOW", "MEDIUM", "HIGH")),  # Flash and Flash-Lite
 )
-EFFORT_LEVELS = {"none": "MINIMAL", "minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "HIGH",
-                 "max": "HIGH"}
+EFFORT_LEVELS = {"none": "MINIMAL", "minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "HIGH", "max": "HIGH"}
 # Gemini 2.5 models take a budget in tokens: (least, most, whether 0 turns thinking off), by prefix.
 THINKING_BUDGET_RANGES = (
     ("gemini-2.5-pro", (128, 32768, False)),
@@ -75,8 +74,13 @@ DEFAULT_BUDGET_RANGE = (1, 24576, True)
 # cannot be turned off).
 THINKING_BUDGETS = {"minimal": 512, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 32768}
 
-_OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                       404: "not_found_error", 429: "rate_limit_error"}
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
 
 
 class GeminiAdapter(Adapter):
@@ -98,8 +102,9 @@ class GeminiAdapter(Adapter):
         payload = generate_request(body, upstream.model)
         translator = StreamTranslator(body.get("model") or upstream.model, upstream.provider)
         url = _model_url(upstream, "streamGenerateContent") + "?alt=sse"
-        request = self.client.build_request("POST", url, content=orjson.dumps(payload),
-                                            headers={**_headers(upstream), "Accept": "text/event-stream"})
+        request = self.client.build_request(
+            "POST", url, content=orjson.dumps(payload), headers={**_headers(upstream), "Accept": "text/event-stream"}
+        )
         return oa.translated_stream(self.client, request, upstream.provider, _http_error, translator)
 
     @override
@@ -123,9 +128,10 @@ class GeminiAdapter(Adapter):
             embeddings = [answer.get("embedding")]
         else:
             requests = [{"model": f"models/{_model_name(upstream)}", **embed_request(t)} for t in texts]
-            batches = [requests[i:i + BATCH_EMBED_LIMIT] for i in range(0, len(requests), BATCH_EMBED_LIMIT)]
-            answers = await asyncio.gather(*(self._post(upstream, _model_url(upstream, "batchEmbedContents"), {"requests": batch})
-                                             for batch in batches))
+            batches = [requests[i : i + BATCH_EMBED_LIMIT] for i in range(0, len(requests), BATCH_EMBED_LIMIT)]
+            answers = await asyncio.gather(
+                *(self._post(upstream, _model_url(upstream, "batchEmbedContents"), {"requests": batch}) for batch in batches)
+            )
             embeddings = [e for answer in answers for e in answer.get("embeddings") or []]
         found = [e.get("values") for e in embeddings if isinstance(e, dict)]
         vectors = [v for v in found if isinstance(v, list)]
@@ -167,11 +173,30 @@ def _http_error(status: int, body: bytes, provider: str) -> UpstreamError:
 
 
 # OpenAI chat fields this adapter translates (or, for logprobs and audio, refuses unless neutral).
-TRANSLATED_FIELDS = frozenset({
-    "model", "messages", "temperature", "top_p", "presence_penalty", "frequency_penalty", "n", "seed", "max_tokens",
-    "max_completion_tokens", "stop", "response_format", "tools", "tool_choice", "stream", "logprobs", "top_logprobs",
-    "modalities", "audio", "reasoning_effort",
-})
+TRANSLATED_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "n",
+        "seed",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "stream",
+        "logprobs",
+        "top_logprobs",
+        "modalities",
+        "audio",
+        "reasoning_effort",
+    }
+)
 # OpenAI fields left out: bookkeeping, and `parallel_tool_calls` (Gemini decides how many calls to
 # make; it has no switch). Every other OpenAI field is refused unless neutral.
 IGNORED_FIELDS = oa.BOOKKEEPING_FIELDS | {"parallel_tool_calls"}
@@ -259,21 +284,28 @@ def _add_extensions(payload: dict[str, Any], extensions: dict[str, Any]) -> None
             if name == "thinkingConfig" and name in config and isinstance(value, dict):
                 # `includeThoughts` joins the thinking `reasoning_effort` set; a budget or level would repeat it.
                 if repeated := sorted(set(value) & set(config[name])):
-                    raise oa.invalid_request(f"`generationConfig.thinkingConfig.{repeated[0]}` repeats `reasoning_effort`; send one of them.",
-                                             f"generationConfig.thinkingConfig.{repeated[0]}")
+                    raise oa.invalid_request(
+                        f"`generationConfig.thinkingConfig.{repeated[0]}` repeats `reasoning_effort`; send one of them.",
+                        f"generationConfig.thinkingConfig.{repeated[0]}",
+                    )
                 config[name] = {**config[name], **value}
                 continue
             if name in config:
-                raise oa.invalid_request(f"`generationConfig.{name}` is set from the OpenAI fields of this request; remove it.",
-                                         f"generationConfig.{name}")
+                raise oa.invalid_request(
+                    f"`generationConfig.{name}` is set from the OpenAI fields of this request; remove it.", f"generationConfig.{name}"
+                )
             config[name] = value
     oa.add_extensions(payload, extensions)
 
 
 def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    for openai_name, gemini_name in (("temperature", "temperature"), ("top_p", "topP"),
-                                     ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
+    for openai_name, gemini_name in (
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
         if (value := oa.number(body, openai_name)) is not None:
             config[gemini_name] = value
     for openai_name, gemini_name in (("n", "candidateCount"), ("seed", "seed")):
@@ -309,9 +341,11 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
                 system.append(text)
             continue
         if role == "user":
-            parts = [_user_part(part, f"{param}.content[{j}]")
-                     for j, part in enumerate(oa.content_parts(message.get("content"), f"{param}.content"))
-                     if part.get("type") != "text" or part.get("text")]
+            parts = [
+                _user_part(part, f"{param}.content[{j}]")
+                for j, part in enumerate(oa.content_parts(message.get("content"), f"{param}.content"))
+                if part.get("type") != "text" or part.get("text")
+            ]
             gemini_role = "user"
         elif role == "assistant":
             parts = _model_parts(message, param, function_names)
@@ -319,8 +353,9 @@ def _contents(messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
         elif role == "tool":
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or call_id not in function_names:
-                raise oa.invalid_request(f"{param}.tool_call_id must be the id of a tool call in an earlier assistant message.",
-                                         f"{param}.tool_call_id")
+                raise oa.invalid_request(
+                    f"{param}.tool_call_id must be the id of a tool call in an earlier assistant message.", f"{param}.tool_call_id"
+                )
             text = oa.text_of(message.get("content"), f"{param}.content")
             parts = [{"functionResponse": {"name": function_names[call_id], "response": _function_response(text)}}]
             gemini_role = "user"
@@ -359,20 +394,24 @@ def _user_part(part: dict[str, Any], param: str) -> dict[str, Any]:
     if kind == "file":
         file_data = (part.get("file") or {}).get("file_data")
         if not isinstance(file_data, str):
-            raise oa.invalid_request(f"{param}.file.file_data must be a base64 `data:` URL (file ids are not supported).",
-                                     f"{param}.file.file_data")
+            raise oa.invalid_request(
+                f"{param}.file.file_data must be a base64 `data:` URL (file ids are not supported).", f"{param}.file.file_data"
+            )
         media_type, data = oa.parse_data_url(file_data, f"{param}.file.file_data")
         return {"inlineData": {"mimeType": media_type, "data": data}}
-    raise oa.invalid_request(f"{param}.type {kind!r} is not supported by this model; send text, image_url, input_audio or file.",
-                             f"{param}.type")
+    raise oa.invalid_request(
+        f"{param}.type {kind!r} is not supported by this model; send text, image_url, input_audio or file.", f"{param}.type"
+    )
 
 
 def _image_type_of_url(url: str, param: str) -> str:
     """Gemini fetches an http(s) image itself but must be told its type: taken from the URL's extension."""
     media_type, _ = mimetypes.guess_type(urlsplit(url).path)
     if not media_type or not media_type.startswith("image/"):
-        raise oa.invalid_request(f"{param}: this model needs an image URL ending in .png, .jpg, .webp or .gif, "
-                                 "or the image inline as a base64 `data:` URL.", param)
+        raise oa.invalid_request(
+            f"{param}: this model needs an image URL ending in .png, .jpg, .webp or .gif, or the image inline as a base64 `data:` URL.",
+            param,
+        )
     return media_type
 
 
@@ -402,8 +441,7 @@ def usage_of(metadata: dict[str, Any]) -> dict[str, Any]:
     prompt = int(metadata.get("promptTokenCount") or 0) + int(metadata.get("toolUsePromptTokenCount") or 0)
     thoughts = int(metadata.get("thoughtsTokenCount") or 0)
     completion = int(metadata.get("candidatesTokenCount") or 0) + thoughts
-    return oa.usage(prompt, completion, cached_tokens=int(metadata.get("cachedContentTokenCount") or 0),
-                    reasoning_tokens=thoughts)
+    return oa.usage(prompt, completion, cached_tokens=int(metadata.get("cachedContentTokenCount") or 0), reasoning_tokens=thoughts)
 
 
 def _finish_reason(gemini_reason: str | None, called_tools: bool) -> str:

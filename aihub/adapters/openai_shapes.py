@@ -31,14 +31,14 @@ def invalid_request(message: str, param: str | None = None) -> UpstreamError:
 
 
 def malformed_answer(provider: str) -> UpstreamError:
-    return UpstreamError("The upstream provider answered with an unexpected shape.", status=502, retryable=True,
-                         code="upstream_error")
+    return UpstreamError("The upstream provider answered with an unexpected shape.", status=502, retryable=True, code="upstream_error")
 
 
 def stream_cut_short() -> UpstreamError:
     """The stream ended before the provider said the answer was complete: a cut connection, retryable."""
-    return UpstreamError("The upstream provider ended the stream before the answer was complete.", status=502, retryable=True,
-                         code="upstream_error")
+    return UpstreamError(
+        "The upstream provider ended the stream before the answer was complete.", status=502, retryable=True, code="upstream_error"
+    )
 
 
 @asynccontextmanager
@@ -150,7 +150,9 @@ def response_format_type(body: dict[str, Any]) -> str | None:
     if response_format is None:
         return None
     if not isinstance(response_format, dict) or not isinstance(response_format.get("type"), str):
-        raise invalid_request('`response_format` must be an object with a `type` ("text", "json_object" or "json_schema").', "response_format")
+        raise invalid_request(
+            '`response_format` must be an object with a `type` ("text", "json_object" or "json_schema").', "response_format"
+        )
     return response_format["type"]
 
 
@@ -191,7 +193,7 @@ def parse_data_url(url: str, param: str) -> tuple[str, str]:
     header, sep, data = url.partition(",")
     if not sep or not header.startswith("data:") or not header.endswith(";base64"):
         raise invalid_request(f"{param} must be an http(s) URL or a base64 `data:` URL.", param)
-    media_type = header[len("data:"):-len(";base64")]
+    media_type = header[len("data:") : -len(";base64")]
     if not media_type:
         raise invalid_request(f"{param} must name its media type, e.g. `data:image/png;base64,...`.", param)
     return media_type, data
@@ -218,7 +220,7 @@ def function_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(function, dict):
-            raise invalid_request(f"tools[{i}] must be a function tool: {{\"type\": \"function\", \"function\": {{...}}}}.", f"tools[{i}]")
+            raise invalid_request(f'tools[{i}] must be a function tool: {{"type": "function", "function": {{...}}}}.', f"tools[{i}]")
         if not isinstance(function.get("name"), str) or not function["name"]:
             raise invalid_request(f"tools[{i}].function.name is required.", f"tools[{i}].function.name")
         functions.append(function)
@@ -236,7 +238,9 @@ def tool_choice_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
         name = (choice.get("function") or {}).get("name")
         if isinstance(name, str) and name:
             return "function", name
-    raise invalid_request('`tool_choice` must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.', "tool_choice")
+    raise invalid_request(
+        '`tool_choice` must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.', "tool_choice"
+    )
 
 
 def stop_sequences(body: dict[str, Any]) -> list[str]:
@@ -272,23 +276,74 @@ def refuse_unsupported(body: dict[str, Any], *, allow_n: bool) -> None:
 
 
 # The fields of OpenAI's chat completions request (CreateChatCompletionRequest in shared/openai).
-OPENAI_CHAT_FIELDS = frozenset({
-    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
-    "max_tokens", "messages", "metadata", "modalities", "model", "moderation", "n", "parallel_tool_calls", "prediction",
-    "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
-    "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
-    "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
-})
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "messages",
+        "metadata",
+        "modalities",
+        "model",
+        "moderation",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
 # OpenAI fields that only steer bookkeeping on OpenAI's side (storage, prompt caching, abuse monitoring,
 # billing tier), never what the model answers: an adapter for another protocol may leave them out.
-BOOKKEEPING_FIELDS = frozenset({
-    "store", "metadata", "service_tier", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
-    "safety_identifier", "user", "stream_options",
-})
+BOOKKEEPING_FIELDS = frozenset(
+    {
+        "store",
+        "metadata",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "user",
+        "stream_options",
+    }
+)
 # Values that ask for nothing beyond the default: a field set to one of them is as good as absent.
 NEUTRAL_VALUES: dict[str, Any] = {
-    "n": 1, "logprobs": False, "top_logprobs": 0, "parallel_tool_calls": True, "presence_penalty": 0,
-    "frequency_penalty": 0, "logit_bias": {}, "functions": [], "modalities": ["text"], "verbosity": "medium",
+    "n": 1,
+    "logprobs": False,
+    "top_logprobs": 0,
+    "parallel_tool_calls": True,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "logit_bias": {},
+    "functions": [],
+    "modalities": ["text"],
+    "verbosity": "medium",
 }
 
 
@@ -360,8 +415,15 @@ def tool_call(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
     }
 
 
-def chat_choice(index: int, text: str | None, tool_calls: list[dict[str, Any]], finish_reason: str,
-                *, reasoning: str | None = None, thinking_blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def chat_choice(
+    index: int,
+    text: str | None,
+    tool_calls: list[dict[str, Any]],
+    finish_reason: str,
+    *,
+    reasoning: str | None = None,
+    thinking_blocks: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """One choice of a `chat.completion`. `reasoning` (the model's shown thinking) goes in
     `message.reasoning_content`, as DeepSeek answers it; `thinking_blocks` are the provider's signed
     thinking blocks, which a caller sends back on the assistant message to continue a tool loop."""
@@ -395,8 +457,7 @@ class ChunkWriter:
         self.model = model
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": choices}
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": choices}
 
     def delta(self, delta: dict[str, Any], *, index: int = 0, finish_reason: str | None = None) -> dict[str, Any]:
         return self._chunk([{"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}])
@@ -410,8 +471,7 @@ class ChunkWriter:
 def embedding_list(model: str, vectors: list[list[float]], prompt_tokens: int) -> dict[str, Any]:
     """An OpenAI embeddings answer, floats (the service encodes base64 itself when asked)."""
     data = [{"object": "embedding", "index": index, "embedding": vector} for index, vector in enumerate(vectors)]
-    return {"object": "list", "data": data, "model": model,
-            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
+    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
 
 
 def embedding_inputs(body: dict[str, Any]) -> list[str]:
@@ -420,11 +480,12 @@ def embedding_inputs(body: dict[str, Any]) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise invalid_request("`input` must be a string or a non-empty list of strings for this model (token ids are not accepted).", "input")
+        raise invalid_request(
+            "`input` must be a string or a non-empty list of strings for this model (token ids are not accepted).", "input"
+        )
     return value
 
 
 def estimate_tokens(texts: list[str]) -> int:
     """A rough token count (4 characters a token) for upstreams that do not report one."""
     return sum(max(1, (len(t) + 3) // 4) for t in texts)
-

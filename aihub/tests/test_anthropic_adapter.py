@@ -20,7 +20,10 @@ from aihub.tests.upstream.anthropic_sim import AnthropicSim, signature_of
 from aihub.tests.upstream.sim import Received
 
 ANTHROPIC_KEY = "sk-ant-test-not-a-real-key"
-TIME_TOOL: ChatCompletionFunctionToolParam = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}}
+TIME_TOOL: ChatCompletionFunctionToolParam = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}},
+}
 
 
 class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
@@ -40,8 +43,9 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         return "\n".join(block["text"] for block in system) if system else None
 
     def sent_user_texts(self, received: Received) -> list[str]:
-        return [block["text"] for m in received.json["messages"] if m["role"] == "user"
-                for block in m["content"] if block["type"] == "text"]
+        return [
+            block["text"] for m in received.json["messages"] if m["role"] == "user" for block in m["content"] if block["type"] == "text"
+        ]
 
     def sent_image_count(self, received: Received) -> int:
         return sum(1 for m in received.json["messages"] for block in m["content"] if block["type"] == "image")
@@ -61,9 +65,13 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.sim.last_request.path, "/v1/messages")
 
     async def test_consecutive_turns_of_one_role_are_merged_so_roles_alternate(self) -> None:
-        messages = [{"role": "user", "content": "First."}, {"role": "user", "content": "Second."},
-                    {"role": "assistant", "content": "Noted."}, {"role": "assistant", "content": [{"type": "text", "text": "Anything else?"}]},
-                    {"role": "user", "content": "Yes."}]
+        messages = [
+            {"role": "user", "content": "First."},
+            {"role": "user", "content": "Second."},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "assistant", "content": [{"type": "text", "text": "Anything else?"}]},
+            {"role": "user", "content": "Yes."},
+        ]
         await self.adapter.chat(self.upstream, {"model": "m", "messages": messages})
         sent = self.sent()["messages"]
         self.assertEqual([m["role"] for m in sent], ["user", "assistant", "user"])
@@ -89,26 +97,37 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
 
     async def test_images_go_inline_as_base64_or_by_url(self) -> None:
         body = self.chat_body()
-        body["messages"][1]["content"] = [{"type": "image_url", "image_url": {"url": PIXEL_PNG}},
-                                          {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
-                                          {"type": "text", "text": ""},
-                                          {"type": "text", "text": "Same animal?"}]
+        body["messages"][1]["content"] = [
+            {"type": "image_url", "image_url": {"url": PIXEL_PNG}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
+            {"type": "text", "text": ""},
+            {"type": "text", "text": "Same animal?"},
+        ]
         await self.adapter.chat(self.upstream, body)
         blocks = self.sent()["messages"][0]["content"]
-        self.assertEqual(blocks[0], {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL_PNG.split(",", 1)[1]}})
+        self.assertEqual(
+            blocks[0], {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL_PNG.split(",", 1)[1]}}
+        )
         self.assertEqual(blocks[1], {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}})
         self.assertEqual(blocks[2:], [{"type": "text", "text": "Same animal?"}])  # empty text parts are dropped
 
     async def test_tools_and_tool_choice_are_translated(self) -> None:
-        cases = [("auto", {"type": "auto"}), ("required", {"type": "any"}), ("none", {"type": "none"}),
-                 ({"type": "function", "function": {"name": "get_time"}}, {"type": "tool", "name": "get_time"})]
+        cases = [
+            ("auto", {"type": "auto"}),
+            ("required", {"type": "any"}),
+            ("none", {"type": "none"}),
+            ({"type": "function", "function": {"name": "get_time"}}, {"type": "tool", "name": "get_time"}),
+        ]
         for openai_choice, anthropic_choice in cases:
             await self.adapter.chat(self.upstream, self.chat_body(tools=[WEATHER_TOOL, TIME_TOOL], tool_choice=openai_choice))
             self.assertEqual(self.sent()["tool_choice"], anthropic_choice)
-        self.assertEqual(self.sent()["tools"], [
-            {"name": "get_weather", "description": "Weather of a city.", "input_schema": WEATHER_TOOL["function"]["parameters"]},
-            {"name": "get_time", "input_schema": TIME_TOOL["function"]["parameters"]},
-        ])
+        self.assertEqual(
+            self.sent()["tools"],
+            [
+                {"name": "get_weather", "description": "Weather of a city.", "input_schema": WEATHER_TOOL["function"]["parameters"]},
+                {"name": "get_time", "input_schema": TIME_TOOL["function"]["parameters"]},
+            ],
+        )
         await self.adapter.chat(self.upstream, self.chat_body(tools=[WEATHER_TOOL], parallel_tool_calls=False))
         self.assertEqual(self.sent()["tool_choice"], {"type": "auto", "disable_parallel_tool_use": True})
 
@@ -126,8 +145,10 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         sent = self.sent()["messages"]
         self.assertEqual([m["role"] for m in sent], ["user", "assistant", "user"])
         tool_uses = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
-        self.assertEqual([(b["name"], b["input"]["location"]) for b in tool_uses],
-                         [("get_weather", "San Francisco, CA"), ("get_weather", "Paris, France")])
+        self.assertEqual(
+            [(b["name"], b["input"]["location"]) for b in tool_uses],
+            [("get_weather", "San Francisco, CA"), ("get_weather", "Paris, France")],
+        )
         self.assertEqual(sent[1]["content"][0], {"type": "text", "text": "I'll check the weather in both cities."})
         results = sent[2]["content"]
         self.assertEqual([b["type"] for b in results], ["tool_result", "tool_result", "text"])
@@ -141,17 +162,30 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             ({"temperature": "hot"}, "temperature"),
             ({"response_format": "json"}, "response_format"),
             ({"logprobs": True}, "logprobs"),
-            ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}},
-             "response_format.json_schema.schema"),
+            (
+                {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}},
+                "response_format.json_schema.schema",
+            ),
             ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema.schema"),
             ({"response_format": {"type": "xml"}}, "response_format.type"),
             ({"messages": [{"role": "user", "content": [audio]}]}, "messages[0].content[0].type"),
-            ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]},
-             "messages[0].content[0].image_url.url"),
+            (
+                {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]},
+                "messages[0].content[0].image_url.url",
+            ),
             ({"messages": [{"role": "system", "content": "Only a system prompt."}]}, "messages"),
-            ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}]},
-             "messages[1].tool_calls[0].function.arguments"),
+            (
+                {
+                    "messages": [
+                        {"role": "user", "content": "Hi"},
+                        {
+                            "role": "assistant",
+                            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}],
+                        },
+                    ]
+                },
+                "messages[1].tool_calls[0].function.arguments",
+            ),
             ({"logit_bias": {"50256": -100}}, "logit_bias"),
             ({"presence_penalty": 0.5}, "presence_penalty"),
             ({"frequency_penalty": 1}, "frequency_penalty"),
@@ -169,10 +203,26 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.sim.requests, [])
 
     async def test_bookkeeping_fields_and_seed_are_left_out_and_neutral_values_pass(self) -> None:
-        await self.adapter.chat(self.upstream, self.chat_body(
-            store=True, metadata={"run": "7"}, service_tier="auto", prompt_cache_key="k1", safety_identifier="u-hash", seed=3,
-            stream_options={"include_usage": True}, n=1, logprobs=False, presence_penalty=0, frequency_penalty=0.0, logit_bias={},
-            parallel_tool_calls=True, verbosity=None, reasoning_effort=None))
+        await self.adapter.chat(
+            self.upstream,
+            self.chat_body(
+                store=True,
+                metadata={"run": "7"},
+                service_tier="auto",
+                prompt_cache_key="k1",
+                safety_identifier="u-hash",
+                seed=3,
+                stream_options={"include_usage": True},
+                n=1,
+                logprobs=False,
+                presence_penalty=0,
+                frequency_penalty=0.0,
+                logit_bias={},
+                parallel_tool_calls=True,
+                verbosity=None,
+                reasoning_effort=None,
+            ),
+        )
         self.assertEqual(set(self.sent()), {"model", "messages", "max_tokens", "system"})
 
     async def test_fields_that_are_not_openais_are_forwarded_to_anthropic(self) -> None:
@@ -216,8 +266,10 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         validate(answer, "CreateChatCompletionResponse")
         message = answer["choices"][0]["message"]
         self.assertEqual((message["content"], message["reasoning_content"]), (self.sim.script.text, self.sim.script.reasoning))
-        self.assertEqual(message["thinking_blocks"], [{"type": "thinking", "thinking": self.sim.script.reasoning,
-                                                       "signature": signature_of(self.sim.script.reasoning)}])
+        self.assertEqual(
+            message["thinking_blocks"],
+            [{"type": "thinking", "thinking": self.sim.script.reasoning, "signature": signature_of(self.sim.script.reasoning)}],
+        )
         # Without thinking there is neither.
         answer = await self.adapter.chat(self.upstream, self.chat_body())
         self.assertEqual(set(answer["choices"][0]["message"]), {"role", "content", "refusal"})
@@ -230,7 +282,9 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual("".join(d.get("reasoning_content") or "" for d in deltas), self.sim.script.reasoning)
         self.assertEqual("".join(d.get("content") or "" for d in deltas), self.sim.script.text)
         blocks = [b for d in deltas for b in d.get("thinking_blocks") or []]
-        self.assertEqual(blocks, [{"type": "thinking", "thinking": self.sim.script.reasoning, "signature": signature_of(self.sim.script.reasoning)}])
+        self.assertEqual(
+            blocks, [{"type": "thinking", "thinking": self.sim.script.reasoning, "signature": signature_of(self.sim.script.reasoning)}]
+        )
         # The whole block comes after the last reasoning delta and before the answer's text.
         kinds = [next(iter(k for k in ("reasoning_content", "thinking_blocks", "content") if d.get(k)), None) for d in deltas]
         self.assertEqual([k for k in kinds if k], ["reasoning_content", "reasoning_content", "thinking_blocks", *["content"] * 4])
@@ -242,10 +296,16 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         chunks = await self.collect(self.chat_body(stream=True, reasoning_effort="low"))
         self.assertEqual([b for c in chunks if c["choices"] for b in c["choices"][0]["delta"].get("thinking_blocks") or []], [redacted])
         self.sim.script.tool_call = ("get_weather", {"city": "Paris"})
-        messages = [{"role": "user", "content": "Weather in Paris?"},
-                    {"role": "assistant", "content": None, "thinking_blocks": [redacted],
-                     "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
-                    {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}]
+        messages = [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "thinking_blocks": [redacted],
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 C"},
+        ]
         await self.adapter.chat(self.upstream, {"model": "m", "messages": messages, "tools": [WEATHER_TOOL], "reasoning_effort": "low"})
         self.assertEqual(self.sent()["messages"][1]["content"][0], redacted)
 
@@ -277,8 +337,11 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         error = await self.expect_error(self.adapter.chat(self.upstream, {**body, "messages": [*body["messages"], altered, result]}))
         self.assertEqual(error.status, 400)
         self.assertIn("Invalid `signature` in `thinking` block", error.message)
-        error = await self.expect_error(self.adapter.chat(
-            self.upstream, {**body, "messages": [*body["messages"], {**assistant, "thinking_blocks": [{"type": "thinking"}]}, result]}))
+        error = await self.expect_error(
+            self.adapter.chat(
+                self.upstream, {**body, "messages": [*body["messages"], {**assistant, "thinking_blocks": [{"type": "thinking"}]}, result]}
+            )
+        )
         self.assertEqual((error.status, error.param), (400, "messages[2].thinking_blocks[0]"))
 
     async def test_what_thinking_forbids_is_refused_by_name_before_going_upstream(self) -> None:
@@ -296,7 +359,9 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             self.assertIn("`reasoning_effort`", error.message)
         # The caller's own `thinking` is held to the same rules.
         thinking = {"type": "enabled", "budget_tokens": 1024}
-        error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(thinking=thinking, max_tokens=2048, temperature=0.2)))
+        error = await self.expect_error(
+            self.adapter.chat(self.upstream, self.chat_body(thinking=thinking, max_tokens=2048, temperature=0.2))
+        )
         self.assertEqual((error.param, "`thinking`" in error.message), ("temperature", True))
         self.assertEqual(self.sim.requests, [])
         # What Anthropic allows while Claude thinks goes through: temperature 1 (OpenAI's 1 or more), top_p ≥ 0.95, auto tools.
@@ -311,13 +376,19 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
     # --- response_format: JSON through a forced tool call --------------------------------------
 
     async def test_a_json_schema_becomes_a_forced_tool_whose_input_is_the_answer(self) -> None:
-        schema = {"type": "object", "properties": {"greeting": {"type": "string"}, "words": {"type": "integer"}},
-                  "required": ["greeting", "words"], "additionalProperties": False}
+        schema = {
+            "type": "object",
+            "properties": {"greeting": {"type": "string"}, "words": {"type": "integer"}},
+            "required": ["greeting", "words"],
+            "additionalProperties": False,
+        }
         response_format = {"type": "json_schema", "json_schema": {"name": "greeting", "schema": schema, "strict": True}}
         answer = await self.adapter.chat(self.upstream, self.chat_body(response_format=response_format))
         validate(answer, "CreateChatCompletionResponse")
         sent = self.sent()
-        self.assertEqual(sent["tools"], [{"name": "json_output", "description": "Answer with a JSON object: greeting.", "input_schema": schema}])
+        self.assertEqual(
+            sent["tools"], [{"name": "json_output", "description": "Answer with a JSON object: greeting.", "input_schema": schema}]
+        )
         self.assertEqual(sent["tool_choice"], {"type": "tool", "name": "json_output"})
         choice = answer["choices"][0]
         self.assertEqual((json.loads(choice["message"]["content"]), choice["finish_reason"]), (self.sim.script.json, "stop"))
@@ -338,14 +409,20 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]], ["stop"])
 
     async def test_a_json_answer_keeps_the_callers_tools_but_not_a_forced_one(self) -> None:
-        await self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_object"}, tools=[WEATHER_TOOL], tool_choice="auto"))
+        await self.adapter.chat(
+            self.upstream, self.chat_body(response_format={"type": "json_object"}, tools=[WEATHER_TOOL], tool_choice="auto")
+        )
         self.assertEqual([t["name"] for t in self.sent()["tools"]], ["get_weather", "json_output"])
         self.assertEqual(self.sent()["tool_choice"], {"type": "tool", "name": "json_output"})
         requests = len(self.sim.requests)
         named_json_output = {"type": "function", "function": {"name": "json_output", "parameters": {"type": "object"}}}
-        for extra, param in (({"tools": [WEATHER_TOOL], "tool_choice": "required"}, "tool_choice"),
-                             ({"tools": [named_json_output]}, "tools")):
-            error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_object"}, **extra)))
+        for extra, param in (
+            ({"tools": [WEATHER_TOOL], "tool_choice": "required"}, "tool_choice"),
+            ({"tools": [named_json_output]}, "tools"),
+        ):
+            error = await self.expect_error(
+                self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_object"}, **extra))
+            )
             self.assertEqual((error.status, error.param), (400, param))
         self.assertEqual(len(self.sim.requests), requests)
 
@@ -357,8 +434,10 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         validate(answer, "CreateChatCompletionResponse")
         message = answer["choices"][0]["message"]
         self.assertEqual(message["content"], "I'll check the weather in both cities.")
-        self.assertEqual([json.loads(c["function"]["arguments"]) for c in message["tool_calls"]],
-                         [{"location": "San Francisco, CA", "unit": "celsius"}, {"location": "Paris, France", "unit": "celsius"}])
+        self.assertEqual(
+            [json.loads(c["function"]["arguments"]) for c in message["tool_calls"]],
+            [{"location": "San Francisco, CA", "unit": "celsius"}, {"location": "Paris, France", "unit": "celsius"}],
+        )
         self.assertEqual(answer["choices"][0]["finish_reason"], "tool_calls")
         self.assertEqual(answer["usage"], {"prompt_tokens": 384, "completion_tokens": 112, "total_tokens": 496})
 
@@ -366,13 +445,17 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.sim.play("message")
         answer = await self.adapter.chat(self.upstream, self.chat_body())
         validate(answer, "CreateChatCompletionResponse")
-        self.assertEqual((answer["choices"][0]["message"]["content"], answer["choices"][0]["finish_reason"]),
-                         ("Hello! How can I help you today?", "stop"))
+        self.assertEqual(
+            (answer["choices"][0]["message"]["content"], answer["choices"][0]["finish_reason"]),
+            ("Hello! How can I help you today?", "stop"),
+        )
         self.assertEqual(answer["usage"], {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22})
         self.sim.play("stream_text")
         chunks = await self.collect(self.chat_body(stream=True))
-        self.assertEqual([c["choices"][0]["delta"] for c in chunks[:4]],
-                         [{"role": "assistant", "content": ""}, {"content": "Hello"}, {"content": "!"}, {"content": " How can I help?"}])
+        self.assertEqual(
+            [c["choices"][0]["delta"] for c in chunks[:4]],
+            [{"role": "assistant", "content": ""}, {"content": "Hello"}, {"content": "!"}, {"content": " How can I help?"}],
+        )
         self.assertEqual(chunks[4]["choices"][0], {"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None})
         # output_tokens in message_delta is the final count, not an increment.
         self.assertEqual(chunks[5]["usage"], {"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40})
@@ -394,8 +477,15 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual(answer["choices"][0]["message"]["content"], "The history of the printing press begins in")
         self.assertEqual(answer["choices"][0]["finish_reason"], "length")
         # Cache writes and reads are prompt tokens too; reads are reported as cached.
-        self.assertEqual(answer["usage"], {"prompt_tokens": 21 + 188 + 1800, "completion_tokens": 16, "total_tokens": 2025,
-                                           "prompt_tokens_details": {"cached_tokens": 1800}})
+        self.assertEqual(
+            answer["usage"],
+            {
+                "prompt_tokens": 21 + 188 + 1800,
+                "completion_tokens": 16,
+                "total_tokens": 2025,
+                "prompt_tokens_details": {"cached_tokens": 1800},
+            },
+        )
 
     async def test_recorded_errors_keep_anthropics_message(self) -> None:
         self.sim.play("error_invalid_request", status=400)
@@ -429,7 +519,9 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual(json.loads(calls[0]["arguments"]), {"location": "San Francisco, CA", "unit": "fahrenheit"})
         self.assertEqual((calls[1]["name"], json.loads(calls[1]["arguments"])), ("get_time", {"timezone": "America/Los_Angeles"}))
         self.assertEqual(calls[0]["id"], "call_01T1x1fJ34qAmk2tNTrN7Up6")
-        self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]], ["tool_calls"])
+        self.assertEqual(
+            [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]], ["tool_calls"]
+        )
         self.assertEqual(chunks[-1]["usage"], {"prompt_tokens": 472, "completion_tokens": 89, "total_tokens": 561})
         self.assertEqual(len({c["id"] for c in chunks}), 1)
 
@@ -474,9 +566,24 @@ class AnthropicSimulatorTests(unittest.TestCase):
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi], "temperature": 1.5}),
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi], "seed": 3}),
             (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi, tool_use, hi]}),
-            (headers, 400, {"model": "m", "max_tokens": 5, "messages": [hi, {"role": "assistant", "content": [{"type": "text", "text": ""}]}]}),
-            (headers, 200, {"model": "m", "max_tokens": 5, "messages": [hi, tool_use, {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "t1", "content": "42"}]}]}),
+            (
+                headers,
+                400,
+                {"model": "m", "max_tokens": 5, "messages": [hi, {"role": "assistant", "content": [{"type": "text", "text": ""}]}]},
+            ),
+            (
+                headers,
+                200,
+                {
+                    "model": "m",
+                    "max_tokens": 5,
+                    "messages": [
+                        hi,
+                        tool_use,
+                        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "42"}]},
+                    ],
+                },
+            ),
         ]
         thinking = {"type": "enabled", "budget_tokens": 1024}
         signed = {"type": "thinking", "thinking": "Hmm.", "signature": signature_of("Hmm.")}
@@ -491,11 +598,34 @@ class AnthropicSimulatorTests(unittest.TestCase):
             (400, {"thinking": thinking, "max_tokens": 2000, "top_p": 0.9}),
             (400, {"thinking": thinking, "max_tokens": 2000, "tools": tools, "tool_choice": {"type": "any"}}),
             (400, {"thinking": thinking, "max_tokens": 2000, "tools": tools, "messages": [hi, tool_use, tool_result]}),
-            (200, {"thinking": thinking, "max_tokens": 2000, "tools": tools,
-                   "messages": [hi, {"role": "assistant", "content": [signed, *tool_use["content"]]}, tool_result]}),
-            (400, {"thinking": thinking, "max_tokens": 2000, "tools": tools,
-                   "messages": [hi, {"role": "assistant", "content": [{**signed, "thinking": "Hmm!"}, *tool_use["content"]]}, tool_result]}),
-            (200, {"thinking": {"type": "disabled"}, "max_tokens": 5, "temperature": 0.5, "tools": tools, "messages": [hi, tool_use, tool_result]}),
+            (
+                200,
+                {
+                    "thinking": thinking,
+                    "max_tokens": 2000,
+                    "tools": tools,
+                    "messages": [hi, {"role": "assistant", "content": [signed, *tool_use["content"]]}, tool_result],
+                },
+            ),
+            (
+                400,
+                {
+                    "thinking": thinking,
+                    "max_tokens": 2000,
+                    "tools": tools,
+                    "messages": [hi, {"role": "assistant", "content": [{**signed, "thinking": "Hmm!"}, *tool_use["content"]]}, tool_result],
+                },
+            ),
+            (
+                200,
+                {
+                    "thinking": {"type": "disabled"},
+                    "max_tokens": 5,
+                    "temperature": 0.5,
+                    "tools": tools,
+                    "messages": [hi, tool_use, tool_result],
+                },
+            ),
         ]:
             cases.append((headers, status, {"model": "m", "max_tokens": 5, "messages": [hi], **extra}))
         with AnthropicSim() as sim:
@@ -521,8 +651,10 @@ class AnthropicThroughCityTests(AiLiveTestCase):
 
     def test_the_openai_sdk_cannot_tell_the_upstream_is_anthropic(self) -> None:
         raw = self.sdk.chat.completions.with_raw_response.create(
-            model="claude-sonnet-4-6", max_tokens=50,
-            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+            model="claude-sonnet-4-6",
+            max_tokens=50,
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        )
         validate(raw.http_response.json(), "CreateChatCompletionResponse")
         for trace in ("anthropic", "msg_", "end_turn", "input_tokens"):
             self.assertNotIn(trace, raw.http_response.text.lower())
@@ -535,9 +667,15 @@ class AnthropicThroughCityTests(AiLiveTestCase):
         self.assertEqual((sent.json["system"], sent.json["max_tokens"]), ([{"type": "text", "text": "Be brief."}], 50))
 
         self.anthropic.script.tool_call = ("get_weather", {"city": "Paris"})
-        chunks = list(self.sdk.chat.completions.create(
-            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER_TOOL],
-            stream=True, stream_options={"include_usage": True}))
+        chunks = list(
+            self.sdk.chat.completions.create(
+                model="claude-sonnet-4-6",
+                messages=[{"role": "user", "content": "Weather in Paris?"}],
+                tools=[WEATHER_TOOL],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
         self.assertTrue(all(call.function is not None for call in calls))
         arguments = "".join(call.function.arguments or "" for call in calls if call.function is not None)
@@ -558,7 +696,8 @@ class AnthropicThroughCityTests(AiLiveTestCase):
         self.anthropic.play("stream_tool_use")
         calls: dict[int, dict[str, str]] = {}
         for chunk in self.sdk.chat.completions.create(
-                model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Weather and time in Paris?"}], tools=tools, stream=True):
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Weather and time in Paris?"}], tools=tools, stream=True
+        ):
             for piece in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
                 call = calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
                 call["id"] += piece.id or ""
@@ -574,15 +713,20 @@ class AnthropicThroughCityTests(AiLiveTestCase):
         user = httpx.Client(base_url=self.city.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
         self.addCleanup(user.close)
         response = user.post("/v1/ai/stream", json={"model": "claude-sonnet-4-6", "prompt": "Weather and time?", "tools": tools})
-        done = json.loads([line for line in response.text.splitlines() if line.startswith("data: ")][-1][len("data: "):])
-        self.assertEqual([(p["type"], p["name"]) for p in done["parts"] if p["type"] == "tool_call"],
-                         [("tool_call", "get_weather"), ("tool_call", "get_time")])
+        done = json.loads([line for line in response.text.splitlines() if line.startswith("data: ")][-1][len("data: ") :])
+        self.assertEqual(
+            [(p["type"], p["name"]) for p in done["parts"] if p["type"] == "tool_call"],
+            [("tool_call", "get_weather"), ("tool_call", "get_time")],
+        )
         self.assertEqual(done["finish_reason"], "tool_calls")
 
     def test_an_openai_field_claude_cannot_honour_is_refused_by_name_before_going_upstream(self) -> None:
-        for extra, param in (({"logit_bias": {"1734": -100}}, "logit_bias"), ({"reasoning_effort": "low", "temperature": 0.3}, "temperature"),
-                             ({"n": 2}, "n"), ({"response_format": {"type": "json_object"}, "tool_choice": "required",
-                                                "tools": [WEATHER_TOOL]}, "tool_choice")):
+        for extra, param in (
+            ({"logit_bias": {"1734": -100}}, "logit_bias"),
+            ({"reasoning_effort": "low", "temperature": 0.3}, "temperature"),
+            ({"n": 2}, "n"),
+            ({"response_format": {"type": "json_object"}, "tool_choice": "required", "tools": [WEATHER_TOOL]}, "tool_choice"),
+        ):
             with self.subTest(extra=extra):
                 with self.assertRaises(openai.BadRequestError) as caught:
                     self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}], **extra)
@@ -590,8 +734,9 @@ class AnthropicThroughCityTests(AiLiveTestCase):
                 self.assertEqual(caught.exception.param, param)
                 self.assertIn(param, caught.exception.message)
         self.assertEqual(self.anthropic.requests, [])
-        self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}],
-                                         seed=7, store=True, extra_body={"top_k": 5})
+        self.sdk.chat.completions.create(
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}], seed=7, store=True, extra_body={"top_k": 5}
+        )
         self.assertEqual(self.anthropic.last_request.json["top_k"], 5)
         self.assertNotIn("seed", self.anthropic.last_request.json)
 
@@ -601,7 +746,8 @@ class AnthropicThroughCityTests(AiLiveTestCase):
         self.anthropic.script.tool_call = ("get_weather", {"city": "Paris"})
         messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
         raw = self.sdk.chat.completions.with_raw_response.create(
-            model="claude-sonnet-4-6", messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low")
+            model="claude-sonnet-4-6", messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low"
+        )
         validate(raw.http_response.json(), "CreateChatCompletionResponse")
         message = raw.parse().choices[0].message
         assert message.model_extra is not None and message.tool_calls is not None
@@ -609,14 +755,23 @@ class AnthropicThroughCityTests(AiLiveTestCase):
         self.assertEqual(self.anthropic.last_request.json["thinking"], {"type": "enabled", "budget_tokens": 2048})
         messages += [message, {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18 C"}]
         self.anthropic.script.tool_call = None
-        follow_up = self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low")
+        follow_up = self.sdk.chat.completions.create(
+            model="claude-sonnet-4-6", messages=messages, tools=[WEATHER_TOOL], reasoning_effort="low"
+        )
         self.assertEqual(follow_up.choices[0].message.content, self.anthropic.script.text)
-        self.assertEqual(self.anthropic.last_request.json["messages"][1]["content"][0]["signature"], signature_of(self.anthropic.script.reasoning))
+        self.assertEqual(
+            self.anthropic.last_request.json["messages"][1]["content"][0]["signature"], signature_of(self.anthropic.script.reasoning)
+        )
 
         # Streamed: reasoning deltas, then the answer; usage counts the thinking as completion tokens.
         reasoning, text = "", ""
-        for chunk in self.sdk.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}],
-                                                      reasoning_effort="medium", stream=True, stream_options={"include_usage": True}):
+        for chunk in self.sdk.chat.completions.create(
+            model="claude-sonnet-4-6",
+            messages=[{"role": "user", "content": "Hi"}],
+            reasoning_effort="medium",
+            stream=True,
+            stream_options={"include_usage": True},
+        ):
             if chunk.choices:
                 reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
                 text += chunk.choices[0].delta.content or ""
@@ -627,19 +782,31 @@ class AnthropicThroughCityTests(AiLiveTestCase):
             greeting: str
             words: int
 
-        parsed = self.sdk.chat.completions.parse(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Greet me."}],
-                                                 response_format=Greeting)
+        parsed = self.sdk.chat.completions.parse(
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Greet me."}], response_format=Greeting
+        )
         self.assertEqual(parsed.choices[0].message.parsed, Greeting(**self.anthropic.script.json))
         self.assertEqual(parsed.choices[0].finish_reason, "stop")
-        self.assertEqual(self.anthropic.last_request.json["tools"][0]["input_schema"], Greeting.model_json_schema() | {"additionalProperties": False})
-        content = "".join(c.choices[0].delta.content or "" for c in self.sdk.chat.completions.create(
-            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Greet me."}], response_format={"type": "json_object"}, stream=True)
-            if c.choices)
+        self.assertEqual(
+            self.anthropic.last_request.json["tools"][0]["input_schema"], Greeting.model_json_schema() | {"additionalProperties": False}
+        )
+        content = "".join(
+            c.choices[0].delta.content or ""
+            for c in self.sdk.chat.completions.create(
+                model="claude-sonnet-4-6",
+                messages=[{"role": "user", "content": "Greet me."}],
+                response_format={"type": "json_object"},
+                stream=True,
+            )
+            if c.choices
+        )
         self.assertEqual(json.loads(content), self.anthropic.script.json)
 
         # City's own text API takes reasoning_effort too: the thinking is a reasoning part.
         user = httpx.Client(base_url=self.city.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
         self.addCleanup(user.close)
         answer = user.post("/v1/ai/text", json={"model": "claude-sonnet-4-6", "prompt": "Hi", "reasoning_effort": "low"}).json()
-        self.assertEqual(answer["parts"], [{"type": "reasoning", "text": self.anthropic.script.reasoning},
-                                           {"type": "text", "text": self.anthropic.script.text}])
+        self.assertEqual(
+            answer["parts"],
+            [{"type": "reasoning", "text": self.anthropic.script.reasoning}, {"type": "text", "text": self.anthropic.script.text}],
+        )

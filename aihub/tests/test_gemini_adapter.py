@@ -21,7 +21,10 @@ from aihub.tests.upstream.openai_sim import vector_for
 from aihub.tests.upstream.sim import Received
 
 GEMINI_KEY = "test-gemini-key-not-real"
-TIME_TOOL: ChatCompletionFunctionToolParam = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}}
+TIME_TOOL: ChatCompletionFunctionToolParam = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}},
+}
 
 
 class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
@@ -47,8 +50,12 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         return [part["text"] for c in received.json["contents"] if c["role"] == "user" for part in c["parts"] if "text" in part]
 
     def sent_image_count(self, received: Received) -> int:
-        return sum(1 for c in received.json["contents"] for part in c["parts"]
-                   if (part.get("inlineData") or part.get("fileData") or {}).get("mimeType", "").startswith("image/"))
+        return sum(
+            1
+            for c in received.json["contents"]
+            for part in c["parts"]
+            if (part.get("inlineData") or part.get("fileData") or {}).get("mimeType", "").startswith("image/")
+        )
 
     def sent_max_tokens(self, received: Received) -> int | None:
         return received.json.get("generationConfig", {}).get("maxOutputTokens")
@@ -67,23 +74,54 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.sim.last_request.headers["x-goog-api-key"], API_KEY)
 
     async def test_system_messages_become_the_system_instruction_and_roles_become_user_and_model(self) -> None:
-        messages = [{"role": "system", "content": "Be brief."}, {"role": "developer", "content": "Answer in French."},
-                    {"role": "user", "content": "First."}, {"role": "user", "content": [{"type": "text", "text": "Second."}]},
-                    {"role": "assistant", "content": "Noted."}, {"role": "user", "content": "Third."}]
+        messages = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": "Answer in French."},
+            {"role": "user", "content": "First."},
+            {"role": "user", "content": [{"type": "text", "text": "Second."}]},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": "Third."},
+        ]
         await self.adapter.chat(self.upstream, {"model": "m", "messages": messages})
         sent = self.sent()
         self.assertEqual(sent["systemInstruction"], {"parts": [{"text": "Be brief."}, {"text": "Answer in French."}]})
-        self.assertEqual(sent["contents"], [{"role": "user", "parts": [{"text": "First."}, {"text": "Second."}]},
-                                            {"role": "model", "parts": [{"text": "Noted."}]},
-                                            {"role": "user", "parts": [{"text": "Third."}]}])
+        self.assertEqual(
+            sent["contents"],
+            [
+                {"role": "user", "parts": [{"text": "First."}, {"text": "Second."}]},
+                {"role": "model", "parts": [{"text": "Noted."}]},
+                {"role": "user", "parts": [{"text": "Third."}]},
+            ],
+        )
         self.assertNotIn("generationConfig", sent)
 
     async def test_sampling_fields_go_into_the_generation_config(self) -> None:
-        await self.adapter.chat(self.upstream, self.chat_body(temperature=1.5, top_p=0.8, stop=["END"], seed=7, n=2,
-                                                              presence_penalty=0.5, frequency_penalty=0.25, max_completion_tokens=99))
-        self.assertEqual(self.sent()["generationConfig"], {
-            "temperature": 1.5, "topP": 0.8, "candidateCount": 2, "presencePenalty": 0.5, "frequencyPenalty": 0.25,
-            "seed": 7, "maxOutputTokens": 99, "stopSequences": ["END"]})
+        await self.adapter.chat(
+            self.upstream,
+            self.chat_body(
+                temperature=1.5,
+                top_p=0.8,
+                stop=["END"],
+                seed=7,
+                n=2,
+                presence_penalty=0.5,
+                frequency_penalty=0.25,
+                max_completion_tokens=99,
+            ),
+        )
+        self.assertEqual(
+            self.sent()["generationConfig"],
+            {
+                "temperature": 1.5,
+                "topP": 0.8,
+                "candidateCount": 2,
+                "presencePenalty": 0.5,
+                "frequencyPenalty": 0.25,
+                "seed": 7,
+                "maxOutputTokens": 99,
+                "stopSequences": ["END"],
+            },
+        )
 
     async def test_n_asks_for_several_candidates_and_gets_several_choices(self) -> None:
         answer = await self.adapter.chat(self.upstream, self.chat_body(n=2))
@@ -93,7 +131,9 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
 
     async def test_response_format_becomes_a_json_mime_type_and_schema(self) -> None:
         schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"], "additionalProperties": False}
-        await self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}))
+        await self.adapter.chat(
+            self.upstream, self.chat_body(response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+        )
         self.assertEqual(self.sent()["generationConfig"]["responseMimeType"], "application/json")
         self.assertEqual(self.sent()["generationConfig"]["responseJsonSchema"], schema)
         await self.adapter.chat(self.upstream, self.chat_body(response_format={"type": "json_object"}))
@@ -106,24 +146,45 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             {"type": "image_url", "image_url": "https://example.com/photos/cat.webp?size=large"},  # a bare string, as some clients send
             {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
             {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},
-            {"type": "text", "text": "Describe all of these."}]
+            {"type": "text", "text": "Describe all of these."},
+        ]
         await self.adapter.chat(self.upstream, body)
-        self.assertEqual(self.sent()["contents"][0]["parts"], [
-            {"inlineData": {"mimeType": "image/png", "data": PIXEL_PNG.split(",", 1)[1]}},
-            {"fileData": {"mimeType": "image/webp", "fileUri": "https://example.com/photos/cat.webp?size=large"}},
-            {"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}},
-            {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0x"}},
-            {"text": "Describe all of these."}])
+        self.assertEqual(
+            self.sent()["contents"][0]["parts"],
+            [
+                {"inlineData": {"mimeType": "image/png", "data": PIXEL_PNG.split(",", 1)[1]}},
+                {"fileData": {"mimeType": "image/webp", "fileUri": "https://example.com/photos/cat.webp?size=large"}},
+                {"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}},
+                {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0x"}},
+                {"text": "Describe all of these."},
+            ],
+        )
 
     async def test_tools_and_tool_choice_become_function_declarations_and_tool_config(self) -> None:
-        cases = [("auto", {"mode": "AUTO"}), ("required", {"mode": "ANY"}), ("none", {"mode": "NONE"}),
-                 ({"type": "function", "function": {"name": "get_time"}}, {"mode": "ANY", "allowedFunctionNames": ["get_time"]})]
+        cases = [
+            ("auto", {"mode": "AUTO"}),
+            ("required", {"mode": "ANY"}),
+            ("none", {"mode": "NONE"}),
+            ({"type": "function", "function": {"name": "get_time"}}, {"mode": "ANY", "allowedFunctionNames": ["get_time"]}),
+        ]
         for openai_choice, calling in cases:
             await self.adapter.chat(self.upstream, self.chat_body(tools=[WEATHER_TOOL, TIME_TOOL], tool_choice=openai_choice))
             self.assertEqual(self.sent()["toolConfig"], {"functionCallingConfig": calling})
-        self.assertEqual(self.sent()["tools"], [{"functionDeclarations": [
-            {"name": "get_weather", "description": "Weather of a city.", "parametersJsonSchema": WEATHER_TOOL["function"]["parameters"]},
-            {"name": "get_time", "parametersJsonSchema": TIME_TOOL["function"]["parameters"]}]}])
+        self.assertEqual(
+            self.sent()["tools"],
+            [
+                {
+                    "functionDeclarations": [
+                        {
+                            "name": "get_weather",
+                            "description": "Weather of a city.",
+                            "parametersJsonSchema": WEATHER_TOOL["function"]["parameters"],
+                        },
+                        {"name": "get_time", "parametersJsonSchema": TIME_TOOL["function"]["parameters"]},
+                    ]
+                }
+            ],
+        )
 
     async def test_a_tool_round_trip_becomes_function_call_and_function_response_parts(self) -> None:
         self.sim.play("generate_content_function_call")
@@ -135,12 +196,23 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         await self.adapter.chat(self.upstream, {"model": "m", "messages": messages, "tools": [WEATHER_TOOL]})
         contents = self.sent()["contents"]
         self.assertEqual([c["role"] for c in contents], ["user", "model", "user"])
-        self.assertEqual(contents[1]["parts"], [
-            {"functionCall": {"name": "get_weather", "args": {"location": "Paris", "unit": "celsius"}}, "thoughtSignature": THOUGHT_SIGNATURE_FALLBACK},
-            {"functionCall": {"name": "get_weather", "args": {"location": "London", "unit": "celsius"}}}])
-        self.assertEqual(contents[2]["parts"], [
-            {"functionResponse": {"name": "get_weather", "response": {"temperature": 18}}},
-            {"functionResponse": {"name": "get_weather", "response": {"result": "drizzle, 14 °C"}}}])
+        self.assertEqual(
+            contents[1]["parts"],
+            [
+                {
+                    "functionCall": {"name": "get_weather", "args": {"location": "Paris", "unit": "celsius"}},
+                    "thoughtSignature": THOUGHT_SIGNATURE_FALLBACK,
+                },
+                {"functionCall": {"name": "get_weather", "args": {"location": "London", "unit": "celsius"}}},
+            ],
+        )
+        self.assertEqual(
+            contents[2]["parts"],
+            [
+                {"functionResponse": {"name": "get_weather", "response": {"temperature": 18}}},
+                {"functionResponse": {"name": "get_weather", "response": {"result": "drizzle, 14 °C"}}},
+            ],
+        )
 
     async def test_what_gemini_cannot_take_is_refused_before_going_upstream(self) -> None:
         cases: list[tuple[dict[str, Any], str]] = [
@@ -148,17 +220,27 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             ({"temperature": "hot"}, "temperature"),
             ({"response_format": "json"}, "response_format"),
             ({"modalities": ["text", "audio"]}, "modalities"),
-            ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/render?id=3"}}]}]},
-             "messages[0].content[0].image_url.url"),
-            ({"messages": [{"role": "user", "content": "Hi"}, {"role": "tool", "tool_call_id": "call_unknown", "content": "42"}]},
-             "messages[1].tool_call_id"),
+            (
+                {
+                    "messages": [
+                        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/render?id=3"}}]}
+                    ]
+                },
+                "messages[0].content[0].image_url.url",
+            ),
+            (
+                {"messages": [{"role": "user", "content": "Hi"}, {"role": "tool", "tool_call_id": "call_unknown", "content": "42"}]},
+                "messages[1].tool_call_id",
+            ),
             ({"tool_choice": "required"}, "tool_choice"),
             ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema.schema"),
             ({"messages": [{"role": "narrator", "content": "Hi"}]}, "messages[0].role"),
             ({"logit_bias": {"50256": -100}}, "logit_bias"),
             ({"reasoning_effort": "extreme"}, "reasoning_effort"),
-            ({"reasoning_effort": "low", "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
-             "generationConfig.thinkingConfig.thinkingBudget"),
+            (
+                {"reasoning_effort": "low", "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
+                "generationConfig.thinkingConfig.thinkingBudget",
+            ),
             ({"function_call": "auto", "functions": [{"name": "f"}]}, "function_call"),
             ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
             ({"top_k": "many"}, "top_k"),
@@ -171,17 +253,31 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.sim.requests, [])
 
     async def test_bookkeeping_fields_and_parallel_tool_calls_are_left_out_and_neutral_values_pass(self) -> None:
-        await self.adapter.chat(self.upstream, self.chat_body(
-            store=True, metadata={"run": "7"}, service_tier="auto", user="player-7", prompt_cache_key="k1", parallel_tool_calls=False,
-            logprobs=False, logit_bias={}, functions=[], verbosity="medium", reasoning_effort=None))
+        await self.adapter.chat(
+            self.upstream,
+            self.chat_body(
+                store=True,
+                metadata={"run": "7"},
+                service_tier="auto",
+                user="player-7",
+                prompt_cache_key="k1",
+                parallel_tool_calls=False,
+                logprobs=False,
+                logit_bias={},
+                functions=[],
+                verbosity="medium",
+                reasoning_effort=None,
+            ),
+        )
         sent = self.sim.last_request.json
         self.assertEqual(set(sent), {"contents", "systemInstruction", "generationConfig"})
         self.assertEqual(sent["generationConfig"], {"maxOutputTokens": 50})
 
     async def test_fields_that_are_not_openais_are_forwarded_to_gemini(self) -> None:
         safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
-        await self.adapter.chat(self.upstream, self.chat_body(
-            top_k=40, generationConfig={"thinkingConfig": {"thinkingBudget": 0}}, safetySettings=safety))
+        await self.adapter.chat(
+            self.upstream, self.chat_body(top_k=40, generationConfig={"thinkingConfig": {"thinkingBudget": 0}}, safetySettings=safety)
+        )
         sent = self.sim.last_request.json
         self.assertEqual(sent["generationConfig"], {"maxOutputTokens": 50, "topK": 40, "thinkingConfig": {"thinkingBudget": 0}})
         self.assertEqual(sent["safetySettings"], safety)
@@ -201,8 +297,11 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             upstream = Upstream(provider="google", adapter="gemini", model=model, base_url=self.sim.url, api_key=API_KEY)
             for effort, budget in zip(REASONING_EFFORTS, budgets, strict=True):
                 await self.adapter.chat(upstream, self.chat_body(reasoning_effort=effort))
-                self.assertEqual(self.sim.last_request.json["generationConfig"], {"maxOutputTokens": 50, "thinkingConfig": {"thinkingBudget": budget}},
-                                 (model, effort))
+                self.assertEqual(
+                    self.sim.last_request.json["generationConfig"],
+                    {"maxOutputTokens": 50, "thinkingConfig": {"thinkingBudget": budget}},
+                    (model, effort),
+                )
 
     async def test_reasoning_effort_is_a_thinking_level_on_gemini_3_models(self) -> None:
         cases = {  # upstream model → thinkingLevel for none, minimal, low, medium, high, xhigh, max
@@ -214,13 +313,17 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             upstream = Upstream(provider="google", adapter="gemini", model=model, base_url=self.sim.url, api_key=API_KEY)
             for effort, level in zip(REASONING_EFFORTS, levels, strict=True):
                 await self.adapter.chat(upstream, self.chat_body(reasoning_effort=effort))
-                self.assertEqual(self.sim.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingLevel": level}, (model, effort))
+                self.assertEqual(
+                    self.sim.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingLevel": level}, (model, effort)
+                )
 
     async def test_thought_summaries_asked_beside_reasoning_effort_come_back_as_reasoning_content(self) -> None:
         body = self.chat_body(reasoning_effort="medium", generationConfig={"thinkingConfig": {"includeThoughts": True}})
         answer = await self.adapter.chat(self.upstream, body)
         validate(answer, "CreateChatCompletionResponse")
-        self.assertEqual(self.sim.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingBudget": 8192, "includeThoughts": True})
+        self.assertEqual(
+            self.sim.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingBudget": 8192, "includeThoughts": True}
+        )
         message = answer["choices"][0]["message"]
         self.assertEqual((message["reasoning_content"], message["content"]), (self.sim.script.reasoning, self.sim.script.text))
         chunks = await self.collect({**body, "stream": True})
@@ -229,7 +332,9 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             validate(chunk, "CreateChatCompletionStreamResponse")
         self.assertEqual("".join(d.get("reasoning_content") or "" for d in deltas), self.sim.script.reasoning)
         self.assertEqual("".join(d.get("content") or "" for d in deltas), self.sim.script.text)
-        self.assertLess(next(i for i, d in enumerate(deltas) if d.get("reasoning_content")), next(i for i, d in enumerate(deltas) if d.get("content")))
+        self.assertLess(
+            next(i for i, d in enumerate(deltas) if d.get("reasoning_content")), next(i for i, d in enumerate(deltas) if d.get("content"))
+        )
         # Without includeThoughts Gemini sends none, and there is no reasoning_content.
         answer = await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="medium"))
         self.assertNotIn("reasoning_content", answer["choices"][0]["message"])
@@ -242,14 +347,18 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         validate(answer, "CreateChatCompletionResponse")
         message = answer["choices"][0]["message"]
         self.assertIsNone(message["content"])
-        self.assertEqual([json.loads(c["function"]["arguments"]) for c in message["tool_calls"]],
-                         [{"location": "Paris", "unit": "celsius"}, {"location": "London", "unit": "celsius"}])
+        self.assertEqual(
+            [json.loads(c["function"]["arguments"]) for c in message["tool_calls"]],
+            [{"location": "Paris", "unit": "celsius"}, {"location": "London", "unit": "celsius"}],
+        )
         self.assertEqual(len({c["id"] for c in message["tool_calls"]}), 2)
         # Gemini says STOP after calling functions; OpenAI callers wait for tool_calls.
         self.assertEqual(answer["choices"][0]["finish_reason"], "tool_calls")
         # Thinking tokens are completion tokens, as OpenAI counts reasoning tokens.
-        self.assertEqual(answer["usage"], {"prompt_tokens": 74, "completion_tokens": 86, "total_tokens": 160,
-                                           "completion_tokens_details": {"reasoning_tokens": 56}})
+        self.assertEqual(
+            answer["usage"],
+            {"prompt_tokens": 74, "completion_tokens": 86, "total_tokens": 160, "completion_tokens_details": {"reasoning_tokens": 56}},
+        )
 
     async def test_thought_summaries_are_reasoning_content_and_max_tokens_is_length(self) -> None:
         self.sim.play("generate_content_thinking_max_tokens")
@@ -300,9 +409,13 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         for chunk in chunks:
             validate(chunk, "CreateChatCompletionStreamResponse")
         self.assertEqual(chunks[0]["choices"][0]["delta"], {"role": "assistant", "content": ""})
-        self.assertEqual([c["choices"][0]["delta"].get("content") for c in chunks[1:4]], ["The", " sky is blue because of Rayleigh", " scattering."])
+        self.assertEqual(
+            [c["choices"][0]["delta"].get("content") for c in chunks[1:4]], ["The", " sky is blue because of Rayleigh", " scattering."]
+        )
         self.assertEqual(chunks[4]["choices"][0]["finish_reason"], "stop")
-        self.assertEqual(chunks[5], {**chunks[5], "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 11, "total_tokens": 20}})
+        self.assertEqual(
+            chunks[5], {**chunks[5], "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 11, "total_tokens": 20}}
+        )
         self.assertEqual(len(chunks), 6)
 
     async def test_a_recorded_function_call_stream_becomes_whole_indexed_tool_calls(self) -> None:
@@ -311,11 +424,15 @@ class GeminiAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         calls = [call for c in chunks if c["choices"] for call in c["choices"][0]["delta"].get("tool_calls") or []]
         for chunk in chunks:
             validate(chunk, "CreateChatCompletionStreamResponse")
-        self.assertEqual([(c["index"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls],
-                         [(0, "get_weather", {"location": "Paris"}), (1, "get_time", {"timezone": "Europe/Paris"})])
+        self.assertEqual(
+            [(c["index"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls],
+            [(0, "get_weather", {"location": "Paris"}), (1, "get_time", {"timezone": "Europe/Paris"})],
+        )
         self.assertTrue(all(c["id"].startswith("call_") and c["type"] == "function" for c in calls))
         self.assertEqual("".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]), "Let me look that up.")
-        self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]], ["tool_calls"])
+        self.assertEqual(
+            [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]], ["tool_calls"]
+        )
         self.assertEqual(chunks[-1]["usage"]["completion_tokens"], 24 + 32)
 
     async def test_an_error_event_midway_raises_from_the_stream(self) -> None:
@@ -398,8 +515,11 @@ class GeminiSimulatorTests(unittest.TestCase):
                 ("gemini-3.1-pro-preview", {"effort": "LOW"}, 400),
             ]
             for model, config, status in thinking:
-                response = httpx.post(f"{sim.url}/v1beta/models/{model}:generateContent", headers={"x-goog-api-key": "k"},
-                                      json={"contents": [user], "generationConfig": {"thinkingConfig": config}})
+                response = httpx.post(
+                    f"{sim.url}/v1beta/models/{model}:generateContent",
+                    headers={"x-goog-api-key": "k"},
+                    json={"contents": [user], "generationConfig": {"thinkingConfig": config}},
+                )
                 self.assertEqual(response.status_code, status, (model, config))
             cases = [
                 ({}, 403, {"contents": [user]}),
@@ -430,8 +550,10 @@ class GeminiThroughCityTests(AiLiveTestCase):
 
     def test_the_openai_sdk_cannot_tell_the_upstream_is_gemini(self) -> None:
         raw = self.sdk.chat.completions.with_raw_response.create(
-            model="gemini-2.5-flash", max_completion_tokens=50,
-            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+            model="gemini-2.5-flash",
+            max_completion_tokens=50,
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        )
         validate(raw.http_response.json(), "CreateChatCompletionResponse")
         for trace in ("candidates", "usagemetadata", "modelversion", "responseid", "STOP"):
             self.assertNotIn(trace, raw.http_response.text)
@@ -443,8 +565,11 @@ class GeminiThroughCityTests(AiLiveTestCase):
         self.assertEqual((sent.path, sent.headers["x-goog-api-key"]), ("/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_KEY))
         self.assertEqual(sent.json["systemInstruction"], {"parts": [{"text": "Be brief."}]})
 
-        chunks = list(self.sdk.chat.completions.create(
-            model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], stream=True, stream_options={"include_usage": True}))
+        chunks = list(
+            self.sdk.chat.completions.create(
+                model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], stream=True, stream_options={"include_usage": True}
+            )
+        )
         self.assertEqual("".join(c.choices[0].delta.content or "" for c in chunks if c.choices), self.gemini.script.text)
         usage = chunks[-1].usage
         assert usage is not None
@@ -464,30 +589,46 @@ class GeminiThroughCityTests(AiLiveTestCase):
 
     def test_an_openai_field_gemini_cannot_honour_is_refused_by_name_before_going_upstream(self) -> None:
         with self.assertRaises(openai.BadRequestError) as caught:
-            self.sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}],
-                                             logit_bias={"1734": -100})
+            self.sdk.chat.completions.create(
+                model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], logit_bias={"1734": -100}
+            )
         validate(caught.exception.response.json(), "ErrorResponse")
         self.assertEqual(caught.exception.param, "logit_bias")
         self.assertEqual(self.gemini.requests, [])
-        self.sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], user="player-7",
-                                         extra_body={"top_k": 40, "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}})
+        self.sdk.chat.completions.create(
+            model="gemini-2.5-flash",
+            messages=[{"role": "user", "content": "Hi"}],
+            user="player-7",
+            extra_body={"top_k": 40, "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
+        )
         self.assertEqual(self.gemini.last_request.json["generationConfig"], {"topK": 40, "thinkingConfig": {"thinkingBudget": 0}})
 
     def test_reasoning_effort_through_the_openai_sdk(self) -> None:
-        completion = self.sdk.chat.completions.create(model="gemini-3.1-pro-preview", messages=[{"role": "user", "content": "Hi"}],
-                                                      reasoning_effort="medium")
+        completion = self.sdk.chat.completions.create(
+            model="gemini-3.1-pro-preview", messages=[{"role": "user", "content": "Hi"}], reasoning_effort="medium"
+        )
         self.assertEqual(completion.choices[0].message.content, self.gemini.script.text)
         self.assertEqual(self.gemini.last_request.json["generationConfig"], {"thinkingConfig": {"thinkingLevel": "MEDIUM"}})
         reasoning, text = "", ""
         for chunk in self.sdk.chat.completions.create(
-                model="gemini-2.5-pro", messages=[{"role": "user", "content": "Hi"}], reasoning_effort="none", stream=True,
-                extra_body={"generationConfig": {"thinkingConfig": {"includeThoughts": True}}}):
+            model="gemini-2.5-pro",
+            messages=[{"role": "user", "content": "Hi"}],
+            reasoning_effort="none",
+            stream=True,
+            extra_body={"generationConfig": {"thinkingConfig": {"includeThoughts": True}}},
+        ):
             if chunk.choices:
                 reasoning += (chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
                 text += chunk.choices[0].delta.content or ""
         self.assertEqual((reasoning, text), (self.gemini.script.reasoning, self.gemini.script.text))
-        self.assertEqual(self.gemini.last_request.json["generationConfig"], {"thinkingConfig": {"thinkingBudget": 128, "includeThoughts": True}})
+        self.assertEqual(
+            self.gemini.last_request.json["generationConfig"], {"thinkingConfig": {"thinkingBudget": 128, "includeThoughts": True}}
+        )
         with self.assertRaises(openai.BadRequestError) as caught:
-            self.sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}], reasoning_effort="low",
-                                             extra_body={"generationConfig": {"thinkingConfig": {"thinkingBudget": 10}}})
+            self.sdk.chat.completions.create(
+                model="gemini-2.5-flash",
+                messages=[{"role": "user", "content": "Hi"}],
+                reasoning_effort="low",
+                extra_body={"generationConfig": {"thinkingConfig": {"thinkingBudget": 10}}},
+            )
         self.assertEqual(caught.exception.param, "generationConfig.thinkingConfig.thinkingBudget")

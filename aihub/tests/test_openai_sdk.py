@@ -253,7 +253,9 @@ class OpenAISDKTests(AiLiveTestCase):
         client = self.sdk("/v1")
         received = []
         with self.assertRaises(openai.APIError) as caught:
-            for chunk in client.chat.completions.create(model="deepseek-v4-flash", messages=[{"role": "user", "content": "Hi"}], stream=True):
+            for chunk in client.chat.completions.create(
+                model="deepseek-v4-flash", messages=[{"role": "user", "content": "Hi"}], stream=True
+            ):
                 received.append(chunk)
         self.assertTrue(received, "the chunks before the failure arrived")
         self.assertIn("upstream", caught.exception.message)

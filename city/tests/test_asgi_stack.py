@@ -51,8 +51,12 @@ class ApiStackTests(SimpleTestCase):
         self.assertJsonError(await call("POST", "/v1/services"), 405, "method_not_allowed")
 
     async def test_unknown_routes_are_json_404s_on_every_method(self) -> None:
-        for method, path, code in (("POST", "/v1/nope/x", "unknown_service"), ("DELETE", "/v1/studios/nope", "unknown_action"),
-                                   ("GET", "/v1", "unknown_route"), ("POST", "/v1/", "unknown_route")):
+        for method, path, code in (
+            ("POST", "/v1/nope/x", "unknown_service"),
+            ("DELETE", "/v1/studios/nope", "unknown_action"),
+            ("GET", "/v1", "unknown_route"),
+            ("POST", "/v1/", "unknown_route"),
+        ):
             self.assertJsonError(await call(method, path), 404, code)
 
     async def test_an_unknown_host_is_a_json_400(self) -> None:

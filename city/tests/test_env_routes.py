@@ -40,19 +40,29 @@ class EnvUpsertTests(CityTestCase):
         self.assertEqual(runtime_env.get("TEST_ONLY_KEY_X"), "from-process")
 
     def test_bad_keys_are_refused(self) -> None:
-        for key, code in (("lower", "invalid_key"), ("1ABC", "invalid_key"), ("A-B", "invalid_key"), ("", "invalid_field"), ("A" * 200, "invalid_field")):
+        for key, code in (
+            ("lower", "invalid_key"),
+            ("1ABC", "invalid_key"),
+            ("A-B", "invalid_key"),
+            ("", "invalid_field"),
+            ("A" * 200, "invalid_field"),
+        ):
             self.assertError(self.admin_post("/v1/env/upsert", {"key": key, "value": "v"}), 400, "invalid_request_error", code, "key")
         self.assertEqual(EnvVar.objects.count(), 0)
 
     def test_startup_only_keys_are_refused(self) -> None:
         for key in ("ADMIN_SECRET_KEY", "CITY_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CITY_MAX_BODY_BYTES"):
-            error = self.assertError(self.admin_post("/v1/env/upsert", {"key": key, "value": "v"}), 400, "invalid_request_error", "invalid_key", "key")
+            error = self.assertError(
+                self.admin_post("/v1/env/upsert", {"key": key, "value": "v"}), 400, "invalid_request_error", "invalid_key", "key"
+            )
             self.assertIn("start-up", error["message"])
         self.assertEqual(EnvVar.objects.count(), 0)
 
     def test_bad_values_are_refused(self) -> None:
         for value in (1, None, True, ["x"], "a\x00b"):
-            self.assertError(self.admin_post("/v1/env/upsert", {"key": "X_KEY", "value": value}), 400, "invalid_request_error", param="value")
+            self.assertError(
+                self.admin_post("/v1/env/upsert", {"key": "X_KEY", "value": value}), 400, "invalid_request_error", param="value"
+            )
         self.assertEqual(EnvVar.objects.count(), 0)
 
     def test_it_is_admin_only(self) -> None:
@@ -99,7 +109,7 @@ class EnvRemoveTests(CityTestCase):
 class EnvImportTests(CityTestCase):
     def test_it_imports_and_reports(self) -> None:
         self.admin_post("/v1/env/upsert", {"key": "KEEP_KEY", "value": "same"})
-        content = '# comment\nexport A_KEY=1\nB_KEY="two words"\nKEEP_KEY=same\n\nC_KEY=\'x=y\'\n'
+        content = "# comment\nexport A_KEY=1\nB_KEY=\"two words\"\nKEEP_KEY=same\n\nC_KEY='x=y'\n"
         body = self.assertOk(self.admin_post("/v1/env/import", {"content": content}))
         self.assertEqual(body, {"set": ["A_KEY", "B_KEY", "C_KEY"], "unchanged": ["KEEP_KEY"], "rejected": []})
         self.assertEqual(runtime_env.get("B_KEY"), "two words")
@@ -107,7 +117,9 @@ class EnvImportTests(CityTestCase):
 
     def test_one_bad_line_imports_nothing(self) -> None:
         content = "A_KEY=1\nthis is not a pair\nCITY_PORT=1\nlower=2\nA_KEY=3\n"
-        error = self.assertError(self.admin_post("/v1/env/import", {"content": content}), 400, "invalid_request_error", "env_import_rejected", "content")
+        error = self.assertError(
+            self.admin_post("/v1/env/import", {"content": content}), 400, "invalid_request_error", "env_import_rejected", "content"
+        )
         rejected = error["details"]["rejected"]
         self.assertEqual([r["line"] for r in rejected], [2, 3, 4, 5])
         self.assertIn("start-up", rejected[1]["reason"])

@@ -35,7 +35,9 @@ class BodyErrorTests(CityTestCase):
         self.assertIn("not valid JSON", error["message"])
 
     def test_invalid_utf8_is_400(self) -> None:
-        error = self.assertError(self.admin_post("/v1/studios/create", raw=b'{"name": "\xff\xfe"}'), 400, "invalid_request_error", "invalid_json")
+        error = self.assertError(
+            self.admin_post("/v1/studios/create", raw=b'{"name": "\xff\xfe"}'), 400, "invalid_request_error", "invalid_json"
+        )
         self.assertIn("UTF-8", error["message"])
 
     def test_a_json_array_is_400(self) -> None:
@@ -56,9 +58,18 @@ class BodyErrorTests(CityTestCase):
 
     def test_bad_input_changes_nothing_on_any_admin_route(self) -> None:
         bad_bodies = [b"{", b"\xff", b"[]", b'"text"', b"null", b'{"studio_id": 1}', b'{"studio_id": ["x"]}', b'{"zzz": 1}']
-        routes = ["/v1/studios/create", "/v1/studios/pause", "/v1/studios/activate", "/v1/studios/remove",
-                  "/v1/studios/tokens/apply", "/v1/studios/tokens/revoke", "/v1/studios/tokens/rotate",
-                  "/v1/env/upsert", "/v1/env/remove", "/v1/env/import"]
+        routes = [
+            "/v1/studios/create",
+            "/v1/studios/pause",
+            "/v1/studios/activate",
+            "/v1/studios/remove",
+            "/v1/studios/tokens/apply",
+            "/v1/studios/tokens/revoke",
+            "/v1/studios/tokens/rotate",
+            "/v1/env/upsert",
+            "/v1/env/remove",
+            "/v1/env/import",
+        ]
         before = (Studio.objects.count(), list(Studio.objects.values_list("id", "status")), self.alice_studio.tokens.count())
         for route in routes:
             for body in bad_bodies:

@@ -28,7 +28,9 @@ class EveryActionRefusesBadCredentialsTests(CityTestCase):
         self.tokens = {}
         for name in ("paused", "removed"):
             studio = self.assertOk(self.admin_post("/v1/studios/create", {"name": name}))
-            self.tokens[name] = self.assertOk(self.admin_post("/v1/studios/tokens/apply", {"studio_id": studio["id"], "name": "t"}))["token"]
+            self.tokens[name] = self.assertOk(self.admin_post("/v1/studios/tokens/apply", {"studio_id": studio["id"], "name": "t"}))[
+                "token"
+            ]
             verb = "pause" if name == "paused" else "remove"
             self.assertOk(self.admin_post(f"/v1/studios/{verb}", {"studio_id": studio["id"]}))
         revoked = self.assertOk(self.admin_post("/v1/studios/tokens/apply", {"studio_id": self.alice_studio.id, "name": "r"}))
@@ -54,9 +56,15 @@ class EveryActionRefusesBadCredentialsTests(CityTestCase):
 
     def test_a_disabled_accounts_tokens_stop_working_everywhere(self) -> None:
         account = self.assertOk(
-            self.admin_post("/v1/accounts/create", {"studio_id": self.alice_studio.id, "email": "erin@example.com", "password": "a long passphrase 42"})
+            self.admin_post(
+                "/v1/accounts/create", {"studio_id": self.alice_studio.id, "email": "erin@example.com", "password": "a long passphrase 42"}
+            )
         )
-        signed_in = self.assertOk(self.post("/v1/accounts/login", {"studio_id": self.alice_studio.id, "email": "erin@example.com", "password": "a long passphrase 42"}))
+        signed_in = self.assertOk(
+            self.post(
+                "/v1/accounts/login", {"studio_id": self.alice_studio.id, "email": "erin@example.com", "password": "a long passphrase 42"}
+            )
+        )
         own_key = self.assertOk(self.post("/v1/studios/tokens/apply", {"name": "own"}, token=signed_in["user_token"]))["token"]
         self.assertOk(self.admin_post("/v1/accounts/disable", {"account_id": account["id"]}))
         for method, path in every_route():

@@ -13,8 +13,9 @@ from city.envconfig import CityEnv
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env={**base, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env={**base, **env}, capture_output=True, text=True, timeout=60
+    )
 
 
 class StartupSettingsTests(SimpleTestCase):
@@ -67,6 +68,8 @@ class GeneratedSecretsTests(SimpleTestCase):
             )
             env = {k: v for k, v in os.environ.items() if k not in {"ADMIN_SECRET_KEY", "CITY_SECRET_KEY"}}
             first = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=30)
-            second = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=30)
+            second = subprocess.run(
+                [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=30
+            )
             self.assertIn("generated ADMIN_SECRET_KEY=", first.stderr)
             self.assertEqual(second.stderr, "")

@@ -54,7 +54,9 @@ class TwoProcessTests(LiveCityTestCase):
         time.sleep(0.5)  # B has resolved and cached the token
         revoked_at = time.monotonic()
         self.assertEqual(self.admin.post("/v1/studios/tokens/revoke", json={"token_id": self.token["id"]}).status_code, 200)
-        self.assertEqual(httpx.get(f"{self.a.url}/v1/studios/me", headers={"Authorization": f"Bearer {self.token['token']}"}).status_code, 401)
+        self.assertEqual(
+            httpx.get(f"{self.a.url}/v1/studios/me", headers={"Authorization": f"Bearer {self.token['token']}"}).status_code, 401
+        )
         deadline = revoked_at + PROPAGATION_LIMIT_SECONDS
         while time.monotonic() < deadline and not any(s == 401 for _, s in traffic.results):
             time.sleep(0.05)
@@ -117,7 +119,9 @@ class TwoProcessEnvTests(LiveCityTestCase):
 
         self.assertNotIn("deepseek-v4-flash", callable_on_b())
         upserted_at = time.monotonic()
-        self.assertEqual(admin.post("/v1/env/upsert", json={"key": "DEEPSEEK_API_KEY", "value": "sk-test-not-a-real-key-0000"}).status_code, 200)
+        self.assertEqual(
+            admin.post("/v1/env/upsert", json={"key": "DEEPSEEK_API_KEY", "value": "sk-test-not-a-real-key-0000"}).status_code, 200
+        )
         while "deepseek-v4-flash" not in callable_on_b():
             self.assertLess(time.monotonic() - upserted_at, PROPAGATION_LIMIT_SECONDS, "B did not see the upsert in time")
             time.sleep(0.05)

@@ -30,7 +30,9 @@ class CreateStudioTests(CityTestCase):
         self.assertEqual(Studio.objects.count(), 2)
 
     def test_it_refuses_unknown_fields(self) -> None:
-        error = self.assertError(self.admin_post("/v1/studios/create", {"name": "x", "plan": "gold"}), 400, "invalid_request_error", "unknown_field", "plan")
+        error = self.assertError(
+            self.admin_post("/v1/studios/create", {"name": "x", "plan": "gold"}), 400, "invalid_request_error", "unknown_field", "plan"
+        )
         self.assertIn("name", error["message"])
         self.assertEqual(Studio.objects.count(), 2)
 
@@ -138,7 +140,9 @@ class StudioStatusTests(CityTestCase):
     def test_removal_is_final(self) -> None:
         self.admin_post("/v1/studios/remove", {"studio_id": self.alice_studio.id})
         for verb in ("activate", "pause"):
-            self.assertError(self.admin_post(f"/v1/studios/{verb}", {"studio_id": self.alice_studio.id}), 409, "invalid_request_error", "studio_removed")
+            self.assertError(
+                self.admin_post(f"/v1/studios/{verb}", {"studio_id": self.alice_studio.id}), 409, "invalid_request_error", "studio_removed"
+            )
         self.assertEqual(Studio.objects.get(id=self.alice_studio.id).status, "removed")
 
     def test_repeating_a_transition_changes_nothing(self) -> None:
@@ -150,7 +154,13 @@ class StudioStatusTests(CityTestCase):
 
     def test_an_unknown_studio_is_404_and_audited(self) -> None:
         for verb in ("pause", "activate", "remove"):
-            self.assertError(self.admin_post(f"/v1/studios/{verb}", {"studio_id": "studio_nope"}), 404, "not_found_error", "studio_not_found", "studio_id")
+            self.assertError(
+                self.admin_post(f"/v1/studios/{verb}", {"studio_id": "studio_nope"}),
+                404,
+                "not_found_error",
+                "studio_not_found",
+                "studio_id",
+            )
         entry = AuditEntry.objects.filter(action="studios/remove").latest("id")
         self.assertEqual((entry.target, entry.outcome), ("studio_nope", "404 studio_not_found"))
 
@@ -172,7 +182,12 @@ class StudioMeTests(CityTestCase):
         self.assertNotIn("digest", str(body))
 
     def test_another_studio_id_is_403(self) -> None:
-        self.assertError(self.get("/v1/studios/me", {"studio_id": self.charlie_studio.id}, token=self.bob_token), 403, "permission_error", "studio_mismatch")
+        self.assertError(
+            self.get("/v1/studios/me", {"studio_id": self.charlie_studio.id}, token=self.bob_token),
+            403,
+            "permission_error",
+            "studio_mismatch",
+        )
 
     def test_its_own_studio_id_is_fine(self) -> None:
         self.assertOk(self.get("/v1/studios/me", {"studio_id": self.alice_studio.id}, token=self.bob_token))

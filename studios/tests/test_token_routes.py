@@ -38,7 +38,9 @@ class ApplyTokenTests(CityTestCase):
         soon = timezone.now() + timedelta(days=1)
         body = self.assertOk(self.apply(expires_at=soon.isoformat()))
         self.assertEqual(body["expires_at"], soon.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        self.assertError(self.apply(expires_at=(timezone.now() - timedelta(seconds=1)).isoformat()), 400, "invalid_request_error", param="expires_at")
+        self.assertError(
+            self.apply(expires_at=(timezone.now() - timedelta(seconds=1)).isoformat()), 400, "invalid_request_error", param="expires_at"
+        )
         self.assertError(self.apply(expires_at="tomorrow"), 400, "invalid_request_error", param="expires_at")
 
     def test_an_expired_token_is_401(self) -> None:
@@ -49,7 +51,9 @@ class ApplyTokenTests(CityTestCase):
 
     def test_it_needs_a_known_studio(self) -> None:
         self.assertError(self.apply(studio_id="studio_nope"), 404, "not_found_error", "studio_not_found")
-        self.assertError(self.admin_post("/v1/studios/tokens/apply", {"name": "x"}), 400, "invalid_request_error", "missing_field", "studio_id")
+        self.assertError(
+            self.admin_post("/v1/studios/tokens/apply", {"name": "x"}), 400, "invalid_request_error", "missing_field", "studio_id"
+        )
 
     def test_a_removed_studio_gets_no_tokens(self) -> None:
         self.admin_post("/v1/studios/remove", {"studio_id": self.alice_studio.id})
@@ -57,7 +61,11 @@ class ApplyTokenTests(CityTestCase):
         self.assertEqual(UserToken.objects.filter(studio=self.alice_studio).count(), 1)
 
     def test_users_cannot_issue_tokens(self) -> None:
-        self.assertError(self.post("/v1/studios/tokens/apply", {"studio_id": self.alice_studio.id, "name": "x"}, token=self.bob_token), 403, "permission_error")
+        self.assertError(
+            self.post("/v1/studios/tokens/apply", {"studio_id": self.alice_studio.id, "name": "x"}, token=self.bob_token),
+            403,
+            "permission_error",
+        )
 
     def test_the_audit_entry_carries_no_secret(self) -> None:
         body = self.assertOk(self.apply())
@@ -72,7 +80,19 @@ class ListTokensTests(CityTestCase):
         item = body["items"][1]
         self.assertEqual(
             set(item),
-            {"id", "object", "prefix", "studio_id", "name", "status", "created_at", "expires_at", "last_used_at", "rotated_at", "revoked_at"},
+            {
+                "id",
+                "object",
+                "prefix",
+                "studio_id",
+                "name",
+                "status",
+                "created_at",
+                "expires_at",
+                "last_used_at",
+                "rotated_at",
+                "revoked_at",
+            },
         )
         self.assertEqual(item["status"], "active")
 
@@ -96,7 +116,9 @@ class ListTokensTests(CityTestCase):
                 response = self.admin_get("/v1/studios/tokens/list", {"studio_id": studio_id})
                 self.assertError(response, 404, "not_found_error", "studio_not_found", "studio_id")
         self.admin_post("/v1/studios/tokens/revoke", {"token_id": self.bob.id})
-        self.assertEqual(self.assertOk(self.admin_get("/v1/studios/tokens/list", {"studio_id": self.alice_studio.id, "status": "active"}))["items"], [])
+        self.assertEqual(
+            self.assertOk(self.admin_get("/v1/studios/tokens/list", {"studio_id": self.alice_studio.id, "status": "active"}))["items"], []
+        )
 
     def test_bad_cursors_and_limits_are_400(self) -> None:
         for cursor in ["garbage", self.alice_studio.id, "tok_" + "!" * 26]:
@@ -127,16 +149,22 @@ class RevokeTokenTests(CityTestCase):
         self.assertEqual(AuditEntry.objects.filter(action="studios/tokens/revoke").count(), 1)
 
     def test_an_unknown_token_is_404(self) -> None:
-        self.assertError(self.admin_post("/v1/studios/tokens/revoke", {"token_id": "tok_nope"}), 404, "not_found_error", "token_not_found", "token_id")
+        self.assertError(
+            self.admin_post("/v1/studios/tokens/revoke", {"token_id": "tok_nope"}), 404, "not_found_error", "token_not_found", "token_id"
+        )
 
     def test_a_studio_scope_that_does_not_match_is_404(self) -> None:
         self.assertError(
-            self.admin_post("/v1/studios/tokens/revoke", {"token_id": self.bob.id, "studio_id": self.charlie_studio.id}), 404, "not_found_error"
+            self.admin_post("/v1/studios/tokens/revoke", {"token_id": self.bob.id, "studio_id": self.charlie_studio.id}),
+            404,
+            "not_found_error",
         )
         self.assertIsNone(UserToken.objects.get(id=self.bob.id).revoked_at)
 
     def test_it_requires_admin(self) -> None:
-        self.assertError(self.post("/v1/studios/tokens/revoke", {"token_id": self.charlie.id}, token=self.bob_token), 403, "permission_error")
+        self.assertError(
+            self.post("/v1/studios/tokens/revoke", {"token_id": self.charlie.id}, token=self.bob_token), 403, "permission_error"
+        )
         self.assertIsNone(UserToken.objects.get(id=self.charlie.id).revoked_at)
 
 
@@ -160,7 +188,9 @@ class RotateTokenTests(CityTestCase):
 
     def test_a_revoked_token_cannot_be_rotated(self) -> None:
         self.admin_post("/v1/studios/tokens/revoke", {"token_id": self.bob.id})
-        self.assertError(self.admin_post("/v1/studios/tokens/rotate", {"token_id": self.bob.id}), 409, "invalid_request_error", "token_revoked")
+        self.assertError(
+            self.admin_post("/v1/studios/tokens/rotate", {"token_id": self.bob.id}), 409, "invalid_request_error", "token_revoked"
+        )
 
     def test_rotation_is_audited_without_secrets(self) -> None:
         body = self.assertOk(self.admin_post("/v1/studios/tokens/rotate", {"token_id": self.bob.id}))

@@ -23,9 +23,16 @@ from typing import Any
 from aihub.tests.upstream.sim import Received, Reply, SimServer, sse
 
 RECORDINGS = Path(__file__).parent / "anthropic"
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
-               529: "overloaded_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
@@ -84,8 +91,13 @@ class AnthropicSim(SimServer):
         if self.script.usage is None:
             return None
         prompt, completion = self.script.usage
-        return {"input_tokens": prompt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                "output_tokens": completion if output_tokens is None else output_tokens, "service_tier": "standard"}
+        return {
+            "input_tokens": prompt,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": completion if output_tokens is None else output_tokens,
+            "service_tier": "standard",
+        }
 
     def _message(self, body: dict[str, Any]) -> dict[str, Any]:
         if call := self._tool_call(body):
@@ -97,35 +109,55 @@ class AnthropicSim(SimServer):
             stop_reason = STOP_REASONS[self.script.finish]
         if thinking := self._thinking_block(body):
             content.insert(0, thinking)
-        message = {"id": "msg_01SimSimSimSimSimSimSim01", "type": "message", "role": "assistant", "model": body["model"],
-                   "content": content, "stop_reason": stop_reason, "stop_sequence": None}
+        message = {
+            "id": "msg_01SimSimSimSimSimSimSim01",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+        }
         if (usage := self._usage()) is not None:
             message["usage"] = usage
         return message
 
     def _events(self, body: dict[str, Any]) -> Iterator[str]:
-        start = {"id": "msg_01SimSimSimSimSimSimSim01", "type": "message", "role": "assistant", "model": body["model"],
-                 "content": [], "stop_reason": None, "stop_sequence": None}
+        start = {
+            "id": "msg_01SimSimSimSimSimSimSim01",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+        }
         if (usage := self._usage(output_tokens=1)) is not None:
             start["usage"] = usage
         yield sse({"type": "message_start", "message": start}, event="message_start")
         index = 0
         if thinking := self._thinking_block(body):
-            yield sse({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
-                      event="content_block_start")
+            yield sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+                event="content_block_start",
+            )
             text = thinking["thinking"]
-            for piece in (text[: len(text) // 2], text[len(text) // 2:]):
-                yield sse({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
-                          event="content_block_delta")
-            yield sse({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": thinking["signature"]}},
-                      event="content_block_delta")
+            for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+                yield sse(
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
+                    event="content_block_delta",
+                )
+            yield sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": thinking["signature"]}},
+                event="content_block_delta",
+            )
             yield sse({"type": "content_block_stop", "index": 0}, event="content_block_stop")
             index = 1
         if call := self._tool_call(body):
             name, arguments = call
             block = {"type": "tool_use", "id": "toolu_01SimSimSimSimSimSim0001", "name": name, "input": {}}
             encoded = json.dumps(arguments)
-            pieces = ["", encoded[: len(encoded) // 2], encoded[len(encoded) // 2:]]
+            pieces = ["", encoded[: len(encoded) // 2], encoded[len(encoded) // 2 :]]
             deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
             stop_reason = "tool_use"
         else:
@@ -148,8 +180,25 @@ class AnthropicSim(SimServer):
 
 
 # The Messages request's top-level fields; the API refuses any other.
-REQUEST_FIELDS = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
-                  "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers", "context_management"}
+REQUEST_FIELDS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "context_management",
+}
 
 
 def signature_of(thinking: str) -> str:
@@ -171,8 +220,11 @@ def request_problem(body: dict[str, Any]) -> str | None:
     if temperature is not None and not 0 <= temperature <= 1:
         return "temperature: Input should be less than or equal to 1"
     system = body.get("system")
-    if system is not None and not isinstance(system, str) and not (
-            isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" and b.get("text") for b in system)):
+    if (
+        system is not None
+        and not isinstance(system, str)
+        and not (isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" and b.get("text") for b in system))
+    ):
         return "system: Input should be a valid string or a list of text blocks"
     if not isinstance(body.get("stop_sequences", []), list):
         return "stop_sequences: Input should be a valid list"
@@ -199,12 +251,16 @@ def request_problem(body: dict[str, Any]) -> str | None:
                 return problem
         results = {b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"}
         if role == "user" and previous_tool_uses - results:
-            return (f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
-                    f"{', '.join(sorted(previous_tool_uses - results))}. Each `tool_use` block must have a corresponding "
-                    "`tool_result` block in the next message.")
+            return (
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(sorted(previous_tool_uses - results))}. Each `tool_use` block must have a corresponding "
+                "`tool_result` block in the next message."
+            )
         if stray := results - previous_tool_uses:
-            return (f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {', '.join(sorted(stray))}. "
-                    "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
+            return (
+                f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {', '.join(sorted(stray))}. "
+                "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+            )
         previous_tool_uses = {b["id"] for b in blocks if b.get("type") == "tool_use"}
     return None
 
@@ -238,16 +294,22 @@ def _thinking_problem(body: dict[str, Any]) -> str | None:
     for i, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None
         for j, block in enumerate(content if isinstance(content, list) else []):
-            if isinstance(block, dict) and block.get("type") == "thinking" and block.get("signature") != signature_of(str(block.get("thinking"))):
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "thinking"
+                and block.get("signature") != signature_of(str(block.get("thinking")))
+            ):
                 return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
     # A tool loop in progress: the assistant turn whose tool_use the last turn answers opens with thinking.
     if len(messages) >= 2 and messages[-2].get("role") == "assistant" and isinstance(messages[-2].get("content"), list):
         assistant, last = messages[-2]["content"], messages[-1].get("content")
         answers_tools = isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
         if answers_tools and assistant and assistant[0].get("type") not in ("thinking", "redacted_thinking"):
-            return (f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
-                    f"`{assistant[0].get('type')}`. When `thinking` is enabled, a final `assistant` message must start with a "
-                    "thinking block (preceding the lastmost set of `tool_use` and `tool_result` blocks).")
+            return (
+                f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                f"`{assistant[0].get('type')}`. When `thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block (preceding the lastmost set of `tool_use` and `tool_result` blocks)."
+            )
     return None
 
 

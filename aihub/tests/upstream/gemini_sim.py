@@ -22,25 +22,56 @@ from aihub.tests.upstream.openai_sim import vector_for
 from aihub.tests.upstream.sim import Received, Reply, SimServer, sse
 
 RECORDINGS = Path(__file__).parent / "gemini"
-STATUS_WORDS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+STATUS_WORDS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS"}
 ROUTE = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
 
 REQUEST_FIELDS = {"contents", "systemInstruction", "generationConfig", "tools", "toolConfig", "safetySettings", "cachedContent"}
-GENERATION_FIELDS = {"temperature", "topP", "topK", "maxOutputTokens", "stopSequences", "candidateCount", "presencePenalty",
-                     "frequencyPenalty", "seed", "responseMimeType", "responseSchema", "responseJsonSchema", "responseLogprobs",
-                     "logprobs", "responseModalities", "thinkingConfig", "mediaResolution", "speechConfig"}
+GENERATION_FIELDS = {
+    "temperature",
+    "topP",
+    "topK",
+    "maxOutputTokens",
+    "stopSequences",
+    "candidateCount",
+    "presencePenalty",
+    "frequencyPenalty",
+    "seed",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "responseLogprobs",
+    "logprobs",
+    "responseModalities",
+    "thinkingConfig",
+    "mediaResolution",
+    "speechConfig",
+}
 PART_DATA_FIELDS = {"text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode", "codeExecutionResult"}
 PART_FIELDS = PART_DATA_FIELDS | {"thought", "thoughtSignature", "videoMetadata"}
 DECLARATION_FIELDS = {"name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema", "behavior"}
 THOUGHT_SIGNATURE = "CiQBcsjafM5Q9mD1L4f6y3wdlwXw0Ra8tH2Cqg6oXbPjsgc+TdYKYAFyyNp8"
 # Google's thinking guide: the levels each Gemini 3 model takes, and each 2.5 model's budget range
 # (least, most, whether 0 turns thinking off); -1 asks for dynamic thinking on any of them.
-THINKING_LEVELS = {"gemini-3.1-pro-preview": {"LOW", "MEDIUM", "HIGH"}, "gemini-3-pro-preview": {"LOW", "HIGH"},
-                   "gemini-3-flash-preview": {"MINIMAL", "LOW", "MEDIUM", "HIGH"}}
-THINKING_BUDGETS = {"gemini-2.5-pro": (128, 32768, False), "gemini-2.5-flash": (1, 24576, True),
-                    "gemini-2.5-flash-lite": (512, 24576, True)}
+THINKING_LEVELS = {
+    "gemini-3.1-pro-preview": {"LOW", "MEDIUM", "HIGH"},
+    "gemini-3-pro-preview": {"LOW", "HIGH"},
+    "gemini-3-flash-preview": {"MINIMAL", "LOW", "MEDIUM", "HIGH"},
+}
+THINKING_BUDGETS = {
+    "gemini-2.5-pro": (128, 32768, False),
+    "gemini-2.5-flash": (1, 24576, True),
+    "gemini-2.5-flash-lite": (512, 24576, True),
+}
 
 
 class InvalidArgument(Exception):
@@ -61,8 +92,11 @@ class GeminiSim(SimServer):
         if request.method != "POST" or not route:
             return self._error(404, f"The requested URL {request.path} was not found on this server.")
         if not (request.headers.get("x-goog-api-key") or request.query.get("key")):
-            return self._error(403, "Method doesn't allow unregistered callers (callers without established identity). "
-                                    "Please use API key or other form of API consumer identity to call this API.")
+            return self._error(
+                403,
+                "Method doesn't allow unregistered callers (callers without established identity). "
+                "Please use API key or other form of API consumer identity to call this API.",
+            )
         body = request.json
         if not isinstance(body, dict):
             return self._error(400, "Invalid JSON payload received.")
@@ -113,8 +147,12 @@ class GeminiSim(SimServer):
         prompt, completion = self.script.usage
         if not final:
             return {"promptTokenCount": prompt, "totalTokenCount": prompt}
-        return {"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+        return {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": completion,
+            "totalTokenCount": prompt + completion,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        }
 
     def _function_call_part(self) -> dict[str, Any]:
         name, arguments = self.script.tool_call or ("", {})
@@ -143,8 +181,11 @@ class GeminiSim(SimServer):
 
     def _events(self, body: dict[str, Any], model: str) -> Iterator[dict[str, Any]]:
         if self._calls_tool(body):
-            yield self._response(model, [{"content": {"parts": [self._function_call_part()], "role": "model"},
-                                          "finishReason": "STOP", "index": 0}], self._usage())
+            yield self._response(
+                model,
+                [{"content": {"parts": [self._function_call_part()], "role": "model"}, "finishReason": "STOP", "index": 0}],
+                self._usage(),
+            )
             return
         if thoughts := self._thought_parts(body):
             yield self._response(model, [{"content": {"parts": thoughts, "role": "model"}, "index": 0}], self._usage(final=False))
@@ -162,7 +203,7 @@ class GeminiSim(SimServer):
 
 def _unknown(fields: set[str], allowed: set[str], where: str) -> None:
     if unknown := sorted(fields - allowed):
-        raise InvalidArgument(f'Invalid JSON payload received. Unknown name "{unknown[0]}" at \'{where}\': Cannot find field.')
+        raise InvalidArgument(f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': Cannot find field.")
 
 
 def check_generate_request(body: dict[str, Any], model: str = "") -> None:
@@ -188,8 +229,10 @@ def check_generate_request(body: dict[str, Any], model: str = "") -> None:
             _check_part(part, role, f"contents[{i}].parts[{j}]")
         responses = sum(1 for p in parts if "functionResponse" in p)
         if pending_calls and responses != pending_calls:
-            raise InvalidArgument("Please ensure that the number of function response parts is equal to the number of "
-                                  "function call parts of the function call turn.")
+            raise InvalidArgument(
+                "Please ensure that the number of function response parts is equal to the number of "
+                "function call parts of the function call turn."
+            )
         if responses and not pending_calls:
             raise InvalidArgument("Please ensure that function response turn comes immediately after a function call turn.")
         pending_calls = sum(1 for p in parts if "functionCall" in p)
@@ -246,7 +289,7 @@ def _check_thinking(thinking: Any, model: str) -> None:
     if "thinkingLevel" in thinking:
         level = str(thinking["thinkingLevel"]).upper()
         if level not in {"MINIMAL", "LOW", "MEDIUM", "HIGH"}:
-            raise InvalidArgument(f'Invalid value at \'generation_config.thinking_config.thinking_level\', "{thinking["thinkingLevel"]}"')
+            raise InvalidArgument(f"Invalid value at 'generation_config.thinking_config.thinking_level', \"{thinking['thinkingLevel']}\"")
         if model not in THINKING_LEVELS:
             raise InvalidArgument("Thinking level is not supported for this model.")
         if level not in THINKING_LEVELS[model]:
@@ -268,16 +311,19 @@ def _check_tools(body: dict[str, Any]) -> None:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}", declaration.get("name") or ""):
                 raise InvalidArgument(f"* GenerateContentRequest.tools[{i}].function_declarations[{j}].name: Invalid function name.")
             if "parameters" in declaration and "parametersJsonSchema" in declaration:
-                raise InvalidArgument(f"* GenerateContentRequest.tools[{i}].function_declarations[{j}]: parameters and "
-                                      "parameters_json_schema are mutually exclusive")
+                raise InvalidArgument(
+                    f"* GenerateContentRequest.tools[{i}].function_declarations[{j}]: parameters and "
+                    "parameters_json_schema are mutually exclusive"
+                )
             names.add(declaration["name"])
     config = (body.get("toolConfig") or {}).get("functionCallingConfig")
     if config is not None:
         if config.get("mode") not in ("AUTO", "ANY", "NONE", "VALIDATED"):
             raise InvalidArgument("* GenerateContentRequest.tool_config.function_calling_config.mode: invalid value")
         if set(config.get("allowedFunctionNames") or []) - names:
-            raise InvalidArgument("* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: "
-                                  "must name declared functions")
+            raise InvalidArgument(
+                "* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: must name declared functions"
+            )
 
 
 def check_embed_request(body: Any, model: str, batched: bool = False) -> None:
