@@ -17,6 +17,7 @@ It checks no credential: the benchmark measures the proxies, not the upstream.
 import argparse
 import asyncio
 import time
+from typing import cast
 
 import orjson
 
@@ -32,7 +33,14 @@ def completion(model: str) -> bytes:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": COMPLETION_TEXT}, "finish_reason": "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": COMPLETION_TEXT, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
         }
     )
@@ -70,8 +78,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self.stream_task: asyncio.Task | None = None  # held so the loop does not collect it mid-stream
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # a TCP server's connections are streams
-        self.transport = transport
+        # A TCP server's connections are stream transports; uvloop's (TCPTransport) does not subclass asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
