@@ -27,18 +27,19 @@ os.environ.setdefault("CITY_SECRET_KEY", "bench-city-key-not-secret-0123456789")
 os.environ.setdefault("CITY_LOG_LEVEL", "WARNING")
 
 
-def scope(path: str) -> dict:
+def scope(path: str, method: str = "GET", headers: tuple[tuple[bytes, bytes], ...] = ()) -> dict:
+    """An HTTP request's ASGI scope for 127.0.0.1, with `headers` after the Host header."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
+        "headers": [(b"host", b"127.0.0.1"), *headers],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 80),
     }

@@ -38,6 +38,7 @@ os.environ.update(
 os.environ.pop("REDIS_URL", None)
 
 from bench.handler import one as call  # noqa: E402  (after the environment is set)
+from bench.handler import scope as asgi_scope  # noqa: E402
 from bench.procs import free_port  # noqa: E402
 from bench.simulator import SHORT_STREAM_MARK  # noqa: E402
 
@@ -45,26 +46,12 @@ BODY = b'{"model": "local-chat", "stream": true, "messages": [{"role": "user", "
 
 
 def scope(token: str) -> dict:
-    headers = [
-        (b"host", b"127.0.0.1"),
+    headers = (
         (b"content-type", b"application/json"),
         (b"content-length", str(len(BODY)).encode()),
         (b"authorization", f"Bearer {token}".encode()),
-    ]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 80),
-    }
+    )
+    return asgi_scope("/v1/chat/completions", "POST", headers)
 
 
 async def one(app, request_scope: dict) -> tuple[float, float]:
@@ -124,12 +111,15 @@ def main() -> None:
             import aiohttp
 
             request_scope = scope(token)
-            for _ in range(50):
+            deadline = time.monotonic() + 30
+            while True:  # the simulator is starting (slowly on a busy machine)
                 try:
                     await one(application, request_scope)
                     break
                 except (RuntimeError, OSError):
-                    await asyncio.sleep(0.1)  # the simulator is starting
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
             for _ in range(200):
                 await one(application, request_scope)
             async with aiohttp.ClientSession() as session:
