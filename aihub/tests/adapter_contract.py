@@ -123,6 +123,13 @@ class AdapterContract(_MixinBase):
             return exc
         raise AssertionError("expected an UpstreamError")
 
+    async def assert_refused_before_sending(self, cases: list[tuple[dict[str, Any], str]]) -> None:
+        """Each chat body extra is a 400 naming its param, and nothing reaches the upstream."""
+        for extra, param in cases:
+            error = await self.expect_error(self.adapter.chat(self.upstream, self.chat_body(**extra)))
+            self.assertEqual((error.status, error.param, error.retryable), (400, param, False), extra)
+        self.assertEqual(self.sim.requests, [])
+
     # --- chat -------------------------------------------------------------------------------------
 
     async def test_chat_answers_in_the_openai_shape(self) -> None:
