@@ -1,4 +1,4 @@
-"""Validation against the OpenAI API schema subset in /work/shared/openai (see its README)."""
+"""Validation against the OpenAI API schema subset kept beside this module (openai/README.md says where it comes from)."""
 
 import json
 from functools import cache
@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from django.conf import settings
 
-SCHEMA_PATH = Path(settings.BASE_DIR).parent / "shared" / "openai" / "openai-subset.schema.json"
+SCHEMA_PATH = Path(__file__).parent / "openai" / "openai-subset.schema.json"
 
 
 @cache
