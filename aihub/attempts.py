@@ -14,6 +14,7 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import Upstream
@@ -47,7 +48,7 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
             try:
                 return await attempt(upstream)
             except UpstreamError as exc:
-                last = exc
+                last = with_base_url_hint(exc, upstream) if exc.status == 404 else exc
                 if exc.retryable:
                     continue
                 if exc.status in FAILOVER_STATUSES:
@@ -55,6 +56,28 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
                 raise
     assert last is not None
     raise last
+
+
+def with_base_url_hint(exc: UpstreamError, upstream: Upstream) -> UpstreamError:
+    """An upstream 404 names the base URL City called and the env key it came from: a base URL
+    missing its API path (`…/v1`) looks like a missing model otherwise."""
+    where = shown_url(upstream.base_url)
+    env = f" ({upstream.base_url_env})" if upstream.base_url_env else ""
+    exc.message = (
+        f"{exc.message} [{upstream.provider} at {where}{env} answered 404: check the model name, and that the base URL "
+        "includes the API's path, such as /v1]"
+    )
+    return exc
+
+
+def shown_url(url: str) -> str:
+    """The URL without user info or query (a base URL is no secret, but a proxy's password may sit in it)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 async def open_stream(

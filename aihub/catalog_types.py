@@ -114,3 +114,4 @@ class Upstream:
     base_url: str  # without a trailing slash
     api_key: str | None
     legacy_completions: bool = False
+    base_url_env: str = ""  # the env key the base URL came from, named in errors that point at it

@@ -4,6 +4,9 @@ The runtime env is a per-process snapshot refreshed every CITY_ENV_CACHE_SECONDS
 so an `env/upsert` or `env/remove` is honoured within that time without a query per request.
 """
 
+from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
+
 from aihub.adapters import ADAPTERS
 from aihub.catalog import models_by_id
 from aihub.catalog_types import Deployment, Model, Upstream
@@ -20,7 +23,9 @@ async def resolve(deployment: Deployment) -> Upstream | None:
     if deployment.api_key_required and deployment.api_key_env and not api_key:
         return None
     base_url = await runtime_env.aget(deployment.base_url_env)
-    if not base_url:
+    if base_url:
+        base_url = configured_base_url(base_url, deployment.adapter, deployment.default_base_url)
+    else:
         if deployment.base_url_required or not deployment.default_base_url:
             return None
         base_url = deployment.default_base_url
@@ -31,8 +36,36 @@ async def resolve(deployment: Deployment) -> Upstream | None:
         model=model,
         base_url=base_url.rstrip("/"),
         api_key=api_key or None,
+        base_url_env=deployment.base_url_env,
         legacy_completions=deployment.legacy_completions,
     )
+
+
+# The version path each wire protocol's adapter appends itself (a base URL ending in it would double it).
+_ADAPTER_VERSION_PATHS = {"anthropic": ("/v1",), "gemini": ("/v1beta", "/v1")}
+
+
+@lru_cache(maxsize=256)
+def configured_base_url(value: str, adapter: str, default_base_url: str) -> str:
+    """A `*_BASE_URL` as people write it → the base the adapter expects.
+
+    Both forms work where the provider's path is known: an OpenAI-compatible base URL that names
+    only a host (`http://127.0.0.1:8000`) gets the path of the provider's own URL (OpenAI's `/v1`,
+    Qwen's `/compatible-mode/v1`, GLM's `/api/paas/v4`; `/v1` for local servers, which all serve
+    it; DeepSeek serves its API at the root), and an Anthropic or Gemini base URL ending in the
+    version path its adapter appends (`…/v1`, `…/v1beta`) loses it. Any other path is kept as
+    written (a proxy may mount the API anywhere); an upstream 404 names the base URL and its key.
+    """
+    parts = urlsplit(value.strip())
+    path = parts.path.rstrip("/")
+    if adapter in _ADAPTER_VERSION_PATHS:
+        for suffix in _ADAPTER_VERSION_PATHS[adapter]:
+            if path.endswith(suffix):
+                path = path[: -len(suffix)]
+                break
+    elif not path:
+        path = urlsplit(default_base_url).path.rstrip("/") if default_base_url else "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment)).rstrip("/")
 
 
 async def callable_upstreams(model: Model) -> list[Upstream]:
