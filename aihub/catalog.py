@@ -474,6 +474,19 @@ def models_by_id() -> dict[str, Model]:
     return by_id
 
 
+def provider_keys() -> tuple[EnvRequirement, ...]:
+    """The keys that make a provider's models callable, for GET /v1/services: none is required on
+    its own, since any one provider is enough for the ai service to serve."""
+    found: dict[str, EnvRequirement] = {}
+    for model in MODELS:
+        for deployment in model.deployments:
+            key = deployment.base_url_env if deployment.base_url_required else deployment.api_key_env
+            if key and key not in found:
+                what = "base URL" if deployment.base_url_required else "API key"
+                found[key] = EnvRequirement(key, f"{deployment.provider} {what}: makes its models callable", required=False)
+    return tuple(found.values())
+
+
 def env_consumers() -> list[tuple[str, str, EnvRequirement]]:
     """Every model's env keys, for GET /v1/env/list: ("model", model id, requirement)."""
     return [("model", model.id, req) for model in MODELS for req in model.env_requirements()]

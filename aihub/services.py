@@ -26,5 +26,6 @@ SERVICE = Service(
         Action("embeddings", embeddings, allow=(USER,), description="OpenAI embeddings, float or base64."),
     ),
     aliases={"chat/completions": "chat/completions", "completions": "completions", "embeddings": "embeddings", "models": "models"},
+    env=catalog.provider_keys(),
     env_consumers=catalog.env_consumers,
 )

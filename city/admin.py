@@ -298,7 +298,7 @@ def masked(row: EnvVar) -> str:
     value = envops.value_of(row)
     if value is None:
         return "(cannot decrypt: CITY_SECRET_KEY changed without CITY_SECRET_KEY_FALLBACKS)"
-    return envops.mask(value) or ""
+    return envops.shown(row.key, value) or ""
 
 
 @admin.register(EnvVar)

@@ -4,6 +4,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -54,6 +55,23 @@ def mask(value: str | None) -> str | None:
     if len(value) < 12:
         return "…"
     return f"{value[:3]}…{value[-4:]}"
+
+
+# Keys whose values are addresses, not secrets: shown as they are, less any password or query in them.
+PLAIN_KEY_SUFFIXES = ("_URL",)
+
+
+def shown(key: str, value: str | None) -> str | None:
+    """A value as lists and answers show it: URLs in full but for their credentials, the rest masked."""
+    if value is None or not key.endswith(PLAIN_KEY_SUFFIXES):
+        return mask(value)
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        return mask(value)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "…@" + netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
 
 
 def _encrypt(value: str) -> str:

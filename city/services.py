@@ -63,7 +63,7 @@ def env_list(call: Call) -> dict[str, Any]:
         items.append(
             {
                 "key": key,
-                "value": envops.mask(value),
+                "value": envops.shown(key, value),
                 "is_set": value is not None,
                 "readable": readable,  # False: stored under a CITY_SECRET_KEY City no longer has; set it again
                 "source": source,
@@ -80,7 +80,7 @@ def env_upsert(call: Call) -> dict[str, Any]:
     row, changed = envops.upsert_env(data["key"], data["value"], description=data.get("description"), actor=call.identity)
     return {
         "key": row.key,
-        "value": envops.mask(data["value"]),
+        "value": envops.shown(data["key"], data["value"]),
         "source": "db",
         "changed": changed,
         "description": row.description,
@@ -92,7 +92,7 @@ def env_remove(call: Call) -> dict[str, Any]:
     data = validated(RemoveInput, call.data)
     envops.remove_env(data["key"], actor=call.identity)
     fallback = os.environ.get(data["key"]) or None
-    return {"key": data["key"], "removed": True, "source": "process" if fallback else None, "value": envops.mask(fallback)}
+    return {"key": data["key"], "removed": True, "source": "process" if fallback else None, "value": envops.shown(data["key"], fallback)}
 
 
 def env_import(call: Call) -> dict[str, Any]:

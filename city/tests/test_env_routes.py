@@ -90,6 +90,19 @@ class EnvListTests(CityTestCase):
         item = next(i for i in self.assertOk(self.admin_get("/v1/env/list"))["items"] if i["key"] == "SHORT_KEY")
         self.assertEqual(item["value"], "…")
 
+    def test_urls_are_shown_but_for_their_credentials(self) -> None:
+        self.admin_post("/v1/env/upsert", {"key": "DEEPSEEK_BASE_URL", "value": "http://127.0.0.1:8000/v1"})
+        self.admin_post(
+            "/v1/env/upsert", {"key": "OPENAI_BASE_URL", "value": "https://bob:hunter2-secret@proxy.example/v1?key=sk-query-secret"}
+        )
+        self.admin_post("/v1/env/upsert", {"key": "WEIRD_URL", "value": "not a url but maybe a secret"})
+        items = {i["key"]: i["value"] for i in self.assertOk(self.admin_get("/v1/env/list"))["items"]}
+        self.assertEqual(items["DEEPSEEK_BASE_URL"], "http://127.0.0.1:8000/v1")
+        self.assertEqual(items["OPENAI_BASE_URL"], "https://…@proxy.example/v1?…")
+        self.assertEqual(items["WEIRD_URL"], "not…cret")
+        upserted = self.assertOk(self.admin_post("/v1/env/upsert", {"key": "ZAI_BASE_URL", "value": "https://gw.example/api/paas/v4"}))
+        self.assertEqual(upserted["value"], "https://gw.example/api/paas/v4")
+
     def test_it_is_admin_only(self) -> None:
         self.assertError(self.get("/v1/env/list", token=self.bob_token), 403, "permission_error")
 

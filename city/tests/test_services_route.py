@@ -10,6 +10,15 @@ class ServicesRouteTests(CityTestCase):
         for item in body["items"]:
             self.assertEqual(set(item), {"id", "name", "env"})
 
+    def test_the_ai_service_names_the_provider_keys_that_make_models_callable(self) -> None:
+        body = self.assertOk(self.get("/v1/services"))
+        ai = next(item for item in body["items"] if item["id"] == "ai")
+        keys = {entry["key"]: entry for entry in ai["env"]}
+        self.assertLessEqual(
+            {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "LOCAL_OPENAI_BASE_URL"}, set(keys)
+        )
+        self.assertFalse(any(entry["required"] for entry in keys.values()))  # any one provider is enough
+
     def test_admin_sees_actions_with_methods_and_allow(self) -> None:
         body = self.assertOk(self.admin_get("/v1/services"))
         studios = next(item for item in body["items"] if item["id"] == "studios")
