@@ -31,6 +31,7 @@ class UsageRecord(models.Model):
             models.Index(fields=["studio", "created_at"], name="aihub_usage_by_studio"),
             models.Index(fields=["token_id", "created_at"], name="aihub_usage_by_token"),
             models.Index(fields=["account_id", "created_at"], name="aihub_usage_by_account"),
+            models.Index(fields=["request_id"], name="aihub_usage_by_request"),  # "which call was this?" in the admin
         ]
 
     def __str__(self) -> str:

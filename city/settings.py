@@ -96,6 +96,13 @@ TEMPLATES = [
 ]
 
 ASGI_APPLICATION = "city.asgi.application"
+
+# The links of the page at `/` (and the admin's "View site"): (title, href, one line of text).
+CITY_HOME_LINKS = [
+    ("Admin", "/admin/", "Studios, tokens, provider keys and the audit log, for City's administrators."),
+    ("Your API keys", "/dashboard/keys", "Sign in to your studio's account to create and revoke your own keys."),
+    ("API services", "/v1/services", "Every service and its routes as JSON; the README documents each route."),
+]
 WSGI_APPLICATION = None
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'city.sqlite3'}")}

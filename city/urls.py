@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from city import dispatch
+from city.home import home
 
 urlpatterns = [
+    path("", home),
     path("v1/services", dispatch.services),
     re_path(r"^v1/(?P<route>[a-z0-9_\-]+/[a-z0-9_\-/.]+)$", dispatch.dispatch),
     re_path(r"^v1/(?P<route>[a-z0-9_\-]+)$", dispatch.dispatch),  # aliases such as /v1/models

@@ -1,10 +1,12 @@
 """/dashboard/keys and its forms (included by city/urls.py at dashboard/)."""
 
 from django.urls import path
+from django.views.generic import RedirectView
 
 from accounts.dashboard import views
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/dashboard/keys", query_string=True)),  # /dashboard/ is where people look first
     path("keys", views.keys, name="dashboard-keys"),
     path("keys/signin", views.signin, name="dashboard-signin"),
     path("keys/signout", views.signout, name="dashboard-signout"),

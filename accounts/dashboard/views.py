@@ -42,7 +42,8 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
-    response = render(request, f"accounts/dashboard/{template}", {"providers": PROVIDERS.values(), **context}, status=status)
+    providers = [provider for provider in PROVIDERS.values() if provider.is_configured()]
+    response = render(request, f"accounts/dashboard/{template}", {"providers": providers, **context}, status=status)
     response["Cache-Control"] = "no-store"  # pages show keys and usage: never from a shared cache or history
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response["Referrer-Policy"] = "same-origin"
@@ -118,7 +119,9 @@ def oauth_start(request: HttpRequest) -> HttpResponse:
     try:
         started = async_to_sync(begin)(provider, studio_id, purpose=OAuthFlow.Purpose.DASHBOARD, address=client_address(request))
     except ApiError as exc:
-        return _page(request, "signin.html", {**context, "error": exc.message}, status=exc.status)
+        # The API's message is for the admin (which env keys to set); a person signing in can only ask.
+        error = f"Sign-in with {provider.name} is not available here; ask the studio's admin." if exc.status == 503 else exc.message
+        return _page(request, "signin.html", {**context, "error": error}, status=exc.status)
     request.session[SESSION_FLOW] = started["flow_id"]
     return HttpResponseRedirect(started["authorize_url"])
 

@@ -95,6 +95,10 @@ class Provider:
             EnvRequirement(self.client_secret_key, f"{self.name} OAuth app client secret", required=False),
         )
 
+    def is_configured(self) -> bool:
+        """Both keys are set: the sign-in pages offer only providers that can answer."""
+        return all(runtime_env.get(key) for key in (self.client_id_key, self.client_secret_key))
+
     async def credentials(self) -> tuple[str, str]:
         """(client id, client secret); 503 naming the keys that are not set."""
         values = {key: await runtime_env.aget(key) for key in (self.client_id_key, self.client_secret_key)}

@@ -49,9 +49,13 @@ class DashboardSignInTests(DashboardTestCase):
         page = self.client.get(f"/dashboard/keys/signin?studio={self.alice_studio.id}")
         self.assertContains(page, f'value="{self.alice_studio.id}"')
         self.assertContains(page, 'name="csrfmiddlewaretoken"')
-        self.assertContains(page, "GitHub")
-        self.assertContains(page, "Google")
         self.assertNotContains(page, "<script")
+
+    def test_no_provider_buttons_while_no_provider_is_configured(self) -> None:
+        page = self.client.get(f"/dashboard/keys/signin?studio={self.alice_studio.id}")
+        self.assertNotContains(page, "Or sign in with")
+        self.assertNotContains(page, 'id="signin-github"')
+        self.assertNotContains(page, 'id="signin-google"')
 
     def test_signed_out_visitors_are_sent_to_sign_in(self) -> None:
         response = self.client.get(f"/dashboard/keys?studio={self.alice_studio.id}")
@@ -262,7 +266,17 @@ class DashboardOAuthTests(DashboardTestCase):
     def test_finish_without_a_sign_in_in_progress(self) -> None:
         self.assertContains(self.client.get("/dashboard/keys/oauth/finish"), "No sign-in is in progress", status_code=400)
 
-    def test_missing_provider_keys_are_named_on_the_page(self) -> None:
+    def test_configured_providers_have_buttons(self) -> None:
+        page = self.client.get(f"/dashboard/keys/signin?studio={self.alice_studio.id}")
+        self.assertContains(page, 'id="signin-github"')
+        self.assertContains(page, 'id="signin-google"')
+
+    def test_an_unconfigured_provider_has_no_button_and_its_keys_stay_the_admins_business(self) -> None:
         self.assertOk(self.admin_post("/v1/env/remove", {"key": "GOOGLE_CLIENT_ID"}))
+        page = self.client.get(f"/dashboard/keys/signin?studio={self.alice_studio.id}")
+        self.assertContains(page, 'id="signin-github"')
+        self.assertNotContains(page, 'id="signin-google"')
         response = self.form("/dashboard/keys/oauth/start", {"provider": "google", "studio_id": self.alice_studio.id})
-        self.assertContains(response, "GOOGLE_CLIENT_ID", status_code=503)
+        self.assertContains(response, "Sign-in with Google is not available here; ask the studio", status_code=503)
+        self.assertNotContains(response, "GOOGLE_CLIENT_ID", status_code=503)
+        self.assertNotContains(response, "env/upsert", status_code=503)
