@@ -56,8 +56,10 @@ bench: $(VENV)/.installed
 	mkdir -p var
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# Asks for the user name, email and password; with DJANGO_SUPERUSER_USERNAME, DJANGO_SUPERUSER_EMAIL and
+# DJANGO_SUPERUSER_PASSWORD set, it asks nothing (Django's --noinput reads them).
 superuser: migrate
-	$(PY) manage.py createsuperuser
+	$(PY) manage.py createsuperuser $${DJANGO_SUPERUSER_PASSWORD:+--noinput}
 
 clean:
 	rm -rf $(VENV) var
