@@ -106,7 +106,8 @@ def usd(amount: str) -> int:
 
 @dataclass(frozen=True)
 class Upstream:
-    """A deployment resolved at request time: the runtime env's base URL and key filled in."""
+    """A deployment resolved at request time: the runtime env's base URL and key filled in, and the
+    model's limits, so that an adapter needs nothing but this to shape its request."""
 
     provider: str
     adapter: str
@@ -114,3 +115,4 @@ class Upstream:
     base_url: str  # without a trailing slash
     api_key: str | None
     legacy_completions: bool = False
+    max_output_tokens: int = 0  # the model's ceiling on an answer, in tokens; 0: not known
