@@ -102,17 +102,3 @@ def _usd(micro_usd: int) -> str:
 def usd(amount: str) -> int:
     """'0.14' (USD) → 140000 (micro-USD), exactly: catalog prices are written as the providers list them."""
     return int(Decimal(amount) * 1_000_000)
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """A deployment resolved at request time: the runtime env's base URL and key filled in, and the
-    model's limits, so that an adapter needs nothing but this to shape its request."""
-
-    provider: str
-    adapter: str
-    model: str  # the upstream model name
-    base_url: str  # without a trailing slash
-    api_key: str | None
-    legacy_completions: bool = False
-    max_output_tokens: int = 0  # the model's ceiling on an answer, in tokens; 0: not known

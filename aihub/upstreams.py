@@ -5,8 +5,9 @@ so an `env/upsert` or `env/remove` is honoured within that time without a query 
 """
 
 from aihub.adapters import ADAPTERS
+from aihub.adapters.base import Upstream
 from aihub.catalog import models_by_id
-from aihub.catalog_types import Deployment, Model, Upstream
+from aihub.catalog_types import Deployment, Model
 from city.errors import ApiError
 from city.runtime_env import runtime_env
 

@@ -25,8 +25,7 @@ import orjson
 from typing_extensions import override
 
 from aihub.adapters import openai_shapes as oa
-from aihub.adapters.base import Adapter, UpstreamError, error_from_response
-from aihub.catalog_types import Upstream
+from aihub.adapters.base import Adapter, Upstream, UpstreamError, error_from_response
 
 ANTHROPIC_VERSION = "2023-06-01"
 # Output tokens asked for when the caller sets no limit (Anthropic requires one): every Claude model

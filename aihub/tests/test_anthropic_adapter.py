@@ -12,8 +12,8 @@ import pydantic
 from openai.types.chat import ChatCompletionFunctionToolParam
 
 from aihub.adapters.anthropic import AnthropicAdapter
+from aihub.adapters.base import Upstream
 from aihub.catalog import models_by_id
-from aihub.catalog_types import Upstream
 from aihub.tests.adapter_contract import PIXEL_PNG, WEATHER_TOOL, AdapterContract
 from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import validate
