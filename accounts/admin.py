@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from accounts import operations
 from accounts.models import Account, OAuthFlow, OAuthIdentity, StudioAccountSettings
-from city.admin import BulkOutcome, LargeTableAdmin, OperationsAdminMixin, RoutedSearchMixin, adopt, bounded_rows, run_operation
+from city.admin_toolkit import BulkOutcome, LargeTableAdmin, OperationsAdminMixin, RoutedSearchMixin, adopt, bounded_rows, run_operation
 from studios.models import Studio
 
 

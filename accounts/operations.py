@@ -86,6 +86,16 @@ def _locked_account(account_id: str) -> Account:
     return account
 
 
+def lock_account_for_new_token(account_id: str, studio_id: str) -> None:
+    """The check studios run before issuing a token to an account (settings.STUDIOS_TOKEN_ACCOUNT_CHECK).
+
+    Locked, so that a token cannot be issued to an account while it is being disabled.
+    """
+    account = Account.objects.select_for_update().filter(id=account_id, studio_id=studio_id).first()
+    if account is None or not account.is_active:
+        raise ApiError(403, "This account is disabled or not of this studio; it cannot get new tokens.", code="account_disabled")
+
+
 @transaction.atomic
 def disable_account(account_id: str, *, actor: Any) -> Account:
     """The account can no longer sign in, and every token it holds is revoked (refused within seconds)."""

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from aihub.models import COST_UNITS_PER_USD, UsageRecord
-from city.admin import LargeTableAdmin
+from city.admin_toolkit import LargeTableAdmin
 
 
 class OutcomeFilter(admin.SimpleListFilter):

@@ -16,8 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from aihub.adapters.base import UpstreamError
-from aihub.catalog_types import Upstream
+from aihub.adapters.base import Upstream, UpstreamError
 from aihub.metering import Meter
 
 T = TypeVar("T")

@@ -102,16 +102,3 @@ def _usd(micro_usd: int) -> str:
 def usd(amount: str) -> int:
     """'0.14' (USD) → 140000 (micro-USD), exactly: catalog prices are written as the providers list them."""
     return int(Decimal(amount) * 1_000_000)
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """A deployment resolved at request time: the runtime env's base URL and key filled in."""
-
-    provider: str
-    adapter: str
-    model: str  # the upstream model name
-    base_url: str  # without a trailing slash
-    api_key: str | None
-    legacy_completions: bool = False
-    base_url_env: str = ""  # the env key the base URL came from, named in errors that point at it

@@ -17,9 +17,9 @@ from typing import Any
 from django.http import HttpResponseBase
 
 from aihub.adapters import adapter_for
-from aihub.adapters.base import UpstreamError
+from aihub.adapters.base import Upstream, UpstreamError
 from aihub.attempts import first_success, open_stream
-from aihub.catalog_types import EMBEDDINGS, OPENAI, TEXT, Upstream
+from aihub.catalog_types import EMBEDDINGS, OPENAI, TEXT
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
 from aihub.streaming import DONE, EventStreamResponse, api_error, data_frame, error_payload
 from aihub.upstreams import callable_model

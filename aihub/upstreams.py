@@ -8,15 +8,16 @@ from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 from aihub.adapters import ADAPTERS
+from aihub.adapters.base import Upstream
 from aihub.catalog import models_by_id
-from aihub.catalog_types import Deployment, Model, Upstream
+from aihub.catalog_types import Deployment, Model
 from city.errors import ApiError
 from city.runtime_env import runtime_env
 
 
-async def resolve(deployment: Deployment) -> Upstream | None:
-    """The deployment with its key and base URL filled in, or None while its required env is unset
-    (or while its adapter is not installed)."""
+async def resolve(model: Model, deployment: Deployment) -> Upstream | None:
+    """One of `model`'s deployments with its key and base URL filled in and the model's limits
+    attached, or None while its required env is unset (or while its adapter is not installed)."""
     if deployment.adapter not in ADAPTERS:
         return None
     api_key = await runtime_env.aget(deployment.api_key_env) if deployment.api_key_env else None
@@ -29,15 +30,16 @@ async def resolve(deployment: Deployment) -> Upstream | None:
         if deployment.base_url_required or not deployment.default_base_url:
             return None
         base_url = deployment.default_base_url
-    model = (await runtime_env.aget(deployment.model_env) if deployment.model_env else None) or deployment.upstream_model
+    upstream_model = (await runtime_env.aget(deployment.model_env) if deployment.model_env else None) or deployment.upstream_model
     return Upstream(
         provider=deployment.provider,
         adapter=deployment.adapter,
-        model=model,
+        model=upstream_model,
         base_url=base_url.rstrip("/"),
         api_key=api_key or None,
         base_url_env=deployment.base_url_env,
         legacy_completions=deployment.legacy_completions,
+        max_output_tokens=model.max_output_tokens,
     )
 
 
@@ -72,7 +74,7 @@ async def callable_upstreams(model: Model) -> list[Upstream]:
     """The model's deployments that can be called now, in fail-over order."""
     found = []
     for deployment in model.deployments:
-        upstream = await resolve(deployment)
+        upstream = await resolve(model, deployment)
         if upstream is not None:
             found.append(upstream)
     return found
@@ -80,7 +82,7 @@ async def callable_upstreams(model: Model) -> list[Upstream]:
 
 async def is_callable(model: Model) -> bool:
     for deployment in model.deployments:
-        if await resolve(deployment) is not None:
+        if await resolve(model, deployment) is not None:
             return True
     return False
 

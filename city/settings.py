@@ -153,6 +153,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CITY_MAX_BODY_BYTES
 
 # Dotted path of the function that turns a user bearer token into an identity.
 CITY_USER_TOKEN_RESOLVER = "studios.credentials.resolve_user_token"
+# Dotted path of the check studios run before issuing a token to an account (accounts depend on
+# studios, never the reverse).
+STUDIOS_TOKEN_ACCOUNT_CHECK = "accounts.operations.lock_account_for_new_token"
+# Pages the apps serve beside /v1/ and /admin/: URL prefix -> the app's URLconf module.
+CITY_APP_PAGES = {"dashboard/": "accounts.dashboard.urls"}
 
 # Argon2 first: new passwords are hashed with it; older hashes still verify and are upgraded at sign-in.
 PASSWORD_HASHERS = [

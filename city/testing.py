@@ -1,6 +1,6 @@
-"""Shared test helpers: CityTestCase and its small cast.
+"""Shared test helpers: requests through City's real routes, and the OpenAI error shape checked field by field.
 
-Alice runs a studio, Bob holds one of its tokens, Charlie holds a token of another studio.
+Generic on purpose (city/ imports no app): the cast of studios and tokens is studios.testing.CityTestCase.
 """
 
 from collections.abc import Callable
@@ -10,12 +10,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from django.conf import settings
 from django.test import TestCase, TransactionTestCase
-
-from studios import operations
-from studios.credentials import token_cache
-from studios.models import Studio, UserToken
-
-ADMIN_ACTOR = "test-admin"
 
 if TYPE_CHECKING:
     # The mixin is only ever mixed into a TestCase or a TransactionTestCase: type-check it as one.
@@ -89,20 +83,5 @@ class ApiTestMixin(_MixinBase):
         return error
 
 
-class CityTestCase(ApiTestMixin, TestCase):
-    alice_studio: Studio
-    bob: UserToken
-    bob_token: str
-    charlie_studio: Studio
-    charlie: UserToken
-    charlie_token: str
-
-    @classmethod
-    def setUpTestData(cls) -> None:
-        cls.alice_studio = operations.create_studio("Alice Studio", actor=ADMIN_ACTOR)
-        cls.bob, cls.bob_token = operations.issue_token(cls.alice_studio.id, "bob laptop", expires_at=None, actor=ADMIN_ACTOR)
-        cls.charlie_studio = operations.create_studio("Charlie Studio", actor=ADMIN_ACTOR)
-        cls.charlie, cls.charlie_token = operations.issue_token(cls.charlie_studio.id, "charlie", expires_at=None, actor=ADMIN_ACTOR)
-
-    def setUp(self) -> None:
-        token_cache.clear()
+class ApiTestCase(ApiTestMixin, TestCase):
+    """A TestCase that calls City's routes; nothing in the database beforehand."""

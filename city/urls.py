@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
@@ -11,7 +12,8 @@ urlpatterns = [
     re_path(r"^v1/(?P<route>[a-z0-9_\-]+)$", dispatch.dispatch),  # aliases such as /v1/models
     re_path(r"^v1(?:/(?P<route>.*))?$", dispatch.not_found),
     path("admin/", admin.site.urls),
-    path("dashboard/", include("accounts.dashboard.urls")),
+    # The apps' own pages, named in settings (city/ names no app).
+    *(path(prefix, include(urlconf)) for prefix, urlconf in settings.CITY_APP_PAGES.items()),
 ]
 
 handler400 = "city.errors.handler400"

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from city.admin import (
+from city.admin_toolkit import (
     BulkOutcome,
     LargeTableAdmin,
     OperationsAdminMixin,

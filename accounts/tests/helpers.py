@@ -5,7 +5,7 @@ from typing import Any
 from django.test import override_settings
 
 from accounts.throttle import Throttle
-from city.testing import CityTestCase
+from studios.testing import CityTestCase
 
 DANA_EMAIL = "dana@example.com"
 DANA_PASSWORD = "correct horse battery staple"

@@ -1,6 +1,7 @@
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from accounts.models import Account
 from accounts.tests.helpers import DANA_EMAIL, DANA_PASSWORD, AccountsTestCase
 from city.models import AuditEntry
 
@@ -219,3 +220,18 @@ class DjangoAdminTests(AccountsTestCase):
     def test_accounts_cannot_be_deleted_from_the_admin(self) -> None:
         dana = self.create_account()
         self.assertEqual(self.client.get(f"/admin/accounts/account/{dana['id']}/delete/").status_code, 403)
+
+    def test_a_list_past_ten_thousand_accounts_says_more_than(self) -> None:
+        # The one large-list change-list template (city.admin_toolkit.LargeTableAdmin) serves accounts too.
+        Account.objects.bulk_create(
+            Account(studio_id=self.alice_studio.id, email=f"user{n}@example.com", password="!") for n in range(10_001)
+        )
+        listing = self.client.get("/admin/accounts/account/")
+        self.assertContains(listing, "More than 10000 accounts: filter or search to narrow the list")
+        self.assertNotContains(listing, "\n10000 accounts\n")
+        found = self.client.get("/admin/accounts/account/", {"q": "example.com"})
+        self.assertContains(found, "more than 10000 results")
+        self.assertContains(found, "Select all matching (more than 10000) accounts")
+        one = self.client.get("/admin/accounts/account/", {"q": "user7@"})
+        self.assertContains(one, "\n1 account\n")
+        self.assertContains(one, "1 result")

@@ -1,6 +1,10 @@
 """The Keys API twin of /dashboard/keys: studios/tokens/* with an account's own user token."""
 
+from accounts.models import Account
 from accounts.tests.helpers import AccountsTestCase
+from city.errors import ApiError
+from studios import operations as studio_operations
+from studios.models import UserToken
 
 
 class AccountKeysApiTests(AccountsTestCase):
@@ -85,3 +89,16 @@ class AccountKeysApiTests(AccountsTestCase):
             self.post("/v1/studios/tokens/apply", {"name": "x"}, token=self.dana_token), 401, "authentication_error", "token_revoked"
         )
         self.assertError(self.get("/v1/studios/me", token=key["token"]), 401, "authentication_error", "token_revoked")
+
+    def test_studios_issue_no_token_to_a_disabled_account_or_to_another_studios_account(self) -> None:
+        # studios.operations asks accounts through settings.STUDIOS_TOKEN_ACCOUNT_CHECK; it imports no accounts code.
+        before = UserToken.objects.count()
+        with self.assertRaises(ApiError) as raised:
+            studio_operations.issue_token(self.charlie_studio.id, "stray", expires_at=None, actor="test", account_id=self.dana["id"])
+        self.assertEqual((raised.exception.status, raised.exception.code), (403, "account_disabled"))
+        self.assertOk(self.admin_post("/v1/accounts/disable", {"account_id": self.dana["id"]}))
+        self.assertFalse(Account.objects.get(id=self.dana["id"]).is_active)
+        with self.assertRaises(ApiError) as raised:
+            studio_operations.issue_token(self.alice_studio.id, "late", expires_at=None, actor="test", account_id=self.dana["id"])
+        self.assertEqual((raised.exception.status, raised.exception.code), (403, "account_disabled"))
+        self.assertEqual(UserToken.objects.count(), before)

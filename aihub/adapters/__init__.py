@@ -8,11 +8,10 @@ import weakref
 import httpx
 
 from aihub.adapters.anthropic import AnthropicAdapter
-from aihub.adapters.base import Adapter
+from aihub.adapters.base import Adapter, Upstream
 from aihub.adapters.gemini import GeminiAdapter
 from aihub.adapters.openai_compat import OpenAICompatAdapter
 from aihub.adapters.pool import client_for
-from aihub.catalog_types import Upstream
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "openai": OpenAICompatAdapter,

@@ -19,16 +19,13 @@ thinking blocks → `reasoning_content` and `thinking_blocks`; `stop_reason` →
 
 import json
 from collections.abc import AsyncGenerator
-from functools import cache
 from typing import Any
 
 import orjson
 from typing_extensions import override
 
 from aihub.adapters import openai_shapes as oa
-from aihub.adapters.base import Adapter, UpstreamError, error_from_response
-from aihub.catalog import models_by_id
-from aihub.catalog_types import Upstream
+from aihub.adapters.base import Adapter, Upstream, UpstreamError, error_from_response
 
 ANTHROPIC_VERSION = "2023-06-01"
 # Output tokens asked for when the caller sets no limit (Anthropic requires one): every Claude model
@@ -55,7 +52,7 @@ class AnthropicAdapter(Adapter):
 
     @override
     async def chat(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
-        payload = messages_request(upstream.model, body, stream=False)
+        payload = messages_request(upstream, body, stream=False)
         async with oa.transport_errors(upstream.provider):
             response = await self.client.post(_url(upstream), content=orjson.dumps(payload), headers=_headers(upstream))
         if response.status_code >= 400:
@@ -72,7 +69,7 @@ class AnthropicAdapter(Adapter):
         Raises UpstreamError for an HTTP error, an `error` event, or a stream cut before `message_stop`.
         Closing this iterator early closes the upstream response at once.
         """
-        payload = messages_request(upstream.model, body, stream=True)
+        payload = messages_request(upstream, body, stream=True)
         translator = StreamTranslator(body.get("model") or upstream.model, upstream.provider, json_answer=_json_answer(body))
         request = self.client.build_request(
             "POST", _url(upstream), content=orjson.dumps(payload), headers={**_headers(upstream), "Accept": "text/event-stream"}
@@ -139,7 +136,7 @@ MIN_THINKING_BUDGET = 1024
 JSON_TOOL = "json_output"
 
 
-def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+def messages_request(upstream: Upstream, body: dict[str, Any], *, stream: bool) -> dict[str, Any]:
     """The Anthropic Messages request for an OpenAI chat completions request. Fields that are not
     OpenAI's (Anthropic's own `top_k`, `thinking` …) are forwarded as they are.
 
@@ -149,9 +146,13 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
     """
     oa.refuse_unsupported(body, allow_n=False)
     extensions = oa.extension_fields(body, translated=TRANSLATED_FIELDS, ignored=IGNORED_FIELDS)
-    thinking = _thinking(model, body)
+    thinking = _thinking(upstream.max_output_tokens, body)
     system, messages = _messages(oa.messages_of(body), with_thinking=_thinks(thinking or extensions.get("thinking")))
-    payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS}
+    payload: dict[str, Any] = {
+        "model": upstream.model,
+        "messages": messages,
+        "max_tokens": oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS,
+    }
     if thinking:
         payload["max_tokens"] = thinking.pop("max_tokens")
         payload["thinking"] = thinking
@@ -186,13 +187,13 @@ def _thinks(thinking: Any) -> bool:
     return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
 
 
-def _thinking(model: str, body: dict[str, Any]) -> dict[str, Any] | None:
+def _thinking(ceiling: int, body: dict[str, Any]) -> dict[str, Any] | None:
     """`thinking` (with the `max_tokens` to send beside it) for `reasoning_effort`, or None without one.
 
     The budget comes from THINKING_BUDGETS. OpenAI counts reasoning inside `max_completion_tokens`, so a
     caller's limit above the budget is kept as it is; a smaller one (or none) is raised to budget + that
     limit (DEFAULT_MAX_TOKENS when none), so the answer keeps the room the caller asked for. Both stay
-    within the model's max output tokens from the catalog: at that ceiling the budget shrinks, keeping
+    within `ceiling`, the model's max output tokens (0: not known): at that ceiling the budget shrinks, keeping
     the answer's room (at least half of max_tokens), never below Anthropic's floor of 1024.
     """
     effort = oa.reasoning_effort_of(body)
@@ -204,7 +205,7 @@ def _thinking(model: str, body: dict[str, Any]) -> dict[str, Any] | None:
     requested = oa.max_output_tokens(body)
     answer = requested or DEFAULT_MAX_TOKENS
     max_tokens = requested if requested is not None and requested > budget else budget + answer
-    if ceiling := max_output_tokens_of(model):
+    if ceiling:
         max_tokens = min(max_tokens, ceiling)
         budget = min(budget, max_tokens - min(answer, max_tokens // 2))
     budget = max(budget, MIN_THINKING_BUDGET)
@@ -213,16 +214,6 @@ def _thinking(model: str, body: dict[str, Any]) -> dict[str, Any] | None:
             f"This model answers at most {max_tokens} tokens, too few for `reasoning_effort`; remove it.", "reasoning_effort"
         )
     return {"type": "enabled", "budget_tokens": budget, "max_tokens": max_tokens}
-
-
-@cache
-def max_output_tokens_of(upstream_model: str) -> int | None:
-    """The catalog's max output tokens for this Anthropic model name, None for a model it does not list."""
-    for model in models_by_id().values():
-        for deployment in model.deployments:
-            if deployment.adapter == "anthropic" and deployment.upstream_model == upstream_model and model.max_output_tokens:
-                return model.max_output_tokens
-    return None
 
 
 def _json_tool(body: dict[str, Any], tools: list[dict[str, Any]], tool_choice: dict[str, Any] | None) -> dict[str, Any] | None:

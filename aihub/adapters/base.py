@@ -6,13 +6,27 @@ service layer only ever sees OpenAI shapes.
 """
 
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 from django.conf import settings
 
-from aihub.catalog_types import Upstream
+
+@dataclass(frozen=True)
+class Upstream:
+    """A deployment resolved at request time: the runtime env's base URL and key filled in, and the
+    model's limits, so that an adapter needs nothing but this to shape its request."""
+
+    provider: str
+    adapter: str
+    model: str  # the upstream model name
+    base_url: str  # without a trailing slash
+    api_key: str | None
+    legacy_completions: bool = False
+    max_output_tokens: int = 0  # the model's ceiling on an answer, in tokens; 0: not known
+    base_url_env: str = ""  # the env key the base URL came from, named in errors that point at it
 
 
 class UpstreamError(Exception):

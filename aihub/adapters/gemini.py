@@ -26,8 +26,7 @@ import orjson
 from typing_extensions import override
 
 from aihub.adapters import openai_shapes as oa
-from aihub.adapters.base import Adapter, UpstreamError, error_from_response
-from aihub.catalog_types import Upstream
+from aihub.adapters.base import Adapter, Upstream, UpstreamError, error_from_response
 
 API_VERSION = "v1beta"
 # Inputs one batchEmbedContents request may carry (OpenAI takes up to 2048 in one request).

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import orjson
 
-from aihub.adapters.base import Adapter, UpstreamError, error_from_response, error_from_transport
+from aihub.adapters.base import Adapter, Upstream, UpstreamError, error_from_response, error_from_transport
 from aihub.adapters.sse import iter_sse
-from aihub.catalog_types import Upstream
 
 _JSON = "application/json"
 # Seconds to wait after `data: [DONE]` for the end of the body (see _read_to_the_end).

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from openai.types.chat import ChatCompletionFunctionToolParam
 
-from aihub.adapters.base import Adapter, UpstreamError
-from aihub.catalog_types import Upstream
+from aihub.adapters.base import Adapter, Upstream, UpstreamError
 from aihub.tests.openai_schema import validate
 from aihub.tests.upstream.sim import Received, SimServer
 

@@ -12,7 +12,8 @@ import pydantic
 from openai.types.chat import ChatCompletionFunctionToolParam
 
 from aihub.adapters.anthropic import AnthropicAdapter
-from aihub.catalog_types import Upstream
+from aihub.adapters.base import Upstream
+from aihub.catalog import models_by_id
 from aihub.tests.adapter_contract import PIXEL_PNG, WEATHER_TOOL, AdapterContract
 from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import validate
@@ -234,8 +235,16 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
     # --- reasoning_effort: extended thinking ----------------------------------------------------
 
     async def test_reasoning_effort_becomes_a_thinking_budget_with_room_for_the_answer(self) -> None:
-        # claude-haiku-4-5 answers at most 64,000 tokens (the catalog's meta): the ceiling for max_tokens.
-        haiku = Upstream(provider="anthropic", adapter="anthropic", model="claude-haiku-4-5-20251001", base_url=self.sim.url, api_key="k")
+        # claude-haiku-4-5 answers at most 64,000 tokens (the catalog's meta): the ceiling for max_tokens,
+        # which reaches the adapter on the upstream (aihub.upstreams.resolve puts it there).
+        haiku = Upstream(
+            provider="anthropic",
+            adapter="anthropic",
+            model="claude-haiku-4-5-20251001",
+            base_url=self.sim.url,
+            api_key="k",
+            max_output_tokens=models_by_id()["claude-haiku-4-5"].max_output_tokens,
+        )
         cases = [  # (effort, caller's max_tokens) → (budget_tokens, max_tokens sent)
             (("minimal", 50), (1024, 1074)),
             (("low", 50), (2048, 2098)),  # the answer keeps its 50 tokens beside the budget
@@ -254,7 +263,7 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
             validate(answer, "CreateChatCompletionResponse")
         await self.adapter.chat(haiku, self.chat_body(reasoning_effort="none"))
         self.assertEqual((self.sent()["thinking"], self.sent()["max_tokens"]), ({"type": "disabled"}, 50))
-        # A model the catalog does not list has no known ceiling: the budget and answer room stand.
+        # An upstream without a known ceiling: the budget and answer room stand.
         await self.adapter.chat(self.upstream, self.chat_body(reasoning_effort="max", max_tokens=None))
         self.assertEqual((self.sent()["thinking"]["budget_tokens"], self.sent()["max_tokens"]), (65536, 65536 + 4096))
 

@@ -10,9 +10,9 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletionFunctionToolParam
 
+from aihub.adapters.base import Upstream
 from aihub.adapters.gemini import THOUGHT_SIGNATURE_FALLBACK, GeminiAdapter
 from aihub.adapters.openai_shapes import REASONING_EFFORTS
-from aihub.catalog_types import Upstream
 from aihub.tests.adapter_contract import API_KEY, PIXEL_PNG, WEATHER_TOOL, AdapterContract
 from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import validate

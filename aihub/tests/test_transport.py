@@ -17,10 +17,10 @@ import httpx
 import aihub.tests.test_anthropic_adapter as anthropic_tests
 import aihub.tests.test_gemini_adapter as gemini_tests
 import aihub.tests.test_openai_compat_adapter as openai_tests
+from aihub.adapters.base import Upstream
 from aihub.adapters.openai_compat import OpenAICompatAdapter
 from aihub.adapters.pool import UpstreamClient, client_for, close_all, new_client
 from aihub.adapters.transport import LeanHTTP, new_session
-from aihub.catalog_types import Upstream
 from aihub.tests.upstream.openai_sim import OpenAISim
 from aihub.tests.upstream.sim import Reply
 

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from aihub.models import UsageRecord
-from city.testing import CityTestCase
+from studios.testing import CityTestCase
 
 USAGE = "/admin/aihub/usagerecord/"
 

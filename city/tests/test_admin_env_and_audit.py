@@ -5,8 +5,8 @@ from django.utils import timezone
 from city import envops
 from city.audit import record
 from city.models import AuditEntry, EnvVar
-from city.testing import CityTestCase
 from city.tests.test_admin_pages import AdminPages
+from studios.testing import CityTestCase
 
 ENV = "/admin/city/envvar/"
 AUDIT = "/admin/city/auditentry/"

@@ -1,4 +1,4 @@
-from city.testing import CityTestCase
+from studios.testing import CityTestCase
 
 
 class AuditListTests(CityTestCase):

@@ -2,7 +2,7 @@ import os
 
 from city.models import AuditEntry, EnvVar
 from city.runtime_env import runtime_env
-from city.testing import CityTestCase
+from studios.testing import CityTestCase
 
 SECRET = "sk-live-0123456789abcdefWXYZ"
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from city.registry import registry
-from city.testing import CityTestCase
 from studios.models import UserToken
+from studios.testing import CityTestCase
 
 
 def every_route() -> list[tuple[str, str]]:

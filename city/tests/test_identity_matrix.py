@@ -1,6 +1,6 @@
 """Every identity against actions allowing anyone ([]), users (["user"]) and admins (["admin"])."""
 
-from city.testing import CityTestCase
+from studios.testing import CityTestCase
 
 GUEST_ACTION = ("GET", "/v1/system/whoami")
 USER_ACTION = ("GET", "/v1/studios/me")

@@ -5,12 +5,12 @@ import re
 import httpx
 
 from city.livecity import LiveCityTestCase
-from city.testing import CityTestCase
+from city.testing import ApiTestCase
 
 GENERATED = re.compile(r"req_[0-9a-z]{26}")
 
 
-class RequestIdTests(CityTestCase):
+class RequestIdTests(ApiTestCase):
     def test_each_answer_gets_a_new_request_id(self) -> None:
         first = self.get("/v1/system/health")["X-Request-Id"]
         second = self.get("/v1/system/health")["X-Request-Id"]
@@ -41,7 +41,7 @@ class RequestIdTests(CityTestCase):
                 self.assertRegex(response["X-Request-Id"], GENERATED)
 
 
-class HeadTests(CityTestCase):
+class HeadTests(ApiTestCase):
     def test_health_answers_head_with_the_get_status_and_no_body(self) -> None:
         response = self.client.head("/v1/system/health")
         self.assertEqual(response.status_code, 200)

@@ -1,7 +1,7 @@
-from city.testing import CityTestCase
+from city.testing import ApiTestCase
 
 
-class ServicesRouteTests(CityTestCase):
+class ServicesRouteTests(ApiTestCase):
     def test_guest_sees_services_without_actions(self) -> None:
         body = self.assertOk(self.get("/v1/services"))
         ids = [item["id"] for item in body["items"]]

@@ -65,6 +65,8 @@ class AdminAtScaleTests(AdminPages, TestCase):
         self.assertLess(revoked, 10_000)
         self.assertContains(self.page("/admin/studios/usertoken/", {"status": "revoked"}), f"\n{revoked} user tokens\n")
         self.assertContains(self.page("/admin/studios/studio/"), "5000 studios")
+        # City's own list, through the same change-list template as every app's (city.admin_toolkit).
+        self.assertContains(self.page("/admin/city/auditentry/"), "More than 10000 audit entries")
 
     def test_list_pages_run_four_queries_at_scale(self) -> None:
         for url in ("/admin/studios/studio/", "/admin/studios/usertoken/", "/admin/city/auditentry/"):

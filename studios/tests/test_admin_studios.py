@@ -1,9 +1,9 @@
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from city.testing import CityTestCase
 from city.tests.test_admin_pages import ROOT_PASSWORD, AdminPages
 from studios.models import Studio
+from studios.testing import CityTestCase
 
 STUDIOS = "/admin/studios/studio/"
 

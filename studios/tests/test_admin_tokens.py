@@ -2,10 +2,10 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from city.testing import CityTestCase
 from city.tests.test_admin_pages import RAW_TOKEN, AdminPages
 from studios import operations
 from studios.models import Studio, UserToken
+from studios.testing import CityTestCase
 
 TOKENS = "/admin/studios/usertoken/"
 

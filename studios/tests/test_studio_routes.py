@@ -1,6 +1,6 @@
 from city.models import AuditEntry
-from city.testing import CityTestCase
 from studios.models import Studio
+from studios.testing import CityTestCase
 
 
 class CreateStudioTests(CityTestCase):

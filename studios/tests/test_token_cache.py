@@ -3,9 +3,9 @@
 from django.test import override_settings
 from django.utils import timezone
 
-from city.testing import CityTestCase
 from studios.credentials import TokenCache, token_cache
 from studios.models import Studio, UserToken
+from studios.testing import CityTestCase
 
 
 class MovableClock:

@@ -4,8 +4,8 @@ from django.utils import timezone
 
 from city.keys import token_digest
 from city.models import AuditEntry
-from city.testing import CityTestCase
 from studios.models import UserToken
+from studios.testing import CityTestCase
 
 
 class ApplyTokenTests(CityTestCase):
