@@ -71,6 +71,20 @@ class ApiStackTests(SimpleTestCase):
         response = await call("POST", "/v1/studios/create", content=body, headers={"Content-Type": "application/json"})
         self.assertJsonError(response, 413, "body_too_large")
 
+    async def test_https_settings_apply_to_the_api_as_to_the_browser_pages(self) -> None:
+        # SecurityMiddleware reads its settings when built: a new app under the overridden settings.
+        with self.settings(SECURE_SSL_REDIRECT=True, SECURE_HSTS_SECONDS=3600, SECURE_HSTS_INCLUDE_SUBDOMAINS=True):
+            app = ApiApp(sync_threads=1)
+        for base in ("http://127.0.0.1", "https://127.0.0.1"):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as client:
+                response = await client.get("/v1/services?x=1")
+            if base.startswith("http:"):
+                self.assertEqual((response.status_code, response.headers["location"]), (301, "https://127.0.0.1/v1/services?x=1"))
+            else:
+                self.assertEqual(response.status_code, 200)
+                self.assertEqual(response.headers["strict-transport-security"], "max-age=3600; includeSubDomains")
+            self.assertEqual(response.headers["x-frame-options"], "DENY")
+
     async def test_a_query_string_that_is_not_utf8_is_a_json_400(self) -> None:
         # Daphne and uvicorn refuse raw non-ASCII bytes themselves; another server may pass them on.
         messages = [{"type": "http.request", "body": b"", "more_body": False}]
