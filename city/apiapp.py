@@ -42,15 +42,15 @@ from contextlib import aclosing
 from typing import Any, cast
 
 from asgiref.sync import ThreadSensitiveContext
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, PermissionDenied, SuspiciousOperation
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections, connections, reset_queries
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve, set_script_prefix
 
-from city.errors import error_response
+from city.errors import error_response, handler400, handler403, handler404, handler500
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -172,11 +172,16 @@ class ApiApp:
             match = resolve(request.path_info)
             request.resolver_match = match
             response = await match.func(request, *match.args, **match.kwargs)
+        except Http404:  # also a path no /v1 pattern matches, such as one with a newline
+            response = handler404(request)
+        except PermissionDenied:
+            response = handler403(request)
+        except SuspiciousOperation as exc:
+            logging.getLogger(f"django.security.{exc.__class__.__name__}").warning("%s", exc)
+            response = handler400(request)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            response = error_response(
-                500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error"
-            )
+            response = handler500(request)
         await send_response(self.with_security_headers(request, response), send)
 
 

@@ -60,6 +60,7 @@ class ApiStackTests(SimpleTestCase):
             ("DELETE", "/v1/studios/nope", "unknown_action"),
             ("GET", "/v1", "unknown_route"),
             ("POST", "/v1/", "unknown_route"),
+            ("GET", "/v1/a%0Ab", "unknown_route"),  # a newline: no /v1 pattern matches (Resolver404)
         ):
             self.assertJsonError(await call(method, path), 404, code)
 
