@@ -18,7 +18,9 @@ CSRF token, user or message, so `ApiApp` does only what the API needs:
    of `sync_threads` long-lived threads (round robin): one request's sync calls run on one thread,
    one at a time, and threads, and so database connections, are reused across requests;
 4. sends the response (streams from their async iterator) while it listens for the client leaving,
-   which cancels the view (an AI stream cancels its upstream request).
+   which cancels the view (an AI stream cancels its upstream request). `/v1/` views answer an
+   `HttpResponse` or a `StreamingHttpResponse` over an async generator, which `aclosing` closes;
+   `response.close()` is not called, since it would send `request_finished` (below).
 
 Signals: `/v1/` sends neither `request_started` nor `request_finished`. Their only receivers in
 City are Django's own (database hygiene, cache and URLconf resets), and sending them the public
@@ -143,7 +145,7 @@ class ApiApp:
             request.get_host()
         except DisallowedHost as exc:
             host_log.warning("%s", exc)
-            return error_response(400, "The request could not be understood; check its host header and syntax.", code="bad_request")
+            return handler400(request)
         redirect = self.security.process_request(request)
         return self.with_security_headers(request, redirect) if redirect is not None else None
 
