@@ -1,4 +1,4 @@
-"""City's ASGI overhead in-process: Django's stock ASGI handler (full MIDDLEWARE) vs City's /v1/ handler.
+"""City's ASGI overhead in-process: Django's stock ASGI handler (full MIDDLEWARE) vs City's /v1/ app.
 
     .venv/bin/python bench/handler.py [--requests 3000]
 
@@ -7,7 +7,7 @@ the handler itself. The route is `GET /v1/services` (no database), through
 
 - `stock`: `django.core.asgi.get_asgi_application()`, settings.MIDDLEWARE (sessions, CSRF, auth,
   messages… each hook a hop to a thread) and a new thread per request (ThreadSensitiveContext);
-- `City`: `city.asgi.application`, which routes /v1/ to city/apihandler.py's ApiHandler.
+- `City`: `city.asgi.application`, which routes /v1/ to city/apiapp.py's ApiApp.
 
 It prints wall-clock and CPU time per request (CPU of every thread of this process).
 """

@@ -1,10 +1,10 @@
 """ASGI entry point: body limit → `/v1/` to the lean API handler, the rest to Django's full stack.
 
-    HTTP ─ BodyLimitMiddleware ─┬─ /v1, /v1/… ─ ApiHandler (host check and security headers inline)
+    HTTP ─ BodyLimitMiddleware ─┬─ /v1, /v1/… ─ ApiApp (host check and security headers inline)
                                 └─ otherwise ── static files (admin) ─ Django with settings.MIDDLEWARE
 
 The browser pages (/admin/, the dashboard) keep sessions, CSRF, auth and messages; the bearer-token
-API skips them (see city/apihandler.py for why and what it keeps).
+API skips them (see city/apiapp.py for why and what it keeps).
 """
 
 import os
@@ -18,10 +18,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set
 from django.conf import settings  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
-from city.apihandler import ApiHandler  # noqa: E402
+from city.apiapp import ApiApp  # noqa: E402
 from city.bodylimit import BodyLimitMiddleware  # noqa: E402
 
-api_app = ApiHandler(sync_threads=settings.CITY_SYNC_THREADS)
+api_app = ApiApp(sync_threads=settings.CITY_SYNC_THREADS)
 # Static files are served at the ASGI level: a sync Django middleware would push every async view into a thread.
 # `make run` collects them into STATIC_ROOT; a process started another way serves an empty folder.
 settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)

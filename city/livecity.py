@@ -1,4 +1,4 @@
-"""Real City processes for tests: Daphne on a free loopback port, sharing the test database.
+"""Real City processes for tests: Daphne (or uvicorn) on a free loopback port, sharing the test database.
 
 Use from a TransactionTestCase (or LiveCityTestCase), so that what the test writes is committed and
 the server process sees it.
@@ -75,7 +75,8 @@ class LiveCity:
                 "city.asgi:application",
             ]
         else:
-            argv = [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "-v", "0", "city.asgi:application"]
+            # Daphne as `manage.py serve` runs it (city/daphne_server.py), not Daphne's bare command.
+            argv = [sys.executable, "-m", "city.daphne_server", "-b", "127.0.0.1", "-p", str(self.port), "-v", "0", "city.asgi:application"]
         self.log_path = BASE_DIR / "var" / f"livecity-{self.port}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         self._log = self.log_path.open("wb")

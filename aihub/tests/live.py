@@ -19,11 +19,12 @@ OPENAI_KEY = "sk-test-openai-not-real"
 class AiLiveTestCase(LiveCityTestCase):
     city: LiveCity
     city_env: dict[str, str] = {}
+    server = "daphne"  # or "uvicorn"
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        cls.city = LiveCity(extra_env=cls.city_env)
+        cls.city = LiveCity(extra_env=cls.city_env, server=cls.server)
 
     @classmethod
     def tearDownClass(cls) -> None:

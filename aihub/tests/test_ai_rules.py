@@ -393,6 +393,19 @@ class RetryTests(AiLive):
                 self.assertEqual(len(self.sim.requests), 1)
 
 
+class DisconnectUnderUvicornTests(AiLive):
+    """The disconnect rules under uvicorn (`make serve-prod`) as well as Daphne: whichever server reports
+    the client leaving, City's API app (city/apiapp.py) cancels the stream and its upstream request."""
+
+    server = "uvicorn"
+    test_a_client_that_leaves_mid_stream_cancels_the_upstream_request = (
+        RetryTests.test_a_client_that_leaves_mid_stream_cancels_the_upstream_request
+    )
+    test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream_request = (
+        RetryTests.test_a_client_that_leaves_before_the_first_byte_cancels_the_upstream_request
+    )
+
+
 class UsageTests(AiLive):
     def test_every_call_leaves_a_usage_record(self) -> None:
         self.ok(self.user.post("/v1/ai/text", json={"model": "deepseek-v4-flash", "prompt": "Hi"}))

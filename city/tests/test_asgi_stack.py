@@ -1,10 +1,11 @@
-"""The ASGI entry (city/asgi.py) as servers call it: /v1/ on the lean API handler, the rest on Django's full stack.
+"""The ASGI entry (city/asgi.py) as servers call it: /v1/ on City's API app, the rest on Django's full stack.
 
 Django's test client runs settings.MIDDLEWARE, not city.asgi, so these requests go through the
 ASGI application itself (httpx's ASGI transport), as Daphne and uvicorn call it.
 """
 
 import asyncio
+import json
 import threading
 import traceback
 from unittest import mock
@@ -13,8 +14,11 @@ import httpx
 from django.conf import settings
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connection
+from django.db.backends.signals import connection_created
 from django.test import SimpleTestCase, TransactionTestCase
 
+from city.apiapp import ApiApp
 from city.asgi import api_app, application
 
 HOST = "http://127.0.0.1"
@@ -56,6 +60,7 @@ class ApiStackTests(SimpleTestCase):
             ("DELETE", "/v1/studios/nope", "unknown_action"),
             ("GET", "/v1", "unknown_route"),
             ("POST", "/v1/", "unknown_route"),
+            ("GET", "/v1/a%0Ab", "unknown_route"),  # a newline: no /v1 pattern matches (Resolver404)
         ):
             self.assertJsonError(await call(method, path), 404, code)
 
@@ -67,32 +72,59 @@ class ApiStackTests(SimpleTestCase):
         response = await call("POST", "/v1/studios/create", content=body, headers={"Content-Type": "application/json"})
         self.assertJsonError(response, 413, "body_too_large")
 
-    async def test_a_receiver_of_request_started_is_still_called(self) -> None:
-        # Any receiver beyond Django's own hygiene makes the handler send the signals the stock way.
+    async def test_https_settings_apply_to_the_api_as_to_the_browser_pages(self) -> None:
+        # SecurityMiddleware reads its settings when built: a new app under the overridden settings.
+        with self.settings(SECURE_SSL_REDIRECT=True, SECURE_HSTS_SECONDS=3600, SECURE_HSTS_INCLUDE_SUBDOMAINS=True):
+            app = ApiApp(sync_threads=1)
+        for base in ("http://127.0.0.1", "https://127.0.0.1"):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as client:
+                response = await client.get("/v1/services?x=1")
+            if base.startswith("http:"):
+                self.assertEqual((response.status_code, response.headers["location"]), (301, "https://127.0.0.1/v1/services?x=1"))
+            else:
+                self.assertEqual(response.status_code, 200)
+                self.assertEqual(response.headers["strict-transport-security"], "max-age=3600; includeSubDomains")
+            self.assertEqual(response.headers["x-frame-options"], "DENY")
+
+    async def test_a_query_string_that_is_not_utf8_is_a_json_400(self) -> None:
+        # Daphne and uvicorn refuse raw non-ASCII bytes themselves; another server may pass them on.
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/v1/services", "query_string": b"q=\xff", "headers": [(b"host", b"127.0.0.1")]}
+        await application(scope, receive, send)
+        self.assertEqual(sent[0]["status"], 400)
+        self.assertEqual({name.lower(): value for name, value in sent[0]["headers"]}[b"content-type"], b"application/json")
+        body = b"".join(message.get("body", b"") for message in sent[1:])
+        self.assertEqual(json.loads(body)["error"]["code"], "invalid_query_string")
+
+    async def test_the_api_sends_no_request_signals_and_the_browser_pages_do(self) -> None:
+        # Documented in city/apiapp.py: each send would cost a thread hop; the DB hygiene they carry
+        # runs on the pool threads themselves (SyncThreadTests).
         seen: list[str] = []
 
-        def receiver(sender, scope=None, **kwargs) -> None:
-            seen.append(scope["path"])
+        def started(sender, scope=None, **kwargs) -> None:
+            seen.append(f"started {scope['path']}")
 
-        signals.request_started.connect(receiver)
+        def finished(sender, **kwargs) -> None:
+            seen.append("finished")
+
+        signals.request_started.connect(started)
+        signals.request_finished.connect(finished)
         try:
-            await call("GET", "/v1/services")
+            self.assertEqual((await call("GET", "/v1/services")).status_code, 200)
+            self.assertEqual(seen, [])
+            self.assertEqual((await call("GET", "/admin/login/")).status_code, 200)
         finally:
-            signals.request_started.disconnect(receiver)
-        self.assertEqual(seen, ["/v1/services"])
-
-    async def test_a_receiver_of_request_finished_is_still_called(self) -> None:
-        seen: list[type] = []
-
-        def receiver(sender, **kwargs) -> None:
-            seen.append(sender)
-
-        signals.request_finished.connect(receiver)
-        try:
-            await call("GET", "/v1/services")
-        finally:
-            signals.request_finished.disconnect(receiver)
-        self.assertEqual(len(seen), 1)
+            signals.request_started.disconnect(started)
+            signals.request_finished.disconnect(finished)
+        self.assertEqual(seen, ["started /admin/login/", "finished"])
 
 
 class BrowserStackTests(SimpleTestCase):
@@ -118,7 +150,7 @@ def threads_started_per_request(app, requests: int) -> list[str]:
         assert response.status_code == 401, response.text[:300]
 
     async def serve() -> None:
-        for index in range(len(api_app.threads)):  # every pool thread has started once
+        for index in range(len(getattr(app, "threads", api_app.threads))):  # every pool thread has started once
             await unknown_token_request(index)
         loop_thread = threading.current_thread()
         real_start = threading.Thread.start
@@ -159,5 +191,28 @@ class SyncThreadTests(TransactionTestCase):
         self.assertEqual(started, [], "\n".join(started))
 
     def test_the_stock_handler_starts_a_thread_per_request(self) -> None:
-        # The yardstick: what the test above would see without City's handler.
+        # The yardstick: what the test above would see without City's API app.
         self.assertGreaterEqual(len(threads_started_per_request(ASGIHandler(), 20)), 20)
+
+    def test_each_request_runs_djangos_connection_hygiene_on_its_thread(self) -> None:
+        # With CONN_MAX_AGE 0 a connection is obsolete once its request ends: close_old_connections,
+        # run by the pool thread before the next request's first query, closes it, so each request
+        # opens a connection of its own. Without the hygiene, a thread would keep its first one.
+        app = ApiApp(sync_threads=2)
+        opened: list[str] = []
+
+        def count(sender, connection, **kwargs) -> None:
+            opened.append(threading.current_thread().name)
+
+        settings_dict = connection.settings_dict
+        max_age = settings_dict["CONN_MAX_AGE"]
+        settings_dict["CONN_MAX_AGE"] = 0
+        connection_created.connect(count)
+        try:
+            threads_started_per_request(app, 6)
+        finally:
+            connection_created.disconnect(count)
+            settings_dict["CONN_MAX_AGE"] = max_age
+            app.close_connections()
+        self.assertEqual(len(opened), 2 + 6, opened)  # the warm-up's request per thread, then one per request
+        self.assertTrue(all(name.startswith("city-sync") for name in opened), opened)
