@@ -103,7 +103,9 @@ async def _send_logged(message: dict[str, Any]) -> None:
     try:
         await asyncio.wait_for(get_channel_layer().group_send(GROUP, message), PUBLISH_TIMEOUT_SECONDS)
     except Exception as error:  # the TTL covers a lost message
-        log.warning("invalidation %s not broadcast (the caches' TTL applies instead): %r", message["topic"], error)
+        log.warning(
+            "invalidation %s not broadcast (the caches' TTL applies instead): %s: %s", message["topic"], type(error).__name__, error
+        )
 
 
 class Listener:
@@ -150,7 +152,12 @@ class Listener:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("invalidation listener cannot subscribe (retry in %.1f s; the caches' TTL applies): %r", delay, error)
+                log.warning(
+                    "invalidation listener cannot subscribe (retry in %.1f s; the caches' TTL applies): %s: %s",
+                    delay,
+                    type(error).__name__,
+                    error,
+                )
             self.subscribed.clear()
             with contextlib.suppress(Exception):
                 await layer.flush()  # a clean connection for the next attempt; a failure here says nothing new
