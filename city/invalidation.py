@@ -23,6 +23,7 @@ one process, in-memory layer) publishing runs the local handlers and nothing els
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -35,7 +36,14 @@ from django.db import transaction
 log = logging.getLogger("city.invalidation")
 
 GROUP = "city.invalidation"
-ORIGIN = uuid.uuid4().hex  # this process; its own messages are not handled twice
+_NONCE = uuid.uuid4().hex
+
+
+def origin() -> str:
+    """This process, so that its own messages are not handled twice (the pid tells forked workers apart)."""
+    return f"{_NONCE}-{os.getpid()}"
+
+
 PUBLISH_TIMEOUT_SECONDS = 2.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 10.0
 
@@ -62,7 +70,7 @@ def publish(topic: str, key: str = "") -> None:
 def _published(topic: str, key: str) -> None:
     dispatch(topic, key)
     if broadcasting():
-        _send({"type": "city.invalidate", "topic": topic, "key": key, "origin": ORIGIN})
+        _send({"type": "city.invalidate", "topic": topic, "key": key, "origin": origin()})
 
 
 def dispatch(topic: str, key: str) -> None:
@@ -114,7 +122,7 @@ class Listener:
     def __init__(self) -> None:
         self.started = False  # checked on every request: one attribute read
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.subscribed = asyncio.Event()  # set while the group is joined
+        self.subscribed = asyncio.Event()  # set once the group is joined (the layer resubscribes by itself after)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -165,7 +173,7 @@ class Listener:
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     def _handle(self, message: Any) -> None:
-        if not isinstance(message, dict) or message.get("origin") == ORIGIN:
+        if not isinstance(message, dict) or message.get("origin") == origin():
             return
         topic, key = message.get("topic"), message.get("key")
         if isinstance(topic, str) and isinstance(key, str):

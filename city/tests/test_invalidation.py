@@ -71,7 +71,7 @@ class ListenerTests(RegisteredTopic, SimpleTestCase):
     def test_messages_from_other_processes_are_handled_and_its_own_and_malformed_ones_are_not(self) -> None:
         listener = invalidation.Listener()
         listener._handle({"topic": self.topic, "key": "theirs", "origin": "another-process"})
-        listener._handle({"topic": self.topic, "key": "mine", "origin": invalidation.ORIGIN})
+        listener._handle({"topic": self.topic, "key": "mine", "origin": invalidation.origin()})
         listener._handle({"topic": self.topic, "key": 7, "origin": "another-process"})
         listener._handle("not a message")
         self.assertEqual(self.handled.keys, ["theirs"])
