@@ -12,7 +12,6 @@ from city.livecity import free_port
 from city.liveredis import LiveRedis
 from city.runtime_env import RuntimeEnv
 from city.tests.test_broadcast import subscribers
-from studios.credentials import CachedToken, TokenCache
 
 
 class Recorder:
@@ -142,28 +141,6 @@ class LifespanTests(SimpleTestCase):
         asyncio.run(run())
         self.assertEqual([m["type"] for m in sent], ["lifespan.startup.complete", "lifespan.shutdown.complete"])
         self.assertFalse(invalidation.listener.started, "stopped with the shutdown")
-
-
-class StaleReadTests(SimpleTestCase):
-    """A row read before an invalidation is not cached after it: it may hold the state before the change."""
-
-    def test_the_token_cache_drops_an_entry_read_before_a_forget(self) -> None:
-        cache = TokenCache()
-        generation = cache.generation
-        cache.forget("d1")  # the invalidation arrives while the row is being read
-        cache.put("d1", CachedToken(token_id="t1", loaded_at=TokenCache.clock()), generation)
-        self.assertIsNone(cache.get("d1"))
-        cache.put("d1", CachedToken(token_id="t1", loaded_at=TokenCache.clock()), cache.generation)
-        self.assertIsNotNone(cache.get("d1"))
-
-    def test_forget_account_drops_only_that_accounts_tokens(self) -> None:
-        cache = TokenCache()
-        now = TokenCache.clock()
-        cache.put("d1", CachedToken(token_id="t1", account_id="a1", loaded_at=now))
-        cache.put("d2", CachedToken(token_id="t2", account_id="a2", loaded_at=now))
-        cache.forget_account("a1")
-        self.assertIsNone(cache.get("d1"))
-        self.assertIsNotNone(cache.get("d2"))
 
 
 class RuntimeEnvStaleReadTests(TestCase):
