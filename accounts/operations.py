@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Account, OAuthIdentity, StudioAccountSettings
 from accounts.passwords import hash_password
+from city import invalidation
 from city.audit import record
 from city.errors import ApiError
 from studios import operations as studio_operations
@@ -98,7 +99,7 @@ def lock_account_for_new_token(account_id: str, studio_id: str) -> None:
 
 @transaction.atomic
 def disable_account(account_id: str, *, actor: Any) -> Account:
-    """The account can no longer sign in, and every token it holds is revoked (refused within seconds)."""
+    """The account can no longer sign in, and every token it holds is revoked (refused at once by every process)."""
     account = _locked_account(account_id)
     if account.status == Account.Status.DISABLED:
         return account
@@ -107,6 +108,7 @@ def disable_account(account_id: str, *, actor: Any) -> Account:
     account.save(update_fields=["status", "disabled_at", "updated_at"])
     for token_id in UserToken.objects.filter(account=account, revoked_at__isnull=True).values_list("id", flat=True):
         studio_operations.revoke_token(token_id, actor=actor, account_id=account.id)
+    invalidation.publish("account", account.id)  # whatever a process caches for the account
     record(actor, "accounts/disable", target=account.id)
     return account
 

@@ -1,7 +1,8 @@
 """Which deployments of a model are callable now, resolved against the runtime env.
 
-The runtime env is a per-process snapshot refreshed every CITY_ENV_CACHE_SECONDS with one query,
-so an `env/upsert` or `env/remove` is honoured within that time without a query per request.
+The runtime env is a per-process snapshot (city/runtime_env.py), dropped by every process when an env
+write commits and re-read with one query, never one per request: an `env/upsert` or `env/remove` is
+honoured at once (within CITY_ENV_CACHE_SECONDS if the broadcast is lost).
 """
 
 from functools import lru_cache

@@ -20,6 +20,7 @@ from servestatic import ServeStaticASGI  # noqa: E402
 
 from city.apiapp import ApiApp  # noqa: E402
 from city.bodylimit import BodyLimitMiddleware  # noqa: E402
+from city.invalidation import WithInvalidationListener  # noqa: E402
 
 api_app = ApiApp(sync_threads=settings.CITY_SYNC_THREADS)
 # Static files are served at the ASGI level: a sync Django middleware would push every async view into a thread.
@@ -43,4 +44,5 @@ async def by_path(scope, receive, send) -> None:
         await with_static(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES)})
+# Outermost: it starts each process's invalidation listener (lifespan or first request) and answers the lifespan.
+application = WithInvalidationListener(ProtocolTypeRouter({"http": BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES)}))

@@ -1,8 +1,9 @@
 """The runtime env: a key's effective value is the database's if set, else the process's.
 
-Each process keeps a decrypted snapshot of the database rows for CITY_ENV_CACHE_SECONDS, so a
-change made through any process is seen by every process within that time, with one query per
-refresh, never one per request. A write through this process refreshes it at once.
+Each process keeps a decrypted snapshot of the database rows, re-read once per
+CITY_ENV_CACHE_SECONDS at most (one query per refresh, never one per request). A write through any
+process drops every process's snapshot at once (`invalidate`, broadcast by city/invalidation.py); the
+TTL is the bound when a broadcast is lost.
 """
 
 import logging
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from city import invalidation
 from city.keys import decrypt_or_none
 
 log = logging.getLogger("city.runtime_env")
@@ -32,6 +34,7 @@ class RuntimeEnv:
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._generation = 0  # counts drops: a snapshot read before one is not kept after it
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """Effective value of `key` (sync code only: it may query the database)."""
@@ -57,6 +60,12 @@ class RuntimeEnv:
         return "process" if os.environ.get(key) else None
 
     def invalidate(self) -> None:
+        """The env changed through this process: drop the snapshot here now, and in every process once committed."""
+        self.drop()
+        invalidation.publish("env")
+
+    def drop(self) -> None:
+        self._generation += 1
         self._snapshot = None
 
     def _effective(self, snapshot: Snapshot, key: str, default: str | None) -> str | None:
@@ -75,6 +84,7 @@ class RuntimeEnv:
         with self._lock:
             from city.models import EnvVar
 
+            generation = self._generation
             values = {}
             for key, ciphertext in EnvVar.objects.values_list("key", "ciphertext"):
                 value = decrypt_or_none(ciphertext)
@@ -84,8 +94,10 @@ class RuntimeEnv:
                     continue
                 values[key] = value
             snapshot = Snapshot(values=values, loaded_at=self.clock())
-            self._snapshot = snapshot
+            if generation == self._generation:
+                self._snapshot = snapshot
             return snapshot
 
 
 runtime_env = RuntimeEnv()
+invalidation.register("env", lambda _key: runtime_env.drop())

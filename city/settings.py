@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from city.bootstrap import ensure_local_secrets
 from city.envconfig import CityEnv
@@ -38,9 +39,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CITY_CSRF_TRUSTED_ORIGINS", default=[])
 CITY_MAX_BODY_BYTES = env.int("CITY_MAX_BODY_BYTES", default=1_048_576)
 # Threads per process that run the sync parts of /v1/ requests (ORM calls); reused across requests.
 CITY_SYNC_THREADS = env.int("CITY_SYNC_THREADS", default=8)
-# Seconds a process trusts a resolved token (revocation, pause and removal apply within this).
+# Seconds a process trusts a resolved token: the bound on revocation, pause and removal when a broadcast is lost.
 CITY_TOKEN_CACHE_SECONDS = env.float("CITY_TOKEN_CACHE_SECONDS", default=2.0)
-# Seconds a process trusts its snapshot of the runtime env stored in the database.
+# Seconds a process trusts its snapshot of the runtime env stored in the database (when a broadcast is lost).
 CITY_ENV_CACHE_SECONDS = env.float("CITY_ENV_CACHE_SECONDS", default=2.0)
 # Seconds between two writes of a token's last-used time.
 CITY_TOKEN_LAST_USED_RESOLUTION_SECONDS = env.int("CITY_TOKEN_LAST_USED_RESOLUTION_SECONDS", default=60)
@@ -121,9 +122,21 @@ else:
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The Redis that carries invalidations between processes (city/invalidation.py); empty: this process only.
+CITY_CHANNEL_LAYER_URL = env.str("CITY_CHANNEL_LAYER_URL", default=REDIS_URL)
+if CITY_CHANNEL_LAYER_URL:
+    # Pub/sub reaches every process listening on the server, whatever its database number: the prefix
+    # keeps City installations that share a Redis server on different databases apart.
+    _channel_db = urlparse(CITY_CHANNEL_LAYER_URL).path.strip("/") or "0"
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [CITY_CHANNEL_LAYER_URL], "prefix": f"city-db{_channel_db}"},
+        }
+    }
+else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -209,5 +222,7 @@ LOGGING = {
         # One INFO line per upstream call is noise on the hot path (and the URL is the admin's business).
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # While Redis is away the pub/sub layer retries every second: one line each, not a stack trace.
+        "channels_redis.pubsub": {"filters": ["without_traceback"]},
     },
 }

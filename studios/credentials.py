@@ -1,8 +1,11 @@
 """User token → identity, with a small per-process cache.
 
-Guarantee: a revocation, rotation, expiry, pause or removal is honoured by every process within
-CITY_TOKEN_CACHE_SECONDS (default 2 s), with no broadcast: each process re-reads a token's row once
-its cache entry is older than that. Expiry is checked on every request against the cached time.
+Guarantee: a revocation, rotation, pause, removal or account disable made through any process is
+refused by every process at once: the operation publishes an invalidation after it commits
+(city/invalidation.py), and each process drops the entries it names (studios/apps.py registers the
+handlers). A broadcast can be lost (Redis away, a process subscribing late): each process also re-reads a
+token's row once its cache entry is older than CITY_TOKEN_CACHE_SECONDS (default 2 s), which stays
+the bound. Expiry is checked on every request against the cached time.
 """
 
 import threading
@@ -43,6 +46,8 @@ class TokenCache:
     def __init__(self) -> None:
         self._entries: OrderedDict[str, CachedToken] = OrderedDict()
         self._lock = threading.Lock()
+        # Counts invalidations: a row read before one is not cached after it (it may be the old state).
+        self.generation = 0
 
     def get(self, digest: str) -> CachedToken | None:
         entry = self._entries.get(digest)
@@ -50,8 +55,11 @@ class TokenCache:
             return None
         return entry
 
-    def put(self, digest: str, entry: CachedToken) -> None:
+    def put(self, digest: str, entry: CachedToken, generation: int | None = None) -> None:
+        """With `generation` (read before the row was), nothing is cached if an invalidation came since."""
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             self._entries[digest] = entry
             self._entries.move_to_end(digest)
             while len(self._entries) > MAX_CACHED_TOKENS:
@@ -59,15 +67,24 @@ class TokenCache:
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._entries.clear()
 
     def forget_studio(self, studio_id: str) -> None:
         with self._lock:
+            self.generation += 1
             for digest in [d for d, e in self._entries.items() if e.studio_id == studio_id]:
+                del self._entries[digest]
+
+    def forget_account(self, account_id: str) -> None:
+        with self._lock:
+            self.generation += 1
+            for digest in [d for d, e in self._entries.items() if e.account_id == account_id]:
                 del self._entries[digest]
 
     def forget(self, digest: str) -> None:
         with self._lock:
+            self.generation += 1
             self._entries.pop(digest, None)
 
 
@@ -105,8 +122,9 @@ async def resolve_user_token(raw: str) -> Identity:
     digest = token_digest(raw)
     entry = token_cache.get(digest)
     if entry is None:
+        generation = token_cache.generation
         entry = await sync_to_async(_load)(digest)
-        token_cache.put(digest, entry)
+        token_cache.put(digest, entry, generation)
     return identity_for(entry)
 
 

@@ -6,7 +6,7 @@ Each runs in one transaction with its audit entry.
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -14,10 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from city import invalidation
 from city.audit import record
 from city.errors import ApiError
 from city.keys import token_digest
-from studios.credentials import token_cache
 from studios.models import Studio, UserToken
 
 TOKEN_PREFIX = "ub_"
@@ -64,8 +64,8 @@ def set_studio_status(studio_id: str, status: str, *, actor: Any) -> Studio:
         fields.append("removed_at")
     studio.save(update_fields=fields)
     record(actor, f"studios/{verb}", target=studio.id)
-    # This process answers from the new state at once; the others within the token cache's TTL.
-    transaction.on_commit(lambda: token_cache.forget_studio(studio.id))
+    # Every process answers from the new state at once (within the token cache's TTL if the broadcast is lost).
+    invalidation.publish("studio", studio.id)
     return studio
 
 
@@ -124,7 +124,7 @@ def _locked_token(token_id: str, studio_id: str | None, account_id: str | None =
 
 @transaction.atomic
 def revoke_token(token_id: str, *, actor: Any, studio_id: str | None = None, account_id: str | None = None) -> UserToken:
-    """Revoking twice keeps the first revocation time. Every process refuses it within seconds.
+    """Revoking twice keeps the first revocation time. Every process refuses it at once.
 
     `studio_id` and `account_id` scope the search: a token outside them is not found (404).
     """
@@ -132,14 +132,14 @@ def revoke_token(token_id: str, *, actor: Any, studio_id: str | None = None, acc
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        transaction.on_commit(partial(token_cache.forget, token.digest))
+        invalidation.publish("token", token.digest)
         record(actor, "studios/tokens/revoke", target=token.id, detail={"prefix": token.prefix})
     return token
 
 
 @transaction.atomic
 def rotate_token(token_id: str, *, actor: Any, studio_id: str | None = None, account_id: str | None = None) -> tuple[UserToken, str]:
-    """Same token id, new secret; the old secret stops working at once here, within seconds elsewhere."""
+    """Same token id, new secret; the old secret stops working at once, in every process."""
     token = _locked_token(token_id, studio_id, account_id)
     if token.status != "active":
         raise ApiError(
@@ -152,6 +152,6 @@ def rotate_token(token_id: str, *, actor: Any, studio_id: str | None = None, acc
     old_prefix, old_digest = token.prefix, token.digest
     token.prefix, token.digest, token.rotated_at = raw[:11], token_digest(raw), timezone.now()
     token.save(update_fields=["prefix", "digest", "rotated_at"])
-    transaction.on_commit(lambda: token_cache.forget(old_digest))
+    invalidation.publish("token", old_digest)
     record(actor, "studios/tokens/rotate", target=token.id, detail={"old_prefix": old_prefix, "prefix": token.prefix})
     return token, raw

@@ -8,6 +8,8 @@ import asyncio
 import json
 import threading
 import traceback
+from collections.abc import MutableMapping
+from typing import Any
 from unittest import mock
 
 import httpx
@@ -94,8 +96,8 @@ class ApiStackTests(SimpleTestCase):
         async def receive() -> dict:
             return messages.pop() if messages else {"type": "http.disconnect"}
 
-        async def send(message: dict) -> None:
-            sent.append(message)
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
 
         scope = {"type": "http", "method": "GET", "path": "/v1/services", "query_string": b"q=\xff", "headers": [(b"host", b"127.0.0.1")]}
         await application(scope, receive, send)
