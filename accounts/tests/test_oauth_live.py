@@ -1,6 +1,7 @@
 """The whole OAuth sign-in through real HTTP: two live City processes, the loopback GitHub/Google simulator,
 and an HTTP client playing the user's browser. Start, callback and poll land on different processes."""
 
+import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +43,13 @@ class OAuthThroughLiveCityTests(LiveCityTestCase):
     def poll(self, city: LiveCity, flow_id: str) -> httpx.Response:
         return self.client_http.get(f"{city.url}/v1/accounts/oauth/result", params={"flow_id": flow_id})
 
+    def confirm(self, page: httpx.Response) -> httpx.Response:
+        """Press "This is me, sign in" on City's confirm page, as the browser would: same origin, its cookie."""
+        self.assertIn("Is this sign-in yours?", page.text)
+        fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page.text))
+        origin = f"{page.url.scheme}://{page.url.netloc.decode()}"
+        return self.client_http.post(f"{origin}/v1/accounts/oauth/confirm", data={**fields, "decision": "confirm"})
+
     def assert_token_works(self, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         for city in (self.city_a, self.city_b):
@@ -64,7 +72,11 @@ class OAuthThroughLiveCityTests(LiveCityTestCase):
         self.assertEqual([r.status_code for r in page.history], [302])
         self.assertEqual(str(page.url).split("?")[0], f"{self.city_a.url}/v1/accounts/oauth/callback")
         self.assertEqual(page.status_code, 200, page.text)
-        self.assertIn("You are signed in to Desktop App as ada@example.com", page.text)
+        self.assertIn(flow["user_code"], page.text)
+        self.assertEqual(self.poll(self.city_b, flow["flow_id"]).json(), {"status": "pending", "provider": "github"})
+        done = self.confirm(page)
+        self.assertEqual(done.status_code, 200, done.text)
+        self.assertIn("You are signed in to Desktop App as ada@example.com", done.text)
 
         result = self.poll(self.city_b, flow["flow_id"])
         self.assertEqual(result.status_code, 200, result.text)
@@ -87,6 +99,7 @@ class OAuthThroughLiveCityTests(LiveCityTestCase):
         page = self.client_http.get(f"{self.city_b.url}{callback.path}?{callback.query}")
         self.assertEqual(page.status_code, 200, page.text)
         self.assertIn("grace@example.com", page.text)
+        self.assertEqual(self.confirm(page).status_code, 200)  # the form posts back to B, which showed it
 
         body = self.poll(self.city_a, flow["flow_id"]).json()
         self.assertEqual((body["status"], body["provider"], body["account"]["email"]), ("complete", "google", "grace@example.com"))

@@ -1,0 +1,116 @@
+"""The confirm step of a polling sign-in: after the provider, the person says whether the sign-in is theirs.
+
+Whoever starts a polling flow collects its token, so an attacker could start one and get someone else
+to open its authorize URL. City therefore releases the token only after the person who came back from
+the provider confirms, on a page naming the studio, the app (as the app calls itself: unverified) and
+the short code the starting app shows its own user. A person who did not start a sign-in, or sees
+another code, cancels.
+
+The confirm form is a POST carrying two secrets made when the provider's redirect reached City: a
+flow reference, and a CSRF token that is also set as a SameSite=Strict, HttpOnly cookie on this
+path. A confirmation therefore comes from the page City showed in the browser that came back from
+the provider: a POST from another site, another browser, or without the token is refused (403).
+"""
+
+import hmac
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+from accounts.models import Account, OAuthFlow
+from accounts.oauth.flows import Confirmation, digest, flows
+from accounts.oauth.providers import PROVIDERS
+from city.calls import Call
+
+CONFIRM_PATH = "/v1/accounts/oauth/confirm"
+CSRF_COOKIE = "city_oauth_csrf"
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def browser_page(html: str, status: int, referrer_policy: str = "no-referrer") -> HttpResponse:
+    response = HttpResponse(html, status=status, content_type="text/html; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = referrer_policy  # the callback's URL holds the provider's code: never sent elsewhere
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+def done_page(status: int, title: str, message: str) -> HttpResponse:
+    html = render_to_string("accounts/oauth_done.html", {"title": title, "message": message, "ok": status == 200})
+    return browser_page(html, status)
+
+
+def confirm_page(flow: OAuthFlow, account: Account, confirmation: Confirmation) -> HttpResponse:
+    context = {
+        "studio_name": flow.studio.name,
+        "app_name": flow.app_name,
+        "user_code": flow.user_code,
+        "provider_name": PROVIDERS[flow.provider].name,
+        "email": account.email,
+        "action": CONFIRM_PATH,
+        "reference": confirmation.reference,
+        "csrf_token": confirmation.csrf_token,
+    }
+    # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" with the form, which
+    # cannot be told from a sandboxed frame's; the page links nowhere else, so its URL reaches City only.
+    response = browser_page(render_to_string("accounts/oauth_confirm.html", context), 200, "same-origin")
+    seconds_left = max(1, int((flow.expires_at - flows.now()).total_seconds()))
+    response.set_cookie(
+        CSRF_COOKIE,
+        confirmation.csrf_token,
+        max_age=seconds_left,
+        path=CONFIRM_PATH,
+        secure=settings.CITY_SECURE_COOKIES,
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+def oauth_confirm(call: Call) -> HttpResponse:
+    """The confirm page's form: decision=confirm releases the token to oauth/result; decision=cancel ends the flow."""
+    request = call.request
+    form = request.POST
+    csrf_token, cookie = form.get("csrf_token", ""), request.COOKIES.get(CSRF_COOKIE, "")
+    flow = flows.awaiting_confirmation(form.get("flow", "")) if csrf_token else None
+    if (
+        not _same_origin(request)
+        or not csrf_token
+        or not hmac.compare_digest(csrf_token.encode(), cookie.encode())
+        or flow is None
+        or not hmac.compare_digest(flow.csrf_digest, digest(csrf_token))
+    ):
+        return done_page(
+            403,
+            "Sign-in not confirmed",
+            "This confirmation did not come from City's sign-in page in this browser, so it was refused. Start the sign-in again from your app.",
+        )
+    decision = form.get("decision")
+    if decision not in ("confirm", "cancel"):
+        return done_page(400, "Sign-in not confirmed", "Choose “This is me, sign in” or “Cancel”.")
+    if not flows.decide(flow, decision == "confirm"):
+        if flow.expires_at <= flows.now():
+            return _forget(done_page(410, "Sign-in expired", "This sign-in took too long and has expired. Start it again from your app."))
+        return _forget(done_page(409, "Already answered", "This sign-in was already confirmed or cancelled; nothing changed."))
+    if decision == "cancel":
+        return _forget(done_page(200, "Sign-in cancelled", "Nobody was signed in; the app that started this sign-in gets nothing."))
+    assert flow.account is not None
+    app = f"“{flow.app_name}”" if flow.app_name else "the app"
+    message = f"You are signed in to {flow.studio.name} as {flow.account.email}. You can close this window and return to {app}."
+    return _forget(done_page(200, "Signed in", message))
+
+
+def _same_origin(request: HttpRequest) -> bool:
+    """A browser's Origin, when it sends one, is City's own (as Django's CSRF check requires of HTTPS forms)."""
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        return True  # older browsers send none; the token and the cookie still decide
+    public = urlsplit(settings.CITY_PUBLIC_URL)
+    return hmac.compare_digest(origin.lower(), f"{public.scheme}://{public.netloc}".lower())
+
+
+def _forget(response: HttpResponse) -> HttpResponse:
+    response.delete_cookie(CSRF_COOKIE, path=CONFIRM_PATH, samesite="Strict")
+    return response
