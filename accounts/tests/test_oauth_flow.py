@@ -50,7 +50,7 @@ class OAuthTestCase(AccountsTestCase):
         self.assertEqual(parts.path, "/v1/accounts/oauth/callback")
         return (browser or self.client).get(f"{parts.path}?{parts.query}")
 
-    def confirm(self, page, decision: str = "confirm", browser: Client | None = None, **changes: Any):
+    def confirm(self, page, decision: str | None = "confirm", browser: Client | None = None, **changes: Any):
         """Press a button of City's confirm page, in the browser that showed it (its cookie included)."""
         self.assertContains(page, CONFIRM_HEADING)
         fields = dict(HIDDEN_FIELD.findall(page.content.decode()))
