@@ -2,11 +2,14 @@
 and an HTTP client playing the user's browser. Start, callback and poll land on different processes."""
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
 from django.core.cache import cache
 
+from accounts.tests.loopback_app import LoopbackListener, Pkce
 from accounts.tests.oauth_simulator import OAuthSimulator
 from city.livecity import LiveCity, LiveCityTestCase
 
@@ -115,3 +118,41 @@ class OAuthThroughLiveCityTests(LiveCityTestCase):
         self.assertEqual(page.status_code, 403)
         self.assertIn("You declined", page.text)
         self.assertEqual(self.poll(self.city_a, flow["flow_id"]).json()["status"], "denied")
+
+    def test_loopback_sign_in_and_racing_exchanges_of_one_code_on_two_processes(self) -> None:
+        app, pkce = LoopbackListener().start(), Pkce()
+        self.addCleanup(app.stop)
+        started = self.client_http.post(
+            f"{self.city_a.url}/v1/accounts/oauth/start",
+            json={
+                "provider": "github",
+                "studio_id": self.studio["id"],
+                "redirect_uri": app.redirect_uri,
+                "code_challenge": pkce.challenge,
+                "code_challenge_method": "S256",
+                "state": "s-1",
+            },
+        )
+        self.assertEqual(started.status_code, 200, started.text)
+        # The browser: the provider, City's callback, then City's redirect to the app's listener.
+        landed = self.client_http.get(started.json()["authorize_url"], follow_redirects=True)
+        self.assertEqual([r.status_code for r in landed.history], [302, 302])
+        self.assertEqual(landed.status_code, 200)
+        code = app.wait()["code"]
+
+        attempts = 8
+        barrier = threading.Barrier(attempts)
+
+        def exchange(i: int) -> httpx.Response:
+            city = (self.city_a, self.city_b)[i % 2]
+            with httpx.Client(timeout=30) as client:
+                barrier.wait(timeout=30)
+                return client.post(f"{city.url}/v1/accounts/oauth/token", json={"code": code, "code_verifier": pkce.verifier})
+
+        with ThreadPoolExecutor(attempts) as pool:
+            answers = list(pool.map(exchange, range(attempts)))
+        statuses = sorted(a.status_code for a in answers)
+        self.assertEqual(statuses, [200] + [400] * (attempts - 1), [a.text for a in answers])
+        self.assertEqual({a.json()["error"]["code"] for a in answers if a.status_code == 400}, {"code_used"})
+        winner = next(a for a in answers if a.status_code == 200).json()
+        self.assert_token_works(winner["user_token"])
