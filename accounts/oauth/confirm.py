@@ -16,6 +16,7 @@ import hmac
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
@@ -23,9 +24,18 @@ from accounts.models import Account, OAuthFlow
 from accounts.oauth.flows import Confirmation, digest, flows
 from accounts.oauth.providers import PROVIDERS
 from city.calls import Call
+from city.errors import ApiError
 
 CONFIRM_PATH = "/v1/accounts/oauth/confirm"
-CSRF_COOKIE = "city_oauth_csrf"
+CSRF_COOKIE_PREFIX = "city_oauth_csrf_"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def csrf_cookie_name(reference: str) -> str:
+    """One cookie per flow, so that two sign-ins confirmed in one browser do not overwrite each other's."""
+    return CSRF_COOKIE_PREFIX + digest(reference)[:16]
+
+
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
@@ -58,7 +68,7 @@ def confirm_page(flow: OAuthFlow, account: Account, confirmation: Confirmation) 
     response = browser_page(render_to_string("accounts/oauth_confirm.html", context), 200, "same-origin")
     seconds_left = max(1, int((flow.expires_at - flows.now()).total_seconds()))
     response.set_cookie(
-        CSRF_COOKIE,
+        csrf_cookie_name(confirmation.reference),
         confirmation.csrf_token,
         max_age=seconds_left,
         path=CONFIRM_PATH,
@@ -72,9 +82,17 @@ def confirm_page(flow: OAuthFlow, account: Account, confirmation: Confirmation) 
 def oauth_confirm(call: Call) -> HttpResponse:
     """The confirm page's form: decision=confirm releases the token to oauth/result; decision=cancel ends the flow."""
     request = call.request
-    form = request.POST
-    csrf_token, cookie = form.get("csrf_token", ""), request.COOKIES.get(CSRF_COOKIE, "")
-    flow = flows.awaiting_confirmation(form.get("flow", "")) if csrf_token else None
+    if request.content_type != FORM_CONTENT_TYPE:
+        raise ApiError(
+            415, f"This is the form of City's sign-in confirm page: send it as {FORM_CONTENT_TYPE}.", code="unsupported_media_type"
+        )
+    try:
+        form = request.POST
+    except (SuspiciousOperation, BadRequest):  # e.g. more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return done_page(400, "Sign-in not confirmed", "The form could not be read. Start the sign-in again from your app.")
+    reference, csrf_token = form.get("flow", ""), form.get("csrf_token", "")
+    cookie = request.COOKIES.get(csrf_cookie_name(reference), "")
+    flow = flows.awaiting_confirmation(reference) if reference and csrf_token else None
     if (
         not _same_origin(request)
         or not csrf_token
@@ -92,14 +110,16 @@ def oauth_confirm(call: Call) -> HttpResponse:
         return done_page(400, "Sign-in not confirmed", "Choose “This is me, sign in” or “Cancel”.")
     if not flows.decide(flow, decision == "confirm"):
         if flow.expires_at <= flows.now():
-            return _forget(done_page(410, "Sign-in expired", "This sign-in took too long and has expired. Start it again from your app."))
-        return _forget(done_page(409, "Already answered", "This sign-in was already confirmed or cancelled; nothing changed."))
+            expired = done_page(410, "Sign-in expired", "This sign-in took too long and has expired. Start it again from your app.")
+            return _forget(expired, reference)
+        return _forget(done_page(409, "Already answered", "This sign-in was already confirmed or cancelled; nothing changed."), reference)
     if decision == "cancel":
-        return _forget(done_page(200, "Sign-in cancelled", "Nobody was signed in; the app that started this sign-in gets nothing."))
+        cancelled = done_page(200, "Sign-in cancelled", "Nobody was signed in; the app that started this sign-in gets nothing.")
+        return _forget(cancelled, reference)
     assert flow.account is not None
     app = f"“{flow.app_name}”" if flow.app_name else "the app"
     message = f"You are signed in to {flow.studio.name} as {flow.account.email}. You can close this window and return to {app}."
-    return _forget(done_page(200, "Signed in", message))
+    return _forget(done_page(200, "Signed in", message), reference)
 
 
 def _same_origin(request: HttpRequest) -> bool:
@@ -111,6 +131,6 @@ def _same_origin(request: HttpRequest) -> bool:
     return hmac.compare_digest(origin.lower(), f"{public.scheme}://{public.netloc}".lower())
 
 
-def _forget(response: HttpResponse) -> HttpResponse:
-    response.delete_cookie(CSRF_COOKIE, path=CONFIRM_PATH, samesite="Strict")
+def _forget(response: HttpResponse, reference: str) -> HttpResponse:
+    response.delete_cookie(csrf_cookie_name(reference), path=CONFIRM_PATH, samesite="Strict")
     return response

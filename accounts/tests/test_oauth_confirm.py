@@ -4,10 +4,12 @@ says, on City's page (studio, the app's self-declared name, the app's user code)
 The attack it stops: someone starts a flow, sends its authorize URL to a victim, and polls for the token.
 """
 
+from urllib.parse import urlencode
+
 from django.test import Client
 
 from accounts.models import OAuthFlow
-from accounts.oauth.confirm import CSRF_COOKIE
+from accounts.oauth.confirm import csrf_cookie_name
 from accounts.oauth.flows import FlowStore
 from accounts.tests.test_oauth_flow import CONFIRM_HEADING, HIDDEN_FIELD, OAuthTestCase
 from studios.models import UserToken
@@ -42,7 +44,8 @@ class HijackTests(ConfirmTestCase):
             self.assertEqual(self.assertOk(self.result(flow["flow_id"])), {"status": "pending", "provider": "github"})
         # The attacker cannot confirm in the victim's stead: they hold the flow id and the authorize URL's
         # state, but not the form's secrets, which only the victim's browser received.
-        self.assertPage(self.client.post("/v1/accounts/oauth/confirm", {"flow": flow["flow_id"], "decision": "confirm"}), 403)
+        forged = urlencode({"flow": flow["flow_id"], "csrf_token": flow["flow_id"], "decision": "confirm"})
+        self.assertPage(self.client.post("/v1/accounts/oauth/confirm", forged, content_type="application/x-www-form-urlencoded"), 403)
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "pending")
         # The victim cancels: the flow is over, typed, and no token was ever minted.
         done = self.confirm(page, "cancel", browser=self.victim)
@@ -97,12 +100,15 @@ class ConfirmFormTests(ConfirmTestCase):
                 self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "pending")
         # A token and cookie pair of the attacker's own making (equal, but not this flow's) is refused too.
         forged = Client()
-        forged.cookies[CSRF_COOKIE] = "forged-token"
+        forged.cookies[csrf_cookie_name(self.fields(page)["flow"])] = "forged-token"
         self.assertPage(self.confirm(page, browser=forged, csrf_token="forged-token"), 403)
         # The page itself, from its own origin, still works.
         done = self.confirm(page, browser=self.victim_with_origin("http://127.0.0.1:43127"))
         self.assertPage(done, 200, "Signed in")
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "complete")
+
+    def fields(self, page) -> dict[str, str]:
+        return dict(HIDDEN_FIELD.findall(page.content.decode()))
 
     def victim_with_origin(self, origin: str) -> Client:
         browser = Client(HTTP_ORIGIN=origin)
@@ -111,7 +117,7 @@ class ConfirmFormTests(ConfirmTestCase):
 
     def test_the_cookie_and_page_headers(self) -> None:
         page = self.victim_goes_through_the_provider(self.attacker_starts())
-        cookie = page.cookies[CSRF_COOKIE]
+        cookie = page.cookies[csrf_cookie_name(self.fields(page)["flow"])]
         self.assertEqual((cookie["path"], cookie["samesite"], cookie["httponly"]), ("/v1/accounts/oauth/confirm", "Strict", True))
         self.assertGreater(int(cookie["max-age"]), 500)
         self.assertIn(f'name="csrf_token" value="{cookie.value}"', page.content.decode())
@@ -127,8 +133,26 @@ class ConfirmFormTests(ConfirmTestCase):
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "pending")
         self.assertPage(self.confirm(page, browser=self.victim), 200, "Signed in")
 
-    def test_the_confirm_route_takes_only_post(self) -> None:
+    def test_the_confirm_route_takes_only_the_pages_form(self) -> None:
         self.assertError(self.get("/v1/accounts/oauth/confirm"), 405, "invalid_request_error", "method_not_allowed")
+        page = self.victim_goes_through_the_provider(self.attacker_starts())
+        as_json = self.victim.post(
+            "/v1/accounts/oauth/confirm", {**self.fields(page), "decision": "confirm"}, content_type="application/json"
+        )
+        self.assertError(as_json, 415, "invalid_request_error", "unsupported_media_type")
+        too_many = "&".join(f"f{i}=x" for i in range(1001))  # over DATA_UPLOAD_MAX_NUMBER_FIELDS
+        response = self.victim.post("/v1/accounts/oauth/confirm", too_many, content_type="application/x-www-form-urlencoded")
+        self.assertPage(response, 400, "could not be read")
+        self.assertPage(self.confirm(page, browser=self.victim), 200, "Signed in")  # none of it got in the way
+
+    def test_two_sign_ins_confirmed_in_one_browser_each_keep_their_cookie(self) -> None:
+        first, second = self.start("github", app_name="One"), self.start("github", app_name="Two")
+        first_page = self.victim_goes_through_the_provider(first)
+        second_page = self.victim_goes_through_the_provider(second)
+        self.assertPage(self.confirm(first_page, browser=self.victim), 200, "return to “One”")
+        self.assertPage(self.confirm(second_page, browser=self.victim), 200, "return to “Two”")
+        for flow in (first, second):
+            self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "complete")
 
     def test_an_app_without_a_name_is_shown_as_such_and_names_are_escaped(self) -> None:
         page = self.victim_goes_through_the_provider(self.start("github"))

@@ -6,7 +6,7 @@ test_oauth_live.py drives the same flow through live City processes.
 
 import re
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from django.test import Client, override_settings
@@ -56,7 +56,10 @@ class OAuthTestCase(AccountsTestCase):
         fields = dict(HIDDEN_FIELD.findall(page.content.decode()))
         self.assertEqual(set(fields), {"flow", "csrf_token"})
         form = {k: v for k, v in {**fields, "decision": decision, **changes}.items() if v is not None}
-        return (browser or self.client).post("/v1/accounts/oauth/confirm", form)
+        # As a browser sends a form without enctype: URL-encoded.
+        return (browser or self.client).post(
+            "/v1/accounts/oauth/confirm", urlencode(form), content_type="application/x-www-form-urlencoded"
+        )
 
     def result(self, flow_id: str):
         return self.get("/v1/accounts/oauth/result", {"flow_id": flow_id})
