@@ -92,6 +92,8 @@ class ConfirmFormTests(ConfirmTestCase):
             "another browser (no cookie)": lambda: self.confirm(page, browser=Client()),
             "another site's form": lambda: self.confirm(page, browser=self.victim_with_origin("https://evil.example")),
             "an opaque origin": lambda: self.confirm(page, browser=self.victim_with_origin("null")),
+            "a look-alike origin": lambda: self.confirm(page, browser=self.victim_with_origin("http://127.0.0.1:43127.evil.example")),
+            "a non-ASCII origin": lambda: self.confirm(page, browser=self.victim_with_origin("http://127.0.0.1:43127\u00e9")),
         }
         for name, attempt in refusals.items():
             with self.subTest(name):
@@ -102,10 +104,13 @@ class ConfirmFormTests(ConfirmTestCase):
         forged = Client()
         forged.cookies[csrf_cookie_name(self.fields(page)["flow"])] = "forged-token"
         self.assertPage(self.confirm(page, browser=forged, csrf_token="forged-token"), 403)
-        # The page itself, from its own origin, still works.
+        # The page itself, from City's origin (its public URL's, or the host it was reached at), still works.
         done = self.confirm(page, browser=self.victim_with_origin("http://127.0.0.1:43127"))
         self.assertPage(done, 200, "Signed in")
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "complete")
+        second = self.attacker_starts()
+        page = self.victim_goes_through_the_provider(second)
+        self.assertPage(self.confirm(page, browser=self.victim_with_origin("http://testserver")), 200, "Signed in")  # the host reached
 
     def fields(self, page) -> dict[str, str]:
         return dict(HIDDEN_FIELD.findall(page.content.decode()))
