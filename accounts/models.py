@@ -87,13 +87,16 @@ class OAuthFlow(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"  # waiting for the provider's redirect
         EXCHANGING = "exchanging"  # state consumed; talking to the provider
+        CONFIRMING = "confirming"  # polling flows: account known; waits for the person's "This is me" on City's page
         COMPLETE = "complete"  # account known; the result waits for its one pickup
         TAKEN = "taken"  # the result was handed out
         DENIED = "denied"  # the user refused consent at the provider
+        CANCELLED = "cancelled"  # the person pressed Cancel on City's confirm page
         FAILED = "failed"  # see failure_code and failure_message
 
     class Purpose(models.TextChoices):
-        CLIENT = "client"  # a studio client polls oauth/result for a user token
+        CLIENT = "client"  # a studio client polls oauth/result for a user token, once the person confirms
+        LOOPBACK = "loopback"  # a native app gets a one-time code on its http://127.0.0.1 redirect (RFC 8252)
         DASHBOARD = "dashboard"  # the browser returns to /dashboard/keys, signed in
 
     id = models.CharField(primary_key=True, max_length=64)  # SHA-256 (hex) of the flow id
@@ -109,6 +112,21 @@ class OAuthFlow(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    # What the starting app declared about itself: shown on the confirm page as unverified, never trusted.
+    app_name = models.CharField(max_length=60, blank=True)
+    # Polling flows: the short code the app shows its user and City's confirm page shows too.
+    user_code = models.CharField(max_length=9, blank=True)
+    # Polling flows: SHA-256 of the confirm page's two secrets (the form's flow reference, and its
+    # CSRF token, also set as a cookie), made when the provider's redirect reached City.
+    confirm_digest = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    csrf_digest = models.CharField(max_length=64, blank=True)
+    # Loopback flows: the app's redirect URI, its state (repeated on the redirect) and PKCE challenge.
+    redirect_uri = models.CharField(max_length=200, blank=True)
+    client_state = models.CharField(max_length=200, blank=True)
+    client_code_challenge = models.CharField(max_length=43, blank=True)
+    # Loopback and dashboard flows: SHA-256 of the one-time code City hands the browser, and its deadline.
+    grant_digest = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    grant_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["expires_at"], name="accounts_flow_by_expiry")]

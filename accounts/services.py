@@ -7,7 +7,8 @@ from rest_framework import serializers
 
 from accounts import operations, throttle
 from accounts.models import Account, StudioAccountSettings
-from accounts.oauth.handlers import oauth_callback, oauth_result, oauth_start
+from accounts.oauth.confirm import oauth_confirm
+from accounts.oauth.handlers import oauth_callback, oauth_result, oauth_start, oauth_token
 from accounts.oauth.providers import PROVIDERS
 from accounts.shapes import account_json, settings_json, signin_json
 from accounts.signin import sign_in_with_password
@@ -147,7 +148,7 @@ ADMIN_ONLY = (ADMIN,)
 SERVICE = Service(
     id="accounts",
     name="Accounts",
-    description="Accounts of each studio: password sign-in, GitHub and Google OAuth (start → callback → poll).",
+    description="Accounts of each studio: password sign-in, GitHub and Google OAuth (loopback redirect with PKCE, or poll after a confirm).",
     env=tuple(req for provider in PROVIDERS.values() for req in provider.env()),
     actions=(
         Action("login", login, allow=ANYONE, description="Sign in {studio_id, email, password} → {user_token, account, expires_at}"),
@@ -162,15 +163,30 @@ SERVICE = Service(
             "oauth/start",
             oauth_start,
             allow=ANYONE,
-            description="Start a sign-in {provider, studio_id} → {flow_id, authorize_url, expires_in, poll_interval}",
+            description="Start a sign-in {provider, studio_id, app_name?} → {flow_id, user_code, authorize_url, expires_in, poll_interval}; "
+            "with {redirect_uri: http://127.0.0.1:PORT/…, code_challenge, code_challenge_method: S256, state?} a loopback sign-in",
         ),
         Action("oauth/callback", oauth_callback, methods=("GET",), allow=ANYONE, description="The provider's redirect (a browser page)"),
+        Action(
+            "oauth/confirm",
+            oauth_confirm,
+            allow=ANYONE,
+            json_body=False,
+            description="The confirm page's form (browser, CSRF-protected): the person confirms or cancels a polling sign-in",
+        ),
         Action(
             "oauth/result",
             oauth_result,
             methods=("GET",),
             allow=ANYONE,
-            description="Poll {flow_id}: pending, complete (once, with the user token), expired, denied, failed",
+            description="Poll {flow_id}: pending (until the person confirms), complete (once, with the user token), "
+            "expired, denied, cancelled, failed",
+        ),
+        Action(
+            "oauth/token",
+            oauth_token,
+            allow=ANYONE,
+            description="A loopback sign-in's {code, code_verifier, redirect_uri?} → {user_token, account, expires_at}, once",
         ),
         Action("create", accounts_create, allow=ADMIN_ONLY, audit=True, description="Create {studio_id, email, display_name?, password?}"),
         Action(

@@ -6,6 +6,7 @@ paused studio is signed out on its next click. Changes go through accounts.opera
 functions as the API.
 """
 
+import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import operations
 from accounts.dashboard.forms import KEY_NAME_MAX_CHARS, KeyForm, OAuthStartForm, RevokeForm, SignInForm, problem, shown
 from accounts.models import Account, OAuthFlow
-from accounts.oauth.flows import ResultUnavailable, flows
+from accounts.oauth.flows import GrantRefused, ResultUnavailable, digest, flows
 from accounts.oauth.handlers import begin
 from accounts.oauth.providers import PROVIDERS
 from accounts.signin import sign_in_with_password
@@ -138,7 +139,7 @@ def oauth_finish(request: HttpRequest) -> HttpResponse:
             status=400,
         )
     try:
-        status, flow = flows.take(flow_id, OAuthFlow.Purpose.DASHBOARD)
+        status, flow = _finished_flow(flow_id, request.GET.get("code", ""))
     except ResultUnavailable as unavailable:
         return _page(request, "signin.html", {"studio_id": "", "email": "", "error": unavailable.message}, status=unavailable.status)
     context = {"studio_id": flow.studio_id, "email": ""}
@@ -156,6 +157,23 @@ def oauth_finish(request: HttpRequest) -> HttpResponse:
         )
     _sign_in(request, account)
     return HttpResponseRedirect(KEYS_PATH)
+
+
+def _finished_flow(flow_id: str, code: str) -> tuple[str, OAuthFlow]:
+    """The session's flow and its status; a complete one is taken only with the code the callback put in
+    this browser's URL. The session alone is not enough: whoever started the flow holds the session, and
+    may have sent its authorize URL to someone else, whose browser alone comes back with the code."""
+    flow = flows.lookup(flow_id, OAuthFlow.Purpose.DASHBOARD)
+    if flow.status != OAuthFlow.Status.COMPLETE:
+        return flows.take(flow_id, OAuthFlow.Purpose.DASHBOARD)
+    if not code or not hmac.compare_digest(flow.grant_digest or "", digest(code)):
+        raise ResultUnavailable(
+            403, "not_this_browser", "This sign-in was finished in another browser, so it does not sign this one in. Start again."
+        )
+    try:
+        return "complete", flows.redeem(code, OAuthFlow.Purpose.DASHBOARD)
+    except GrantRefused as refused:
+        raise ResultUnavailable(400, refused.code, refused.message) from None
 
 
 def signed_in_or_refused(account: Account) -> Account | None:

@@ -1,8 +1,10 @@
-"""The three OAuth actions: start (client), callback (the provider's redirect, in the browser), result (poll)."""
+"""The OAuth actions: start (the app), callback (the provider's redirect, in the browser), result (poll,
+for polling flows, after the person confirmed on City's page) and token (a loopback flow's code → token)."""
 
 import logging
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
@@ -10,12 +12,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
-from django.template.loader import render_to_string
 from rest_framework import serializers
 
 from accounts import operations, throttle
 from accounts.models import OAuthFlow
-from accounts.oauth.flows import CallbackRejected, ResultUnavailable, flows
+from accounts.oauth import appinput, confirm
+from accounts.oauth.flows import CallbackRejected, GrantRefused, ResultUnavailable, flows
 from accounts.oauth.linking import account_for_profile
 from accounts.oauth.providers import PROVIDERS, Provider, ProviderFailure, callback_url, error_code_text
 from accounts.shapes import signin_json
@@ -31,29 +33,97 @@ DASHBOARD_FINISH_PATH = "/dashboard/keys/oauth/finish"
 class StartInput(serializers.Serializer):
     provider = serializers.ChoiceField(choices=sorted(PROVIDERS))
     studio_id = StrictCharField(max_length=40)
+    # Self-declared: shown on City's confirm page as the app's own claim, never as verified.
+    app_name = StrictCharField(max_length=60, required=False)
+    # The loopback flow (RFC 8252): the app's redirect URI and its PKCE challenge (RFC 7636, S256 only).
+    redirect_uri = StrictCharField(max_length=1000, required=False)
+    code_challenge = StrictCharField(max_length=200, required=False)
+    code_challenge_method = serializers.ChoiceField(choices=["S256"], required=False)
+    state = StrictCharField(max_length=200, required=False)
+
+    def validate_app_name(self, value: str) -> str:
+        if not appinput.APP_TEXT.fullmatch(value):
+            raise serializers.ValidationError("use printable characters without < or >.")
+        return value
+
+    def validate_state(self, value: str) -> str:
+        if not appinput.APP_TEXT.fullmatch(value):
+            raise serializers.ValidationError("use printable characters without < or >.")
+        return value
+
+    def validate_redirect_uri(self, value: str) -> str:
+        problem = appinput.redirect_uri_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate_code_challenge(self, value: str) -> str:
+        if not appinput.S256_CHALLENGE.fullmatch(value):
+            raise serializers.ValidationError("give BASE64URL(SHA-256(code_verifier)) without padding: 43 characters (RFC 7636 §4.2).")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "redirect_uri" in attrs:
+            if "code_challenge" not in attrs:
+                raise serializers.ValidationError({"code_challenge": "a loopback sign-in (redirect_uri) needs PKCE: send code_challenge."})
+            if attrs.get("code_challenge_method") != "S256":
+                raise serializers.ValidationError({"code_challenge_method": 'send "S256" (the plain method is not accepted).'})
+        else:
+            for name in ("code_challenge", "code_challenge_method", "state"):
+                if name in attrs:
+                    raise serializers.ValidationError({name: "only for a loopback sign-in: send redirect_uri too."})
+        return attrs
 
 
 class ResultInput(serializers.Serializer):
     flow_id = StrictCharField(max_length=100)
 
 
-async def begin(provider: Provider, studio_id: str, *, purpose: str, address: str) -> dict[str, Any]:
-    """Create a flow and its provider URL: {flow_id, authorize_url, expires_in, poll_interval}.
+class TokenInput(serializers.Serializer):
+    code = StrictCharField(max_length=100)
+    code_verifier = StrictCharField(max_length=128)
+    redirect_uri = StrictCharField(max_length=1000, required=False)  # when sent, it must be the one given at start
 
+    def validate_code_verifier(self, value: str) -> str:
+        if not appinput.CODE_VERIFIER.fullmatch(value):
+            raise serializers.ValidationError("43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1).")
+        return value
+
+
+async def begin(provider: Provider, studio_id: str, *, purpose: str, address: str, app: dict[str, str] | None = None) -> dict[str, Any]:
+    """Create a flow and its provider URL.
+
+    Polling flows answer {flow_id, user_code, authorize_url, expires_in, poll_interval}; loopback
+    flows (`app` has redirect_uri) answer no flow_id: their result comes as a code on the redirect.
     503 when the provider's keys are not set (naming them), 404/403 for an unknown or paused studio,
     429 when this client address started too many sign-ins (each is a row until it expires).
     """
+    app = app or {}
     client_id, _ = await provider.credentials()
     await sync_to_async(throttle.count_guest_attempt)(throttle.oauth_starts, address, "sign-ins started")
     await sync_to_async(operations.active_studio)(studio_id)
     endpoints = await provider.endpoints()
     verifier = secrets.token_urlsafe(48) if provider.pkce else ""  # PKCE: 64 characters of [A-Za-z0-9_-]
-    new = await sync_to_async(flows.create)(provider=provider.id, studio_id=studio_id, purpose=purpose, code_verifier=verifier)
+    declared: dict[str, str] = {"app_name": app.get("app_name", "")}
+    if "redirect_uri" in app:
+        purpose = OAuthFlow.Purpose.LOOPBACK
+        declared.update(redirect_uri=app["redirect_uri"], client_state=app.get("state", ""), client_code_challenge=app["code_challenge"])
+    elif purpose == OAuthFlow.Purpose.CLIENT:
+        declared["user_code"] = appinput.new_user_code()
+    new = await sync_to_async(flows.create)(provider=provider.id, studio_id=studio_id, purpose=purpose, code_verifier=verifier, **declared)
     extra = {"code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"} if verifier else {}
     url = prepare_grant_uri(
         endpoints.authorize, client_id, "code", redirect_uri=callback_url(), scope=provider.scope, state=new.state, **extra
     )
-    return {
+    if purpose == OAuthFlow.Purpose.LOOPBACK:
+        return {
+            "object": "oauth_flow",
+            "provider": provider.id,
+            "authorize_url": url,
+            "redirect_uri": app["redirect_uri"],
+            "expires_in": settings.ACCOUNTS_OAUTH_FLOW_SECONDS,
+        }
+    started = {
         "object": "oauth_flow",
         "flow_id": new.flow_id,
         "provider": provider.id,
@@ -61,19 +131,24 @@ async def begin(provider: Provider, studio_id: str, *, purpose: str, address: st
         "expires_in": settings.ACCOUNTS_OAUTH_FLOW_SECONDS,
         "poll_interval": settings.ACCOUNTS_OAUTH_POLL_INTERVAL_SECONDS,
     }
+    if purpose == OAuthFlow.Purpose.CLIENT:
+        started["user_code"] = declared["user_code"]
+    return started
 
 
 async def oauth_start(call: Call) -> dict[str, Any]:
     data = validated(StartInput, call.data)
     address = throttle.client_address(call.request)
-    return await begin(PROVIDERS[data["provider"]], data["studio_id"], purpose=OAuthFlow.Purpose.CLIENT, address=address)
+    app: dict[str, str] = {k: data[k] for k in ("app_name", "redirect_uri", "code_challenge", "state") if k in data}
+    return await begin(PROVIDERS[data["provider"]], data["studio_id"], purpose=OAuthFlow.Purpose.CLIENT, address=address, app=app)
 
 
 async def oauth_callback(call: Call) -> HttpResponse:
     """The provider's redirect. Steps: claim the flow by its state (once); a refusal at the provider
     ends it as denied; otherwise exchange the code, read the profile and verified email, find or
-    create the account, and mark the flow complete. Answers a small page (or, for a dashboard
-    sign-in, a redirect back to the dashboard)."""
+    create the account. Then, by the flow's kind: a polling flow shows the confirm page (the token is
+    released only once the person confirms); a loopback flow redirects the browser to the app's
+    loopback URI with a one-time code; a dashboard flow redirects to the dashboard with one."""
     params = call.data
     state = params.get("state")
     if not state:
@@ -116,16 +191,21 @@ async def _continue(flow: OAuthFlow, params: dict[str, Any]) -> HttpResponse:
         log.info("%s sign-in for studio %s failed: %s", provider.name, flow.studio_id, code_name)  # no code, no profile
         await sync_to_async(flows.finish)(flow, OAuthFlow.Status.FAILED, code=code_name, message=failure.message)
         return finish_page(flow, status, "Sign-in failed", failure.message)
-    await sync_to_async(flows.finish)(flow, OAuthFlow.Status.COMPLETE, account=account)
-    studio_name = await sync_to_async(lambda: account.studio.name)()
-    return finish_page(
-        flow, 200, "Signed in", f"You are signed in to {studio_name} as {account.email}. You can close this window and return to the app."
-    )
+    if flow.purpose == OAuthFlow.Purpose.CLIENT:
+        # Whoever started this flow polls for its token: release it only when the person who just came
+        # back from the provider says, on a page showing the app and its code, that the sign-in is theirs.
+        confirmation = await sync_to_async(flows.await_confirmation)(flow, account)
+        return await sync_to_async(confirm.confirm_page)(flow, account, confirmation)
+    grant = await sync_to_async(flows.complete_with_grant)(flow, account)
+    if flow.purpose == OAuthFlow.Purpose.LOOPBACK:
+        return loopback_redirect(flow, {"code": grant})
+    return no_store(HttpResponseRedirect(f"{DASHBOARD_FINISH_PATH}?{urlencode({'code': grant})}"))
 
 
 def oauth_result(call: Call) -> dict[str, Any]:
     """pending → {status: pending}; complete → {status: complete, user_token, account, expires_at}, once;
-    expired, denied or failed → {status, code, reason}. A second pickup is 410, an unknown flow 404."""
+    expired, denied, cancelled or failed → {status, code, reason}. A second pickup is 410, an unknown flow 404.
+    A flow waiting for the person's confirmation on City's page is pending."""
     data = validated(ResultInput, call.data)
     try:
         with transaction.atomic():  # a refused token (account disabled since) leaves the result untaken
@@ -155,16 +235,55 @@ def oauth_result(call: Call) -> dict[str, Any]:
     return {"status": status, "provider": flow.provider, "code": flow.failure_code, "reason": flow.failure_message}
 
 
+def oauth_token(call: Call) -> dict[str, Any]:
+    """A loopback flow's code and the app's PKCE verifier → {user_token, account, expires_at}, once.
+
+    The code is spent by the first attempt that presents it, right or wrong: a wrong verifier (or a
+    different redirect_uri) fails the flow for good, since someone else holds the code.
+    """
+    data = validated(TokenInput, call.data)
+    refused: GrantRefused
+    try:
+        with transaction.atomic():  # a refused token (account disabled since) leaves the code redeemable
+            flow = flows.redeem(data["code"], OAuthFlow.Purpose.LOOPBACK)
+            if not appinput.verifier_matches(data["code_verifier"], flow.client_code_challenge):
+                refused = GrantRefused(
+                    "invalid_grant", "code_verifier does not match the code_challenge sent to oauth/start.", "code_verifier"
+                )
+            elif data.get("redirect_uri", flow.redirect_uri) != flow.redirect_uri:
+                refused = GrantRefused("invalid_grant", "redirect_uri is not the one sent to oauth/start.", "redirect_uri")
+            else:
+                assert flow.account is not None
+                token, raw = operations.issue_signin_token(flow.account, method=PROVIDERS[flow.provider].name)
+                return {"provider": flow.provider, **signin_json(flow.account, token, raw)}
+            flows.burn(flow, "code_misused", f"The code was presented with a wrong {refused.param}; start the sign-in again.")
+    except GrantRefused as grant:
+        refused = grant
+    raise ApiError(400, refused.message, param=refused.param, code=refused.code, type="invalid_request_error")
+
+
+def loopback_redirect(flow: OAuthFlow, params: dict[str, str]) -> HttpResponse:
+    """Send the browser to the app's own loopback URI (checked at start), with the app's state."""
+    if flow.client_state:
+        params = {**params, "state": flow.client_state}
+    return no_store(HttpResponseRedirect(f"{flow.redirect_uri}?{urlencode(params)}"))
+
+
 def finish_page(flow: OAuthFlow, status: int, title: str, message: str) -> HttpResponse:
     if flow.purpose == OAuthFlow.Purpose.DASHBOARD:
-        return HttpResponseRedirect(DASHBOARD_FINISH_PATH)  # the dashboard picks the result up with its session
+        return no_store(HttpResponseRedirect(DASHBOARD_FINISH_PATH))  # the dashboard reads the failure with its session
+    if flow.purpose == OAuthFlow.Purpose.LOOPBACK:
+        # RFC 6749 §4.1.2.1 error codes, so that the app's listener can tell its user what happened.
+        error = "access_denied" if status == 403 else "temporarily_unavailable" if status in (502, 503) else "server_error"
+        return loopback_redirect(flow, {"error": error, "error_description": message})
     return page(status, title, message)
 
 
-def page(status: int, title: str, message: str) -> HttpResponse:
-    html = render_to_string("accounts/oauth_done.html", {"title": title, "message": message, "ok": status == 200})
-    response = HttpResponse(html, status=status, content_type="text/html; charset=utf-8")
+def no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"  # the URL holds the provider's code
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    response["Referrer-Policy"] = "no-referrer"  # the URLs hold codes
     return response
+
+
+def page(status: int, title: str, message: str) -> HttpResponse:
+    return confirm.done_page(status, title, message)

@@ -246,9 +246,30 @@ class DashboardOAuthTests(DashboardTestCase):
         callback = httpx.get(start["Location"]).headers["Location"]  # the provider's redirect
         parts = urlsplit(callback)
         back = self.client.get(f"{parts.path}?{parts.query}")
-        self.assertRedirects(back, "/dashboard/keys/oauth/finish", fetch_redirect_response=False)
-        self.assertRedirects(self.client.get("/dashboard/keys/oauth/finish"), "/dashboard/keys", fetch_redirect_response=False)
+        self.assertEqual(back.status_code, 302)
+        self.assertRegex(back["Location"], r"^/dashboard/keys/oauth/finish\?code=oac_[A-Za-z0-9_-]{43}$")  # a one-time code
+        self.assertRedirects(self.client.get(back["Location"]), "/dashboard/keys", fetch_redirect_response=False)
         self.assertContains(self.client.get("/dashboard/keys"), DANA_EMAIL)
+
+    def test_a_sign_in_started_in_one_browser_and_finished_in_another_signs_neither_in(self) -> None:
+        # The attacker starts a dashboard sign-in in their browser and sends its authorize URL to Dana.
+        start = self.form("/dashboard/keys/oauth/start", {"provider": "github", "studio_id": self.alice_studio.id})
+        callback = urlsplit(httpx.get(start["Location"]).headers["Location"])  # Dana at GitHub
+        dana = Client()
+        back = dana.get(f"{callback.path}?{callback.query}")
+        self.assertEqual(back.status_code, 302)
+        # The attacker's session holds the flow, but not the code, which only Dana's browser received.
+        flow_id = self.client.session["accounts.oauth_flow_id"]
+        for attempt in ("/dashboard/keys/oauth/finish", "/dashboard/keys/oauth/finish?code=oac_guessed"):
+            with self.subTest(attempt=attempt):
+                session = self.client.session
+                session["accounts.oauth_flow_id"] = flow_id  # each finish pops it: put it back for this attempt
+                session.save()
+                self.assertContains(self.client.get(attempt), "finished in another browser", status_code=403)
+                self.assertEqual(self.client.get("/dashboard/keys").status_code, 302)  # still signed out
+        # Dana's browser has the code but not the session: nothing is signed in there either.
+        self.assertContains(dana.get(back["Location"]), "No sign-in is in progress", status_code=400)
+        self.assertEqual(dana.get("/dashboard/keys").status_code, 302)
 
     def test_a_dashboard_flow_cannot_be_picked_up_through_the_api(self) -> None:
         self.form("/dashboard/keys/oauth/start", {"provider": "github", "studio_id": self.alice_studio.id})

@@ -146,14 +146,19 @@ class DashboardInChromiumTests(LiveCityTestCase):
             expect(page.locator("#who")).to_contain_text("dana@example.com")
             self.shot(page, "07-signed-in-with-github")
 
-            # A desktop app's sign-in: it starts a flow, opens the browser, and polls.
+            # A desktop app's sign-in: it starts a flow, opens the browser, and polls; the person confirms on City's page.
             flow = self.http.post(
-                f"{self.city.url}/v1/accounts/oauth/start", json={"provider": "github", "studio_id": self.studio["id"]}
+                f"{self.city.url}/v1/accounts/oauth/start",
+                json={"provider": "github", "studio_id": self.studio["id"], "app_name": "Paint Desktop"},
             ).json()
             page.goto(flow["authorize_url"])
             page.click("#authorize")
+            expect(page.locator("#user-code")).to_have_text(flow["user_code"])
+            expect(page.locator("#app")).to_contain_text("“Paint Desktop” (the app's own name for itself, not verified by City)")
+            self.shot(page, "08-app-sign-in-confirm")
+            page.click("#confirm")  # the form's CSRF cookie is Secure, HttpOnly, SameSite=Strict: this proves Chromium sends it
             expect(page.locator("#message")).to_contain_text("You are signed in to Paint Studio as dana@example.com")
-            self.shot(page, "08-app-sign-in-done")
+            self.shot(page, "09-app-sign-in-done")
             browser.close()
         result = self.http.get(f"{self.other_city.url}/v1/accounts/oauth/result", params={"flow_id": flow["flow_id"]}).json()
         self.assertEqual(result["status"], "complete")

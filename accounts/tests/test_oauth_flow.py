@@ -4,11 +4,12 @@ City runs in-process here (so that time can move); the providers are real HTTP s
 test_oauth_live.py drives the same flow through live City processes.
 """
 
+import re
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from accounts.models import Account
 from accounts.oauth.flows import FlowStore
@@ -17,6 +18,8 @@ from accounts.tests.oauth_simulator import OAuthSimulator, SimUser, s256
 from city.runtime_env import runtime_env
 
 BROWSER = httpx.Client(timeout=10)  # the user's browser at the provider; one for all tests (a client takes ~0.2 s to make)
+CONFIRM_HEADING = "Is this sign-in yours?"
+HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
 
 class OAuthTestCase(AccountsTestCase):
@@ -32,8 +35,9 @@ class OAuthTestCase(AccountsTestCase):
         content = "\n".join(f"{k}={v}" for k, v in env.items())
         self.assertOk(self.admin_post("/v1/env/import", {"content": content}))
 
-    def start(self, provider: str = "github", studio_id: str | None = None) -> dict[str, Any]:
-        return self.assertOk(self.post("/v1/accounts/oauth/start", {"provider": provider, "studio_id": studio_id or self.alice_studio.id}))
+    def start(self, provider: str = "github", studio_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        body = {"provider": provider, "studio_id": studio_id or self.alice_studio.id, **extra}
+        return self.assertOk(self.post("/v1/accounts/oauth/start", body))
 
     def browser_step(self, authorize_url: str) -> str:
         """What the user's browser does at the provider: returns City's callback URL it is sent to."""
@@ -41,23 +45,39 @@ class OAuthTestCase(AccountsTestCase):
         self.assertEqual(response.status_code, 302, response.text)
         return response.headers["Location"]
 
-    def callback(self, url: str):
+    def callback(self, url: str, browser: Client | None = None):
         parts = urlsplit(url)
         self.assertEqual(parts.path, "/v1/accounts/oauth/callback")
-        return self.client.get(f"{parts.path}?{parts.query}")
+        return (browser or self.client).get(f"{parts.path}?{parts.query}")
+
+    def confirm(self, page, decision: str | None = "confirm", browser: Client | None = None, **changes: Any):
+        """Press a button of City's confirm page, in the browser that showed it (its cookie included)."""
+        self.assertContains(page, CONFIRM_HEADING)
+        fields = dict(HIDDEN_FIELD.findall(page.content.decode()))
+        self.assertEqual(set(fields), {"flow", "csrf_token"})
+        form = {k: v for k, v in {**fields, "decision": decision, **changes}.items() if v is not None}
+        # As a browser sends a form without enctype: URL-encoded.
+        return (browser or self.client).post(
+            "/v1/accounts/oauth/confirm", urlencode(form), content_type="application/x-www-form-urlencoded"
+        )
 
     def result(self, flow_id: str):
         return self.get("/v1/accounts/oauth/result", {"flow_id": flow_id})
 
     def sign_in(self, provider: str = "github") -> tuple[dict[str, Any], Any]:
+        """Start, the provider, the callback and, when City asks, "This is me": the last page City showed."""
         flow = self.start(provider)
-        return flow, self.callback(self.browser_step(flow["authorize_url"]))
+        page = self.callback(self.browser_step(flow["authorize_url"]))
+        if CONFIRM_HEADING in page.content.decode():
+            page = self.confirm(page)
+        return flow, page
 
     def assertPage(self, response, status: int, *phrases: str) -> None:
         self.assertEqual(response.status_code, status, response.content[:500])
         self.assertEqual(response["Content-Type"], "text/html; charset=utf-8")
         self.assertEqual(response["Cache-Control"], "no-store")
-        self.assertEqual(response["Referrer-Policy"], "no-referrer")
+        # The confirm page's form must carry City's Origin (see accounts/oauth/confirm.py); no other page sends a Referer.
+        self.assertEqual(response["Referrer-Policy"], "same-origin" if CONFIRM_HEADING in response.content.decode() else "no-referrer")
         for phrase in phrases:
             self.assertContains(response, phrase, status_code=status)
 
@@ -69,10 +89,14 @@ class OAuthSignInTests(OAuthTestCase):
 
     def test_github_sign_in_from_start_to_a_working_token(self) -> None:
         flow = self.start("github")
-        self.assertEqual(set(flow), {"object", "flow_id", "provider", "authorize_url", "expires_in", "poll_interval"})
+        self.assertEqual(set(flow), {"object", "flow_id", "provider", "authorize_url", "expires_in", "poll_interval", "user_code"})
         self.assertEqual((flow["expires_in"], flow["poll_interval"]), (600, 2))
+        self.assertRegex(flow["user_code"], r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "pending")
         page = self.callback(self.browser_step(flow["authorize_url"]))
+        self.assertPage(page, 200, CONFIRM_HEADING, "ada@example.com", "Alice Studio", flow["user_code"], "This is me, sign in")
+        self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "pending")  # not before the person confirms
+        page = self.confirm(page)
         self.assertPage(page, 200, "Signed in", "ada@example.com", "Alice Studio", "close this window")
         body = self.assertOk(self.result(flow["flow_id"]))
         self.assertEqual(body["status"], "complete")
@@ -169,7 +193,7 @@ class OAuthSignInTests(OAuthTestCase):
     def test_sign_in_works_for_the_studio_named_at_start_only(self) -> None:
         self.allow_self_registration(studio_id=self.charlie_studio.id)
         flow = self.start("github", studio_id=self.charlie_studio.id)
-        self.callback(self.browser_step(flow["authorize_url"]))
+        self.assertPage(self.confirm(self.callback(self.browser_step(flow["authorize_url"]))), 200, "signed in to Charlie Studio")
         token = self.assertOk(self.result(flow["flow_id"]))["user_token"]
         self.assertEqual(self.assertOk(self.get("/v1/studios/me", token=token))["studio"]["id"], self.charlie_studio.id)
         self.assertError(
@@ -195,8 +219,10 @@ class OAuthRejectionTests(OAuthTestCase):
     def test_a_reused_state_is_refused(self) -> None:
         flow = self.start()
         url = self.browser_step(flow["authorize_url"])
-        self.assertPage(self.callback(url), 200, "Signed in")
+        page = self.callback(url)
+        self.assertPage(page, 200, CONFIRM_HEADING)
         self.assertPage(self.callback(url), 400, "used already")
+        self.assertPage(self.confirm(page), 200, "Signed in")
         self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "complete")  # the first one stands
 
     def test_a_replayed_code_is_refused_by_the_provider_and_fails_the_flow(self) -> None:
