@@ -38,20 +38,22 @@ def check_query(lists: Iterable[tuple[str, list[str]]]) -> None:
 
 
 def check_value(value: Any, path: str) -> None:
-    """Walk a parsed JSON value; raise a 400 at the first string (value or key) holding a NUL."""
-    if isinstance(value, str):
-        if NUL in value:
-            raise refusal(path or "The body", path or None)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else key
-            if NUL in key:
-                named = f"{path}.{_escaped(key)}" if path else _escaped(key)
-                raise refusal(f"The field name {named!r}", named)
-            check_value(item, where)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_value(item, f"{path}[{index}]")
+    """Walk a parsed JSON value; raise a 400 at the first string (value or key) holding a NUL. The walk
+    keeps its own stack: JSON nested deeper than Python's recursion limit is still walked to its end."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                raise refusal(where or "The body", where or None)
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if NUL in key:
+                    named = f"{where}.{_escaped(key)}" if where else _escaped(key)
+                    raise refusal(f"The field name {named!r}", named)
+                stack.append((child, f"{where}.{key}" if where else key))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in reversed(list(enumerate(item))))
 
 
 def refusal(what: str, param: str | None) -> ApiError:

@@ -115,6 +115,13 @@ class StorableCheckTests(CityTestCase):
             storable.check_json_body(b'{"x": "\\u0000"}', {"x": "\x00"})
         self.assertEqual(caught.exception.param, "x")
 
+    def test_a_nul_at_the_bottom_of_deep_nesting_is_found(self) -> None:
+        # As deep as orjson parses (1024), past Python's recursion limit: the walk keeps its own stack.
+        body = b'{"a": ' + b"[" * 1000 + b'"\\u0000"' + b"]" * 1000 + b"}"
+        with self.assertRaises(ApiError) as caught:
+            storable.check_json_body(body, orjson.loads(body))
+        self.assertEqual(caught.exception.param, "a" + "[0]" * 1000)
+
     def test_the_check_costs_little_on_a_chat_body(self) -> None:
         # The data plane reads every body; the check must stay a small fraction of parsing it.
         body = orjson.dumps(
