@@ -29,6 +29,7 @@ from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import STREAM, TEXT, Model
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
 from aihub.openai_api import INTERNAL_ERROR, answer_once, chat_message_text, log, settle, start_stream
+from aihub.openai_request import CHAT_COMPLETIONS
 from aihub.streaming import EventStreamResponse, error_payload, event_frame
 from aihub.upstreams import callable_model
 from city.calls import Call
@@ -85,8 +86,6 @@ def chat_request(data: dict[str, Any]) -> dict[str, Any]:
         chat_messages = [_message(m, i) for i, m in enumerate(messages)] if isinstance(messages, list) and messages else None
         if chat_messages is None:
             raise ApiError(400, "messages must be a non-empty list of {role, content}.", param="messages", code="invalid_type")
-    if system:
-        chat_messages.insert(0, {"role": "system", "content": system})
     for name in ("max_tokens", "max_completion_tokens"):
         value = data.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -100,6 +99,10 @@ def chat_request(data: dict[str, Any]) -> dict[str, Any]:
     check_parameters(body)
     body["model"] = data["model"]
     body["messages"] = chat_messages
+    # The whole shape as OpenAI's chat request (tools, tool calls, content parts …), as the chat route checks it.
+    CHAT_COMPLETIONS.validate(body)
+    if system:
+        chat_messages.insert(0, {"role": "system", "content": system})
     return body
 
 
