@@ -1,10 +1,13 @@
-"""Refuse input text a database cannot store, before any action sees it.
+"""Refuse input City cannot store or pass on, before any action sees it.
 
 PostgreSQL's text and jsonb refuse the NUL character (U+0000): a NUL that reaches a query is a
 DataError (a 500), while SQLite stores it. City refuses it on every database alike, in any string of
 the input, keys included, at any depth, as a 400 naming the field. Lone surrogates, the other
 characters PostgreSQL refuses, never get this far: orjson refuses them in JSON and Django decodes
 query strings and forms with replacement characters.
+
+JSON nested deeper than MAX_DEPTH is refused too: orjson parses up to 1024 levels but writes at most
+254, so a deeper body (an extension field passed to a provider) failed when City sent it on.
 """
 
 from collections.abc import Callable, Iterable
@@ -18,14 +21,39 @@ NUL = "\x00"
 # In JSON text a NUL can only be written as this escape (a raw control character is invalid JSON):
 # a body without these six bytes holds no NUL, which a byte search tells at memchr speed.
 JSON_NUL_ESCAPE = b"\\u0000"
+# Deep enough for any real request (OpenAI's deepest shapes are JSON Schemas in tools), well under the
+# 254 levels orjson writes, leaving room for the envelope an adapter wraps a request in.
+MAX_DEPTH = 64
 ADMIN_PATH = "/admin/"
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def check_json_body(body: bytes, data: Any) -> None:
-    """Raise a 400 naming the first string of `data` (parsed from `body`) that holds a NUL."""
+    """Raise a 400 naming the first string of `data` (parsed from `body`) that holds a NUL, or the
+    first value nested deeper than MAX_DEPTH."""
     if JSON_NUL_ESCAPE in body:  # else none can be there; when found it may still be an escaped backslash
         check_value(data, "")
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # else it cannot be that deep (brackets in strings count too)
+        check_depth(data)
+
+
+def check_depth(value: Any) -> None:
+    stack = [(value, 0, "")]
+    while stack:
+        item, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ApiError(
+                400,
+                f"{where[:200]} is nested deeper than {MAX_DEPTH} levels; City takes JSON up to that depth.",
+                param=where[:200],
+                code="too_deep",
+            )
+        if isinstance(item, dict):
+            stack.extend(
+                (child, depth + 1, f"{where}.{key}" if where else key) for key, child in item.items() if isinstance(child, (dict, list))
+            )
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1, f"{where}[{index}]") for index, child in enumerate(item) if isinstance(child, (dict, list)))
 
 
 def check_query(lists: Iterable[tuple[str, list[str]]]) -> None:

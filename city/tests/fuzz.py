@@ -109,6 +109,17 @@ NUL_TEXT = st.sampled_from(["\x00", "a\x00b", "studio_\x00", "\x00" * 3])
 AWKWARD_TEXT = st.sampled_from(["", " ", "null", "true", "0", "-1", "1e400", "x" * 5000, "é", "💥", "\ufeff", "../..", "%00", "'; --"])
 
 
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# Deeper than orjson writes (254 levels), though it parses it.
+DEEP = _nested(300)
+
+
 def json_values(names: list[str], values: list[str]) -> st.SearchStrategy[Any]:
     """Any JSON value, more often a single one than a container: NUL and awkward text, huge and negative
     numbers, nesting, objects keyed by known names."""
@@ -126,6 +137,7 @@ def json_values(names: list[str], values: list[str]) -> st.SearchStrategy[Any]:
         (1, st.sampled_from([0, -1, 1, 2**63, -(2**63) - 1, 2**64])),
         (1, st.floats(allow_nan=False, allow_infinity=False)),
         (4, text),
+        (1, st.just(DEEP)),
     )
     keys = st.one_of(st.sampled_from(names or ["x"]), st.text(max_size=8), NUL_TEXT)
     nested = st.recursive(
