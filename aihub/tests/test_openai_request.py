@@ -7,6 +7,7 @@ from typing import Any
 import jsonschema
 
 from aihub.openai_request import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, RequestSpec
+from aihub.sdk_api import TEXT_REQUEST
 from aihub.tests.adapter_contract import WEATHER_TOOL
 from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import validate as openai_validate
@@ -193,6 +194,20 @@ class ChatShapeTests(unittest.TestCase):
             self.assertFalse(schema.is_valid({"model": "m", **body}))
         # What the validator accepts, OpenAI's own schema of the request accepts too.
         openai_validate(realistic_chat_body(), "CreateChatCompletionRequest")
+
+    def test_city_text_requests_are_checked_as_deeply(self) -> None:
+        TEXT_REQUEST.validate({"model": "m", "prompt": "hi", "tools": [WEATHER_TOOL]})
+        for body, param in [
+            ({"model": "m", "messages": SEEN_AS_500[1][0]["messages"]}, "messages[1].tool_calls[0].function"),
+            ({"model": "m", "prompt": "hi", "tools": [{"type": "function", "function": {"name": 1}}]}, "tools[0].function.name"),
+            ({"prompt": "hi"}, "model"),
+        ]:
+            with self.subTest(body=body):
+                self.assertEqual(self.refused(TEXT_REQUEST, body).param, param)  # type: ignore[arg-type]
+        schema = TEXT_REQUEST.json_schema()
+        jsonschema.Draft202012Validator.check_schema(schema)
+        self.assertTrue(jsonschema.Draft202012Validator(schema).is_valid({"model": "m", "prompt": "hi", "temperature": 0.5}))
+        self.assertFalse(jsonschema.Draft202012Validator(schema).is_valid({"model": "m", "prompt": "hi", "bogus": 1}))
 
     def test_the_check_is_cheap_on_a_realistic_chat_body(self) -> None:
         body = realistic_chat_body()
