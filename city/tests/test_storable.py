@@ -100,6 +100,15 @@ class NulInActionInputTests(CityTestCase):
         )
         self.assertEqual(error["param"], "metadata.k\\u0000")
 
+    def test_lone_surrogates_never_reach_the_database(self) -> None:
+        # PostgreSQL refuses them too; orjson refuses them in JSON, and Django decodes a query's
+        # UTF-8-encoded surrogate as replacement characters.
+        for raw in (b'{"name": "\\ud800"}', b'{"name": "x\\udc00"}', b'{"name": "\xed\xa0\x80"}'):
+            with self.subTest(raw=raw):
+                self.assertError(self.admin_post("/v1/studios/create", raw=raw), 400, "invalid_request_error", "invalid_json")
+        self.assertEqual(self.assertOk(self.admin_get("/v1/studios/list?search=%ED%A0%80"))["items"], [])
+        self.assertEqual(Studio.objects.count(), 2)
+
     def test_the_text_backslash_u0000_is_not_a_nul(self) -> None:
         # The JSON "\\u0000" is a backslash followed by "u0000": six ordinary characters, stored as they are.
         raw = b'{"name": "literally \\\\u0000"}'
