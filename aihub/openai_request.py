@@ -29,6 +29,8 @@ class Shape:
     """One JSON value's expected shape: `check` raises a 400 naming `path`; `schema` is its JSON Schema."""
 
     noun = "a value"
+    # A scalar's accepted Python types: objects test them inline instead of calling `check` (hot path).
+    scalar_types: tuple[type, ...] | None = None
 
     def check(self, value: Any, path: str) -> None:
         raise NotImplementedError
@@ -47,6 +49,7 @@ class Scalar(Shape):
 
     def __init__(self, noun: str, json_type: str, types: tuple[type, ...]) -> None:
         self.noun, self.json_type, self.types = noun, json_type, types
+        self.scalar_types = types
 
     def check(self, value: Any, path: str) -> None:
         if type(value) not in self.types:
@@ -97,9 +100,10 @@ class Array(Shape):
     def check(self, value: Any, path: str) -> None:
         if type(value) is not list or len(value) < self.min_items:
             raise _invalid(path, f"{path} must be {self.noun}.")
-        items = self.items
+        items, types = self.items, self.items.scalar_types
         for index, item in enumerate(value):
-            items.check(item, f"{path}[{index}]")
+            if types is None or type(item) not in types:
+                items.check(item, f"{path}[{index}]")
 
     def fits(self, value: Any) -> bool:
         return isinstance(value, list)
@@ -150,7 +154,10 @@ class Object(Shape):
         fields = self.fields
         for name, item in value.items():
             shape = fields.get(name)
-            if shape is not None and item is not None:
+            if shape is None or item is None:
+                continue
+            types = shape.scalar_types
+            if types is None or type(item) not in types:
                 shape.check(item, prefix + name)
 
     def fits(self, value: Any) -> bool:
@@ -210,6 +217,10 @@ class Either(Shape):
         self.branches, self.noun = branches, noun
 
     def check(self, value: Any, path: str) -> None:
+        kind = type(value)
+        for branch in self.branches:
+            if branch.scalar_types is not None and kind in branch.scalar_types:
+                return  # a scalar branch says all there is to say (the common `content: "…"`)
         fitting = [branch for branch in self.branches if branch.fits(value)] if len(self.branches) > 2 else self._pick(value)
         if len(fitting) == 1:
             fitting[0].check(value, path)
