@@ -21,6 +21,8 @@ from aihub.adapters.base import Upstream, UpstreamError
 from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import EMBEDDINGS, OPENAI, TEXT
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
+from aihub.openai_request import CHAT_COMPLETIONS, COMPLETIONS
+from aihub.openai_request import EMBEDDINGS as EMBEDDINGS_REQUEST
 from aihub.streaming import DONE, EventStreamResponse, api_error, data_frame, error_payload
 from aihub.upstreams import callable_model
 from city.calls import Call
@@ -42,15 +44,7 @@ def upstream_body(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def stream_flag(data: dict[str, Any]) -> bool:
-    stream = data.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise ApiError(400, "stream must be true or false.", param="stream", code="invalid_type")
-    options = data.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise ApiError(
-            400, 'stream_options must be an object such as {"include_usage": true}.', param="stream_options", code="invalid_type"
-        )
-    return bool(stream)
+    return data.get("stream") is True  # its type was checked with the request's shape
 
 
 def wants_usage(data: dict[str, Any]) -> bool:
@@ -183,29 +177,12 @@ def chat_message_text(answer: dict[str, Any]) -> str:
     return "".join(pieces)
 
 
-def require_messages(data: dict[str, Any]) -> list[Any]:
-    messages = data.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(
-            400,
-            'messages is required: a non-empty list such as [{"role": "user", "content": "Hello"}].',
-            param="messages",
-            code="missing_field" if messages is None else "invalid_type",
-        )
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ApiError(
-                400, f"messages[{index}] must be an object with a role and content.", param=f"messages[{index}]", code="invalid_type"
-            )
-    return messages
-
-
 async def chat_completions(call: Call) -> HttpResponseBase:
     """POST /v1/ai/chat/completions (and /v1/chat/completions): OpenAI's chat completions."""
+    data = CHAT_COMPLETIONS.validate(call.data)
     studio_id = call.studio_id()
-    data = call.data
     model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
-    messages = require_messages(data)
+    messages = data["messages"]
     streaming = stream_flag(data)
     body = upstream_body(data)
     meter = Meter(call, studio_id, model, "chat")
@@ -353,11 +330,9 @@ async def completions(call: Call) -> HttpResponseBase:
     prompt becomes a one-message chat and the answer is turned back into a text completion
     (streaming included).
     """
+    data = COMPLETIONS.validate(call.data)
     studio_id = call.studio_id()
-    data = call.data
     model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
-    if data.get("prompt") is None:
-        raise ApiError(400, "prompt is required: the text to complete.", param="prompt", code="missing_field")
     streaming = stream_flag(data)
     echo = data.get("echo") is True
     body = upstream_body(data)
@@ -455,8 +430,8 @@ def float32_base64(vector: list[float]) -> str:
 
 async def embeddings(call: Call) -> HttpResponseBase:
     """POST /v1/ai/embeddings (and /v1/embeddings): floats or base64, one string or many."""
+    data = EMBEDDINGS_REQUEST.validate(call.data)
     studio_id = call.studio_id()
-    data = call.data
     model, upstreams = await callable_model(data.get("model"), EMBEDDINGS)
     encoding = check_embedding_input(data)
     body = upstream_body(data)

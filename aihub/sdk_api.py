@@ -23,12 +23,14 @@ from typing import Any
 
 from django.http import HttpResponseBase
 
+from aihub import openai_request as oa_request
 from aihub.adapters import adapter_for
 from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import STREAM, TEXT, Model
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
 from aihub.openai_api import INTERNAL_ERROR, answer_once, chat_message_text, log, settle, start_stream
+from aihub.openai_request import CHAT_COMPLETIONS
 from aihub.streaming import EventStreamResponse, error_payload, event_frame
 from aihub.upstreams import callable_model
 from city.calls import Call
@@ -85,8 +87,6 @@ def chat_request(data: dict[str, Any]) -> dict[str, Any]:
         chat_messages = [_message(m, i) for i, m in enumerate(messages)] if isinstance(messages, list) and messages else None
         if chat_messages is None:
             raise ApiError(400, "messages must be a non-empty list of {role, content}.", param="messages", code="invalid_type")
-    if system:
-        chat_messages.insert(0, {"role": "system", "content": system})
     for name in ("max_tokens", "max_completion_tokens"):
         value = data.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -98,8 +98,12 @@ def chat_request(data: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(400, "temperature must be a number from 0 to 2.", param="temperature", code="invalid_value")
     body = {key: value for key, value in data.items() if key not in OWN_FIELDS}
     check_parameters(body)
-    body["model"] = data["model"]
+    body["model"] = data.get("model")
     body["messages"] = chat_messages
+    # The whole shape as OpenAI's chat request (tools, tool calls, content parts …), as the chat route checks it.
+    CHAT_COMPLETIONS.validate(body)
+    if system:
+        chat_messages.insert(0, {"role": "system", "content": system})
     return body
 
 
@@ -190,6 +194,53 @@ def _message(message: Any, index: int) -> dict[str, Any]:
     return {**rest, "content": content}
 
 
+class TextRequest:
+    """The input spec of /v1/ai/text and /v1/ai/stream (see city/registry.py's actions): City's own
+    fields, then OpenAI's chat parameters, checked as `chat_request` checks them."""
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        chat_request(data)
+        return data
+
+    def json_schema(self) -> dict[str, Any]:
+        text = {"type": "string"}
+        part = {
+            "oneOf": [
+                {"type": "object", "properties": {"type": {"const": "text"}, "text": text}, "required": ["type", "text"]},
+                {"type": "object", "properties": {"type": {"const": "image"}, "url": text}, "required": ["type", "url"]},
+            ]
+        }
+        message = {
+            "type": "object",
+            "properties": {
+                "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+                "content": {"anyOf": [text, {"type": "array", "items": {"type": "object"}}]},
+                "parts": {"type": "array", "items": part},
+            },
+            "required": ["role"],
+        }
+        parameters = {name: oa_request.CHAT_FIELDS[name].schema() for name in sorted(CHAT_PARAMETERS) if name in oa_request.CHAT_FIELDS}
+        return {
+            "title": "TextRequest",
+            "type": "object",
+            "properties": {
+                "studio_id": text,
+                "model": text,
+                "prompt": text,
+                "messages": {"type": "array", "minItems": 1, "items": message},
+                "system": text,
+                **parameters,
+                "top_k": {"type": "integer"},
+                "thinking": {"type": "object"},
+            },
+            "required": ["model"],
+            "additionalProperties": False,
+        }
+
+
+TEXT_REQUEST = TextRequest()
+
+
 def message_from_chat(message_id: str, model: Model, answer: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
     choice = (answer.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -221,9 +272,9 @@ def parts_of(reasoning: Any, text: Any, tool_calls: Any) -> list[dict[str, Any]]
 
 async def text(call: Call) -> HttpResponseBase:
     """POST /v1/ai/text: one whole answer."""
+    body = chat_request(call.data)  # TEXT_REQUEST's check, and the upstream body it makes
     studio_id = call.studio_id()
     model, upstreams = await callable_model(call.data.get("model"), TEXT)
-    body = chat_request(call.data)
     meter = Meter(call, studio_id, model, "text")
     answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).chat(up, body))
     settle(meter, answer, lambda: estimate_tokens(prompt_text(body["messages"])), chat_message_text)
@@ -232,9 +283,9 @@ async def text(call: Call) -> HttpResponseBase:
 
 async def stream(call: Call) -> HttpResponseBase:
     """POST /v1/ai/stream: the same answer as server-sent events (see the module docstring)."""
+    body = chat_request(call.data)  # TEXT_REQUEST's check, and the upstream body it makes
     studio_id = call.studio_id()
     model, upstreams = await callable_model(call.data.get("model"), STREAM)
-    body = chat_request(call.data)
     meter = Meter(call, studio_id, model, "stream")
     chunks, first = await start_stream(meter, upstreams, lambda up: adapter_for(up).chat_stream(up, body))
     return EventStreamResponse(text_events(chunks, first, meter, new_id("msg"), body["messages"]))

@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from city import storable
 from city.calls import Call
 from city.errors import ApiError, error_response, json_response
 from city.identity import Identity, check_allowed, resolve_identity
@@ -82,6 +83,7 @@ async def _dispatch(request: HttpRequest, route: str, request_id: str) -> HttpRe
 def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
     """A GET's query parameters, or a POST's JSON object (an empty body is an empty object)."""
     if request.method in ("GET", "HEAD"):
+        storable.check_query(request.GET.lists())
         return {key: request.GET[key] for key in request.GET}
     try:
         body = request.body
@@ -105,6 +107,7 @@ def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
         raise ApiError(400, f"Could not parse the body: {reason}.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, 'The body must be a JSON object, such as {"name": "…"}.', code="invalid_json")
+    storable.check_json_body(body, data)
     return data
 
 

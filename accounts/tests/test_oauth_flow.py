@@ -323,9 +323,13 @@ class OAuthRejectionTests(OAuthTestCase):
     def test_a_provider_error_is_repeated_only_as_a_short_printable_code(self) -> None:
         flow = self.start()
         state = parse_qs(urlsplit(self.browser_step(flow["authorize_url"])).query)["state"][0]
-        hostile = "server_error\x00<script>" + "x" * 5000
+        # A NUL anywhere in a query is refused before any action (city/storable.py), the flow untouched.
+        response = self.client.get("/v1/accounts/oauth/callback", {"state": state, "error": "server_error\x00"})
+        self.assertError(response, 400, "invalid_request_error", "invalid_characters", param="error")
+        self.assertEqual(self.assertOk(self.result(flow["flow_id"]))["status"], "pending")
+        hostile = 'server_error\x07"<script>' + "x" * 5000
         response = self.client.get("/v1/accounts/oauth/callback", {"state": state, "error": hostile})
-        kept = "server_error&lt;script&gt;" + "x" * (64 - len("server_error<script>"))  # NUL dropped, 64 characters, escaped
+        kept = "server_error&lt;script&gt;" + "x" * (64 - len("server_error<script>"))  # BEL and quote dropped, 64 characters, escaped
         self.assertPage(response, 400, f"GitHub did not complete the sign-in ({kept}). Start again")
         self.assertNotContains(response, "<script>", status_code=400)
         body = self.assertOk(self.result(flow["flow_id"]))
