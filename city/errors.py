@@ -3,6 +3,7 @@
 from typing import Any
 
 import orjson
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 TYPE_BY_STATUS = {
@@ -65,6 +66,29 @@ def json_response(payload: Any, *, status: int = 200) -> HttpResponse:
 
 def error_response(status: int, message: str, *, code: str | None = None, param: str | None = None) -> HttpResponse:
     return ApiError(status, message, code=code, param=param).response()
+
+
+# PostgreSQL's "try again" states: serialization_failure, deadlock_detected, lock_not_available.
+RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
+# Seconds a client is told to wait after database_busy; writers hold locks for milliseconds.
+DATABASE_BUSY_RETRY_AFTER_SECONDS = 1
+
+
+def database_busy(exc: BaseException) -> ApiError | None:
+    """503 `database_busy` for a write that lost a lock wait (SQLite "database is locked" past its
+    timeout, a PostgreSQL deadlock or lock timeout): the request changed nothing and may be repeated.
+    None for any other error."""
+    if not isinstance(exc, DatabaseError):
+        return None
+    locked = "database is locked" in str(exc) or "database table is locked" in str(exc)  # SQLite
+    if not locked and getattr(exc.__cause__, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+        return None
+    return ApiError(
+        503,
+        "City's database is busy with other writes and this request timed out waiting; nothing was changed. Try again.",
+        code="database_busy",
+        headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_SECONDS)},
+    )
 
 
 # Django's last-resort handlers (urls.py): JSON, never an HTML page or a stack trace.

@@ -101,7 +101,13 @@ WSGI_APPLICATION = None
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'city.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            # Seconds a SQLite writer waits for another's lock before City answers 503 database_busy.
+            "timeout": env.float("DATABASE_BUSY_TIMEOUT_SECONDS", default=20.0),
+            # Writers take the lock at BEGIN, one at a time: no deadlock, no lost update.
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
     )
     # A file, not memory, so that Daphne processes started by the tests share the test database;
     # one per test run, so that runs side by side do not collide.
