@@ -26,7 +26,7 @@ STARTUP_ONLY_KEYS = {
     "REDIS_URL",
     "DJANGO_SETTINGS_MODULE",
 }
-STARTUP_ONLY_PREFIXES = ("CITY_", "DATABASE_")
+STARTUP_ONLY_PREFIXES = ("CITY_", "DATABASE_", "REDIS_")
 # Tries to lock or insert a key's row before answering 409 (each try after the first follows a
 # concurrent insert that won; a further one needs that row removed again in between).
 LOCK_ATTEMPTS = 5
