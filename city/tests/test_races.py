@@ -118,6 +118,41 @@ class ConcurrentEnvWriterTests(LiveCityTestCase):
         else:
             self.assertIn(self.stored(KEY), {body["value"] for route, body in requests if route.endswith("upsert")})
 
+    def test_other_create_if_missing_operations_answer_once_then_typed(self) -> None:
+        admin = httpx.Client(base_url=self.cities[0].url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=30)
+        self.addCleanup(admin.close)
+        studio = admin.post("/v1/studios/create", json={"name": "Races"}).json()["id"]
+        token = admin.post("/v1/studios/tokens/apply", json={"studio_id": studio, "name": "t"}).json()["id"]
+        # One email: one account, the others told it exists.
+        responses = self.run_together([("/v1/accounts/create", {"studio_id": studio, "email": "same@example.com"})] * 20)
+        self.assertNo5xx(responses)
+        self.assertEqual(sorted(r.status_code for r in responses), [200] + [409] * 19)
+        self.assertEqual({r.json()["error"]["code"] for r in responses if r.status_code == 409}, {"account_exists"})
+        # A studio's settings row created by the first of many writers.
+        responses = self.run_together(
+            [("/v1/accounts/settings", {"studio_id": studio, "self_registration": bool(i % 2)}) for i in range(20)]
+        )
+        self.assertNo5xx(responses)
+        self.assertEqual({r.status_code for r in responses}, {200})
+        # Status changes and token rotations and revocations all at once.
+        requests: list[tuple[str, dict[str, Any]]] = []
+        for i in range(WRITERS):
+            requests.append(
+                [
+                    ("/v1/studios/pause", {"studio_id": studio}),
+                    ("/v1/studios/activate", {"studio_id": studio}),
+                    ("/v1/studios/tokens/rotate", {"token_id": token}),
+                    ("/v1/studios/tokens/apply", {"studio_id": studio, "name": f"t{i}"}),
+                ][i % 4]
+            )
+        requests[-1] = ("/v1/studios/tokens/revoke", {"token_id": token})
+        responses = self.run_together(requests)
+        self.assertNo5xx(responses)
+        for (route, _), response in zip(requests, responses, strict=True):
+            # A rotation after the revocation is refused, typed; everything else succeeds.
+            expected = {200, 409} if route.endswith("rotate") else {200}
+            self.assertIn(response.status_code, expected, (route, response.text[:300]))
+
 
 class DatabaseBusyTests(LiveCityTestCase):
     def test_a_write_that_times_out_on_a_lock_is_a_typed_503_and_changes_nothing(self) -> None:
