@@ -1,5 +1,6 @@
 """The one error shape of every non-2xx answer: {"error": {"message", "type", "code", "param"}}."""
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -104,6 +105,21 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     return error_response(
         404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route"
     )
+
+
+class DatabaseBusyMiddleware:
+    """The pages' (admin, dashboard) database_busy: 503 with Retry-After, not handler500's 500.
+    (/v1/ answers it in city/dispatch.py.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        busy = database_busy(exception)
+        return busy.response() if busy is not None else None
 
 
 def handler500(request: HttpRequest) -> HttpResponse:

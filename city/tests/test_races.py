@@ -5,11 +5,13 @@ PostgreSQL is where a missing row could not be locked and two inserts of one new
 """
 
 import random
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from city import envops
@@ -176,3 +178,23 @@ class DatabaseBusyTests(LiveCityTestCase):
     def stored(self, key: str) -> str | None:
         row = EnvVar.objects.filter(key=key).first()
         return envops.value_of(row) if row is not None else None
+
+    def test_a_page_that_times_out_on_a_lock_is_a_503_too(self) -> None:
+        city = self.start_city(extra_env={"DATABASE_BUSY_TIMEOUT_SECONDS": "0.5", "PGOPTIONS": "-c lock_timeout=500"})
+        user = get_user_model().objects.create_superuser("root", "root@example.com", "a long passphrase for root")
+        browser = httpx.Client(base_url=city.url, timeout=30)
+        self.addCleanup(browser.close)
+
+        def sign_in() -> httpx.Response:
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', browser.get("/admin/login/").text)
+            assert token is not None
+            form = {"username": "root", "password": "a long passphrase for root", "csrfmiddlewaretoken": token.group(1), "next": "/admin/"}
+            return browser.post("/admin/login/", data=form)
+
+        with transaction.atomic():
+            # Signing in writes the user's last_login: its row is locked (with SQLite, the whole database).
+            get_user_model().objects.select_for_update().get(id=user.id)
+            response = sign_in()
+        self.assertEqual(response.status_code, 503, response.text[:300])
+        self.assertEqual((response.headers["Retry-After"], response.json()["error"]["code"]), ("1", "database_busy"))
+        self.assertEqual(sign_in().status_code, 302)
