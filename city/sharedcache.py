@@ -53,6 +53,10 @@ class SharedCache:
                 self._down_until = self.clock() + CACHE_RETRY_SECONDS
             raise CacheUnavailable from exc
 
+    def reset(self) -> None:
+        """Forget a failure: the next call tries the cache (tests)."""
+        self._down_until = 0.0
+
 
 shared_cache = SharedCache()
 
