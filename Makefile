@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run serve-prod test lint browser migrate superuser bench clean
+.PHONY: run serve-prod test lint browser redis-server migrate superuser bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ serve-prod: migrate
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: $(VENV)/.installed browser
+# Debian's redis-server: the Redis-down test starts and stops one of its own.
+redis-server:
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+test: $(VENV)/.installed browser redis-server
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 

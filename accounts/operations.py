@@ -20,6 +20,8 @@ from city.errors import ApiError
 from studios import operations as studio_operations
 from studios.models import Studio, UserToken
 
+ACCOUNT_EXISTS = "This studio already has an account with this email."
+
 
 def normalise_email(email: str) -> str:
     """One spelling per address: surrounding space dropped, lower case (as providers compare them)."""
@@ -50,7 +52,6 @@ def check_password_rules(password: str, *, email: str = "") -> None:
         raise ApiError(400, f"password: {exc.messages[0]}", param="password", code="weak_password") from None
 
 
-@transaction.atomic
 def create_account(
     studio_id: str,
     email: str,
@@ -61,23 +62,34 @@ def create_account(
     actor: Any,
 ) -> Account:
     """A new account; without a password it signs in only through OAuth. 409 when the email is taken."""
-    studio = Studio.objects.select_for_update().filter(id=studio_id).first()
-    if studio is None or studio.status == Studio.Status.REMOVED:
-        raise ApiError(404, f"No studio {studio_id}; studios/list shows the studios.", param="studio_id", code="studio_not_found")
     email = normalise_email(email)
+    _check_new_account(Studio.objects.filter(id=studio_id).first(), studio_id, email)
     if password is not None:
         check_password_rules(password, email=email)
-    if Account.objects.filter(studio=studio, email=email).exists():
-        raise ApiError(409, "This studio already has an account with this email.", param="email", code="account_exists")
-    try:
-        with transaction.atomic():
-            account = Account.objects.create(
-                studio=studio, email=email, display_name=display_name, password=hash_password(password), email_verified=email_verified
-            )
-    except IntegrityError:  # created by a concurrent request since the check above
-        raise ApiError(409, "This studio already has an account with this email.", param="email", code="account_exists") from None
-    record(actor, "accounts/create", target=account.id, detail={"studio_id": studio.id})
+    # Hashed outside the transaction: Argon2 takes up to a second, and the studio's row (with
+    # SQLite, the whole database) stays locked until commit. The checks above spare the work when
+    # they fail; they are made again under the lock.
+    password_hash = hash_password(password)
+    with transaction.atomic():
+        studio = Studio.objects.select_for_update().filter(id=studio_id).first()
+        studio = _check_new_account(studio, studio_id, email)
+        try:
+            with transaction.atomic():
+                account = Account.objects.create(
+                    studio=studio, email=email, display_name=display_name, password=password_hash, email_verified=email_verified
+                )
+        except IntegrityError:  # created by a concurrent request since the check above
+            raise ApiError(409, ACCOUNT_EXISTS, param="email", code="account_exists") from None
+        record(actor, "accounts/create", target=account.id, detail={"studio_id": studio.id})
     return account
+
+
+def _check_new_account(studio: Studio | None, studio_id: str, email: str) -> Studio:
+    if studio is None or studio.status == Studio.Status.REMOVED:
+        raise ApiError(404, f"No studio {studio_id}; studios/list shows the studios.", param="studio_id", code="studio_not_found")
+    if Account.objects.filter(studio=studio, email=email).exists():
+        raise ApiError(409, ACCOUNT_EXISTS, param="email", code="account_exists")
+    return studio
 
 
 def _locked_account(account_id: str) -> Account:

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from city import storable
 from city.calls import Call
-from city.errors import ApiError, error_response, json_response
+from city.errors import ApiError, database_busy, error_response, json_response
 from city.identity import Identity, check_allowed, resolve_identity
 from city.ids import new_id
 from city.registry import Action, registry
@@ -39,9 +39,15 @@ async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
         response = await _dispatch(request, route, request_id)
     except ApiError as exc:
         response = exc.response()
-    except Exception:
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
-        response = error_response(500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error")
+    except Exception as exc:
+        if busy := database_busy(exc):
+            log.warning("database busy on %s %s (request %s): %s", request.method, request.path, request_id, exc)
+            response = busy.response()
+        else:
+            log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+            response = error_response(
+                500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error"
+            )
     response["X-Request-Id"] = request_id
     if request.method == "HEAD" and isinstance(response, HttpResponse):  # not a stream
         response.content = b""  # the GET's status and headers only (actions that allow HEAD: load-balancer checks)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from dotenv.parser import parse_stream
 
@@ -27,7 +27,10 @@ STARTUP_ONLY_KEYS = {
     "REDIS_URL",
     "DJANGO_SETTINGS_MODULE",
 }
-STARTUP_ONLY_PREFIXES = ("CITY_", "DATABASE_")
+STARTUP_ONLY_PREFIXES = ("CITY_", "DATABASE_", "REDIS_")
+# Tries to lock or insert a key's row before answering 409 (each try after the first follows a
+# concurrent insert that won; a further one needs that row removed again in between).
+LOCK_ATTEMPTS = 5
 
 
 def key_problem(key: Any) -> str | None:
@@ -91,23 +94,23 @@ def check_pair(key: Any, value: Any) -> None:
 
 
 def upsert_env(key: str, value: str, *, description: str | None, actor: Any) -> tuple[EnvVar, bool]:
-    """Set `key`; returns (row, changed). An unchanged value with no new description writes nothing."""
+    """Set `key`; returns (row, changed). An unchanged value with no new description writes nothing.
+
+    Concurrent writers of one key are serialised on its row: each sees the value the one before it
+    left, so `changed` and the audit entry say what this call did.
+    """
     check_pair(key, value)
+    ciphertext = _encrypt(value)
+    label = _actor(actor)
     with transaction.atomic():
-        row = EnvVar.objects.select_for_update().filter(key=key).first()
-        if row is not None and _decrypt(row) == value and (description is None or description == row.description):
-            return row, False
-        now = timezone.now()
-        label = _actor(actor)
-        if row is None:
-            row = EnvVar.objects.create(
-                key=key, ciphertext=_encrypt(value), description=description or "", updated_at=now, updated_by=label
-            )
-        else:
-            row.ciphertext = _encrypt(value)
+        row, created = _locked_row(key, ciphertext=ciphertext, description=description or "", updated_by=label)
+        if not created:
+            if _decrypt(row) == value and (description is None or description == row.description):
+                return row, False
+            row.ciphertext = ciphertext
             if description is not None:
                 row.description = description
-            row.updated_at, row.updated_by = now, label
+            row.updated_at, row.updated_by = timezone.now(), label
             row.save(update_fields=["ciphertext", "description", "updated_at", "updated_by"])
         record(actor, "env/upsert", target=key)
     runtime_env.invalidate()
@@ -169,23 +172,49 @@ def import_env(content: str, *, actor: Any) -> ImportReport:
         )
     if not pairs:
         raise ApiError(400, "content holds no KEY=value line; nothing was imported.", param="content", code="env_import_empty")
+    label = _actor(actor)
     with transaction.atomic():
-        existing = {row.key: row for row in EnvVar.objects.select_for_update().filter(key__in=pairs)}
-        now, label = timezone.now(), _actor(actor)
-        for key, value in pairs.items():
-            row = existing.get(key)
-            if row is not None and _decrypt(row) == value:
+        # One key at a time, in one order for every writer: two imports naming the same keys in
+        # different orders wait for each other instead of deadlocking.
+        for key in sorted(pairs):
+            value = pairs[key]
+            ciphertext = _encrypt(value)
+            row, created = _locked_row(key, ciphertext=ciphertext, updated_by=label)
+            if created:
+                report.set.append(key)
+            elif _decrypt(row) == value:
                 report.unchanged.append(key)
-                continue
-            if row is None:
-                EnvVar.objects.create(key=key, ciphertext=_encrypt(value), updated_at=now, updated_by=label)
             else:
-                row.ciphertext, row.updated_at, row.updated_by = _encrypt(value), now, label
+                row.ciphertext, row.updated_at, row.updated_by = ciphertext, timezone.now(), label
                 row.save(update_fields=["ciphertext", "updated_at", "updated_by"])
-            report.set.append(key)
+                report.set.append(key)
         record(actor, "env/import", target=",".join(report.set)[:200], detail={"set": report.set, "unchanged": report.unchanged})
     runtime_env.invalidate()
     return report
+
+
+def _locked_row(key: str, **new_fields: Any) -> tuple[EnvVar, bool]:
+    """(row, created): the row of `key`, locked until the transaction ends, or a new one inserted.
+
+    `select_for_update` locks no row that does not exist yet, so two writers of a new key both find
+    none and both insert. The second insert waits for the first writer's commit, then fails on the
+    unique key; it runs in a savepoint, so this transaction goes on and locks the row that won.
+    (SQLite's IMMEDIATE transactions already run one writer at a time; this never loops there.)
+    Called inside a transaction.
+    """
+    for _ in range(LOCK_ATTEMPTS):
+        row = EnvVar.objects.select_for_update().filter(key=key).first()
+        if row is not None:
+            return row, False
+        row = EnvVar(key=key, updated_at=timezone.now(), **new_fields)
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+        except IntegrityError:
+            continue  # inserted by a concurrent writer (which has committed): lock that row
+        return row, True
+    # Only when the row keeps appearing and vanishing under concurrent upserts and removes.
+    raise ApiError(409, f"{key} is being changed by other requests at this moment; try again.", param="key", code="env_conflict")
 
 
 def _actor(actor: Any) -> str:

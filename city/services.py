@@ -13,6 +13,7 @@ from city.errors import ApiError
 from city.models import AuditEntry, EnvVar
 from city.pagination import int_cursor, page
 from city.registry import ADMIN, Action, Service, env_consumers
+from city.sharedcache import CacheUnavailable, cache_unavailable, shared_cache
 from city.timestamps import iso
 from city.validation import StrictCharField, validated
 
@@ -131,7 +132,6 @@ def whoami(call: Call) -> dict[str, Any]:
 
 def health(call: Call) -> dict[str, Any]:
     """Liveness for load balancers: the database answers (and Redis, when configured); else 503."""
-    from django.core.cache import cache
     from django.db import DatabaseError, connection
 
     try:
@@ -143,12 +143,9 @@ def health(call: Call) -> dict[str, Any]:
             503, "City's database does not answer; this process cannot serve requests now.", code="database_unavailable"
         ) from None
     try:
-        cache.get("city:health")
-    except Exception:  # any cache backend's failure means the same to a load balancer
-        log.warning("health: the cache does not answer", exc_info=True)
-        raise ApiError(
-            503, "City's cache (REDIS_URL) does not answer; this process cannot serve requests now.", code="cache_unavailable"
-        ) from None
+        shared_cache.call(lambda cache: cache.get("city:health"))
+    except CacheUnavailable:
+        raise cache_unavailable("sign-in and registration are refused until it does") from None
     return {"status": "ok"}
 
 

@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "city.errors.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "city.urls"
@@ -110,7 +111,13 @@ WSGI_APPLICATION = None
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'city.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            # Seconds a SQLite writer waits for another's lock before City answers 503 database_busy.
+            "timeout": env.float("DATABASE_BUSY_TIMEOUT_SECONDS", default=20.0),
+            # Writers take the lock at BEGIN, one at a time: no deadlock, no lost update.
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
     )
     # A file, not memory, so that Daphne processes started by the tests share the test database;
     # one per test run, so that runs side by side do not collide.
@@ -121,8 +128,17 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Seconds to wait for Redis to accept a connection, and for each answer, before a cache call fails
+# (callers then answer 503 cache_unavailable or fall back; see city/sharedcache.py), never hanging.
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # The Redis that carries invalidations between processes (city/invalidation.py); empty: this process only.

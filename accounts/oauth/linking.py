@@ -6,6 +6,7 @@ from django.utils import timezone
 from accounts import operations
 from accounts.models import Account, OAuthIdentity
 from accounts.oauth.providers import Profile, Provider, ProviderFailure
+from city.errors import ApiError
 
 
 @transaction.atomic
@@ -38,15 +39,9 @@ def account_for_profile(studio_id: str, provider: Provider, profile: Profile) ->
             status=403,
         )
     email = operations.normalise_email(profile.email)
-    existing = Account.objects.select_for_update().filter(studio_id=studio_id, email=email).first()
-    if existing is not None:
-        if not existing.email_verified:
-            raise ProviderFailure(
-                "account_unverified",
-                "An account with this email exists but its email was never verified, so it cannot be linked. Sign in with its password.",
-                status=403,
-            )
-        account = _usable(existing)
+    found = _verified_account(studio_id, email)
+    if found is not None:
+        account = found
     else:
         if not operations.self_registration_allowed(studio_id):
             raise ProviderFailure(
@@ -54,15 +49,38 @@ def account_for_profile(studio_id: str, provider: Provider, profile: Profile) ->
                 "This studio does not let people create their own accounts; ask its admin to create yours.",
                 status=403,
             )
-        account = operations.create_account(
-            studio_id, email, display_name=profile.display_name, password=None, email_verified=True, actor=f"{provider.id}:sign-in"
-        )
+        try:
+            account = operations.create_account(
+                studio_id, email, display_name=profile.display_name, password=None, email_verified=True, actor=f"{provider.id}:sign-in"
+            )
+        except ApiError as exc:
+            # A concurrent first sign-in with this email (another device) created it since the check above.
+            if exc.code != "account_exists":
+                raise
+            found = _verified_account(studio_id, email)
+            if found is None:
+                raise
+            account = found
     try:
         with transaction.atomic():
             operations.link_identity(account, provider.id, profile.provider_user_id, email=email, email_verified=True)
     except IntegrityError:  # the same provider user linked by a concurrent callback
         pass
     return account
+
+
+def _verified_account(studio_id: str, email: str) -> Account | None:
+    """The studio's account with this email, locked, if it may be linked (see account_for_profile)."""
+    existing = Account.objects.select_for_update().filter(studio_id=studio_id, email=email).first()
+    if existing is None:
+        return None
+    if not existing.email_verified:
+        raise ProviderFailure(
+            "account_unverified",
+            "An account with this email exists but its email was never verified, so it cannot be linked. Sign in with its password.",
+            status=403,
+        )
+    return _usable(existing)
 
 
 def _usable(account: Account) -> Account:
