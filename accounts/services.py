@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from accounts import operations, throttle
 from accounts.models import Account, StudioAccountSettings
-from accounts.oauth.handlers import oauth_callback, oauth_result, oauth_start
+from accounts.oauth.handlers import CallbackInput, ResultInput, StartInput, oauth_callback, oauth_result, oauth_start
 from accounts.oauth.providers import PROVIDERS
 from accounts.shapes import account_json, settings_json, signin_json
 from accounts.signin import sign_in_with_password
@@ -16,7 +16,7 @@ from city.calls import Call
 from city.errors import ApiError
 from city.pagination import id_cursor, page
 from city.registry import ADMIN, USER, Action, Service
-from city.validation import StrictBooleanField, StrictCharField, validated
+from city.validation import StrictBooleanField, StrictCharField
 from studios.models import Studio
 from studios.services import require_studio
 
@@ -67,14 +67,14 @@ class SettingsInput(serializers.Serializer):
 
 
 def login(call: Call) -> dict[str, Any]:
-    data = validated(LoginInput, call.data)
+    data = call.data
     account = sign_in_with_password(data["studio_id"], data["email"], data["password"], address=client_address(call.request))
     token, raw = operations.issue_signin_token(account, method="password")
     return signin_json(account, token, raw)
 
 
 def register(call: Call) -> dict[str, Any]:
-    data = validated(RegisterInput, call.data)
+    data = call.data
     throttle.count_guest_attempt(throttle.registrations, throttle.client_address(call.request), "registrations")
     account = operations.register(data["studio_id"], data["email"], data["password"], display_name=data.get("display_name", ""))
     token, raw = operations.issue_signin_token(account, method="password")
@@ -90,7 +90,7 @@ def me(call: Call) -> dict[str, Any]:
 
 
 def accounts_create(call: Call) -> dict[str, Any]:
-    data = validated(CreateInput, call.data)
+    data = call.data
     account = operations.create_account(
         data["studio_id"],
         data["email"],
@@ -103,7 +103,7 @@ def accounts_create(call: Call) -> dict[str, Any]:
 
 
 def accounts_list(call: Call) -> dict[str, Any]:
-    data = validated(ListInput, call.data)
+    data = call.data
     accounts = Account.objects.prefetch_related("identities").order_by("-id")
     if "studio_id" in data:
         accounts = accounts.filter(studio_id=data["studio_id"])
@@ -120,7 +120,7 @@ def accounts_list(call: Call) -> dict[str, Any]:
 
 def _account_action(operation):
     def handler(call: Call) -> dict[str, Any]:
-        data = validated(AccountRefInput, call.data)
+        data = call.data
         operation(data["account_id"], actor=call.identity)
         return account_json(Account.objects.prefetch_related("identities").get(id=data["account_id"]))
 
@@ -129,7 +129,7 @@ def _account_action(operation):
 
 def accounts_settings(call: Call) -> dict[str, Any]:
     """GET reads a studio's account settings; POST changes those it names."""
-    data = validated(SettingsInput, call.data)
+    data = call.data
     studio_id = data["studio_id"]
     if "self_registration" in data:
         if call.request.method != "POST":
@@ -150,11 +150,18 @@ SERVICE = Service(
     description="Accounts of each studio: password sign-in, GitHub and Google OAuth (start → callback → poll).",
     env=tuple(req for provider in PROVIDERS.values() for req in provider.env()),
     actions=(
-        Action("login", login, allow=ANYONE, description="Sign in {studio_id, email, password} → {user_token, account, expires_at}"),
+        Action(
+            "login",
+            login,
+            allow=ANYONE,
+            input=LoginInput,
+            description="Sign in {studio_id, email, password} → {user_token, account, expires_at}",
+        ),
         Action(
             "register",
             register,
             allow=ANYONE,
+            input=RegisterInput,
             description="Create your own account {studio_id, email, password, display_name?}, where the studio allows it",
         ),
         Action("me", me, methods=("GET",), allow=(USER,), description="The account of the calling token"),
@@ -162,22 +169,39 @@ SERVICE = Service(
             "oauth/start",
             oauth_start,
             allow=ANYONE,
+            input=StartInput,
             description="Start a sign-in {provider, studio_id} → {flow_id, authorize_url, expires_in, poll_interval}",
         ),
-        Action("oauth/callback", oauth_callback, methods=("GET",), allow=ANYONE, description="The provider's redirect (a browser page)"),
+        Action(
+            "oauth/callback",
+            oauth_callback,
+            methods=("GET",),
+            allow=ANYONE,
+            input=CallbackInput,
+            description="The provider's redirect (a browser page)",
+        ),
         Action(
             "oauth/result",
             oauth_result,
             methods=("GET",),
             allow=ANYONE,
+            input=ResultInput,
             description="Poll {flow_id}: pending, complete (once, with the user token), expired, denied, failed",
         ),
-        Action("create", accounts_create, allow=ADMIN_ONLY, audit=True, description="Create {studio_id, email, display_name?, password?}"),
+        Action(
+            "create",
+            accounts_create,
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=CreateInput,
+            description="Create {studio_id, email, display_name?, password?}",
+        ),
         Action(
             "list",
             accounts_list,
             methods=("GET",),
             allow=ADMIN_ONLY,
+            input=ListInput,
             description="Filter by studio_id, status; search email or name; keyset pages",
         ),
         Action(
@@ -185,15 +209,24 @@ SERVICE = Service(
             _account_action(operations.disable_account),
             allow=ADMIN_ONLY,
             audit=True,
+            input=AccountRefInput,
             description="Disable {account_id}: no sign-in, its tokens revoked",
         ),
-        Action("enable", _account_action(operations.enable_account), allow=ADMIN_ONLY, audit=True, description="Enable {account_id} again"),
+        Action(
+            "enable",
+            _account_action(operations.enable_account),
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=AccountRefInput,
+            description="Enable {account_id} again",
+        ),
         Action(
             "settings",
             accounts_settings,
             methods=("GET", "POST"),
             allow=ADMIN_ONLY,
             audit=True,
+            input=SettingsInput,
             description="A studio's {self_registration}: read, or set with POST",
         ),
     ),

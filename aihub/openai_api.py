@@ -204,9 +204,9 @@ async def chat_completions(call: Call) -> HttpResponseBase:
     """POST /v1/ai/chat/completions (and /v1/chat/completions): OpenAI's chat completions."""
     studio_id = call.studio_id()
     data = call.data
-    model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
-    messages = require_messages(data)
-    streaming = stream_flag(data)
+    model, upstreams = await callable_model(data["model"], OPENAI, TEXT)
+    messages = data["messages"]
+    streaming = data.get("stream") is True
     body = upstream_body(data)
     meter = Meter(call, studio_id, model, "chat")
     prompt_tokens = lambda: estimate_tokens(prompt_text(messages))  # noqa: E731
@@ -355,10 +355,8 @@ async def completions(call: Call) -> HttpResponseBase:
     """
     studio_id = call.studio_id()
     data = call.data
-    model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
-    if data.get("prompt") is None:
-        raise ApiError(400, "prompt is required: the text to complete.", param="prompt", code="missing_field")
-    streaming = stream_flag(data)
+    model, upstreams = await callable_model(data["model"], OPENAI, TEXT)
+    streaming = data.get("stream") is True
     echo = data.get("echo") is True
     body = upstream_body(data)
     native_only = all(up.legacy_completions for up in upstreams)
@@ -457,8 +455,8 @@ async def embeddings(call: Call) -> HttpResponseBase:
     """POST /v1/ai/embeddings (and /v1/embeddings): floats or base64, one string or many."""
     studio_id = call.studio_id()
     data = call.data
-    model, upstreams = await callable_model(data.get("model"), EMBEDDINGS)
-    encoding = check_embedding_input(data)
+    model, upstreams = await callable_model(data["model"], EMBEDDINGS)
+    encoding = data.get("encoding_format", "float")
     body = upstream_body(data)
     meter = Meter(call, studio_id, model, "embeddings")
     answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).embeddings(up, body))

@@ -1,4 +1,4 @@
-"""The one view behind /v1/: route → identity → allow check → input → handler → response."""
+"""The one view behind /v1/: route → identity → allow check → declared input validated → handler → response."""
 
 import logging
 import re
@@ -68,6 +68,7 @@ async def _dispatch(request: HttpRequest, route: str, request_id: str) -> HttpRe
     call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath, request_id=request_id)
     try:
         call.data = read_input(request, action)
+        call.data = action.input_spec.validate(call.data)  # the raw input stays on the call if refused (the audit reads it)
         if action.is_async:
             result = await action.handler(call)
         else:

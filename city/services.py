@@ -14,7 +14,7 @@ from city.models import AuditEntry, EnvVar
 from city.pagination import int_cursor, page
 from city.registry import ADMIN, Action, Service, env_consumers
 from city.timestamps import iso
-from city.validation import StrictCharField, validated
+from city.validation import StrictCharField
 
 log = logging.getLogger("city.services")
 
@@ -42,7 +42,6 @@ class AuditListInput(serializers.Serializer):
 
 
 def env_list(call: Call) -> dict[str, Any]:
-    validated(serializers.Serializer, call.data)
     rows = envops.decrypted_rows()
     needed: dict[str, list[dict[str, Any]]] = {}
     descriptions: dict[str, str] = {}
@@ -76,7 +75,7 @@ def env_list(call: Call) -> dict[str, Any]:
 
 
 def env_upsert(call: Call) -> dict[str, Any]:
-    data = validated(UpsertInput, call.data)
+    data = call.data
     row, changed = envops.upsert_env(data["key"], data["value"], description=data.get("description"), actor=call.identity)
     return {
         "key": row.key,
@@ -89,19 +88,19 @@ def env_upsert(call: Call) -> dict[str, Any]:
 
 
 def env_remove(call: Call) -> dict[str, Any]:
-    data = validated(RemoveInput, call.data)
+    data = call.data
     envops.remove_env(data["key"], actor=call.identity)
     fallback = os.environ.get(data["key"]) or None
     return {"key": data["key"], "removed": True, "source": "process" if fallback else None, "value": envops.mask(fallback)}
 
 
 def env_import(call: Call) -> dict[str, Any]:
-    data = validated(ImportInput, call.data)
+    data = call.data
     return envops.import_env(data["content"], actor=call.identity).as_dict()
 
 
 def audit_list(call: Call) -> dict[str, Any]:
-    data = validated(AuditListInput, call.data)
+    data = call.data
     entries = AuditEntry.objects.order_by("-id")
     for name in ("action", "target", "actor"):
         if name in data:
@@ -124,7 +123,6 @@ def audit_list(call: Call) -> dict[str, Any]:
 
 
 def whoami(call: Call) -> dict[str, Any]:
-    validated(serializers.Serializer, call.data)
     identity = call.identity
     return {"identity": identity.kind, "studio_id": identity.studio_id, "token_id": identity.token_id, "account_id": identity.account_id}
 
@@ -161,9 +159,16 @@ SERVICES = [
         description="Variables stored encrypted in the database; they win over the process environment.",
         actions=(
             Action("list", env_list, methods=("GET",), allow=ADMIN_ONLY, description="Keys with masked values, source and consumers"),
-            Action("upsert", env_upsert, allow=ADMIN_ONLY, audit=True, description="Set {key, value, description?}"),
-            Action("remove", env_remove, allow=ADMIN_ONLY, audit=True, description="Delete {key} from the database"),
-            Action("import", env_import, allow=ADMIN_ONLY, audit=True, description="Apply {content: .env text}, all or nothing"),
+            Action("upsert", env_upsert, allow=ADMIN_ONLY, audit=True, input=UpsertInput, description="Set {key, value, description?}"),
+            Action("remove", env_remove, allow=ADMIN_ONLY, audit=True, input=RemoveInput, description="Delete {key} from the database"),
+            Action(
+                "import",
+                env_import,
+                allow=ADMIN_ONLY,
+                audit=True,
+                input=ImportInput,
+                description="Apply {content: .env text}, all or nothing",
+            ),
         ),
     ),
     Service(
@@ -180,7 +185,14 @@ SERVICES = [
         name="Audit log",
         description="Every admin operation, from the API or the Django admin.",
         actions=(
-            Action("list", audit_list, methods=("GET",), allow=ADMIN_ONLY, description="Newest first; filter by action, target, actor"),
+            Action(
+                "list",
+                audit_list,
+                methods=("GET",),
+                allow=ADMIN_ONLY,
+                input=AuditListInput,
+                description="Newest first; filter by action, target, actor",
+            ),
         ),
     ),
 ]

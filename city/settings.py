@@ -67,6 +67,10 @@ INSTALLED_APPS = [
     "accounts",
 ]
 
+# Modules declaring the /v1 services (each a `SERVICE` or `SERVICES` of city.registry.Service), in
+# the order GET /v1/services and the OpenAPI document list them. City discovers none by itself.
+CITY_SERVICES = ["city.services", "studios.services", "aihub.services", "accounts.services"]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

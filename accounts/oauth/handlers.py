@@ -21,7 +21,8 @@ from accounts.oauth.providers import PROVIDERS, Provider, ProviderFailure, callb
 from accounts.shapes import signin_json
 from city.calls import Call
 from city.errors import ApiError
-from city.validation import StrictCharField, validated
+from city.inputs import OpenInput
+from city.validation import StrictCharField
 
 log = logging.getLogger("accounts.oauth")
 
@@ -35,6 +36,17 @@ class StartInput(serializers.Serializer):
 
 class ResultInput(serializers.Serializer):
     flow_id = StrictCharField(max_length=100)
+
+
+# The provider's redirect: City reads these; a provider may add others (Google: scope, authuser, prompt), which pass.
+CallbackInput = OpenInput(
+    {
+        "state": "The sign-in this answer belongs to, as City sent it to the provider",
+        "code": "The authorization code, exchanged once",
+        "error": "The provider's refusal, such as access_denied",
+        "error_description": "The provider's words for the refusal (not shown)",
+    }
+)
 
 
 async def begin(provider: Provider, studio_id: str, *, purpose: str, address: str) -> dict[str, Any]:
@@ -64,7 +76,7 @@ async def begin(provider: Provider, studio_id: str, *, purpose: str, address: st
 
 
 async def oauth_start(call: Call) -> dict[str, Any]:
-    data = validated(StartInput, call.data)
+    data = call.data
     address = throttle.client_address(call.request)
     return await begin(PROVIDERS[data["provider"]], data["studio_id"], purpose=OAuthFlow.Purpose.CLIENT, address=address)
 
@@ -126,7 +138,7 @@ async def _continue(flow: OAuthFlow, params: dict[str, Any]) -> HttpResponse:
 def oauth_result(call: Call) -> dict[str, Any]:
     """pending → {status: pending}; complete → {status: complete, user_token, account, expires_at}, once;
     expired, denied or failed → {status, code, reason}. A second pickup is 410, an unknown flow 404."""
-    data = validated(ResultInput, call.data)
+    data = call.data
     try:
         with transaction.atomic():  # a refused token (account disabled since) leaves the result untaken
             status, flow = flows.take(data["flow_id"], OAuthFlow.Purpose.CLIENT)

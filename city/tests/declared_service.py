@@ -1,0 +1,49 @@
+"""A service for the tests of declared inputs: each handler records the data it received."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from city.calls import Call
+from city.errors import ApiError
+from city.registry import Action, Service
+from city.validation import StrictBooleanField, StrictCharField
+
+RECEIVED: list[dict[str, Any]] = []
+
+
+class PlantInput(serializers.Serializer):
+    name = StrictCharField(max_length=20)
+    height = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    kind = serializers.ChoiceField(choices=["fern", "moss"], required=False)
+    wet = StrictBooleanField(required=False)
+
+
+class EvenInput:
+    """An InputSpec object: `n`, an even integer."""
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        n = data.get("n")
+        if not isinstance(n, int) or n % 2:
+            raise ApiError(400, "n must be an even integer.", param="n", code="invalid_value")
+        return {"n": n, "half": n // 2}
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}, "required": ["n"]}
+
+
+def record(call: Call) -> dict[str, Any]:
+    RECEIVED.append(call.data)
+    return {"received": call.data}
+
+
+SERVICE = Service(
+    id="garden",
+    name="Garden",
+    actions=(
+        Action("plant", record, allow=(), input=PlantInput),
+        Action("plants", record, methods=("GET", "HEAD"), allow=(), input=PlantInput),
+        Action("even", record, allow=(), input=EvenInput()),
+        Action("nothing", record, methods=("GET",), allow=()),
+    ),
+)
