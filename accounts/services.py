@@ -178,6 +178,7 @@ SERVICE = Service(
             methods=("GET",),
             allow=ANYONE,
             input=CallbackInput,
+            responds=("text/html",),
             description="The provider's redirect (a browser page)",
         ),
         Action(

@@ -6,6 +6,8 @@ from aihub.openai_api import chat_completions, completions, embeddings
 from aihub.sdk_api import stream, text
 from city.registry import USER, Action, Service
 
+JSON, SSE = "application/json", "text/event-stream"  # what a success answers: with `stream: true`, events
+
 SERVICE = Service(
     id="ai",
     name="AI",
@@ -26,13 +28,21 @@ SERVICE = Service(
             input=inputs.TEXT,
             description="One answer: {model, prompt | messages, system?, …} → a message with parts.",
         ),
-        Action("stream", stream, allow=(USER,), input=inputs.TEXT, description="The same as text, answered as server-sent events."),
+        Action(
+            "stream",
+            stream,
+            allow=(USER,),
+            input=inputs.TEXT,
+            description="The same as text, answered as server-sent events.",
+            responds=(SSE,),
+        ),
         Action(
             "chat/completions",
             chat_completions,
             allow=(USER,),
             input=inputs.CHAT_COMPLETIONS,
             description="OpenAI chat completions, streaming included.",
+            responds=(JSON, SSE),
         ),
         Action(
             "completions",
@@ -40,6 +50,7 @@ SERVICE = Service(
             allow=(USER,),
             input=inputs.COMPLETIONS,
             description="OpenAI legacy completions, for every chat model.",
+            responds=(JSON, SSE),
         ),
         Action("embeddings", embeddings, allow=(USER,), input=inputs.EMBEDDINGS, description="OpenAI embeddings, float or base64."),
     ),

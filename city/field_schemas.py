@@ -51,9 +51,9 @@ def _value_schema(field: fields.Field) -> dict[str, Any]:
     if isinstance(field, fields.BooleanField):
         return {"type": "boolean"}
     if isinstance(field, fields.MultipleChoiceField):
-        return {"type": "array", "items": {"enum": list(field.choices)}, "uniqueItems": True}
+        return {"type": "array", "items": _enum_schema(list(field.choices)), "uniqueItems": True}
     if isinstance(field, fields.ChoiceField):
-        return {"enum": list(field.choices) + ([""] if field.allow_blank else [])}
+        return _enum_schema([*field.choices, *([""] if field.allow_blank else [])])
     if isinstance(field, fields.DateTimeField):
         return {"type": "string", "format": "date-time"}
     if isinstance(field, fields.DateField):
@@ -73,6 +73,16 @@ def _value_schema(field: fields.Field) -> dict[str, Any]:
     if isinstance(field, fields.DictField):
         return {"type": "object", "additionalProperties": field_schema(field.child)}
     return {}  # JSONField and anything unknown: any JSON value
+
+
+def _enum_schema(choices: list[Any]) -> dict[str, Any]:
+    """The choices, typed when they share a type (client generators make an enum of strings from it)."""
+    schema: dict[str, Any] = {"enum": choices}
+    if choices and all(isinstance(c, str) for c in choices):
+        schema["type"] = "string"
+    elif choices and all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
+        schema["type"] = "integer"
+    return schema
 
 
 def _string_schema(field: fields.CharField) -> dict[str, Any]:
@@ -115,9 +125,11 @@ def _list_schema(items: dict[str, Any], allow_empty: bool, min_length: int | Non
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     if "enum" in schema:
-        return {**schema, "enum": [*schema["enum"], None]}
+        schema = {**schema, "enum": [*schema["enum"], None]}
     if isinstance(schema.get("type"), str):
         return {**schema, "type": [schema["type"], "null"]}
+    if "enum" in schema:
+        return schema
     if not schema:
         return schema  # any value already includes null
     return {"anyOf": [schema, {"type": "null"}]}

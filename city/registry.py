@@ -56,6 +56,8 @@ class Action:
     # Also serve /…/{name}/{rest}, handing `rest` to the handler as `call.subpath` (e.g. /v1/models/{id}).
     subpaths: bool = False
     input: InputDeclaration = NO_INPUT
+    # Media types of a successful answer, for the OpenAPI document (e.g. "text/event-stream" for streams).
+    responds: tuple[str, ...] = ("application/json",)
 
     @property
     def is_async(self) -> bool:

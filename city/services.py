@@ -11,7 +11,9 @@ from city import envops
 from city.calls import Call
 from city.errors import ApiError
 from city.models import AuditEntry, EnvVar
+from city.openapi import openapi_json
 from city.pagination import int_cursor, page
+from city.reference import reference_page
 from city.registry import ADMIN, Action, Service, env_consumers
 from city.timestamps import iso
 from city.validation import StrictCharField
@@ -178,7 +180,10 @@ SERVICES = [
         actions=(
             Action("health", health, methods=("GET", "HEAD"), allow=(), description="Liveness: database and cache answer"),
             Action("whoami", whoami, methods=("GET",), allow=(), description="Which identity the credential resolves to"),
+            Action("openapi", openapi_json, methods=("GET",), allow=(), description="This API as an OpenAPI 3.1 document"),
+            Action("reference", reference_page, methods=("GET",), allow=(), description="The API reference page", responds=("text/html",)),
         ),
+        aliases={"openapi.json": "openapi", "reference": "reference"},
     ),
     Service(
         id="audit",

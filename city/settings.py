@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as City's static files (the API reference page)
     "city",
     "studios",
     "aihub",
