@@ -63,7 +63,7 @@ def document(registry: Registry) -> dict[str, Any]:
             "description": "Routes are `/v1/{service}/{action}`; the OpenAI-compatible routes also answer at `/v1/chat/completions`, "
             "`/v1/completions`, `/v1/embeddings` and `/v1/models`. Send `Authorization: Bearer <user token or admin key>`.",
         },
-        "tags": [{"name": s.id, "description": f"{s.name}. {s.description}".strip()} for s in registry.services.values()],
+        "tags": [{"name": s.id, "description": s.description or s.name} for s in registry.services.values()],
         "paths": paths,
         "components": {
             "securitySchemes": {
