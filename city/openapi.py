@@ -174,9 +174,16 @@ def who(allow: tuple[str, ...]) -> str:
     return ", ".join(allow) + ", or the admin."
 
 
+# The document of the registry it was built from: built once per process (it takes milliseconds), not per request.
+_built: list[tuple[Registry, dict[str, Any]]] = []
+
+
 def openapi_json(call: Call) -> dict[str, Any]:
     """GET /v1/openapi.json (and /v1/system/openapi)."""
-    return document(registry())
+    current = registry()
+    if not _built or _built[0][0] is not current:
+        _built[:] = [(current, document(current))]
+    return _built[0][1]
 
 
 def operation_id(name: str, method: str, *, several: bool) -> str:

@@ -90,6 +90,16 @@ class DispatcherValidatesDeclaredInputTests(CityTestCase):
     def test_an_input_spec_object_gives_the_handler_what_it_returns(self) -> None:
         self.assertEqual(self.assertOk(self.post("/v1/garden/even", {"n": 8}))["received"], {"n": 8, "half": 4})
 
+    def test_the_openapi_document_shows_each_declaration(self) -> None:
+        paths = self.assertOk(self.get("/v1/openapi.json"))["paths"]
+        even = paths["/v1/garden/even"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        self.assertEqual(even, declared_service.EvenInput().json_schema())
+        query = {p["name"]: p for p in paths["/v1/garden/plants"]["get"]["parameters"]}
+        self.assertEqual(set(query), {"name", "height", "kind", "wet"})
+        self.assertTrue(query["name"]["required"])
+        self.assertEqual(set(paths["/v1/garden/plants"]), {"get", "head"})
+        self.assertNotIn("parameters", paths["/v1/garden/nothing"]["get"])
+
 
 @pytest.mark.parametrize("declared", [declared_service.PlantInput, declared_service.EvenInput()])
 def test_an_action_wraps_its_declaration_once(declared) -> None:
