@@ -37,6 +37,10 @@ def record(call: Call) -> dict[str, Any]:
     return {"received": call.data}
 
 
+def echo_raw(call: Call) -> dict[str, Any]:
+    return {"bytes": len(call.request.body), "data": call.data}
+
+
 SERVICE = Service(
     id="garden",
     name="Garden",
@@ -45,5 +49,6 @@ SERVICE = Service(
         Action("plants", record, methods=("GET", "HEAD"), allow=(), input=PlantInput),
         Action("even", record, allow=(), input=EvenInput()),
         Action("nothing", record, methods=("GET",), allow=()),
+        Action("upload", echo_raw, allow=(), json_body=False),
     ),
 )

@@ -90,6 +90,10 @@ class DispatcherValidatesDeclaredInputTests(CityTestCase):
     def test_an_input_spec_object_gives_the_handler_what_it_returns(self) -> None:
         self.assertEqual(self.assertOk(self.post("/v1/garden/even", {"n": 8}))["received"], {"n": 8, "half": 4})
 
+    def test_a_raw_body_reaches_its_handler_unparsed(self) -> None:
+        response = self.post("/v1/garden/upload", raw=b"\x00\x01 not json", content_type="application/octet-stream")
+        self.assertEqual(self.assertOk(response), {"bytes": 11, "data": {}})
+
     def test_the_openapi_document_shows_each_declaration(self) -> None:
         paths = self.assertOk(self.get("/v1/openapi.json"))["paths"]
         even = paths["/v1/garden/even"]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -99,6 +103,7 @@ class DispatcherValidatesDeclaredInputTests(CityTestCase):
         self.assertTrue(query["name"]["required"])
         self.assertEqual(set(paths["/v1/garden/plants"]), {"get", "head"})
         self.assertNotIn("parameters", paths["/v1/garden/nothing"]["get"])
+        self.assertEqual(list(paths["/v1/garden/upload"]["post"]["requestBody"]["content"]), ["application/octet-stream"])
 
 
 @pytest.mark.parametrize("declared", [declared_service.PlantInput, declared_service.EvenInput()])
