@@ -2,17 +2,17 @@
 input before its handler, which receives the validated data."""
 
 import pytest
-from django.test import override_settings
+from django.test import TestCase, override_settings
 
 from city.inputs import InputSpec
 from city.registry import Action, Service, registry
-from city.testing import CityTestCase
+from city.testing import ApiTestMixin
 from city.tests import declared_service
 
 WITH_GARDEN = ["city.services", "studios.services", "aihub.services", "accounts.services", "city.tests.declared_service"]
 
 
-class RegistryFromSettingsTests(CityTestCase):
+class RegistryFromSettingsTests(ApiTestMixin, TestCase):
     def tearDown(self) -> None:
         registry.cache_clear()
         super().tearDown()
@@ -48,7 +48,7 @@ class RegistryFromSettingsTests(CityTestCase):
 
 
 @override_settings(CITY_SERVICES=WITH_GARDEN)
-class DispatcherValidatesDeclaredInputTests(CityTestCase):
+class DispatcherValidatesDeclaredInputTests(ApiTestMixin, TestCase):
     def setUp(self) -> None:
         super().setUp()
         registry.cache_clear()

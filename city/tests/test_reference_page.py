@@ -3,13 +3,14 @@
 import re
 
 from django.contrib.staticfiles import finders
+from django.test import TestCase
 
-from city.testing import CityTestCase
+from city.testing import ApiTestMixin
 
 ATTRIBUTE_URL = re.compile(r"""\b(?:src|href|data-openapi-url)="([^"]*)\"""")
 
 
-class ReferencePageTests(CityTestCase):
+class ReferencePageTests(ApiTestMixin, TestCase):
     def test_the_page_uses_only_local_assets(self) -> None:
         response = self.get("/v1/reference")  # a guest may read it
         self.assertEqual(response.status_code, 200)
