@@ -68,16 +68,25 @@ async def _dispatch(request: HttpRequest, route: str, request_id: str) -> HttpRe
     call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath, request_id=request_id)
     try:
         call.data = read_input(request, action)
-        call.data = action.input_spec.validate(call.data)  # the raw input stays on the call if refused (the audit reads it)
         if action.is_async:
+            call.data = action.input_spec.validate(call.data)
             result = await action.handler(call)
         else:
-            result = await sync_to_async(action.handler)(call)
+            result = await sync_to_async(_validated_then_handled)(action, call)
     except ApiError as exc:
         if action.audit and identity.is_admin:
             await sync_to_async(_audit_failure)(identity, f"{service_id}/{action_name}", call.data, exc)
         raise
     return result if isinstance(result, HttpResponseBase) else json_response(result)
+
+
+def _validated_then_handled(action: Action, call: Call) -> Any:
+    """A sync action's input check and handler, in one worker-thread job (a serializer's validator may query).
+
+    The raw input stays on the call when it is refused: the audit of a failed admin call reads it.
+    """
+    call.data = action.input_spec.validate(call.data)
+    return action.handler(call)
 
 
 def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from city.calls import Call
 from city.errors import ApiError
+from city.models import EnvVar
 from city.registry import Action, Service
 from city.validation import StrictBooleanField, StrictCharField
 
@@ -17,6 +18,17 @@ class PlantInput(serializers.Serializer):
     height = serializers.IntegerField(min_value=1, max_value=100, default=10)
     kind = serializers.ChoiceField(choices=["fern", "moss"], required=False)
     wet = StrictBooleanField(required=False)
+
+
+class FreeKeyInput(serializers.Serializer):
+    """A validator that queries the database: it must run in the sync handler's thread, not on the event loop."""
+
+    key = StrictCharField(max_length=20)
+
+    def validate_key(self, value: str) -> str:
+        if EnvVar.objects.filter(key=value).exists():
+            raise serializers.ValidationError("This key is taken.")
+        return value
 
 
 class EvenInput:
@@ -50,5 +62,6 @@ SERVICE = Service(
         Action("even", record, allow=(), input=EvenInput()),
         Action("nothing", record, methods=("GET",), allow=()),
         Action("upload", echo_raw, allow=(), json_body=False),
+        Action("claim", record, allow=(), input=FreeKeyInput),
     ),
 )

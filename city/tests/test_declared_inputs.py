@@ -5,6 +5,7 @@ import pytest
 from django.test import TestCase, override_settings
 
 from city.inputs import InputSpec
+from city.models import EnvVar
 from city.registry import Action, Service, registry
 from city.testing import ApiTestMixin
 from city.tests import declared_service
@@ -89,6 +90,11 @@ class DispatcherValidatesDeclaredInputTests(ApiTestMixin, TestCase):
 
     def test_an_input_spec_object_gives_the_handler_what_it_returns(self) -> None:
         self.assertEqual(self.assertOk(self.post("/v1/garden/even", {"n": 8}))["received"], {"n": 8, "half": 4})
+
+    def test_a_sync_action_s_validators_may_query_the_database(self) -> None:
+        self.assertEqual(self.assertOk(self.post("/v1/garden/claim", {"key": "FREE"}))["received"], {"key": "FREE"})
+        EnvVar.objects.create(key="TAKEN", ciphertext="not read here")
+        self.assertError(self.post("/v1/garden/claim", {"key": "TAKEN"}), 400, "invalid_request_error", "invalid_field", "key")
 
     def test_a_raw_body_reaches_its_handler_unparsed(self) -> None:
         response = self.post("/v1/garden/upload", raw=b"\x00\x01 not json", content_type="application/octet-stream")
