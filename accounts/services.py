@@ -8,7 +8,16 @@ from rest_framework import serializers
 from accounts import operations, throttle
 from accounts.models import Account, StudioAccountSettings
 from accounts.oauth.confirm import oauth_confirm
-from accounts.oauth.handlers import oauth_callback, oauth_result, oauth_start, oauth_token
+from accounts.oauth.handlers import (
+    CallbackInput,
+    ResultInput,
+    StartInput,
+    TokenInput,
+    oauth_callback,
+    oauth_result,
+    oauth_start,
+    oauth_token,
+)
 from accounts.oauth.providers import PROVIDERS
 from accounts.shapes import account_json, settings_json, signin_json
 from accounts.signin import sign_in_with_password
@@ -17,7 +26,7 @@ from city.calls import Call
 from city.errors import ApiError
 from city.pagination import id_cursor, page
 from city.registry import ADMIN, USER, Action, Service
-from city.validation import StrictBooleanField, StrictCharField, validated
+from city.validation import StrictBooleanField, StrictCharField
 from studios.models import Studio
 from studios.services import require_studio
 
@@ -68,14 +77,14 @@ class SettingsInput(serializers.Serializer):
 
 
 def login(call: Call) -> dict[str, Any]:
-    data = validated(LoginInput, call.data)
+    data = call.data
     account = sign_in_with_password(data["studio_id"], data["email"], data["password"], address=client_address(call.request))
     token, raw = operations.issue_signin_token(account, method="password")
     return signin_json(account, token, raw)
 
 
 def register(call: Call) -> dict[str, Any]:
-    data = validated(RegisterInput, call.data)
+    data = call.data
     throttle.count_guest_attempt(throttle.registrations, throttle.client_address(call.request), "registrations")
     account = operations.register(data["studio_id"], data["email"], data["password"], display_name=data.get("display_name", ""))
     token, raw = operations.issue_signin_token(account, method="password")
@@ -91,7 +100,7 @@ def me(call: Call) -> dict[str, Any]:
 
 
 def accounts_create(call: Call) -> dict[str, Any]:
-    data = validated(CreateInput, call.data)
+    data = call.data
     account = operations.create_account(
         data["studio_id"],
         data["email"],
@@ -104,7 +113,7 @@ def accounts_create(call: Call) -> dict[str, Any]:
 
 
 def accounts_list(call: Call) -> dict[str, Any]:
-    data = validated(ListInput, call.data)
+    data = call.data
     accounts = Account.objects.prefetch_related("identities").order_by("-id")
     if "studio_id" in data:
         accounts = accounts.filter(studio_id=data["studio_id"])
@@ -121,7 +130,7 @@ def accounts_list(call: Call) -> dict[str, Any]:
 
 def _account_action(operation):
     def handler(call: Call) -> dict[str, Any]:
-        data = validated(AccountRefInput, call.data)
+        data = call.data
         operation(data["account_id"], actor=call.identity)
         return account_json(Account.objects.prefetch_related("identities").get(id=data["account_id"]))
 
@@ -130,7 +139,7 @@ def _account_action(operation):
 
 def accounts_settings(call: Call) -> dict[str, Any]:
     """GET reads a studio's account settings; POST changes those it names."""
-    data = validated(SettingsInput, call.data)
+    data = call.data
     studio_id = data["studio_id"]
     if "self_registration" in data:
         if call.request.method != "POST":
@@ -151,11 +160,18 @@ SERVICE = Service(
     description="Accounts of each studio: password sign-in, GitHub and Google OAuth (loopback redirect with PKCE, or poll after a confirm).",
     env=tuple(req for provider in PROVIDERS.values() for req in provider.env()),
     actions=(
-        Action("login", login, allow=ANYONE, description="Sign in {studio_id, email, password} → {user_token, account, expires_at}"),
+        Action(
+            "login",
+            login,
+            allow=ANYONE,
+            input=LoginInput,
+            description="Sign in {studio_id, email, password} → {user_token, account, expires_at}",
+        ),
         Action(
             "register",
             register,
             allow=ANYONE,
+            input=RegisterInput,
             description="Create your own account {studio_id, email, password, display_name?}, where the studio allows it",
         ),
         Action("me", me, methods=("GET",), allow=(USER,), description="The account of the calling token"),
@@ -163,15 +179,25 @@ SERVICE = Service(
             "oauth/start",
             oauth_start,
             allow=ANYONE,
+            input=StartInput,
             description="Start a sign-in {provider, studio_id, app_name?} → {flow_id, user_code, authorize_url, expires_in, poll_interval}; "
             "with {redirect_uri: http://127.0.0.1:PORT/…, code_challenge, code_challenge_method: S256, state?} a loopback sign-in",
         ),
-        Action("oauth/callback", oauth_callback, methods=("GET",), allow=ANYONE, description="The provider's redirect (a browser page)"),
+        Action(
+            "oauth/callback",
+            oauth_callback,
+            methods=("GET",),
+            allow=ANYONE,
+            input=CallbackInput,
+            responds=("text/html",),
+            description="The provider's redirect (a browser page)",
+        ),
         Action(
             "oauth/confirm",
             oauth_confirm,
             allow=ANYONE,
             json_body=False,
+            responds=("text/html",),
             description="The confirm page's form (browser, CSRF-protected): the person confirms or cancels a polling sign-in",
         ),
         Action(
@@ -179,6 +205,7 @@ SERVICE = Service(
             oauth_result,
             methods=("GET",),
             allow=ANYONE,
+            input=ResultInput,
             description="Poll {flow_id}: pending (until the person confirms), complete (once, with the user token), "
             "expired, denied, cancelled, failed",
         ),
@@ -186,14 +213,23 @@ SERVICE = Service(
             "oauth/token",
             oauth_token,
             allow=ANYONE,
+            input=TokenInput,
             description="A loopback sign-in's {code, code_verifier, redirect_uri?} → {user_token, account, expires_at}, once",
         ),
-        Action("create", accounts_create, allow=ADMIN_ONLY, audit=True, description="Create {studio_id, email, display_name?, password?}"),
+        Action(
+            "create",
+            accounts_create,
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=CreateInput,
+            description="Create {studio_id, email, display_name?, password?}",
+        ),
         Action(
             "list",
             accounts_list,
             methods=("GET",),
             allow=ADMIN_ONLY,
+            input=ListInput,
             description="Filter by studio_id, status; search email or name; keyset pages",
         ),
         Action(
@@ -201,15 +237,24 @@ SERVICE = Service(
             _account_action(operations.disable_account),
             allow=ADMIN_ONLY,
             audit=True,
+            input=AccountRefInput,
             description="Disable {account_id}: no sign-in, its tokens revoked",
         ),
-        Action("enable", _account_action(operations.enable_account), allow=ADMIN_ONLY, audit=True, description="Enable {account_id} again"),
+        Action(
+            "enable",
+            _account_action(operations.enable_account),
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=AccountRefInput,
+            description="Enable {account_id} again",
+        ),
         Action(
             "settings",
             accounts_settings,
             methods=("GET", "POST"),
             allow=ADMIN_ONLY,
             audit=True,
+            input=SettingsInput,
             description="A studio's {self_registration}: read, or set with POST",
         ),
     ),

@@ -21,8 +21,6 @@ from aihub.adapters.base import Upstream, UpstreamError
 from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import EMBEDDINGS, OPENAI, TEXT
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
-from aihub.openai_request import CHAT_COMPLETIONS, COMPLETIONS
-from aihub.openai_request import EMBEDDINGS as EMBEDDINGS_REQUEST
 from aihub.streaming import DONE, EventStreamResponse, api_error, data_frame, error_payload
 from aihub.upstreams import callable_model
 from city.calls import Call
@@ -179,7 +177,7 @@ def chat_message_text(answer: dict[str, Any]) -> str:
 
 async def chat_completions(call: Call) -> HttpResponseBase:
     """POST /v1/ai/chat/completions (and /v1/chat/completions): OpenAI's chat completions."""
-    data = CHAT_COMPLETIONS.validate(call.data)
+    data = call.data  # checked by its declared input, CHAT_COMPLETIONS (aihub/openai_request.py)
     studio_id = call.studio_id()
     model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
     messages = data["messages"]
@@ -330,7 +328,7 @@ async def completions(call: Call) -> HttpResponseBase:
     prompt becomes a one-message chat and the answer is turned back into a text completion
     (streaming included).
     """
-    data = COMPLETIONS.validate(call.data)
+    data = call.data  # checked by its declared input, COMPLETIONS (aihub/openai_request.py)
     studio_id = call.studio_id()
     model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
     streaming = stream_flag(data)
@@ -430,7 +428,7 @@ def float32_base64(vector: list[float]) -> str:
 
 async def embeddings(call: Call) -> HttpResponseBase:
     """POST /v1/ai/embeddings (and /v1/embeddings): floats or base64, one string or many."""
-    data = EMBEDDINGS_REQUEST.validate(call.data)
+    data = call.data  # checked by its declared input, EMBEDDINGS (aihub/openai_request.py)
     studio_id = call.studio_id()
     model, upstreams = await callable_model(data.get("model"), EMBEDDINGS)
     encoding = check_embedding_input(data)

@@ -170,7 +170,8 @@ class Object(Shape):
             if name not in self.required:
                 field_schema = {"anyOf": [field_schema, {"type": "null"}]}
             properties[name] = field_schema
-        schema: JsonSchema = {"type": "object", "properties": properties}
+        # Open: fields City does not know go to the upstream as sent (said outright for client generators).
+        schema: JsonSchema = {"type": "object", "properties": properties, "additionalProperties": True}
         if self.required:
             schema["required"] = list(self.required)
         return schema

@@ -1,10 +1,12 @@
 """The ai service: the model catalog, City's text API and the OpenAI-compatible API."""
 
-from aihub import catalog
+from aihub import catalog, openai_request
 from aihub.catalog_api import list_models
 from aihub.openai_api import chat_completions, completions, embeddings
-from aihub.sdk_api import stream, text
+from aihub.sdk_api import TEXT_REQUEST, stream, text
 from city.registry import USER, Action, Service
+
+JSON, SSE = "application/json", "text/event-stream"  # what a success answers: with `stream: true`, events
 
 SERVICE = Service(
     id="ai",
@@ -19,11 +21,38 @@ SERVICE = Service(
             description="Models callable now (the admin sees every model with its env requirements); /models/{id} for one.",
             subpaths=True,
         ),
-        Action("text", text, allow=(USER,), description="One answer: {model, prompt | messages, system?, …} → a message with parts."),
-        Action("stream", stream, allow=(USER,), description="The same as text, answered as server-sent events."),
-        Action("chat/completions", chat_completions, allow=(USER,), description="OpenAI chat completions, streaming included."),
-        Action("completions", completions, allow=(USER,), description="OpenAI legacy completions, for every chat model."),
-        Action("embeddings", embeddings, allow=(USER,), description="OpenAI embeddings, float or base64."),
+        Action(
+            "text",
+            text,
+            allow=(USER,),
+            input=TEXT_REQUEST,
+            description="One answer: {model, prompt | messages, system?, …} → a message with parts.",
+        ),
+        Action(
+            "stream",
+            stream,
+            allow=(USER,),
+            input=TEXT_REQUEST,
+            description="The same as text, answered as server-sent events.",
+            responds=(SSE,),
+        ),
+        Action(
+            "chat/completions",
+            chat_completions,
+            allow=(USER,),
+            input=openai_request.CHAT_COMPLETIONS,
+            description="OpenAI chat completions, streaming included.",
+            responds=(JSON, SSE),
+        ),
+        Action(
+            "completions",
+            completions,
+            allow=(USER,),
+            input=openai_request.COMPLETIONS,
+            description="OpenAI legacy completions, for every chat model.",
+            responds=(JSON, SSE),
+        ),
+        Action("embeddings", embeddings, allow=(USER,), input=openai_request.EMBEDDINGS, description="OpenAI embeddings, float or base64."),
     ),
     aliases={"chat/completions": "chat/completions", "completions": "completions", "embeddings": "embeddings", "models": "models"},
     env=catalog.provider_keys(),

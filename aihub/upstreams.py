@@ -98,13 +98,19 @@ def model_not_found(model_id: object) -> ApiError:
     )
 
 
-async def callable_model(model_id: object, *needs: str) -> tuple[Model, list[Upstream]]:
-    """The named model and its callable upstreams; 400 when `model` is missing, 404 `model_not_found`
-    when it is unknown or none of its deployments is configured, 400 when it lacks one of the modalities it `needs`."""
+def check_model_field(model_id: object) -> str:
+    """A request's `model`: a non-empty string, else a 400 naming the field."""
     if model_id is None or model_id == "":
         raise ApiError(400, "model is required: name a model id from GET /v1/ai/models.", param="model", code="missing_field")
     if not isinstance(model_id, str):
         raise ApiError(400, "model must be a string, a model id from GET /v1/ai/models.", param="model", code="invalid_type")
+    return model_id
+
+
+async def callable_model(model_id: object, *needs: str) -> tuple[Model, list[Upstream]]:
+    """The named model and its callable upstreams; 400 when `model` is missing, 404 `model_not_found`
+    when it is unknown or none of its deployments is configured, 400 when it lacks one of the modalities it `needs`."""
+    model_id = check_model_field(model_id)
     model = models_by_id().get(model_id)
     if model is None:
         raise model_not_found(model_id)

@@ -15,7 +15,7 @@ class Call:
     request: HttpRequest
     identity: Identity
     action: Action
-    data: dict[str, Any]  # the JSON object of a POST, or the query parameters of a GET
+    data: dict[str, Any]  # the action's input (a POST's JSON object, a GET's query parameters), validated by its declaration
     subpath: str = ""  # what follows the action's name in the route, for actions with subpaths
     request_id: str = ""  # the answer's X-Request-Id, also kept on the call's usage record
 

@@ -1,17 +1,20 @@
-"""Services and their actions, declared by each app in its `services.py` as `SERVICE = Service(...)`.
+"""Services and their actions, declared by each app in a module of its own as `SERVICE = Service(...)`
+(or `SERVICES = [...]`).
 
-City collects them from the installed apps; it names no app. Adding an action is one entry in the
-app's own declaration.
+`settings.CITY_SERVICES` lists those modules; City names no app. Adding an action is one entry in
+the app's own declaration: its name, methods, who may call it, its input and its handler.
 """
 
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
-from django.apps import apps
+from django.conf import settings
+
+from city.inputs import NO_INPUT, InputDeclaration, InputSpec, input_spec
 
 GUEST = "guest"
 USER = "user"
@@ -37,6 +40,10 @@ class Action:
     a worker thread as one unit) or async, and raises ApiError for anything but success. `audit`
     records failed admin calls in the audit log (successes are recorded by the operation itself,
     in its transaction). `json_body=False` hands the raw body to the handler unparsed.
+
+    `input` is what the action takes (a GET's query parameters, a POST's JSON object): a DRF
+    serializer class or an InputSpec (city/inputs.py). The dispatcher validates it before the
+    handler, which receives the validated data as `call.data`; the default takes nothing.
     """
 
     name: str
@@ -48,10 +55,17 @@ class Action:
     json_body: bool = True
     # Also serve /…/{name}/{rest}, handing `rest` to the handler as `call.subpath` (e.g. /v1/models/{id}).
     subpaths: bool = False
+    input: InputDeclaration = NO_INPUT
+    # Media types of a successful answer, for the OpenAPI document (e.g. "text/event-stream" for streams).
+    responds: tuple[str, ...] = ("application/json",)
 
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.handler)
+
+    @cached_property
+    def input_spec(self) -> InputSpec:
+        return input_spec(self.input)
 
 
 @dataclass(frozen=True)
@@ -124,19 +138,18 @@ class Resolution:
 
 @cache
 def registry() -> Registry:
+    """The services of the modules `settings.CITY_SERVICES` names, in that order."""
     services: dict[str, Service] = {}
-    for config in apps.get_app_configs():
-        try:
-            module = importlib.import_module(f"{config.name}.services")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.services":
-                raise
-            continue
-        for service in getattr(module, "SERVICES", [getattr(module, "SERVICE", None)]):
-            if service is None:
-                continue
+    for module_path in settings.CITY_SERVICES:
+        module = importlib.import_module(module_path)
+        declared = getattr(module, "SERVICES", None) or [getattr(module, "SERVICE", None)]
+        for service in declared:
+            if not isinstance(service, Service):
+                raise RuntimeError(f"{module_path} (CITY_SERVICES) declares no SERVICE or SERVICES of city.registry.Service.")
             if service.id in services:
                 raise RuntimeError(f"Service id {service.id!r} is declared twice.")
+            for action in service.actions:
+                action.input_spec  # noqa: B018  (a declaration that is neither a serializer nor an InputSpec fails at start-up)
             services[service.id] = service
     actions = {(s.id, a.name): a for s in services.values() for a in s.actions}
     aliases: dict[str, tuple[str, str]] = {}

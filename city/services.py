@@ -11,11 +11,13 @@ from city import envops
 from city.calls import Call
 from city.errors import ApiError
 from city.models import AuditEntry, EnvVar
+from city.openapi import openapi_json
 from city.pagination import int_cursor, page
+from city.reference import reference_page
 from city.registry import ADMIN, Action, Service, env_consumers
 from city.sharedcache import CacheUnavailable, cache_unavailable, shared_cache
 from city.timestamps import iso
-from city.validation import StrictCharField, validated
+from city.validation import StrictCharField
 
 log = logging.getLogger("city.services")
 
@@ -43,7 +45,6 @@ class AuditListInput(serializers.Serializer):
 
 
 def env_list(call: Call) -> dict[str, Any]:
-    validated(serializers.Serializer, call.data)
     rows = envops.decrypted_rows()
     needed: dict[str, list[dict[str, Any]]] = {}
     descriptions: dict[str, str] = {}
@@ -77,7 +78,7 @@ def env_list(call: Call) -> dict[str, Any]:
 
 
 def env_upsert(call: Call) -> dict[str, Any]:
-    data = validated(UpsertInput, call.data)
+    data = call.data
     row, changed = envops.upsert_env(data["key"], data["value"], description=data.get("description"), actor=call.identity)
     return {
         "key": row.key,
@@ -90,19 +91,19 @@ def env_upsert(call: Call) -> dict[str, Any]:
 
 
 def env_remove(call: Call) -> dict[str, Any]:
-    data = validated(RemoveInput, call.data)
+    data = call.data
     envops.remove_env(data["key"], actor=call.identity)
     fallback = os.environ.get(data["key"]) or None
     return {"key": data["key"], "removed": True, "source": "process" if fallback else None, "value": envops.shown(data["key"], fallback)}
 
 
 def env_import(call: Call) -> dict[str, Any]:
-    data = validated(ImportInput, call.data)
+    data = call.data
     return envops.import_env(data["content"], actor=call.identity).as_dict()
 
 
 def audit_list(call: Call) -> dict[str, Any]:
-    data = validated(AuditListInput, call.data)
+    data = call.data
     entries = AuditEntry.objects.order_by("-id")
     for name in ("action", "target", "actor"):
         if name in data:
@@ -125,7 +126,6 @@ def audit_list(call: Call) -> dict[str, Any]:
 
 
 def whoami(call: Call) -> dict[str, Any]:
-    validated(serializers.Serializer, call.data)
     identity = call.identity
     return {"identity": identity.kind, "studio_id": identity.studio_id, "token_id": identity.token_id, "account_id": identity.account_id}
 
@@ -158,9 +158,16 @@ SERVICES = [
         description="Variables stored encrypted in the database; they win over the process environment.",
         actions=(
             Action("list", env_list, methods=("GET",), allow=ADMIN_ONLY, description="Keys with masked values, source and consumers"),
-            Action("upsert", env_upsert, allow=ADMIN_ONLY, audit=True, description="Set {key, value, description?}"),
-            Action("remove", env_remove, allow=ADMIN_ONLY, audit=True, description="Delete {key} from the database"),
-            Action("import", env_import, allow=ADMIN_ONLY, audit=True, description="Apply {content: .env text}, all or nothing"),
+            Action("upsert", env_upsert, allow=ADMIN_ONLY, audit=True, input=UpsertInput, description="Set {key, value, description?}"),
+            Action("remove", env_remove, allow=ADMIN_ONLY, audit=True, input=RemoveInput, description="Delete {key} from the database"),
+            Action(
+                "import",
+                env_import,
+                allow=ADMIN_ONLY,
+                audit=True,
+                input=ImportInput,
+                description="Apply {content: .env text}, all or nothing",
+            ),
         ),
     ),
     Service(
@@ -170,14 +177,24 @@ SERVICES = [
         actions=(
             Action("health", health, methods=("GET", "HEAD"), allow=(), description="Liveness: database and cache answer"),
             Action("whoami", whoami, methods=("GET",), allow=(), description="Which identity the credential resolves to"),
+            Action("openapi", openapi_json, methods=("GET",), allow=(), description="This API as an OpenAPI 3.1 document"),
+            Action("reference", reference_page, methods=("GET",), allow=(), description="The API reference page", responds=("text/html",)),
         ),
+        aliases={"openapi.json": "openapi", "reference": "reference"},
     ),
     Service(
         id="audit",
         name="Audit log",
         description="Every admin operation, from the API or the Django admin.",
         actions=(
-            Action("list", audit_list, methods=("GET",), allow=ADMIN_ONLY, description="Newest first; filter by action, target, actor"),
+            Action(
+                "list",
+                audit_list,
+                methods=("GET",),
+                allow=ADMIN_ONLY,
+                input=AuditListInput,
+                description="Newest first; filter by action, target, actor",
+            ),
         ),
     ),
 ]

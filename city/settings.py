@@ -62,11 +62,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as City's static files (the API reference page)
     "city",
     "studios",
     "aihub",
     "accounts",
 ]
+
+# Modules declaring the /v1 services (each a `SERVICE` or `SERVICES` of city.registry.Service), in
+# the order GET /v1/services and the OpenAPI document list them. City discovers none by itself.
+CITY_SERVICES = ["city.services", "studios.services", "aihub.services", "accounts.services"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -104,6 +109,7 @@ ASGI_APPLICATION = "city.asgi.application"
 CITY_HOME_LINKS = [
     ("Admin", "/admin/", "Studios, tokens, provider keys and the audit log, for City's administrators."),
     ("Your API keys", "/dashboard/keys", "Sign in to your studio's account to create and revoke your own keys."),
+    ("API reference", "/v1/reference", "Every route with its input and answers, and a console to try them (OpenAPI: /v1/openapi.json)."),
     ("API services", "/v1/services", "Every service and its routes as JSON; the README documents each route."),
 ]
 WSGI_APPLICATION = None

@@ -9,7 +9,7 @@ urlpatterns = [
     path("", home),
     path("v1/services", dispatch.services),
     re_path(r"^v1/(?P<route>[a-z0-9_\-]+/[a-z0-9_\-/.]+)$", dispatch.dispatch),
-    re_path(r"^v1/(?P<route>[a-z0-9_\-]+)$", dispatch.dispatch),  # aliases such as /v1/models
+    re_path(r"^v1/(?P<route>[a-z0-9_\-.]+)$", dispatch.dispatch),  # aliases such as /v1/models, /v1/openapi.json
     re_path(r"^v1(?:/(?P<route>.*))?$", dispatch.not_found),
     path("admin/", admin.site.urls),
     # The apps' own pages, named in settings (city/ names no app).

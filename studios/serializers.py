@@ -19,6 +19,10 @@ class StudioRefInput(serializers.Serializer):
     studio_id = StrictCharField(max_length=40)
 
 
+class OwnStudioInput(serializers.Serializer):
+    studio_id = StrictCharField(max_length=40, required=False)  # a user may name its own studio; another is refused (403)
+
+
 class StudioListInput(serializers.Serializer):
     status = serializers.ChoiceField(choices=Studio.Status.values, required=False)
     search = serializers.CharField(max_length=200, required=False)

@@ -10,10 +10,10 @@ from city.errors import ApiError
 from city.pagination import id_cursor, page
 from city.registry import ADMIN, USER, Action, Service
 from city.timestamps import iso
-from city.validation import validated
 from studios import operations
 from studios.models import Studio, UserToken
 from studios.serializers import (
+    OwnStudioInput,
     StudioCreateInput,
     StudioListInput,
     StudioRefInput,
@@ -56,7 +56,7 @@ def token_json(token: UserToken, raw: str | None = None) -> dict[str, Any]:
 
 
 def studios_list(call: Call) -> dict[str, Any]:
-    data = validated(StudioListInput, call.data)
+    data = call.data
     studios = Studio.objects.order_by("-id")
     if "status" in data:
         studios = studios.filter(status=data["status"])
@@ -67,13 +67,13 @@ def studios_list(call: Call) -> dict[str, Any]:
 
 
 def studios_create(call: Call) -> dict[str, Any]:
-    data = validated(StudioCreateInput, call.data)
+    data = call.data
     return studio_json(operations.create_studio(data["name"], actor=call.identity))
 
 
 def _status_action(status: str):
     def handler(call: Call) -> dict[str, Any]:
-        data = validated(StudioRefInput, call.data)
+        data = call.data
         return studio_json(operations.set_studio_status(data["studio_id"], status, actor=call.identity))
 
     return handler
@@ -81,7 +81,6 @@ def _status_action(status: str):
 
 def studios_me(call: Call) -> dict[str, Any]:
     """The caller's own studio and token (user credential)."""
-    validated(StudioRefInput, call.data, partial=True)
     studio_id = call.studio_id()
     token = UserToken.objects.select_related("studio").filter(id=call.identity.token_id, studio_id=studio_id).first()
     if token is None:
@@ -104,7 +103,7 @@ def _own_account(call: Call) -> str | None:
 
 
 def tokens_apply(call: Call) -> dict[str, Any]:
-    data = validated(TokenApplyInput, call.data)
+    data = call.data
     account_id = _own_account(call)
     token, raw = operations.issue_token(
         call.studio_id(), data["name"], expires_at=data.get("expires_at"), actor=call.identity, account_id=account_id
@@ -113,7 +112,7 @@ def tokens_apply(call: Call) -> dict[str, Any]:
 
 
 def tokens_list(call: Call) -> dict[str, Any]:
-    data = validated(TokenListInput, call.data)
+    data = call.data
     tokens = UserToken.objects.order_by("-id")
     account_id = _own_account(call)
     if account_id is not None:
@@ -148,12 +147,12 @@ def _token_scope(call: Call, data: dict[str, Any]) -> dict[str, str | None]:
 
 
 def tokens_revoke(call: Call) -> dict[str, Any]:
-    data = validated(TokenRefInput, call.data)
+    data = call.data
     return token_json(operations.revoke_token(data["token_id"], actor=call.identity, **_token_scope(call, data)))
 
 
 def tokens_rotate(call: Call) -> dict[str, Any]:
-    data = validated(TokenRefInput, call.data)
+    data = call.data
     token, raw = operations.rotate_token(data["token_id"], actor=call.identity, **_token_scope(call, data))
     return token_json(token, raw)
 
@@ -167,25 +166,46 @@ SERVICE = Service(
     name="Studios",
     description="Studios (tenants) and their user tokens.",
     actions=(
-        Action("list", studios_list, methods=("GET",), allow=ADMIN_ONLY, description="Filter by status, search by name; keyset pages"),
-        Action("create", studios_create, allow=ADMIN_ONLY, audit=True, description="Create {name}"),
         Action(
-            "pause", _status_action(Studio.Status.PAUSED), allow=ADMIN_ONLY, audit=True, description="Pause {studio_id}: its tokens get 403"
+            "list",
+            studios_list,
+            methods=("GET",),
+            allow=ADMIN_ONLY,
+            input=StudioListInput,
+            description="Filter by status, search by name; keyset pages",
         ),
-        Action("activate", _status_action(Studio.Status.ACTIVE), allow=ADMIN_ONLY, audit=True, description="Activate {studio_id}"),
+        Action("create", studios_create, allow=ADMIN_ONLY, audit=True, input=StudioCreateInput, description="Create {name}"),
+        Action(
+            "pause",
+            _status_action(Studio.Status.PAUSED),
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=StudioRefInput,
+            description="Pause {studio_id}: its tokens get 403",
+        ),
+        Action(
+            "activate",
+            _status_action(Studio.Status.ACTIVE),
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=StudioRefInput,
+            description="Activate {studio_id}",
+        ),
         Action(
             "remove",
             _status_action(Studio.Status.REMOVED),
             allow=ADMIN_ONLY,
             audit=True,
+            input=StudioRefInput,
             description="Remove {studio_id} for good: its tokens get 401",
         ),
-        Action("me", studios_me, methods=("GET",), allow=(USER,), description="The caller's studio and token"),
+        Action("me", studios_me, methods=("GET",), allow=(USER,), input=OwnStudioInput, description="The caller's studio and token"),
         Action(
             "tokens/apply",
             tokens_apply,
             allow=ADMIN_OR_ACCOUNT,
             audit=True,
+            input=TokenApplyInput,
             description="Issue a user token {studio_id, name, expires_at?}, shown once; an account's token issues its own",
         ),
         Action(
@@ -193,16 +213,23 @@ SERVICE = Service(
             tokens_list,
             methods=("GET",),
             allow=ADMIN_OR_ACCOUNT,
+            input=TokenListInput,
             description="Tokens without secrets; filter by studio_id, status; an account sees its own",
         ),
         Action(
-            "tokens/revoke", tokens_revoke, allow=ADMIN_OR_ACCOUNT, audit=True, description="Revoke {token_id}; an account revokes its own"
+            "tokens/revoke",
+            tokens_revoke,
+            allow=ADMIN_OR_ACCOUNT,
+            audit=True,
+            input=TokenRefInput,
+            description="Revoke {token_id}; an account revokes its own",
         ),
         Action(
             "tokens/rotate",
             tokens_rotate,
             allow=ADMIN_OR_ACCOUNT,
             audit=True,
+            input=TokenRefInput,
             description="New secret for {token_id}, shown once; the old one dies; an account rotates its own",
         ),
     ),

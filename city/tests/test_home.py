@@ -7,7 +7,7 @@ class HomePageTests(TestCase):
         response = self.client.get("/")
         self.assertEqual(response.status_code, 200)
         self.assertTrue(response["Content-Type"].startswith("text/html"))
-        for href in ("/admin/", "/dashboard/keys", "/v1/services"):
+        for href in ("/admin/", "/dashboard/keys", "/v1/reference", "/v1/services"):
             self.assertContains(response, f'href="{href}"')
         self.assertNotContains(response, "<script")
         self.assertNotContains(response, "https://")  # nothing loaded from elsewhere
