@@ -31,9 +31,11 @@ serve-prod: migrate
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# The suite, then the coverage of the application code ([tool.coverage.run] in pyproject.toml): the
+# files not fully covered and the TOTAL.
 test: $(VENV)/.installed browser
 	mkdir -p var
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The dev tools (ruff, mypy with django-stubs), pinned in requirements-dev.txt.
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
