@@ -35,9 +35,11 @@ browser:
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
+# The suite, then the coverage of the application code ([tool.coverage.run] in pyproject.toml): the
+# files not fully covered and the TOTAL.
 test: $(VENV)/.installed browser redis-server
 	mkdir -p var
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The dev tools (ruff, mypy with django-stubs), pinned in requirements-dev.txt.
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt

@@ -5,11 +5,13 @@ a fresh studio and token, its own OpenAI simulator, and points providers at it t
 `env/upsert` — the way an admin configures City.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
+import openai
 
 from aihub.tests.upstream.openai_sim import OpenAISim
+from aihub.tests.upstream.sim import SimServer
 from city.livecity import LiveCity, LiveCityTestCase
 
 DEEPSEEK_KEY = "sk-test-deepseek-not-real"
@@ -57,3 +59,33 @@ class AiLiveTestCase(LiveCityTestCase):
     def remove_env(self, *keys: str) -> None:
         for key in keys:
             self.ok(self.admin.post("/v1/env/remove", json={"key": key}))
+
+
+SimT = TypeVar("SimT", bound=SimServer)
+
+if TYPE_CHECKING:
+    # The mixin is only ever mixed into an AiLiveTestCase: type-check it as one.
+    _ThroughCityBase = AiLiveTestCase
+else:
+    _ThroughCityBase = object
+
+
+class ThroughCityMixin(Generic[SimT], _ThroughCityBase):
+    """The official OpenAI SDK against City, with one provider served behind it by its simulator:
+    the caller sees OpenAI's shapes only. A class sets the simulator and the env keys that point
+    City at it; each test gets a fresh simulator (`self.provider`) and `self.sdk`."""
+
+    simulator: type[SimT]
+    api_key_env: str
+    api_key: str
+    base_url_env: str
+    provider: SimT
+    sdk: openai.OpenAI
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.provider = self.simulator().start()
+        self.addCleanup(self.provider.stop)
+        self.set_env(**{self.api_key_env: self.api_key, self.base_url_env: self.provider.url})
+        self.sdk = openai.OpenAI(base_url=self.city.url + "/v1", api_key=self.token, max_retries=0, timeout=10)
+        self.addCleanup(self.sdk.close)

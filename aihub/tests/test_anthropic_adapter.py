@@ -15,7 +15,7 @@ from aihub.adapters.anthropic import AnthropicAdapter
 from aihub.adapters.base import Upstream
 from aihub.catalog import models_by_id
 from aihub.tests.adapter_contract import PIXEL_PNG, WEATHER_TOOL, AdapterContract
-from aihub.tests.live import AiLiveTestCase
+from aihub.tests.live import AiLiveTestCase, ThroughCityMixin
 from aihub.tests.openai_schema import validate
 from aihub.tests.upstream.anthropic_sim import AnthropicSim, signature_of
 from aihub.tests.upstream.sim import Received
@@ -643,17 +643,16 @@ class AnthropicSimulatorTests(unittest.TestCase):
                     self.assertEqual(set(response.json()["error"]), {"type", "message"})
 
 
-class AnthropicThroughCityTests(AiLiveTestCase):
+class AnthropicThroughCityTests(ThroughCityMixin[AnthropicSim], AiLiveTestCase):
     """The official OpenAI SDK against City, with Claude served by the Anthropic simulator: the
     caller sees OpenAI's shapes only."""
 
-    def setUp(self) -> None:
-        super().setUp()
-        self.anthropic = AnthropicSim().start()
-        self.addCleanup(self.anthropic.stop)
-        self.set_env(ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=self.anthropic.url)
-        self.sdk = openai.OpenAI(base_url=self.city.url + "/v1", api_key=self.token, max_retries=0, timeout=10)
-        self.addCleanup(self.sdk.close)
+    simulator = AnthropicSim
+    api_key_env, api_key, base_url_env = "ANTHROPIC_API_KEY", ANTHROPIC_KEY, "ANTHROPIC_BASE_URL"
+
+    @property
+    def anthropic(self) -> AnthropicSim:
+        return self.provider
 
     def test_the_openai_sdk_cannot_tell_the_upstream_is_anthropic(self) -> None:
         raw = self.sdk.chat.completions.with_raw_response.create(

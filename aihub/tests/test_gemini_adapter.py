@@ -14,7 +14,7 @@ from aihub.adapters.base import Upstream
 from aihub.adapters.gemini import THOUGHT_SIGNATURE_FALLBACK, GeminiAdapter
 from aihub.adapters.openai_shapes import REASONING_EFFORTS
 from aihub.tests.adapter_contract import API_KEY, PIXEL_PNG, WEATHER_TOOL, AdapterContract
-from aihub.tests.live import AiLiveTestCase
+from aihub.tests.live import AiLiveTestCase, ThroughCityMixin
 from aihub.tests.openai_schema import validate
 from aihub.tests.upstream.gemini_sim import GeminiSim
 from aihub.tests.upstream.openai_sim import vector_for
@@ -533,17 +533,16 @@ class GeminiSimulatorTests(unittest.TestCase):
                     self.assertEqual(set(response.json()["error"]), {"code", "message", "status"})
 
 
-class GeminiThroughCityTests(AiLiveTestCase):
+class GeminiThroughCityTests(ThroughCityMixin[GeminiSim], AiLiveTestCase):
     """The official OpenAI SDK against City, with Gemini served by the Gemini simulator: the caller
     sees OpenAI's shapes only."""
 
-    def setUp(self) -> None:
-        super().setUp()
-        self.gemini = GeminiSim().start()
-        self.addCleanup(self.gemini.stop)
-        self.set_env(GEMINI_API_KEY=GEMINI_KEY, GEMINI_BASE_URL=self.gemini.url)
-        self.sdk = openai.OpenAI(base_url=self.city.url + "/v1", api_key=self.token, max_retries=0, timeout=10)
-        self.addCleanup(self.sdk.close)
+    simulator = GeminiSim
+    api_key_env, api_key, base_url_env = "GEMINI_API_KEY", GEMINI_KEY, "GEMINI_BASE_URL"
+
+    @property
+    def gemini(self) -> GeminiSim:
+        return self.provider
 
     def test_the_openai_sdk_cannot_tell_the_upstream_is_gemini(self) -> None:
         raw = self.sdk.chat.completions.with_raw_response.create(

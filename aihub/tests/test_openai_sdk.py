@@ -184,7 +184,7 @@ class OpenAISDKTests(AiLiveTestCase):
         for payload in payloads[:-1]:
             chunk = json.loads(payload)
             # Legacy stream chunks carry finish_reason null until the last one, which the schema does
-            # not describe (see shared/openai/README.md): validate the rest of each chunk.
+            # not describe (its CreateCompletionResponse wants one of the stop reasons): validate the rest.
             for choice in chunk["choices"]:
                 choice["finish_reason"] = choice["finish_reason"] or "stop"
             validate(chunk, "CreateCompletionResponse")

@@ -23,6 +23,7 @@ from aihub.adapters.pool import UpstreamClient, client_for, close_all, new_clien
 from aihub.adapters.transport import LeanHTTP, new_session
 from aihub.tests.upstream.openai_sim import OpenAISim
 from aihub.tests.upstream.sim import Reply
+from city.waiting import wait_until_async
 
 JSON = [(b"Content-Type", b"application/json")]
 
@@ -63,13 +64,14 @@ class GeminiOverThePooledClient(gemini_tests.GeminiAdapterTests):
 
 class RawServer:
     """A loopback server answering each request with `answer(request_bytes)` bytes (or a list of byte
-    pieces), one connection at a time; counts the connections it accepted."""
+    pieces), one connection at a time; counts the connections it accepted and closed."""
 
     def __init__(self, answer, close_after_each: bool = False) -> None:
         self.answer, self.close_after_each = answer, close_after_each
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.connections = 0
+        self.closed = 0
         self.received: list[bytes] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -97,6 +99,7 @@ class RawServer:
                         conn.sendall(piece)
                     if self.close_after_each:
                         break
+            self.closed += 1
 
     def stop(self) -> None:
         self.sock.close()
@@ -171,7 +174,10 @@ class PooledClientTests(unittest.IsolatedAsyncioTestCase):
         client = self.client(server.url)
         for _ in range(3):
             self.assertEqual((await self.lean(client).request(b"POST", "/x", JSON, b"{}")).content, b"ok")
-            await asyncio.sleep(0.05)  # the close arrives
+            await wait_until_async(lambda: server.closed == server.connections, message="the server closed the connection")
+            # On loopback its FIN is in our socket by now: a turn of the loop reads it (one sufficed in 30 of 30; two for margin).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         self.assertEqual(server.connections, 3)
 
     async def test_compressed_answers_are_decoded_both_ways(self) -> None:

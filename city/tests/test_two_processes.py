@@ -6,6 +6,7 @@ import time
 import httpx
 
 from city.livecity import LiveCityTestCase
+from city.waiting import wait_until
 
 PROPAGATION_LIMIT_SECONDS = 5.0
 
@@ -51,7 +52,8 @@ class TwoProcessTests(LiveCityTestCase):
     def test_a_token_revoked_through_one_is_refused_by_the_other(self) -> None:
         traffic = Traffic(self.b.url, self.token["token"])
         self.addCleanup(traffic.stop)
-        time.sleep(0.5)  # B has resolved and cached the token
+        # B has resolved and cached the token: it answers with it.
+        wait_until(lambda: [s for _, s in traffic.results].count(200) > 10, message="B answered the token")
         revoked_at = time.monotonic()
         self.assertEqual(self.admin.post("/v1/studios/tokens/revoke", json={"token_id": self.token["id"]}).status_code, 200)
         self.assertEqual(
@@ -60,7 +62,8 @@ class TwoProcessTests(LiveCityTestCase):
         deadline = revoked_at + PROPAGATION_LIMIT_SECONDS
         while time.monotonic() < deadline and not any(s == 401 for _, s in traffic.results):
             time.sleep(0.05)
-        time.sleep(0.3)
+        answered = len(traffic.results)
+        wait_until(lambda: len(traffic.results) >= answered + 5, message="B answered more requests")  # the refusal lasts
         traffic.stop()
         statuses = [s for _, s in traffic.results]
         self.assertGreater(statuses.count(200), 10, "requests kept flowing before the revocation")

@@ -1,0 +1,23 @@
+"""Suite-wide guards (city/network_guard.py): no test reaches beyond loopback."""
+
+import pytest
+
+from city import network_guard
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any test module is imported, so nothing at import time escapes either.
+    network_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def _refuse_outside_connections():
+    """Fail the test that tried to reach beyond loopback, even if the code under test swallowed the
+    refusal; and put the guard back if something (a plugin, a mock) took it off."""
+    if not network_guard.installed():
+        network_guard.install()
+    before = len(network_guard.refused)
+    yield
+    attempts = network_guard.refused[before:]
+    if attempts:
+        pytest.fail(f"the test tried to connect beyond loopback: {attempts}", pytrace=False)
