@@ -161,6 +161,8 @@ class RedisDownTests(LiveCityTestCase):
         call("/v1/services", lambda: admin.get("/v1/services"))
         call("system/health", lambda: guest.get("/v1/system/health"))
         call("system/whoami", lambda: user.get("/v1/system/whoami"))
+        call("system/openapi", lambda: guest.get("/v1/system/openapi"))
+        call("system/reference", lambda: guest.get("/v1/system/reference"))
         call("env/upsert", lambda: admin.post("/v1/env/upsert", json={"key": "DOWNTIME_TEST_KEY", "value": f"value-{tag}"}))
         call("env/list", lambda: admin.get("/v1/env/list"))
         call("env/import", lambda: admin.post("/v1/env/import", json={"content": f"DOWNTIME_TEST_OTHER=import-{tag}\n"}))
