@@ -24,6 +24,17 @@ from city.testing import ApiTestMixin
 BASE_DIR = Path(settings.BASE_DIR)
 
 
+def end_process(process: subprocess.Popen) -> None:
+    """Ask a process this test started to stop (SIGTERM, as a supervisor would); kill it after 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,13 +108,7 @@ class LiveCity:
         raise RuntimeError(f"City did not answer within {timeout} s; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
         self._log.close()
 
 

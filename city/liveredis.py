@@ -10,7 +10,7 @@ import time
 
 import redis
 
-from city.livecity import free_port
+from city.livecity import end_process, free_port
 
 
 class LiveRedis:
@@ -43,11 +43,6 @@ class LiveRedis:
         raise RuntimeError(f"redis-server did not answer within {timeout} s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            end_process(self.process)
         self.process = None

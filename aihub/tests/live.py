@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import httpx
 import openai
 
+from aihub.tests.upstream.anthropic_sim import AnthropicSim
+from aihub.tests.upstream.gemini_sim import GeminiSim
 from aihub.tests.upstream.openai_sim import OpenAISim
 from aihub.tests.upstream.sim import SimServer
 from city.livecity import LiveCity, LiveCityTestCase
@@ -89,3 +91,24 @@ class ThroughCityMixin(Generic[SimT], _ThroughCityBase):
         self.set_env(**{self.api_key_env: self.api_key, self.base_url_env: self.provider.url})
         self.sdk = openai.OpenAI(base_url=self.city.url + "/v1", api_key=self.token, max_retries=0, timeout=10)
         self.addCleanup(self.sdk.close)
+
+
+class AllProtocolsTestCase(AiLiveTestCase):
+    """Anthropic's and Gemini's simulators behind City too (`self.anthropic`, `self.gemini`), beside
+    the OpenAI-compatible one, for tests that go through all three wire protocols."""
+
+    anthropic: AnthropicSim
+    gemini: GeminiSim
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.anthropic = AnthropicSim().start()
+        self.addCleanup(self.anthropic.stop)
+        self.gemini = GeminiSim().start()
+        self.addCleanup(self.gemini.stop)
+        self.set_env(
+            ANTHROPIC_API_KEY="test-anthropic-key-not-real",
+            ANTHROPIC_BASE_URL=self.anthropic.url,
+            GEMINI_API_KEY="test-gemini-key-not-real",
+            GEMINI_BASE_URL=self.gemini.url,
+        )

@@ -11,9 +11,7 @@ from hypothesis import strategies as st
 
 from aihub.openai_request import CHAT_FIELDS
 from aihub.tests.adapter_contract import WEATHER_TOOL
-from aihub.tests.live import AiLiveTestCase
-from aihub.tests.upstream.anthropic_sim import AnthropicSim
-from aihub.tests.upstream.gemini_sim import GeminiSim
+from aihub.tests.live import AllProtocolsTestCase
 from city.tests import fuzz
 
 CHAT_MODELS = ["claude-sonnet-4-6", "gemini-3-flash-preview", "deepseek-v4-flash"]
@@ -134,20 +132,7 @@ REQUESTS = fuzz.weighted(
 )
 
 
-class FuzzOpenAIRoutesThroughSimulatorsTests(AiLiveTestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        self.anthropic = AnthropicSim().start()
-        self.addCleanup(self.anthropic.stop)
-        self.gemini = GeminiSim().start()
-        self.addCleanup(self.gemini.stop)
-        self.set_env(
-            ANTHROPIC_API_KEY="test-anthropic-key-not-real",
-            ANTHROPIC_BASE_URL=self.anthropic.url,
-            GEMINI_API_KEY="test-gemini-key-not-real",
-            GEMINI_BASE_URL=self.gemini.url,
-        )
-
+class FuzzOpenAIRoutesThroughSimulatorsTests(AllProtocolsTestCase):
     def test_generated_requests_never_get_a_5xx(self) -> None:
         answered: dict[int, int] = {}
         reached = [0]
