@@ -156,7 +156,7 @@ def response_format_type(body: dict[str, Any]) -> str | None:
     return response_format["type"]
 
 
-# OpenAI's `reasoning_effort` values, least thinking first (ReasoningEffort in shared/openai).
+# OpenAI's `reasoning_effort` values, least thinking first (ReasoningEffort in aihub/tests/openai/openai-subset.schema.json).
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
@@ -275,7 +275,7 @@ def refuse_unsupported(body: dict[str, Any], *, allow_n: bool) -> None:
         raise invalid_request("This model answers in text only; remove `audio` from `modalities`.", "modalities")
 
 
-# The fields of OpenAI's chat completions request (CreateChatCompletionRequest in shared/openai).
+# The fields of OpenAI's chat completions request (CreateChatCompletionRequest in aihub/tests/openai/openai-subset.schema.json).
 OPENAI_CHAT_FIELDS = frozenset(
     {
         "audio",
