@@ -171,12 +171,14 @@ class StudioAccountSettingsAdmin(OperationsAdminMixin, LargeTableAdmin):
 class OAuthFlowAdmin(LargeTableAdmin):
     """OAuth sign-ins in progress and recently finished, read-only (no verifier, no digests)."""
 
-    list_display = ("provider", "studio", "purpose", "status", "failure_code", "created_at", "expires_at")
+    list_display = ("provider", "studio", "app_name", "purpose", "status", "failure_code", "created_at", "expires_at")
     list_select_related = ("studio",)
     list_filter = ("provider", "status")
     fields = (
         "provider",
         "studio",
+        "app_name",
+        "redirect_uri",
         "purpose",
         "status",
         "failure_code",

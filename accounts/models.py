@@ -130,6 +130,7 @@ class OAuthFlow(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["expires_at"], name="accounts_flow_by_expiry")]
+        verbose_name = "OAuth sign-in flow"  # Django would say "o auth flow"
 
     def __str__(self) -> str:
         return f"{self.provider} sign-in {self.id[:8]}… ({self.status})"
