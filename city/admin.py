@@ -61,7 +61,7 @@ class EnvVarForm(forms.ModelForm):
                     "The stored value cannot be decrypted (CITY_SECRET_KEY changed without CITY_SECRET_KEY_FALLBACKS); "
                     "enter the value again to replace it."
                 )
-        if problem := envops.value_problem(value):
+        if problem := envops.value_problem(value, self.cleaned_data.get("key") or self.instance.key):
             raise forms.ValidationError(sentence(problem))
         return value
 

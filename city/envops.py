@@ -41,13 +41,30 @@ def key_problem(key: Any) -> str | None:
     return None
 
 
-def value_problem(value: Any) -> str | None:
+def value_problem(value: Any, key: str = "") -> str | None:
     if not isinstance(value, str):
         return "values are strings"
     if len(value) > MAX_VALUE_CHARS:
         return f"values are at most {MAX_VALUE_CHARS} characters"
     if "\x00" in value:
         return "values may not contain NUL characters"
+    if value and key.endswith(PLAIN_KEY_SUFFIXES):
+        return url_problem(value)
+    return None
+
+
+def url_problem(value: str) -> str | None:
+    """A `*_URL` value City will call: an absolute http(s) URL, without credentials in it (they would
+    be shown as an address, and City's upstream clients do not send them; keys go in `*_API_KEY`)."""
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError:
+        return "this is not a URL City can call"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "URLs start with http:// or https:// and name a host, such as http://127.0.0.1:8000/v1"
+    if parts.username is not None or parts.password is not None:
+        return "put no user name or password in a URL; an API key goes in its own *_API_KEY variable"
     return None
 
 
@@ -89,7 +106,7 @@ def _decrypt(row: EnvVar) -> str | None:
 def check_pair(key: Any, value: Any) -> None:
     if problem := key_problem(key):
         raise ApiError(400, f"key: {problem}.", param="key", code="invalid_key")
-    if problem := value_problem(value):
+    if problem := value_problem(value, key):
         raise ApiError(400, f"value: {problem}.", param="value", code="invalid_value")
 
 
@@ -153,7 +170,7 @@ def import_env(content: str, *, actor: Any) -> ImportReport:
         if binding.key is None:
             continue  # blank line or comment
         value = binding.value if binding.value is not None else ""
-        problem = key_problem(binding.key) or value_problem(value)
+        problem = key_problem(binding.key) or value_problem(value, binding.key)
         if binding.key in first_line:
             problem = f"{binding.key} is also set on line {first_line[binding.key]}"
         if problem:

@@ -1,4 +1,5 @@
 import os
+from unittest import mock
 
 from city.models import AuditEntry, EnvVar
 from city.runtime_env import runtime_env
@@ -92,16 +93,42 @@ class EnvListTests(CityTestCase):
 
     def test_urls_are_shown_but_for_their_credentials(self) -> None:
         self.admin_post("/v1/env/upsert", {"key": "DEEPSEEK_BASE_URL", "value": "http://127.0.0.1:8000/v1"})
-        self.admin_post(
-            "/v1/env/upsert", {"key": "OPENAI_BASE_URL", "value": "https://bob:hunter2-secret@proxy.example/v1?key=sk-query-secret"}
-        )
-        self.admin_post("/v1/env/upsert", {"key": "WEIRD_URL", "value": "not a url but maybe a secret"})
-        items = {i["key"]: i["value"] for i in self.assertOk(self.admin_get("/v1/env/list"))["items"]}
+        # Credentials can only come from the process environment now (env/upsert refuses them): still hidden.
+        process = {
+            "OPENAI_BASE_URL": "https://bob:hunter2-secret@proxy.example/v1?key=sk-query-secret",
+            "GITHUB_API_BASE_URL": "not a url, maybe a secret",
+        }
+        with mock.patch.dict(os.environ, process):
+            items = {i["key"]: i["value"] for i in self.assertOk(self.admin_get("/v1/env/list"))["items"]}
         self.assertEqual(items["DEEPSEEK_BASE_URL"], "http://127.0.0.1:8000/v1")
         self.assertEqual(items["OPENAI_BASE_URL"], "https://…@proxy.example/v1?…")
-        self.assertEqual(items["WEIRD_URL"], "not…cret")
+        self.assertEqual(items["GITHUB_API_BASE_URL"], "not…cret")
         upserted = self.assertOk(self.admin_post("/v1/env/upsert", {"key": "ZAI_BASE_URL", "value": "https://gw.example/api/paas/v4"}))
         self.assertEqual(upserted["value"], "https://gw.example/api/paas/v4")
+
+    def test_a_url_city_cannot_call_is_refused_by_name_and_changes_nothing(self) -> None:
+        cases = {
+            "http://user:hunter2@proxy.example/v1": "user name or password",
+            "127.0.0.1:8000/v1": "http:// or https://",
+            "ftp://files.example/": "http:// or https://",
+            "http://127.0.0.1:notaport/v1": "not a URL",
+            "http:///v1": "name a host",
+        }
+        for value, problem in cases.items():
+            with self.subTest(value=value):
+                error = self.assertError(
+                    self.admin_post("/v1/env/upsert", {"key": "DEEPSEEK_BASE_URL", "value": value}),
+                    400,
+                    "invalid_request_error",
+                    "invalid_value",
+                )
+                self.assertIn(problem, error["message"])
+                self.assertNotIn("hunter2", error["message"])
+        self.assertFalse(EnvVar.objects.filter(key="DEEPSEEK_BASE_URL").exists())
+        response = self.admin_post("/v1/env/import", {"content": "DEEPSEEK_API_KEY=sk-x\nDEEPSEEK_BASE_URL=localhost:8000\n"})
+        error = self.assertError(response, 400, "invalid_request_error", "env_import_rejected")
+        self.assertEqual([r["key"] for r in error["details"]["rejected"]], ["DEEPSEEK_BASE_URL"])
+        self.assertFalse(EnvVar.objects.filter(key__startswith="DEEPSEEK_").exists())  # all or nothing
 
     def test_it_is_admin_only(self) -> None:
         self.assertError(self.get("/v1/env/list", token=self.bob_token), 403, "permission_error")
