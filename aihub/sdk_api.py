@@ -29,7 +29,7 @@ from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import STREAM, TEXT, Model
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
-from aihub.openai_api import INTERNAL_ERROR, answer_once, chat_message_text, log, settle, start_stream
+from aihub.openai_api import INTERNAL_ERROR, answer_once, chat_message_text, log, settle, start_stream, upstream_body
 from aihub.openai_request import CHAT_COMPLETIONS
 from aihub.streaming import EventStreamResponse, error_payload, event_frame
 from aihub.upstreams import callable_model
@@ -196,11 +196,16 @@ def _message(message: Any, index: int) -> dict[str, Any]:
 
 class TextRequest:
     """The input spec of /v1/ai/text and /v1/ai/stream (see city/registry.py's actions): City's own
-    fields, then OpenAI's chat parameters, checked as `chat_request` checks them."""
+    fields, then OpenAI's chat parameters, checked as `chat_request` checks them.
+
+    What the handler receives is the upstream chat body `chat_request` makes (with `studio_id`, if
+    given), so the request is checked and translated once."""
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        chat_request(data)
-        return data
+        body = chat_request(data)
+        if "studio_id" in data:
+            body["studio_id"] = data["studio_id"]
+        return body
 
     def json_schema(self) -> dict[str, Any]:
         text = {"type": "string"}
@@ -272,9 +277,9 @@ def parts_of(reasoning: Any, text: Any, tool_calls: Any) -> list[dict[str, Any]]
 
 async def text(call: Call) -> HttpResponseBase:
     """POST /v1/ai/text: one whole answer."""
-    body = chat_request(call.data)  # TEXT_REQUEST's check, and the upstream body it makes
+    body = upstream_body(call.data)  # TEXT_REQUEST made it the OpenAI chat body
     studio_id = call.studio_id()
-    model, upstreams = await callable_model(call.data.get("model"), TEXT)
+    model, upstreams = await callable_model(body.get("model"), TEXT)
     meter = Meter(call, studio_id, model, "text")
     answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).chat(up, body))
     settle(meter, answer, lambda: estimate_tokens(prompt_text(body["messages"])), chat_message_text)
@@ -283,9 +288,9 @@ async def text(call: Call) -> HttpResponseBase:
 
 async def stream(call: Call) -> HttpResponseBase:
     """POST /v1/ai/stream: the same answer as server-sent events (see the module docstring)."""
-    body = chat_request(call.data)  # TEXT_REQUEST's check, and the upstream body it makes
+    body = upstream_body(call.data)  # TEXT_REQUEST made it the OpenAI chat body
     studio_id = call.studio_id()
-    model, upstreams = await callable_model(call.data.get("model"), STREAM)
+    model, upstreams = await callable_model(body.get("model"), STREAM)
     meter = Meter(call, studio_id, model, "stream")
     chunks, first = await start_stream(meter, upstreams, lambda up: adapter_for(up).chat_stream(up, body))
     return EventStreamResponse(text_events(chunks, first, meter, new_id("msg"), body["messages"]))
