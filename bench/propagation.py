@@ -12,7 +12,6 @@ so that only the caches' TTL carries the change.
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,13 +22,10 @@ from pathlib import Path
 import httpx
 
 BASE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE))
+from bench.procs import free_port  # noqa: E402
+
 ADMIN_KEY = "bench-admin-key-not-secret-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(port: int, env: dict[str, str]) -> subprocess.Popen:
