@@ -238,7 +238,3 @@ def settle_usage(meter: Meter, answer: dict[str, Any], prompt_tokens: Callable[[
     if not meter.use(answer.get("usage")):
         meter.estimate(prompt_tokens(), generated_tokens())
         answer["usage"] = meter.usage()
-
-
-def plan_allows(scopes: PlanScopes, model_id: str) -> bool:
-    return scopes.effective is None or scopes.effective.allows(model_id)
