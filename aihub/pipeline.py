@@ -16,8 +16,10 @@ by doing the same.
 """
 
 import asyncio
+import logging
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -36,6 +38,8 @@ from aihub.streaming import EventStreamResponse, api_error
 from aihub.upstreams import callable_model
 from city.calls import Call
 from city.errors import ApiError, json_response
+
+log = logging.getLogger("aihub.pipeline")
 
 # Settlements still running: a task nobody holds may be collected before it ends.
 _settling: set[asyncio.Task[None]] = set()
@@ -112,7 +116,7 @@ async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: 
         record=interrupted,
     )
     headers = await ledger.reserve(reservation)
-    ai = AiCall(model=model, upstreams=upstreams, meter=meter, headers=headers)
+    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers=headers)
     meter.on_finish = ai.settle
     return ai
 
@@ -129,6 +133,7 @@ class AiCall:
     model: Model
     upstreams: list[Upstream]
     meter: Meter
+    worst: Worst
     headers: dict[str, str]
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -151,20 +156,32 @@ class AiCall:
     async def answer(self, attempt: Callable[[Upstream], Any]) -> dict[str, Any]:
         """One non-streamed answer with retries and fail-over; an upstream failure is recorded and
         raised as City's ApiError."""
-        try:
+        with self._failures_recorded():
             return await first_success(self.upstreams, attempt, self.meter)
-        except UpstreamError as exc:
-            self.meter.finish(exc.status, exc.code or "upstream_error")
-            raise api_error(exc) from None
 
     async def open_stream(
         self, start: Callable[[Upstream], AsyncGenerator[dict[str, Any], None]]
     ) -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any] | None]:
-        try:
+        """A stream committed to the upstream that sent its first chunk (see aihub/attempts.py)."""
+        with self._failures_recorded():
             return await open_stream(self.upstreams, start, self.meter)
+
+    @contextmanager
+    def _failures_recorded(self) -> Iterator[None]:
+        """Settle a failed attempt: to nothing when the upstream refused or was not reached, to the
+        worst case when the model may have run without telling what it used (a timeout while it
+        worked, or the client leaving while it did)."""
+        try:
+            yield
         except UpstreamError as exc:
+            if exc.status == 504:
+                self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
             self.meter.finish(exc.status, exc.code or "upstream_error")
             raise api_error(exc) from None
+        except asyncio.CancelledError:
+            self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
+            self.meter.finish(CLIENT_CLOSED, "client_closed")
+            raise
 
     # --- answers ------------------------------------------------------------------------------------
 
@@ -218,6 +235,8 @@ class AiCall:
                 tokens=record["prompt_tokens"] + record["completion_tokens"],
                 record=record,
             )
+        except Exception:  # the ledger retries what it could not settle; the record is written regardless
+            log.exception("settling call %s failed", self.meter.call_id)
         finally:
             writer.submit(record)
 
