@@ -3,10 +3,13 @@
 Input tokens. OpenAI's models that use o200k_base (GPT-4o, GPT-4.1, GPT-5, the o-series: a
 deployment whose provider is "openai", or an id starting gpt-, o1, o3, o4 or chatgpt) are counted
 exactly as OpenAI counts a chat: 3 tokens per message, each field's text (1 more for a `name`), and 3
-priming the reply; tool definitions, `tool_calls` and a JSON `response_format` count as their JSON.
+priming the reply; tool definitions, `tool_calls` and a JSON `response_format` count as their JSON
+plus the cookbook's fixed cost of tools (12 a request, 7 a tool), which keeps the smallest tools
+covered: past those, their JSON runs longer than the form OpenAI renders them in.
 Every other model is an estimate: its o200k count × 1.25, rounded up, since Claude's and Gemini's
 tokenizers (and cl100k_base, which OpenAI's older models and its embeddings use) run longer than
-o200k on code and non-English text. The tokenizer is o200k_base bundled in aihub/tokenizer/
+o200k on code and non-English text; Claude's tool-use system prompt (CLAUDE_TOOL_SYSTEM_PROMPT) is
+added when a request has tools. The tokenizer is o200k_base bundled in aihub/tokenizer/
 (checked against tiktoken's sha256 at load): counting never reaches the network.
 
 Media, per part (the same for every model, never scaled):
@@ -70,6 +73,12 @@ O200K_SPECIAL_TOKENS = {ENDOFTEXT: 199999, ENDOFPROMPT: 200018}
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
+# The OpenAI cookbook's fixed token costs of tools (func_end, func_init; "How to count tokens with tiktoken").
+TOOLS_OVERHEAD = 12
+TOOL_OVERHEAD = 7
+# The system prompt Anthropic adds to a request with tools, billed as input: 346 tokens on Claude 4
+# models with tool_choice auto or none (313 with any or tool); Anthropic's tool use pricing.
+CLAUDE_TOOL_SYSTEM_PROMPT = 346
 # Other tokenizers against o200k: 5/4, applied in integers (ceil(n × 1.25)).
 ESTIMATE_NUM, ESTIMATE_DEN = 5, 4
 # An answer's length when neither the request nor the catalog bounds it.
@@ -165,6 +174,8 @@ def count_tokens(model: Model, text: str) -> int:
 def worst_chat(model: Model, body: dict[str, Any]) -> Worst:
     """The worst case of an OpenAI chat completions body (also City's text API after translation)."""
     text, media = _chat_input(model, body)
+    if _served_by_claude(model) and _uses_tools(body):
+        media += CLAUDE_TOOL_SYSTEM_PROMPT
     answers = _positive_int(body.get("n"))
     return _worst(model, _scaled(model, text) + media, body, answers)
 
@@ -192,9 +203,23 @@ def _chat_input(model: Model, body: dict[str, Any]) -> tuple[int, int]:
     for field in ("tools", "functions", "response_format"):
         if body.get(field):
             text += _json_tokens(body[field])
+    for field in ("tools", "functions"):
+        if isinstance(body.get(field), list) and body[field]:
+            text += TOOLS_OVERHEAD + TOOL_OVERHEAD * len(body[field])
     if isinstance(body.get("tool_choice"), dict):
         text += _json_tokens(body["tool_choice"])
     return text, media
+
+
+def _served_by_claude(model: Model) -> bool:
+    return any(d.adapter == "anthropic" for d in model.deployments)
+
+
+def _uses_tools(body: dict[str, Any]) -> bool:
+    """Tools, or a JSON `response_format` (which Claude's adapter turns into a tool)."""
+    response_format = body.get("response_format")
+    json_answer = isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema")
+    return bool(body.get("tools") or body.get("functions") or json_answer)
 
 
 def _part(model: Model, part: Any) -> tuple[int, int]:

@@ -85,7 +85,31 @@ def test_content_parts_count_their_text():
 def test_tool_definitions_count_as_their_json():
     plain = estimate.worst_chat(GPT, {"messages": HELLO})
     with_tools = estimate.worst_chat(GPT, {"messages": HELLO, "tools": TOOLS})
-    assert with_tools.input_tokens - plain.input_tokens == o200k(orjson.dumps(TOOLS).decode()) > 20
+    assert with_tools.input_tokens - plain.input_tokens == 12 + 7 + o200k(orjson.dumps(TOOLS).decode())
+
+
+@pytest.mark.parametrize(
+    ("tool", "cookbook"),
+    [
+        # What the OpenAI cookbook's num_tokens_for_tools counts for gpt-4o: JSON plus the fixed costs
+        # never falls below it, even for a tool with nothing but a name.
+        ({"name": "f"}, 21),
+        (TOOLS[0]["function"], 36),
+    ],
+)
+def test_tools_never_count_under_the_cookbooks_count(tool, cookbook):
+    plain = estimate.worst_chat(GPT, {"messages": HELLO})
+    with_tool = estimate.worst_chat(GPT, {"messages": HELLO, "tools": [{"type": "function", "function": tool}]})
+    assert with_tool.input_tokens - plain.input_tokens >= cookbook
+
+
+def test_claude_bills_its_tool_use_system_prompt():
+    plain = estimate.worst_chat(CLAUDE, {"messages": HELLO})
+    tools_json = math.ceil((13 + 19 + o200k(orjson.dumps(TOOLS).decode())) * 1.25) - math.ceil(13 * 1.25)
+    assert estimate.worst_chat(CLAUDE, {"messages": HELLO, "tools": TOOLS}).input_tokens == plain.input_tokens + tools_json + 346
+    json_answer = {"messages": HELLO, "response_format": {"type": "json_object"}}
+    assert estimate.worst_chat(CLAUDE, json_answer).input_tokens > plain.input_tokens + 346
+    assert estimate.worst_chat(GPT, json_answer).input_tokens < estimate.worst_chat(GPT, {"messages": HELLO}).input_tokens + 20
 
 
 def test_tool_calls_and_results_count():
