@@ -4,7 +4,11 @@ max_tokens, and the bundled tokenizer (its hash check, and that counting never r
 import base64
 import gzip
 import math
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -315,5 +319,20 @@ def test_a_corrupted_tokenizer_is_refused(tmp_path):
     assert estimate.load_encoding(intact).n_vocab == 200019
 
 
-def test_the_tokenizer_loads_once(tmp_path):
-    assert estimate.encoding() is estimate.encoding()
+def test_threads_share_one_tokenizer_load():
+    """In a fresh process, threads asking at once all get the one Encoding (a second load would replace it)."""
+    script = """
+import threading
+from aihub import estimate
+got = []
+threads = [threading.Thread(target=lambda: got.append(estimate.encoding())) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert len(got) == 8 and all(g is got[0] for g in got), got
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "ok", done.stderr
