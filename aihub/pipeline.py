@@ -31,7 +31,7 @@ from aihub import ledger
 from aihub.adapters.base import Upstream, UpstreamError
 from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import Model
-from aihub.estimate import Worst, fitting_max_tokens
+from aihub.estimate import Worst, fitting_max_tokens, rough_counting
 from aihub.metering import CLIENT_CLOSED, Meter, writer
 from aihub.spend import month_key
 from aihub.streaming import EventStreamResponse, api_error
@@ -77,6 +77,14 @@ def over_the_cap(model: Model, worst: Worst, plan: PlanLimits, cap: int) -> ApiE
     )
 
 
+def needs_exact_count(scopes: PlanScopes) -> bool:
+    """Whether the call's tokens must be counted exactly: some plan caps it, budgets it or limits its TPM."""
+    for plan in (scopes.studio_plan, scopes.token_plan):
+        if plan is not None and (plan.max_cost_per_request is not None or plan.monthly_budget is not None or plan.tpm is not None):
+            return True
+    return False
+
+
 def scope_limits(scopes: PlanScopes) -> tuple[ledger.ScopeLimits, ...]:
     """The studio's scope always (it holds the call's lease), the token's when the call has one."""
     found = [_limits("studio", scopes.studio_id, scopes.studio_plan)]
@@ -99,7 +107,11 @@ async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: 
     plan = scopes.effective
     if plan is not None and not plan.allows(model.id):
         raise model_not_allowed(model.id)
-    worst = worst_of(model)
+    if needs_exact_count(scopes):
+        worst = worst_of(model)
+    else:
+        with rough_counting():
+            worst = worst_of(model)
     if plan is not None and plan.max_cost_per_request is not None and worst.cost > plan.max_cost_per_request:
         raise over_the_cap(model, worst, plan, plan.max_cost_per_request)
     meter = Meter(call, studio_id, model, modality)
