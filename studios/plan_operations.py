@@ -8,7 +8,8 @@ Each runs in one transaction with its audit entry, and tells every process after
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from city import invalidation
@@ -31,6 +32,17 @@ def live_tokens(plan_ids: Any = None) -> QuerySet[UserToken]:
     now = timezone.now()
     tokens = UserToken.objects.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
     return tokens if plan_ids is None else tokens.filter(plan_id__in=plan_ids)
+
+
+def _holders(queryset: QuerySet, plan_field: str = "plan_id") -> Coalesce:
+    """How many rows of `queryset` hold the outer plan: one indexed count per plan, not a join of every token."""
+    counted = queryset.filter(**{plan_field: OuterRef("id")}).order_by().values(plan_field).annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def plans_with_usage() -> QuerySet[Plan]:
+    """Plans with `studios_count` and `tokens_count`: the live studios and tokens that hold each."""
+    return Plan.objects.annotate(studios_count=_holders(live_studios()), tokens_count=_holders(live_tokens()))
 
 
 def locked_plan(plan_id: str, *, param: str = "plan_id") -> Plan:

@@ -2,8 +2,7 @@
 
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from city.calls import Call
@@ -176,23 +175,10 @@ def tokens_rotate(call: Call) -> dict[str, Any]:
 # --- Plans -----------------------------------------------------------------------------------
 
 
-def _holders(queryset: QuerySet, plan_field: str = "plan_id") -> Coalesce:
-    """How many rows of `queryset` hold the outer plan: one indexed count per plan, not a join of every token."""
-    counted = queryset.filter(**{plan_field: OuterRef("id")}).order_by().values(plan_field).annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
-def plans_with_usage() -> QuerySet[Plan]:
-    """Plans with `studios_count` and `tokens_count`: the live studios and tokens that hold each."""
-    return Plan.objects.annotate(
-        studios_count=_holders(plan_operations.live_studios()), tokens_count=_holders(plan_operations.live_tokens())
-    )
-
-
 def plan_json(plan: Plan) -> dict[str, Any]:
     counted = getattr(plan, "studios_count", None)
     if counted is None:  # a plan fresh from an operation: count its holders
-        plan = plans_with_usage().get(id=plan.id)
+        plan = plan_operations.plans_with_usage().get(id=plan.id)
     return {
         "id": plan.id,
         "object": "plan",
@@ -215,7 +201,7 @@ PLAN_FIELDS = ("name", *plan_operations.LIMIT_FIELDS)
 
 def plans_list(call: Call) -> dict[str, Any]:
     data = call.data
-    plans = plans_with_usage().order_by("-id")
+    plans = plan_operations.plans_with_usage().order_by("-id")
     if data.get("search"):
         term = data["search"].strip()
         plans = plans.filter(Q(name__icontains=term) | Q(id=term))
