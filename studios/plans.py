@@ -184,7 +184,8 @@ class StudioCache:
 
 
 def _read_studio(studio_id: str) -> dict[str, Any] | None:
-    return Studio.objects.filter(id=studio_id).values("status", "plan_id").first()
+    row = Studio.objects.filter(id=studio_id).values("status", "plan_id").first()
+    return None if row is None else dict(row)
 
 
 plan_cache = PlanCache()

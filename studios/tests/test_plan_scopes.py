@@ -72,10 +72,12 @@ class PlanScopesTests(CityTestCase):
         )
         self.assertEqual((scopes.token_plan.name, scopes.token_plan.max_cost_per_request), ("Solo", 10_000))
         self.assertIs(scopes.effective, scopes.token_plan)
-        self.assertTrue(scopes.effective.allows("deepseek-v4-flash"))  # Solo allows every model
+        self.assertTrue(scopes.token_plan.allows("deepseek-v4-flash"))  # Solo allows every model
 
     def test_no_plan_anywhere(self) -> None:
-        scopes = self.scopes(self.identity(self.charlie_token), self.charlie_studio.id)
+        charlie = self.identity(self.charlie_token)
+        with self.assertNumQueries(0):  # no plan id: the plans are not even read
+            scopes = self.scopes(charlie, self.charlie_studio.id)
         self.assertEqual((scopes.studio_plan, scopes.token_plan, scopes.effective), (None, None, None))
 
     def test_the_hot_path_makes_no_query_and_an_invalidation_drops_the_plans(self) -> None:
@@ -97,7 +99,7 @@ class PlanScopesTests(CityTestCase):
         self.assign(self.solo.id, token_id=self.bob.id)
         bob = self.identity(self.bob_token)
         now = [1000.0]
-        plan_cache.clock = lambda: now[0]  # type: ignore[method-assign]
+        plan_cache.clock = lambda: now[0]
         self.addCleanup(delattr, plan_cache, "clock")
         with override_settings(CITY_TOKEN_CACHE_SECONDS=2.0):
             with self.assertNumQueries(1):
