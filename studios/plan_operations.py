@@ -147,17 +147,18 @@ def assign_plan(plan_id: str | None, *, studio_id: str | None = None, token_id: 
             param="token_id" if studio_id is not None else "studio_id",
             code="invalid_field",
         )
-    plan = locked_plan(plan_id) if plan_id is not None else None
+    # The holder's row first, then the plan's: the order issue_token locks them in, so the two never deadlock.
     if studio_id is not None:
-        return _assign_to_studio(plan, studio_id, actor)
+        return _assign_to_studio(plan_id, studio_id, actor)
     assert token_id is not None
-    return _assign_to_token(plan, token_id, actor)
+    return _assign_to_token(plan_id, token_id, actor)
 
 
-def _assign_to_studio(plan: Plan | None, studio_id: str, actor: Any) -> Studio:
+def _assign_to_studio(plan_id: str | None, studio_id: str, actor: Any) -> Studio:
     studio = Studio.objects.select_for_update().filter(id=studio_id).first()
     if studio is None:
         raise ApiError(404, f"No studio {studio_id}; studios/list shows the studios.", param="studio_id", code="studio_not_found")
+    plan = locked_plan(plan_id) if plan_id is not None else None
     if plan is not None and studio.status == Studio.Status.REMOVED:
         raise ApiError(409, f"Studio {studio.id} is removed; it cannot get a plan.", param="studio_id", code="studio_removed")
     previous = studio.plan_id
@@ -170,10 +171,11 @@ def _assign_to_studio(plan: Plan | None, studio_id: str, actor: Any) -> Studio:
     return studio
 
 
-def _assign_to_token(plan: Plan | None, token_id: str, actor: Any) -> UserToken:
+def _assign_to_token(plan_id: str | None, token_id: str, actor: Any) -> UserToken:
     token = UserToken.objects.select_for_update().filter(id=token_id).first()
     if token is None:
         raise ApiError(404, f"No token {token_id}; studios/tokens/list shows the tokens.", param="token_id", code="token_not_found")
+    plan = locked_plan(plan_id) if plan_id is not None else None
     if plan is not None and token.status != "active":
         raise ApiError(409, f"Token {token.id} is {token.status}; it cannot get a plan.", param="token_id", code=f"token_{token.status}")
     previous = token.plan_id
