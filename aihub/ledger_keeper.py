@@ -22,7 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from django.db import close_old_connections
+from django.db import IntegrityError, close_old_connections
 
 if TYPE_CHECKING:
     from aihub.ledger_redis import RedisLedger
@@ -115,8 +115,8 @@ class Keeper:
             if opened is not None:
                 keys, args = settle_plan(opened, tokens)
                 result = self.ledger.evalsha_sync("SETTLE", keys, [micro, pico, record_json(record), len(opened[1]["scopes"]), *args])
-                if int(result[0]) == 1:
-                    self._write([record])
+                if int(result[0]) == 1:  # the writer has (or will have) the record: make sure, then drop the reservation
+                    self.ledger.forget(self._write([record]))
             with self._lock:
                 self._pending.pop(call_id, None)
 
@@ -164,23 +164,37 @@ class Keeper:
                 assert opened is not None
                 keys, args = opened[0], []
                 for tpm, took_slot in opened[1]["scopes"]:
-                    args += [tpm or 0, 0, 0, 1 if took_slot else 0]
+                    args.append(f"{tpm or 0} 0 0 {1 if took_slot else 0}")
                 result = self.ledger.evalsha_sync("SETTLE", keys, [-1, 0, "", len(opened[1]["scopes"]), *args])
                 if int(result[0]) == 1:
                     records.append(json.loads(result[1]))
             elif state == b"settled" and (owner_dead or now_ms - int(at) > SETTLED_STALE_SECONDS * 1000):
                 records.append(json.loads(record))
-        written = [record for record in records if not record.get("_gone")]
-        if written:
-            self._write(written)
-        self.ledger.forget(records)
+        gone = [record for record in records if record.get("_gone")]
+        written = self._write([record for record in records if not record.get("_gone")])
+        self.ledger.forget(gone + written)
         return len(written)
 
-    def _write(self, records: list[dict[str, Any]]) -> None:
+    def _write(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert the records (idempotently); those now in the database, or that it refuses for good (their
+        studio was deleted: logged), so their reservations may go. A database that does not answer
+        raises: the reservations stay for the next round."""
         from aihub.metering import insert_records
 
+        if not records:
+            return []
         close_old_connections()
         try:
-            insert_records(records)
+            try:
+                insert_records(records)
+                return records
+            except IntegrityError:
+                pass
+            for record in records:
+                try:
+                    insert_records([record])
+                except IntegrityError:
+                    log.exception("dropping the usage record of call %s, which the database refuses", record.get("call_id"))
+            return records
         finally:
             close_old_connections()

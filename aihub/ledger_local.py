@@ -7,6 +7,7 @@ here counts alone) and crash durability (the calls in flight when the process di
 and no reservation: a kill -9 loses them; a normal stop settles them and drains the usage writer).
 """
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +89,7 @@ class LocalLedger:
         self._rates: dict[str, Rate] = {}
         self._budgets: dict[str, Budget] = {}  # "<scope>:<month>"
         self._calls: dict[str, Call] = {}
+        self._rebuilds: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
 
     async def reserve(self, r: Reservation) -> dict[str, str]:
         for _ in range(len(r.scopes) + 1):
@@ -98,11 +100,25 @@ class LocalLedger:
                         return self._reserve(r)
                 continue
             for scope in missing:
-                spent = await sync_to_async(month_cost)(scope.kind, scope.id, r.month)
-                micro, pico = split_cost(spent)
-                with self._lock:
-                    self._budgets.setdefault(f"{scope_key(scope)}:{r.month}", Budget(micro, pico))
+                await self._rebuild(scope, r.month)
         raise RuntimeError("budget counters were rebuilt but are still missing")
+
+    async def _rebuild(self, scope: ScopeLimits, month: str) -> None:
+        """This month's spend of `scope` from the usage records; concurrent calls share one query."""
+        key = f"{scope_key(scope)}:{month}"
+        loop = asyncio.get_running_loop()
+        running = self._rebuilds.get((loop, key))
+        if running is None:
+            running = loop.create_task(self._rebuild_once(scope, month, key))
+            self._rebuilds[(loop, key)] = running
+            running.add_done_callback(lambda _: self._rebuilds.pop((loop, key), None))
+        await asyncio.shield(running)
+
+    async def _rebuild_once(self, scope: ScopeLimits, month: str, key: str) -> None:
+        spent = await sync_to_async(month_cost)(scope.kind, scope.id, month)
+        micro, pico = split_cost(spent)
+        with self._lock:
+            self._budgets.setdefault(key, Budget(micro, pico))
 
     def _missing_budgets(self, r: Reservation) -> list[ScopeLimits]:
         return [s for s in r.scopes if s.monthly_budget is not None and f"{scope_key(s)}:{r.month}" not in self._budgets]

@@ -103,7 +103,7 @@ def settle_plan(opened: tuple[list[str], dict[str, Any]], tokens: int) -> tuple[
     args: list[Any] = []
     for tpm, took_slot in plan["scopes"]:
         q, r = per_unit(refund, tpm) if tpm and refund else (0, 0)
-        args += [tpm or 0, q, r, 1 if took_slot else 0]
+        args.append(f"{tpm or 0} {q} {r} {1 if took_slot else 0}")
     return keys, args
 
 
@@ -120,6 +120,7 @@ class RedisLedger:
         self._open: dict[str, tuple[list[str], dict[str, Any]]] = {}
         # Calls admitted uncounted while Redis was down: their settle only writes the record.
         self._uncounted: set[str] = set()
+        self._rebuilds: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
         from aihub.ledger_keeper import Keeper
 
         self.keeper = Keeper(self)
@@ -223,17 +224,15 @@ class RedisLedger:
         for scope in r.scopes:
             rq, rr = per_unit(1, scope.rpm) if scope.rpm else (0, 0)
             tq, tr = per_unit(r.tokens, scope.tpm) if scope.tpm else (0, 0)
-            args += [scope.rpm or 0, rq, rr, scope.tpm or 0, tq, tr]
-            args += [
-                -1 if scope.max_concurrency is None else scope.max_concurrency,
-                -1 if scope.monthly_budget is None else scope.monthly_budget,
-            ]
+            concurrency = -1 if scope.max_concurrency is None else scope.max_concurrency
+            budget = -1 if scope.monthly_budget is None else scope.monthly_budget
+            args.append(f"{scope.rpm or 0} {rq} {rr} {scope.tpm or 0} {tq} {tr} {concurrency} {budget}")
         for _ in range(len(r.scopes) + 1):  # at most one rebuild per scope
             result = await self._evalsha("RESERVE", keys, args, studio_id=s)
             verdict = result[0].decode() if isinstance(result[0], bytes) else result[0]
             if verdict == "ok":
                 self._open[r.call_id] = (keys, plan)
-                return self._headers(r.scopes, [int(value) for value in result[1:]])
+                return self._headers(r.scopes, [int(value) for value in result[1].split()])
             scope = r.scopes[int(result[1]) - 1] if len(result) > 1 else r.scopes[0]
             if verdict == "rebuild":
                 await self._rebuild(keys[2 + len(r.scopes) + int(result[1]) - 1], scope, r.month, int(args[6]))
@@ -261,7 +260,17 @@ class RedisLedger:
 
     async def _rebuild(self, key: str, scope: ScopeLimits, month: str, expire_at_ms: int) -> None:
         """A budget counter is missing (first use, or Redis lost it): rebuild it from the usage records,
-        unless another process did meanwhile."""
+        unless another process did meanwhile. Concurrent calls of this event loop share one rebuild
+        (one query, not one per waiting request)."""
+        loop = asyncio.get_running_loop()
+        running = self._rebuilds.get((loop, key))
+        if running is None:
+            running = loop.create_task(self._rebuild_once(key, scope, month, expire_at_ms))
+            self._rebuilds[(loop, key)] = running
+            running.add_done_callback(lambda _: self._rebuilds.pop((loop, key), None))
+        await asyncio.shield(running)
+
+    async def _rebuild_once(self, key: str, scope: ScopeLimits, month: str, expire_at_ms: int) -> None:
         spent = await sync_to_async(month_cost)(scope.kind, scope.id, month)
         micro, pico = split_cost(spent)
         await self._evalsha("INIT_BUDGET", [key], [micro, pico, expire_at_ms])

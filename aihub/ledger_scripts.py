@@ -14,9 +14,10 @@ Key layout (S: studio id; <scope>: "studio:<id>" or "token:<id>"):
 """
 
 # KEYS: call, open, rate keys (n), budget keys (n).
-# ARGV: proc, month, cost, tokens, record, n, budget_expire_at_ms, plan, then per scope 8 values:
-#   rpm_L, rpm_q, rpm_r, tpm_L, tpm_q, tpm_r, concurrency (-1: none), budget (-1: none); L 0: no limit.
-# Returns {"ok", rpm_ahead, rpm_frac, tpm_ahead, tpm_frac per scope…}, {"rpm"|"tpm", i, wait_ms, ahead, frac},
+# ARGV: proc, month, cost, tokens, record, n, budget_expire_at_ms, plan, then per scope one string of 8
+#   numbers (fewer arguments: each costs the client more to encode than the script to split):
+#   "rpm_L rpm_q rpm_r tpm_L tpm_q tpm_r concurrency budget"; L 0: no limit; concurrency, budget -1: none.
+# Returns {"ok", "rpm_ahead rpm_frac tpm_ahead tpm_frac …" per scope}, {"rpm"|"tpm", i, wait_ms, ahead, frac},
 # {"conc", i}, {"budget", i, spent, held}, {"rebuild", i} (budget counter missing) or {"duplicate"}.
 RESERVE = """
 local t = redis.call('TIME')
@@ -38,19 +39,25 @@ local function ahead_of(tat, frac)
   if tat == nil or tat < now then return 0, 0 end
   return tat - now, frac
 end
-local state = {}
-local out = {'ok'}
+local P = {}
 for i = 1, n do
-  local a = 8 + (i - 1) * 8
-  local rpmL, tpmL = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 4])
-  local conc = tonumber(ARGV[a + 7])
+  local p = {}
+  for v in string.gmatch(ARGV[8 + i], '%S+') do p[#p + 1] = tonumber(v) end
+  P[i] = p
+end
+local state = {}
+local out = {}
+for i = 1, n do
+  local p = P[i]
+  local rpmL, tpmL = p[1], p[4]
+  local conc = p[7]
   local s = {}
   if rpmL > 0 or tpmL > 0 or conc >= 0 then
     local v = redis.call('HMGET', KEYS[2 + i], 'rt', 'rf', 'tt', 'tf', 'c')
     s.rt, s.rf, s.tt, s.tf = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]), tonumber(v[4]) or 0
     s.c = tonumber(v[5]) or 0
     if rpmL > 0 then
-      local nt, nf = take(s.rt, s.rf, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), rpmL)
+      local nt, nf = take(s.rt, s.rf, p[2], p[3], rpmL)
       if over(nt, nf) then
         local ah, fr = ahead_of(s.rt, s.rf)
         local wait = nt - 60000 - now
@@ -60,7 +67,7 @@ for i = 1, n do
       s.rt, s.rf = nt, nf
     end
     if tpmL > 0 then
-      local nt, nf = take(s.tt, s.tf, tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), tpmL)
+      local nt, nf = take(s.tt, s.tf, p[5], p[6], tpmL)
       if over(nt, nf) then
         local ah, fr = ahead_of(s.tt, s.tf)
         local wait = nt - 60000 - now
@@ -78,7 +85,7 @@ for i = 1, n do
 end
 local held = {}
 for i = 1, n do
-  local budget = tonumber(ARGV[8 + (i - 1) * 8 + 8])
+  local budget = P[i][8]
   local v = redis.call('HMGET', KEYS[2 + n + i], 'micro', 'pico', 'held')
   if v[1] then
     if budget >= 0 then
@@ -93,9 +100,7 @@ for i = 1, n do
   end
 end
 for i = 1, n do
-  local a = 8 + (i - 1) * 8
-  local rpmL, tpmL = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 4])
-  local conc = tonumber(ARGV[a + 7])
+  local rpmL, tpmL, conc = P[i][1], P[i][4], P[i][7]
   local s = state[i]
   local key = KEYS[2 + i]
   if rpmL > 0 then redis.call('HSET', key, 'rt', s.rt, 'rf', s.rf) end
@@ -119,12 +124,12 @@ end
 redis.call('HSET', KEYS[1], 'proc', ARGV[1], 'at', now, 'month', ARGV[2], 'cost', ARGV[3], 'tokens', ARGV[4],
   'state', 'reserved', 'record', ARGV[5], 'plan', ARGV[8], 'held', table.concat(held, ','))
 redis.call('ZADD', KEYS[2], now, string.sub(KEYS[1], string.find(KEYS[1], ':call:') + 6))
-return out
+return {'ok', table.concat(out, ' ')}
 """
 
 # KEYS: call, open, rate keys (n), budget keys (n).
 # ARGV: cost_micro (-1: the reserved estimate), cost_pico, record ("": keep the reservation's), n,
-#   then per scope 4 values: tpm_L (0: none), refund_q, refund_r, took_concurrency (0/1).
+#   then per scope one string "tpm_L refund_q refund_r took_concurrency" (tpm_L 0: none; took 0/1).
 # Returns {1, record} settled now, {0, ""} already settled, {-1, ""} no such reservation.
 SETTLE = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -137,8 +142,9 @@ local reserved = tonumber(redis.call('HGET', KEYS[1], 'cost'))
 local cm, cp = tonumber(ARGV[1]), tonumber(ARGV[2])
 if cm < 0 then cm, cp = reserved, 0 end
 for i = 1, n do
-  local a = 4 + (i - 1) * 4
-  local L, q, r, conc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local p = {}
+  for v in string.gmatch(ARGV[4 + i], '%S+') do p[#p + 1] = tonumber(v) end
+  local L, q, r, conc = p[1], p[2], p[3], p[4]
   local key = KEYS[2 + i]
   if L > 0 and (q > 0 or r > 0) then
     local v = redis.call('HMGET', key, 'tt', 'tf')

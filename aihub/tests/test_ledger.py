@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar
 
-from django.db.models import Sum
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
@@ -363,22 +362,34 @@ class RedisOutageTests(TransactionTestCase):
         self.reserve(scope, cost=2)
 
     def test_redis_down_refuses_budgets_admits_the_rest_and_loses_no_record(self) -> None:
-        slot = limits(self.s, max_concurrency=1)
-        before = self.reserve(slot)
         self.live.stop()
         error = go(attempt(make_reservation(self.s, new_call(), limits(self.s, monthly_budget=100), cost=1)))
         assert isinstance(error, ApiError)
         self.assertEqual(
             (error.status, error.type, error.code, error.headers["Retry-After"]), (503, "api_error", "budget_unavailable", "5")
         )
+        self.assertIn("budget counters", error.message)
         during = self.reserve(limits(self.s, rpm=1, max_concurrency=1))  # limits fail open
+        self.assertEqual(go(ledger.reserve(make_reservation(self.s, new_call(), limits(self.s, rpm=1)))), {})
         self.settle(during, cost=5)
-        self.settle(before, cost=7)
-        wait_until(lambda: UsageRecord.objects.filter(studio_id=self.s).count() == 2, message="both records written")
-        self.assertEqual(sorted(UsageRecord.objects.filter(studio_id=self.s).values_list("cost", flat=True)), [5, 7])
-        self.live.start()
+        wait_until(lambda: UsageRecord.objects.filter(call_id=during.call_id).exists(), message="the record written")
+        self.assertEqual(UsageRecord.objects.get(call_id=during.call_id).cost, 5)
+
+    def test_a_settle_that_fails_is_retried_once_redis_answers(self) -> None:
+        scope = limits(self.s, monthly_budget=100, max_concurrency=1)
+        before = self.reserve(scope, cost=3)
+        assert self.live.process is not None
+        os.kill(self.live.process.pid, signal.SIGSTOP)  # hung: nothing answers, nothing is lost
+        try:
+            self.settle(before, cost=2_000_000)  # times out: the record is written, the counters wait
+            wait_until(lambda: UsageRecord.objects.filter(call_id=before.call_id).exists(), message="the record written while Redis hangs")
+        finally:
+            os.kill(self.live.process.pid, signal.SIGCONT)
         self.backend.mark_up()
         self.backend.keeper.retry_pending()  # what the keeper does within KEEP_INTERVAL_SECONDS
-        self.reserve(slot)  # the slot the call took before the outage is back
-        self.assertFalse(self.backend.sync_client().exists(call_key(self.s, before.call_id)))
-        self.assertEqual(UsageRecord.objects.filter(studio_id=self.s).aggregate(total=Sum("cost"))["total"], 12)
+        client = self.backend.sync_client()
+        values: list[bytes] = client.hmget(budget_key(self.s, scope, before.month), ["micro", "pico", "held"])  # type: ignore[assignment]
+        micro, pico, held = (int(value) for value in values)
+        self.assertEqual((micro, pico, held), (2, 0, 0))
+        self.assertFalse(client.exists(call_key(self.s, before.call_id)))
+        self.reserve(scope)  # its concurrency slot is back
