@@ -2,12 +2,17 @@
 
 The same checks as ledger_redis.py's scripts, under one lock (settle may come from any thread), on a
 monotonic clock. A scope's spend for a month is rebuilt from the usage records on its first use, so a
-restart forgets nothing that was written. What needs Redis: counting across processes (each process
-here counts alone) and crash durability (the calls in flight when the process dies leave no record
-and no reservation: a kill -9 loses them; a normal stop settles them and drains the usage writer).
+restart forgets nothing that was written. Each call is journaled on local disk (ledger_journal.py)
+until its record is written, so the calls in flight when a process dies get their records when
+City starts again. What needs Redis: counting across processes (each process here counts alone,
+so N embedded processes would allow N times each limit), and settling a dead process's calls
+while City runs on (here they are written at the next start, and their concurrency slots died
+with the process).
 """
 
 import asyncio
+import atexit
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +34,10 @@ from aihub.ledger import (
     reset_ms,
     split_cost,
 )
+from aihub.ledger_journal import Journal
 from aihub.spend import month_cost
+
+log = logging.getLogger("aihub.ledger")
 
 
 @dataclass
@@ -90,8 +98,13 @@ class LocalLedger:
         self._budgets: dict[str, Budget] = {}  # "<scope>:<month>"
         self._calls: dict[str, Call] = {}
         self._rebuilds: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
+        self._journal: Journal | None = None
+        self._journal_opened = False
+        self._journal_lock = threading.Lock()
 
     async def reserve(self, r: Reservation) -> dict[str, str]:
+        if not self._journal_opened:
+            await sync_to_async(self.open_journal)()
         for _ in range(len(r.scopes) + 1):
             missing = self._missing_budgets(r)
             if not missing:
@@ -102,6 +115,29 @@ class LocalLedger:
             for scope in missing:
                 await self._rebuild(scope, r.month)
         raise RuntimeError("budget counters were rebuilt but are still missing")
+
+    def open_journal(self) -> None:
+        """Once, before the first reserve: write what crashed processes left unwritten, then journal ours
+        (before any budget is rebuilt, so the rebuilt spend includes those records)."""
+        with self._journal_lock:
+            if self._journal_opened:
+                return
+            try:
+                journal = Journal()
+                replayed = journal.replay_orphans()
+                if replayed:
+                    log.warning("wrote %s usage records left unwritten by a process that crashed", replayed)
+                self._journal = journal
+                atexit.register(self.close_journal)  # after the usage writer's drain (registered later, runs first)
+            except OSError as exc:
+                log.warning("the ledger's crash journal is off (%s): a crash loses the calls in flight", exc)
+            self._journal_opened = True
+
+    def close_journal(self) -> None:
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close(idle=not self._calls)
+                self._journal = None
 
     async def _rebuild(self, scope: ScopeLimits, month: str) -> None:
         """This month's spend of `scope` from the usage records; concurrent calls share one query."""
@@ -174,7 +210,9 @@ class LocalLedger:
                 self._rates[scope_key(scope)] = new
         for key in held:
             self._budgets[key].held += r.cost
-        self._calls[r.call_id] = Call(r, held, record={**r.record, "call_id": r.call_id})
+        call = self._calls[r.call_id] = Call(r, held, record={**r.record, "call_id": r.call_id})
+        if self._journal is not None:
+            self._journal.append("reserve", r.call_id, call.record)
         return rate_headers(states)
 
     async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
@@ -214,6 +252,8 @@ class LocalLedger:
                 carry, budget.pico = divmod(budget.pico, 1_000_000)
                 budget.micro += micro + carry
             call.state, call.record = "settled", record
+            if self._journal is not None:
+                self._journal.append("settle", call_id, record)
             return 1
 
     def forget(self, records: list[dict[str, Any]]) -> None:
@@ -222,6 +262,10 @@ class LocalLedger:
                 call = self._calls.get(record.get("call_id") or "")
                 if call is not None and call.state == "settled":
                     del self._calls[call.r.call_id]
+                    if self._journal is not None:
+                        self._journal.append("written", call.r.call_id)
+            if self._journal is not None and not self._calls:
+                self._journal.rotate_if_idle()
 
     # For tests and the admin: a scope's counters.
     def budget(self, scope: ScopeLimits, month: str) -> Budget | None:

@@ -119,11 +119,21 @@ class UsageWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._unwritten = 0  # records submitted and not yet through _write
 
     def submit(self, record: dict[str, Any]) -> None:
         if self._thread is None:
             self._start()
+        with self._lock:
+            self._unwritten += 1
         self._queue.put(record)
+
+    def wait_idle(self, timeout: float = SHUTDOWN_FLUSH_SECONDS) -> bool:
+        """Wait until every record submitted so far went through the writer (tests); False past `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self._unwritten and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._unwritten
 
     def _start(self) -> None:
         with self._lock:
@@ -156,7 +166,11 @@ class UsageWriter:
                 stopping = True
                 batch = [record for record in batch if record is not _STOP]
             if batch:
-                self._write(batch)
+                try:
+                    self._write(batch)
+                finally:
+                    with self._lock:
+                        self._unwritten -= len(batch)
         close_old_connections()
 
     def _write(self, batch: list[dict[str, Any]]) -> None:

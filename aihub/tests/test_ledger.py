@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,11 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from aihub import ledger
+from aihub.ledger_journal import journal_dir
 from aihub.ledger_keeper import Keeper
 from aihub.ledger_local import LocalLedger
 from aihub.ledger_redis import STUDIOS_KEY, RedisLedger, budget_key, call_key
+from aihub.metering import writer
 from aihub.models import UsageRecord
 from aihub.spend import month_cost, month_key
 from aihub.tests.ledgers import limits, make_record, make_reservation
@@ -62,6 +65,13 @@ def new_call() -> str:
     return f"call_{uuid.uuid4().hex}"
 
 
+def start_worker(spec: dict[str, Any], redis_url: str) -> subprocess.Popen[str]:
+    """aihub/tests/ledger_worker.py in a process of its own, on the test database and `redis_url` ("": embedded)."""
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url()}
+    argv = [sys.executable, "-m", "aihub.tests.ledger_worker", json.dumps(spec)]
+    return subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, text=True)
+
+
 class LedgerContract(TransactionTestCase):
     """What both backends guarantee. Subclasses set `redis_url` ("" for the process's own ledger)."""
 
@@ -72,6 +82,7 @@ class LedgerContract(TransactionTestCase):
         self.settings_override = override_settings(REDIS_URL=self.redis_url)
         self.settings_override.enable()
         self.addCleanup(self.settings_override.disable)
+        self.addCleanup(writer.wait_idle)  # no record may land after the test's data is gone
         self.studio = Studio.objects.create(name="Ledger Studio")
         self.s = self.studio.id
         self.month = month_key(timezone.now())
@@ -250,6 +261,30 @@ class LocalLedgerTests(LedgerContract):
     __test__ = True
     redis_url = ""
 
+    @classmethod
+    def tearDownClass(cls) -> None:
+        # These tests leave calls in flight on purpose; their journals must not outlive the run.
+        shutil.rmtree(journal_dir(), ignore_errors=True)
+        super().tearDownClass()
+
+    def test_a_crashed_processs_calls_are_written_at_the_next_start(self) -> None:
+        call_id = new_call()
+        spec = {"mode": "hold", "studio_id": self.s, "call_id": call_id, "scope": limits(self.s, max_concurrency=1).__dict__, "cost": 4}
+        process = start_worker(spec, "")
+        self.addCleanup(process.kill)
+        assert process.stdout is not None
+        self.assertEqual(process.stdout.readline().strip(), "reserved")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        self.assertFalse(UsageRecord.objects.filter(call_id=call_id).exists())
+        restarted = LocalLedger()
+        restarted.open_journal()  # what the next process does before its first call
+        self.addCleanup(restarted.close_journal)
+        record = UsageRecord.objects.get(call_id=call_id)
+        self.assertEqual((record.status, record.error_code, record.cost), (499, "interrupted", 4_000_000))
+        # Its budget counts it once rebuilt.
+        self.assertEqual(month_cost("studio", self.s, self.month), 4_000_000)
+
 
 class RedisLedgerTests(LedgerContract):
     __test__ = True
@@ -272,9 +307,7 @@ class RedisLedgerTests(LedgerContract):
         client.close()
 
     def worker(self, spec: dict[str, Any]) -> subprocess.Popen[str]:
-        env = {**os.environ, "REDIS_URL": self.redis_url, "DATABASE_URL": database_url()}
-        argv = [sys.executable, "-m", "aihub.tests.ledger_worker", json.dumps(spec)]
-        return subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, text=True)
+        return start_worker(spec, self.redis_url)
 
     def test_two_processes_share_one_concurrency_limit(self) -> None:
         scope = limits(self.s, max_concurrency=3)
@@ -337,6 +370,7 @@ class RedisOutageTests(TransactionTestCase):
         override = override_settings(REDIS_URL=self.live.url)
         override.enable()
         self.addCleanup(override.disable)
+        self.addCleanup(writer.wait_idle)
         self.s = Studio.objects.create(name="Outage Studio").id
         backend = ledger.backend()
         assert isinstance(backend, RedisLedger)
