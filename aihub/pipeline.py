@@ -21,34 +21,28 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from django.http import HttpResponseBase
-from studios.plans import PlanLimits, PlanScopes, plan_scopes
 
 from aihub import ledger
 from aihub.adapters.base import Upstream, UpstreamError
 from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import Model
 from aihub.estimate import Worst, fitting_max_tokens, rough_counting
+from aihub.ledger import dollars
 from aihub.metering import CLIENT_CLOSED, Meter, writer
 from aihub.spend import month_key
 from aihub.streaming import EventStreamResponse, api_error
 from aihub.upstreams import callable_model
 from city.calls import Call
 from city.errors import ApiError, json_response
+from studios.plans import PlanLimits, PlanScopes, plan_scopes
 
 log = logging.getLogger("aihub.pipeline")
 
 # Settlements still running: a task nobody holds may be collected before it ends.
 _settling: set[asyncio.Task[None]] = set()
-
-
-def dollars(micro_usd: int) -> str:
-    """Micro-USD as people read dollars: $12.50, $0.000125."""
-    amount = Decimal(micro_usd) / 1_000_000
-    return f"${amount:,.2f}" if amount == amount.quantize(Decimal("0.01")) else f"${amount.normalize():,f}"
 
 
 def model_not_allowed(model_id: str) -> ApiError:
@@ -247,9 +241,8 @@ class AiCall:
                 tokens=record["prompt_tokens"] + record["completion_tokens"],
                 record=record,
             )
-        except Exception:  # the ledger retries what it could not settle; the record is written regardless
+        except Exception:  # a bug: the record still goes to the database (the reaper settles the counters)
             log.exception("settling call %s failed", self.meter.call_id)
-        finally:
             writer.submit(record)
 
     async def settled(self) -> None:
