@@ -99,7 +99,7 @@ class Keeper:
         client = self.ledger.sync_client()
         try:
             client.set(f"city:proc:{self.proc_id}", "1", ex=HEARTBEAT_TTL_SECONDS)
-        except (OSError, Exception) as exc:
+        except Exception as exc:  # Redis away: nothing to do until it answers (the ledger logs outages)
             log.debug("heartbeat failed: %s", exc)
             return
         self.retry_pending()
