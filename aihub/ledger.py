@@ -13,7 +13,9 @@ atomic step, then settles exactly once to what it really cost. Guarantees, with 
   open (the call goes on, uncounted; its usage record is still written).
 Without Redis (embedded mode, one process) the same checks run in process (ledger_local.py); this
 month's spend is rebuilt from the usage records on first use, so a restart forgets nothing that was
-written, but a crash loses the calls then in flight (crash durability needs Redis).
+written, and a journal on local disk (ledger_journal.py) gives the calls in flight at a crash their
+records at the next start. Counting across processes, and settling a dead process's calls while
+City runs on, need Redis.
 
 Amounts: reservations and budgets in micro-USD (integers), settled costs in 1e-12 USD (the usage
 record's `cost`), added exactly.

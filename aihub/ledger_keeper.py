@@ -79,8 +79,10 @@ class Keeper:
             pass
 
     def retry_settle(
-        self, studio_id: str, call_id: str, micro: int, pico: int, tokens: int, record: dict[str, Any], opened: Any = None
+        self, studio_id: str, call_id: str, micro: int, pico: int, tokens: int, record: dict[str, Any] | None, opened: Any = None
     ) -> None:
+        """Settle this call once Redis answers; `record` None: a reserve whose answer was lost, undone
+        (settled at zero and dropped, no record: the call did not run)."""
         with self._lock:
             self._pending[call_id] = (studio_id, opened, micro, pico, tokens, record)
 
@@ -97,7 +99,7 @@ class Keeper:
         client = self.ledger.sync_client()
         try:
             client.set(f"city:proc:{self.proc_id}", "1", ex=HEARTBEAT_TTL_SECONDS)
-        except (OSError, Exception) as exc:
+        except Exception as exc:  # Redis away: nothing to do until it answers (the ledger logs outages)
             log.debug("heartbeat failed: %s", exc)
             return
         self.retry_pending()
@@ -114,8 +116,10 @@ class Keeper:
                 opened = plan_keys(studio_id, call_id, self.ledger.sync_client().hmget(call_key(studio_id, call_id), ["plan", "month"]))
             if opened is not None:
                 keys, args = settle_plan(opened, tokens)
-                result = self.ledger.evalsha_sync("SETTLE", keys, [micro, pico, record_json(record), len(opened[1]["scopes"]), *args])
-                if int(result[0]) == 1:  # the writer has (or will have) the record: make sure, then drop the reservation
+                result = self.ledger.evalsha_sync("SETTLE", keys, [micro, pico, record_json(record or {}), len(opened[1]["scopes"]), *args])
+                if int(result[0]) == 1 and record is None:
+                    self.ledger.forget([{"studio_id": studio_id, "call_id": call_id}])
+                elif int(result[0]) == 1:  # the writer has (or will have) the record: make sure, then drop the reservation
                     self.ledger.forget(self._write([record]))
             with self._lock:
                 self._pending.pop(call_id, None)
@@ -169,7 +173,8 @@ class Keeper:
                 if int(result[0]) == 1:
                     records.append(json.loads(result[1]))
             elif state == b"settled" and (owner_dead or now_ms - int(at) > SETTLED_STALE_SECONDS * 1000):
-                records.append(json.loads(record))
+                kept = json.loads(record)  # {}: an undone reserve (see retry_settle), nothing to write
+                records.append(kept or {"studio_id": studio_id, "call_id": call_id, "_gone": True})
         gone = [record for record in records if record.get("_gone")]
         written = self._write([record for record in records if not record.get("_gone")])
         self.ledger.forget(gone + written)

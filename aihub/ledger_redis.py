@@ -62,7 +62,12 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.Ti
 
 
 class RedisDown(Exception):
-    """Redis did not answer (or failed within the last DOWN_PAUSE_SECONDS)."""
+    """Redis did not answer (or failed within the last DOWN_PAUSE_SECONDS); `maybe_done`: the command was
+    sent, so Redis may have run it (a timeout after it arrived)."""
+
+    def __init__(self, *, maybe_done: bool = False) -> None:
+        super().__init__()
+        self.maybe_done = maybe_done
 
 
 def call_key(studio_id: str, call_id: str) -> str:
@@ -185,7 +190,7 @@ class RedisLedger:
             raise RedisError(f"script {name} could not be loaded")
         except REDIS_ERRORS as exc:
             self.mark_down(exc)
-            raise RedisDown from exc
+            raise RedisDown(maybe_done=True) from exc
 
     def evalsha_sync(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """The same from a thread (keeper, writer); raises RedisError/OSError."""
@@ -202,13 +207,16 @@ class RedisLedger:
         self.keeper.ensure_started()
         try:
             return await self._reserve(r)
-        except RedisDown:
+        except RedisDown as down:
+            if down.maybe_done:  # the reservation may stand in Redis: the keeper undoes it once Redis answers
+                self.keeper.retry_settle(r.studio_id, r.call_id, 0, 0, 0, None, self._opened(r))
             if has_budget(r):
                 raise budget_unavailable() from None
             self._uncounted.add(r.call_id)  # rate limits fail open: the call goes on, uncounted
             return {}
 
-    async def _reserve(self, r: Reservation) -> dict[str, str]:
+    def _opened(self, r: Reservation) -> tuple[list[str], dict[str, Any]]:
+        """The call's keys (call, open, rate per scope, budget per scope) and the plan settle reads."""
         s = r.studio_id
         keys = [call_key(s, r.call_id), open_key(s)]
         keys += [rate_key(s, scope) for scope in r.scopes]
@@ -218,6 +226,10 @@ class RedisLedger:
             "scopes": [[scope.tpm, scope.max_concurrency is not None] for scope in r.scopes],
             "ids": [f"{scope.kind}:{scope.id}" for scope in r.scopes],
         }
+        return keys, plan
+
+    async def _reserve(self, r: Reservation) -> dict[str, str]:
+        keys, plan = self._opened(r)
         expire_at = next_month_start(datetime.strptime(r.month, "%Y-%m").replace(tzinfo=UTC)) + timedelta(days=BUDGET_KEEP_DAYS)
         args: list[Any] = [self.keeper.proc_id, r.month, r.cost, r.tokens, record_json({**r.record, "call_id": r.call_id}), len(r.scopes)]
         args += [int(expire_at.timestamp() * 1000), json.dumps(plan)]
@@ -228,7 +240,7 @@ class RedisLedger:
             budget = -1 if scope.monthly_budget is None else scope.monthly_budget
             args.append(f"{scope.rpm or 0} {rq} {rr} {scope.tpm or 0} {tq} {tr} {concurrency} {budget}")
         for _ in range(len(r.scopes) + 1):  # at most one rebuild per scope
-            result = await self._evalsha("RESERVE", keys, args, studio_id=s)
+            result = await self._evalsha("RESERVE", keys, args, studio_id=r.studio_id)
             verdict = result[0].decode() if isinstance(result[0], bytes) else result[0]
             if verdict == "ok":
                 self._open[r.call_id] = (keys, plan)

@@ -427,3 +427,24 @@ class RedisOutageTests(TransactionTestCase):
         self.assertEqual((micro, pico, held), (2, 0, 0))
         self.assertFalse(client.exists(call_key(self.s, before.call_id)))
         self.reserve(scope)  # its concurrency slot is back
+
+    def test_a_reserve_whose_answer_is_lost_is_undone_once_redis_answers(self) -> None:
+        scope = limits(self.s, max_concurrency=1)
+        lost = make_reservation(self.s, new_call(), scope)
+        pid = self.live.process.pid if self.live.process else 0
+
+        async def hang_after_connecting() -> dict[str, str]:
+            await ledger.reserve(make_reservation(self.s, new_call(), limits(self.s)))  # this loop's connection is open
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                return await ledger.reserve(lost)  # sent, then timed out: admitted uncounted (no budget)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+
+        self.assertEqual(go(hang_after_connecting()), {})
+        client = self.backend.sync_client()
+        wait_until(lambda: client.exists(call_key(self.s, lost.call_id)), message="Redis ran the reserve it received while hung")
+        self.backend.mark_up()
+        self.backend.keeper.retry_pending()
+        self.assertFalse(client.exists(call_key(self.s, lost.call_id)))
+        self.reserve(scope)  # the slot the lost reserve took is free again
