@@ -122,7 +122,10 @@ async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: 
         record=interrupted,
     )
     headers = await ledger.reserve(reservation)
-    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers=headers)
+    # Only a concurrency slot makes the answer wait for its settlement (the client's next call must find
+    # it free); budgets and TPM hold the worst case until then, which errs on the safe side.
+    waits = any(scope.max_concurrency is not None for scope in reservation.scopes)
+    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers=headers, waits_for_settlement=waits)
     meter.on_finish = ai.settle
     return ai
 
@@ -141,6 +144,7 @@ class AiCall:
     meter: Meter
     worst: Worst
     headers: dict[str, str]
+    waits_for_settlement: bool = True
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def __aenter__(self) -> "AiCall":
@@ -192,9 +196,11 @@ class AiCall:
     # --- answers ------------------------------------------------------------------------------------
 
     async def respond(self, answer: dict[str, Any]) -> HttpResponseBase:
-        """A whole JSON answer, once its call is settled (the next call of the same client sees its slot free)."""
+        """A whole JSON answer; under a concurrency limit, once its call is settled (the next call of the
+        same client finds its slot free)."""
         self.meter.finish(200)
-        await self.settled()
+        if self.waits_for_settlement:
+            await self.settled()
         response = json_response(answer)
         for name, value in self.headers.items():
             response[name] = value
@@ -214,12 +220,12 @@ class AiCall:
     async def _settled_before_last(self, source: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
         try:
             async for frame in source:
-                if self.meter.finished:
+                if self.meter.finished and self.waits_for_settlement:
                     await self.settled()
                 yield frame
         finally:
             await source.aclose()
-            if self.meter.finished:
+            if self.meter.finished and self.waits_for_settlement:
                 await self.settled()
 
     # --- settlement ---------------------------------------------------------------------------------
