@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError, close_old_connections
 
+from aihub.ledger import split_cost
+
 if TYPE_CHECKING:
     from aihub.ledger_redis import RedisLedger
 
@@ -169,7 +171,11 @@ class Keeper:
                 keys, args = opened[0], []
                 for tpm, took_slot in opened[1]["scopes"]:
                     args.append(f"{tpm or 0} 0 0 {1 if took_slot else 0}")
-                result = self.ledger.evalsha_sync("SETTLE", keys, [-1, 0, "", len(opened[1]["scopes"]), *args])
+                # Settled at the cost its record bills (the worst case, exact to 1e-12 USD), so that the
+                # counters stay equal to the sum of the records.
+                cost = json.loads(record).get("cost") if record else None
+                micro, pico = split_cost(cost) if isinstance(cost, int) else (-1, 0)
+                result = self.ledger.evalsha_sync("SETTLE", keys, [micro, pico, "", len(opened[1]["scopes"]), *args])
                 if int(result[0]) == 1:
                     records.append(json.loads(result[1]))
             elif state == b"settled" and (owner_dead or now_ms - int(at) > SETTLED_STALE_SECONDS * 1000):
