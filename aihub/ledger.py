@@ -5,7 +5,10 @@ atomic step, then settles exactly once to what it really cost. Guarantees, with 
 - counted across every process: one Lua script checks and commits all of a call's counters, so no
   interleaving of calls from any number of processes gets past a limit or a budget;
 - a refused call consumes nothing (all scopes or none);
-- RPM and TPM are GCRA (a limit L per 60 s, bursts of up to L), never fixed windows;
+- RPM and TPM are an exact sliding log, never fixed windows: each scope keeps the calls it admitted
+  in the last PERIOD_MS (time, and tokens reserved), and a call is admitted only if, with it, the log
+  holds at most `rpm` calls and `tpm` tokens; so no 60 s span, wherever it starts, ever admits more.
+  A settle lowers the call's tokens to its real ones (the TPM refund); its request stays counted;
 - a reservation outlives its process: if the process dies before settling, a reaper in any other
   process settles it at its estimate and writes its usage record (status "interrupted"), within
   about HEARTBEAT_TTL_SECONDS + REAP_INTERVAL_SECONDS (ledger_keeper.py);
@@ -37,6 +40,9 @@ PERIOD_MS = 60_000
 UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 # Seconds a client refused for concurrency is told to wait: a slot frees when any call ends.
 CONCURRENCY_RETRY_AFTER_SECONDS = 1
+# Seconds a call that can never fit (request_too_large, a limit of 0) is told to wait: one whole window,
+# though waiting alone will not help.
+NEVER_FITS_RETRY_AFTER_SECONDS = PERIOD_MS // 1000
 PICO_PER_MICRO = 1_000_000  # 1e-12 USD units in one micro-USD
 
 
@@ -122,14 +128,20 @@ def precheck(r: Reservation) -> None:
     """Refusals that need no counter: a limit of 0, or more tokens than a whole minute's TPM."""
     for scope in r.scopes:
         if scope.rpm == 0:
-            raise rate_limited(scope, "requests", 0, 0, 0, PERIOD_MS)
+            raise ApiError(
+                429,
+                f"This {scope.label}'s plan allows no requests; ask the studio admin for another plan.",
+                code="rate_limit_exceeded",
+                headers={**never_fits_headers(), **rate_headers([("requests", 0, 0, 0)])},
+            )
         if scope.tpm is not None and r.tokens > scope.tpm:
             raise ApiError(
                 429,
                 f"This call may use up to {r.tokens:,} tokens, more than this {scope.label}'s whole limit of "
-                f"{scope.tpm:,} tokens per minute, so it can never fit; lower max_tokens or shorten the input.",
+                f"{scope.tpm:,} tokens per minute, so it can never fit as it is, however long it waits; "
+                "lower max_tokens or shorten the input.",
                 code="request_too_large",
-                headers=rate_headers([("tokens", scope.tpm, scope.tpm, 0)]),
+                headers={**never_fits_headers(), **rate_headers([("tokens", scope.tpm, scope.tpm, 0)])},
             )
         if scope.max_concurrency == 0:
             raise concurrency_limited(scope)
@@ -138,22 +150,6 @@ def precheck(r: Reservation) -> None:
 def split_cost(cost: int) -> tuple[int, int]:
     """1e-12 USD → (whole micro-USD, the remainder in 1e-12 USD)."""
     return divmod(cost, PICO_PER_MICRO)
-
-
-def per_unit(units: int, limit: int) -> tuple[int, int]:
-    """What `units` requests or tokens move a GCRA clock of `limit` per minute: (whole ms, remainder
-    in 1/limit ms). Exact: L units at once take exactly PERIOD_MS."""
-    return divmod(units * PERIOD_MS, limit)
-
-
-def remaining(limit: int, ahead_ms: int, frac: int) -> int:
-    """Units still admissible now, for a GCRA clock `ahead_ms` (+ frac/limit ms) ahead of now."""
-    return max(0, (PERIOD_MS * limit - ahead_ms * limit - frac) // PERIOD_MS)
-
-
-def reset_ms(ahead_ms: int, frac: int) -> int:
-    """Milliseconds until the clock is back to now: the limit's initial state."""
-    return max(0, ahead_ms + (1 if frac > 0 else 0))
 
 
 def duration(ms: int) -> str:
@@ -187,17 +183,50 @@ def rate_headers(states: list[tuple[str, int, int, int]]) -> dict[str, str]:
     return headers
 
 
-def rate_limited(scope: ScopeLimits, unit: str, limit: int, left: int, wait_ms: int, reset: int) -> ApiError:
-    """429 rate_limit_exceeded for `scope`'s RPM ("requests") or TPM ("tokens")."""
-    wait_ms = max(wait_ms, 1)
+def never_fits_headers() -> dict[str, str]:
+    seconds = NEVER_FITS_RETRY_AFTER_SECONDS
+    return {"Retry-After": str(seconds), "retry-after-ms": str(seconds * 1000)}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One scope's sliding log as a reserve saw it: `calls` and `tokens` counted in the last PERIOD_MS
+    (with the call, when admitted), and `reset_ms`, the time until its newest entry leaves (then the
+    scope is back to its initial state)."""
+
+    calls: int
+    tokens: int
+    reset_ms: int
+
+    def states(self, scope: ScopeLimits) -> list[tuple[str, int, int, int]]:
+        """Header states (unit, limit, remaining, reset ms) of `scope`'s limits."""
+        states = []
+        if scope.rpm:
+            states.append(("requests", scope.rpm, max(0, scope.rpm - self.calls), self.reset_ms if self.calls else 0))
+        if scope.tpm:
+            states.append(("tokens", scope.tpm, max(0, scope.tpm - self.tokens), self.reset_ms if self.tokens else 0))
+        return states
+
+
+def rate_limited(scope: ScopeLimits, window: Window, wait_requests: int, wait_tokens: int, tokens: int) -> ApiError:
+    """429 rate_limit_exceeded for `scope`, the one whose log keeps the call out longest: Retry-After
+    and retry-after-ms say when enough entries have left for it to fit (wait_* 0: that unit fits now),
+    and the headers give both units of the scope."""
+    wait_ms = max(wait_requests, wait_tokens, 1)
     seconds = math.ceil(wait_ms / 1000)
-    what = "requests" if unit == "requests" else "tokens"
     headers = {"Retry-After": str(seconds), "retry-after-ms": str(wait_ms)}
-    headers.update(rate_headers([(unit, limit, left, reset)]))
-    if limit == 0:
-        message = f"This {scope.label}'s plan allows no {what}; ask the studio admin for another plan."
-    else:
-        message = f"This {scope.label}'s rate limit of {limit:,} {what} per minute is reached; retry in {seconds} s."
+    headers.update(rate_headers(window.states(scope)))
+    reached = []
+    if wait_requests:
+        reached.append(f"{scope.rpm or 0:,} requests")
+    if wait_tokens:
+        reached.append(f"{scope.tpm or 0:,} tokens")
+    limits = " and ".join(reached)
+    tokens_note = f" ({window.tokens:,} tokens counted, this call may use {tokens:,})" if wait_tokens else ""
+    message = (
+        f"This {scope.label}'s rate limit{'s' if len(reached) > 1 else ''} of {limits} per minute "
+        f"{'are' if len(reached) > 1 else 'is'} reached{tokens_note}; retry in {seconds} s."
+    )
     return ApiError(429, message, code="rate_limit_exceeded", headers=headers)
 
 

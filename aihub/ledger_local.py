@@ -15,6 +15,7 @@ import atexit
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +26,11 @@ from aihub.ledger import (
     PERIOD_MS,
     Reservation,
     ScopeLimits,
+    Window,
     budget_exceeded,
     concurrency_limited,
-    per_unit,
     rate_headers,
     rate_limited,
-    remaining,
-    reset_ms,
     split_cost,
 )
 from aihub.ledger_journal import Journal
@@ -40,14 +39,58 @@ from aihub.spend import month_cost
 log = logging.getLogger("aihub.ledger")
 
 
+@dataclass(slots=True)
+class Entry:
+    """An admitted call in a scope's log: when (ms), and the tokens it holds (lowered at settle)."""
+
+    at: int
+    tokens: int
+    counted: bool = True  # False once it has left the window (its tokens are no longer in `used`)
+
+
+@dataclass
+class Log:
+    """One scope's sliding log: the calls admitted in the last PERIOD_MS, oldest first, and the sum of
+    their tokens. Each entry is trimmed once, so a reserve costs O(1) amortized."""
+
+    entries: deque[Entry] = field(default_factory=deque)
+    used: int = 0
+
+    def trim(self, now: int) -> None:
+        edge = now - PERIOD_MS  # an entry at or before it has left the window
+        while self.entries and self.entries[0].at <= edge:
+            entry = self.entries.popleft()
+            entry.counted = False
+            self.used -= entry.tokens
+
+    def reset_ms(self, now: int) -> int:
+        return self.entries[-1].at + PERIOD_MS - now if self.entries else 0
+
+    def wait_for_requests(self, limit: int, now: int) -> int:
+        """Ms until one more call fits under `limit` (0: now): the entry whose leaving makes room."""
+        count = len(self.entries)
+        return 0 if count < limit else self.entries[count - limit].at + PERIOD_MS - now
+
+    def wait_for_tokens(self, tokens: int, limit: int, now: int) -> int:
+        """Ms until `tokens` more fit under `limit` (0: now): oldest entries leave first."""
+        need = self.used + tokens - limit
+        if need <= 0:
+            return 0
+        for entry in self.entries:  # only on a refusal, and only as far as the room needed
+            need -= entry.tokens
+            if need <= 0:
+                return entry.at + PERIOD_MS - now
+        return self.reset_ms(now)
+
+    def window(self, now: int) -> Window:
+        return Window(len(self.entries), self.used, self.reset_ms(now))
+
+
 @dataclass
 class Rate:
-    """One scope's GCRA clocks (ms + remainder in 1/L ms) and its calls in flight."""
+    """One scope's sliding log and its calls in flight."""
 
-    rt: int = 0
-    rf: int = 0
-    tt: int = 0
-    tf: int = 0
+    log: Log = field(default_factory=Log)
     calls: int = 0
 
 
@@ -62,43 +105,9 @@ class Budget:
 class Call:
     r: Reservation
     held: list[str]  # the budget counters it holds `cost` on
+    entries: list[tuple[Log, Entry]] = field(default_factory=list)  # its entries in the scopes' logs
     state: str = "reserved"
     record: dict[str, Any] = field(default_factory=dict)
-
-
-def take(tat: int, frac: int, now: int, q: int, r: int, limit: int) -> tuple[int, int]:
-    """A GCRA clock moved by (q ms + r/limit ms) from max(tat, now)."""
-    if tat < now:
-        tat, frac = now, 0
-    tat, frac = tat + q, frac + r
-    if frac >= limit:
-        tat, frac = tat + 1, frac - limit
-    return tat, frac
-
-
-def over(tat: int, frac: int, now: int) -> bool:
-    ahead = tat - now
-    return ahead > PERIOD_MS or (ahead == PERIOD_MS and frac > 0)
-
-
-def ahead_of(tat: int, frac: int, now: int) -> tuple[int, int]:
-    return (0, 0) if tat < now else (tat - now, frac)
-
-
-def admit_unit(
-    scope: ScopeLimits, unit: str, limit: int, units: int, tat: int, frac: int, now: int, states: list[tuple[str, int, int, int]]
-) -> tuple[int, int]:
-    """The GCRA clock of one unit (requests or tokens) moved by `units`, its header state appended to
-    `states`; raises the 429 when it would run more than a period ahead."""
-    q, rem = per_unit(units, limit)
-    new_tat, new_frac = take(tat, frac, now, q, rem, limit)
-    if over(new_tat, new_frac, now):
-        ahead, ahead_frac = ahead_of(tat, frac, now)
-        wait = new_tat - PERIOD_MS - now + (1 if new_frac else 0)
-        raise rate_limited(scope, unit, limit, remaining(limit, ahead, ahead_frac), wait, reset_ms(ahead, ahead_frac))
-    ahead, ahead_frac = ahead_of(new_tat, new_frac, now)
-    states.append((unit, limit, remaining(limit, ahead, ahead_frac), reset_ms(ahead, ahead_frac)))
-    return new_tat, new_frac
 
 
 def scope_key(scope: ScopeLimits) -> str:
@@ -180,20 +189,22 @@ class LocalLedger:
         if r.call_id in self._calls:
             raise RuntimeError(f"call id {r.call_id} was reserved twice")
         now = int(self.clock() * 1000)
-        moved: list[Rate] = []
-        states: list[tuple[str, int, int, int]] = []
-        for scope in r.scopes:
-            rate = self._rates.get(scope_key(scope)) or Rate()
-            new = Rate(rate.rt, rate.rf, rate.tt, rate.tf, rate.calls)
-            if scope.rpm:
-                new.rt, new.rf = admit_unit(scope, "requests", scope.rpm, 1, rate.rt, rate.rf, now, states)
-            if scope.tpm:
-                new.tt, new.tf = admit_unit(scope, "tokens", scope.tpm, r.tokens, rate.tt, rate.tf, now, states)
-            if scope.max_concurrency is not None:
-                if rate.calls + 1 > scope.max_concurrency:
-                    raise concurrency_limited(scope)
-                new.calls += 1
-            moved.append(new)
+        rates = [self._rates.get(scope_key(scope)) or Rate() for scope in r.scopes]
+        refusal: tuple[int, ScopeLimits, Window, int, int] | None = None
+        for scope, rate in zip(r.scopes, rates, strict=True):
+            if scope.rpm or scope.tpm:
+                rate.log.trim(now)
+                wait_requests = rate.log.wait_for_requests(scope.rpm, now) if scope.rpm else 0
+                wait_tokens = rate.log.wait_for_tokens(r.tokens, scope.tpm, now) if scope.tpm else 0
+                wait = max(wait_requests, wait_tokens)
+                if wait and (refusal is None or wait > refusal[0]):  # the scope that keeps the call out longest speaks
+                    refusal = (wait, scope, rate.log.window(now), wait_requests, wait_tokens)
+        if refusal is not None:
+            _, scope, window, wait_requests, wait_tokens = refusal
+            raise rate_limited(scope, window, wait_requests, wait_tokens, r.tokens)
+        for scope, rate in zip(r.scopes, rates, strict=True):
+            if scope.max_concurrency is not None and rate.calls + 1 > scope.max_concurrency:
+                raise concurrency_limited(scope)
         held: list[str] = []
         for scope in r.scopes:
             key = f"{scope_key(scope)}:{r.month}"
@@ -205,12 +216,22 @@ class LocalLedger:
                 if spent + budget.held + r.cost > scope.monthly_budget:
                     raise budget_exceeded(scope, r.month, spent, budget.held, r.cost)
             held.append(key)
-        for scope, new in zip(r.scopes, moved, strict=True):
+        entries: list[tuple[Log, Entry]] = []
+        states: list[tuple[str, int, int, int]] = []
+        for scope, rate in zip(r.scopes, rates, strict=True):
+            if scope.rpm or scope.tpm:
+                entry = Entry(now, r.tokens)
+                rate.log.entries.append(entry)
+                rate.log.used += r.tokens
+                entries.append((rate.log, entry))
+                states += rate.log.window(now).states(scope)
+            if scope.max_concurrency is not None:
+                rate.calls += 1
             if scope.rpm or scope.tpm or scope.max_concurrency is not None:
-                self._rates[scope_key(scope)] = new
+                self._rates[scope_key(scope)] = rate
         for key in held:
             self._budgets[key].held += r.cost
-        call = self._calls[r.call_id] = Call(r, held, record={**r.record, "call_id": r.call_id})
+        call = self._calls[r.call_id] = Call(r, held, entries, record={**r.record, "call_id": r.call_id})
         if self._journal is not None:
             self._journal.append("reserve", r.call_id, call.record)
         return rate_headers(states)
@@ -230,20 +251,14 @@ class LocalLedger:
                 return -1
             if call.state != "reserved":
                 return 0
-            now = int(self.clock() * 1000)
-            refund = max(0, call.r.tokens - tokens)
+            for log, entry in call.entries:  # the TPM refund, in the windows the call is still counted in
+                lowered = min(entry.tokens, tokens)
+                if entry.counted:
+                    log.used -= entry.tokens - lowered
+                entry.tokens = lowered
             for scope in call.r.scopes:
                 rate = self._rates.get(scope_key(scope))
-                if rate is None:
-                    continue
-                if scope.tpm and refund:
-                    q, rem = per_unit(refund, scope.tpm)
-                    rate.tt, rate.tf = rate.tt - q, rate.tf - rem
-                    if rate.tf < 0:
-                        rate.tt, rate.tf = rate.tt - 1, rate.tf + scope.tpm
-                    if rate.tt < now:
-                        rate.tt, rate.tf = now, 0
-                if scope.max_concurrency is not None:
+                if rate is not None and scope.max_concurrency is not None:
                     rate.calls = max(0, rate.calls - 1)
             for key in call.held:
                 budget = self._budgets[key]

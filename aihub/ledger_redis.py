@@ -35,15 +35,13 @@ from aihub.ledger import (
     PERIOD_MS,
     Reservation,
     ScopeLimits,
+    Window,
     budget_exceeded,
     budget_unavailable,
     concurrency_limited,
     has_budget,
-    per_unit,
     rate_headers,
     rate_limited,
-    remaining,
-    reset_ms,
     split_cost,
 )
 from aihub.spend import month_cost, next_month_start
@@ -82,6 +80,16 @@ def rate_key(studio_id: str, scope: ScopeLimits) -> str:
     return f"city:{{{studio_id}}}:rate:{scope.kind}:{scope.id}"
 
 
+def log_key(studio_id: str, scope_name: str) -> str:
+    """A scope's sliding log ("studio:<id>" or "token:<id>"): call_id → admission time (ms)."""
+    return f"city:{{{studio_id}}}:log:{scope_name}"
+
+
+def log_tokens_key(studio_id: str, scope_name: str) -> str:
+    """The tokens of a scope's log entries (call_id → tokens) and their sum (`used`)."""
+    return f"city:{{{studio_id}}}:logtokens:{scope_name}"
+
+
 def budget_key(studio_id: str, scope: ScopeLimits, month: str) -> str:
     return f"city:{{{studio_id}}}:budget:{scope.kind}:{scope.id}:{month}"
 
@@ -105,10 +113,7 @@ def settle_plan(opened: tuple[list[str], dict[str, Any]], tokens: int) -> tuple[
     """KEYS and the per-scope ARGV of the settle script for a reservation's (keys, plan) and its real tokens."""
     keys, plan = opened
     refund = max(0, plan["tokens"] - tokens)
-    args: list[Any] = []
-    for tpm, took_slot in plan["scopes"]:
-        q, r = per_unit(refund, tpm) if tpm and refund else (0, 0)
-        args.append(f"{tpm or 0} {q} {r} {1 if took_slot else 0}")
+    args = [f"{tpm or 0} {refund} 0 {1 if took_slot else 0}" for tpm, took_slot in plan["scopes"]]
     return keys, args
 
 
@@ -216,11 +221,13 @@ class RedisLedger:
             return {}
 
     def _opened(self, r: Reservation) -> tuple[list[str], dict[str, Any]]:
-        """The call's keys (call, open, rate per scope, budget per scope) and the plan settle reads."""
+        """The call's keys (call, open, then per scope: rate, budget, log, log tokens) and the plan settle reads."""
         s = r.studio_id
+        names = [f"{scope.kind}:{scope.id}" for scope in r.scopes]
         keys = [call_key(s, r.call_id), open_key(s)]
         keys += [rate_key(s, scope) for scope in r.scopes]
         keys += [budget_key(s, scope, r.month) for scope in r.scopes]
+        keys += [log_key(s, name) for name in names] + [log_tokens_key(s, name) for name in names]
         plan = {
             "tokens": r.tokens,
             "scopes": [[scope.tpm, scope.max_concurrency is not None] for scope in r.scopes],
@@ -234,11 +241,9 @@ class RedisLedger:
         args: list[Any] = [self.keeper.proc_id, r.month, r.cost, r.tokens, record_json({**r.record, "call_id": r.call_id}), len(r.scopes)]
         args += [int(expire_at.timestamp() * 1000), json.dumps(plan)]
         for scope in r.scopes:
-            rq, rr = per_unit(1, scope.rpm) if scope.rpm else (0, 0)
-            tq, tr = per_unit(r.tokens, scope.tpm) if scope.tpm else (0, 0)
             concurrency = -1 if scope.max_concurrency is None else scope.max_concurrency
             budget = -1 if scope.monthly_budget is None else scope.monthly_budget
-            args.append(f"{scope.rpm or 0} {rq} {rr} {scope.tpm or 0} {tq} {tr} {concurrency} {budget}")
+            args.append(f"{scope.rpm or 0} {scope.tpm or 0} {concurrency} {budget}")
         for _ in range(len(r.scopes) + 1):  # at most one rebuild per scope
             result = await self._evalsha("RESERVE", keys, args, studio_id=r.studio_id)
             verdict = result[0].decode() if isinstance(result[0], bytes) else result[0]
@@ -249,10 +254,9 @@ class RedisLedger:
             if verdict == "rebuild":
                 await self._rebuild(keys[2 + len(r.scopes) + int(result[1]) - 1], scope, r.month, int(args[6]))
                 continue
-            if verdict in ("rpm", "tpm"):
-                unit, limit = ("requests", scope.rpm or 0) if verdict == "rpm" else ("tokens", scope.tpm or 0)
-                wait, ahead, frac = int(result[2]), int(result[3]), int(result[4])
-                raise rate_limited(scope, unit, limit, remaining(limit, ahead, frac), wait, reset_ms(ahead, frac))
+            if verdict == "rate":
+                wait_requests, wait_tokens, calls, tokens, reset = (int(value) for value in result[2:7])
+                raise rate_limited(scope, Window(calls, tokens, reset), wait_requests, wait_tokens, r.tokens)
             if verdict == "conc":
                 raise concurrency_limited(scope)
             if verdict == "budget":
@@ -263,11 +267,7 @@ class RedisLedger:
     def _headers(self, scopes: tuple[ScopeLimits, ...], values: list[int]) -> dict[str, str]:
         states: list[tuple[str, int, int, int]] = []
         for i, scope in enumerate(scopes):
-            rpm_ahead, rpm_frac, tpm_ahead, tpm_frac = values[4 * i : 4 * i + 4]
-            if scope.rpm:
-                states.append(("requests", scope.rpm, remaining(scope.rpm, rpm_ahead, rpm_frac), reset_ms(rpm_ahead, rpm_frac)))
-            if scope.tpm:
-                states.append(("tokens", scope.tpm, remaining(scope.tpm, tpm_ahead, tpm_frac), reset_ms(tpm_ahead, tpm_frac)))
+            states += Window(*values[3 * i : 3 * i + 3]).states(scope)
         return rate_headers(states)
 
     async def _rebuild(self, key: str, scope: ScopeLimits, month: str, expire_at_ms: int) -> None:
@@ -357,6 +357,7 @@ def plan_keys(studio_id: str, call_id: str, raw: list[Any]) -> tuple[list[str], 
     keys = [call_key(studio_id, call_id), open_key(studio_id)]
     keys += [f"city:{{{studio_id}}}:rate:{scope}" for scope in scopes]
     keys += [f"city:{{{studio_id}}}:budget:{scope}:{month}" for scope in scopes]
+    keys += [log_key(studio_id, scope) for scope in scopes] + [log_tokens_key(studio_id, scope) for scope in scopes]
     return keys, plan
 
 

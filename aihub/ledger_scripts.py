@@ -1,43 +1,85 @@
 """The ledger's Lua scripts (Redis). Every key a script touches is passed in KEYS and carries the call's
 studio as hash tag, so each script runs on one Redis Cluster slot.
 
-Numbers in Lua are doubles: every value kept here stays an integer below 2^53 (times in ms, money in
-micro-USD with a separate 1e-12 remainder, GCRA remainders in 1/L ms), and every division is done in
-Python with exact integers before the call.
+Numbers in Lua are doubles: every value kept here stays an integer below 2^53 (times in ms, tokens,
+money in micro-USD with a separate 1e-12 remainder), and every division is done in Python with exact
+integers before the call.
 
 Key layout (S: studio id; <scope>: "studio:<id>" or "token:<id>"):
-  city:{S}:rate:<scope>           hash rt,rf (RPM GCRA clock: ms, remainder in 1/L ms), tt,tf (TPM), c (calls in flight)
+  city:{S}:rate:<scope>           hash c (calls in flight)
+  city:{S}:log:<scope>            zset call_id → admission time (ms, Redis TIME): the scope's sliding log,
+                                  every call admitted in the last 60 s (scopes with rpm or tpm)
+  city:{S}:logtokens:<scope>      hash call_id → tokens held in the window (lowered at settle), and
+                                  used → their sum; entries leave with the log's (trimmed together)
   city:{S}:budget:<scope>:<month> hash micro (settled micro-USD), pico (remainder 1e-12 USD), held (reserved micro-USD)
   city:{S}:call:<call_id>         hash proc, at, month, cost, tokens, state (reserved|settled), record (JSON),
                                   plan (JSON: the keys and limits settle needs), held (budget indexes held)
   city:{S}:open                   zset call_id → reserve time (ms): the calls not yet written
+A log and its tokens hash expire together, 60 s after their newest entry: then nothing in them counts.
 """
 
-# KEYS: call, open, rate keys (n), budget keys (n).
-# ARGV: proc, month, cost, tokens, record, n, budget_expire_at_ms, plan, then per scope one string of 8
+# KEYS: call, open, rate keys (n), budget keys (n), log keys (n), log tokens keys (n).
+# ARGV: proc, month, cost, tokens, record, n, budget_expire_at_ms, plan, then per scope one string of 4
 #   numbers (fewer arguments: each costs the client more to encode than the script to split):
-#   "rpm_L rpm_q rpm_r tpm_L tpm_q tpm_r concurrency budget"; L 0: no limit; concurrency, budget -1: none.
-# Returns {"ok", "rpm_ahead rpm_frac tpm_ahead tpm_frac …" per scope}, {"rpm"|"tpm", i, wait_ms, ahead, frac},
-# {"conc", i}, {"budget", i, spent, held}, {"rebuild", i} (budget counter missing) or {"duplicate"}.
+#   "rpm tpm concurrency budget"; rpm, tpm 0: no limit; concurrency, budget -1: none.
+# A call is admitted only if, with it, every scope's log (trimmed to the last 60 s) holds at most rpm
+# calls and tpm tokens. Trimming a refused call's logs changes nothing that counts.
+# Returns {"ok", "calls tokens reset_ms …" per scope (with the call)}, {"rate", i, wait_requests_ms,
+# wait_tokens_ms, calls, tokens, reset_ms} (the scope that keeps the call out longest; wait 0: that
+# unit fits), {"conc", i}, {"budget", i, spent, held}, {"rebuild", i} (budget counter missing) or
+# {"duplicate"}.
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate'} end
 local n = tonumber(ARGV[6])
 local cost = tonumber(ARGV[3])
-local function take(tat, frac, q, r, L)
-  if tat == nil or tat < now then tat = now; frac = 0 end
-  tat = tat + q; frac = frac + r
-  if frac >= L then frac = frac - L; tat = tat + 1 end
-  return tat, frac
+local tokens = tonumber(ARGV[4])
+local cid = string.sub(KEYS[1], string.find(KEYS[1], ':call:', 1, true) + 6)
+local edge = now - 60000
+local function trim(log, logt)
+  local used = tonumber(redis.call('HGET', logt, 'used')) or 0
+  local trimmed = false
+  while true do
+    local gone = redis.call('ZRANGEBYSCORE', log, '-inf', edge, 'LIMIT', 0, 500)
+    if #gone == 0 then break end
+    local v = redis.call('HMGET', logt, unpack(gone))
+    for j = 1, #gone do used = used - (tonumber(v[j]) or 0) end
+    redis.call('HDEL', logt, unpack(gone))
+    redis.call('ZREM', log, unpack(gone))
+    trimmed = true
+    if #gone < 500 then break end
+  end
+  local count = redis.call('ZCARD', log)
+  if count == 0 then
+    if used ~= 0 then redis.call('DEL', logt) end
+    used = 0
+  elseif trimmed then
+    redis.call('HSET', logt, 'used', used)
+  end
+  return count, used
 end
-local function over(tat, frac)
-  local ahead = tat - now
-  return ahead > 60000 or (ahead == 60000 and frac > 0)
+local function newest(log, count)
+  if count == 0 then return 0 end
+  local e = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+  return tonumber(e[2]) + 60000 - now
 end
-local function ahead_of(tat, frac)
-  if tat == nil or tat < now then return 0, 0 end
-  return tat - now, frac
+local function wait_tokens(log, logt, used, L)
+  local need = used + tokens - L
+  if need <= 0 then return 0 end
+  local start = 0
+  while true do
+    local e = redis.call('ZRANGE', log, start, start + 99, 'WITHSCORES')
+    if #e == 0 then return -1 end
+    local ids = {}
+    for j = 1, #e, 2 do ids[#ids + 1] = e[j] end
+    local v = redis.call('HMGET', logt, unpack(ids))
+    for j = 1, #ids do
+      need = need - (tonumber(v[j]) or 0)
+      if need <= 0 then return tonumber(e[2 * j]) + 60000 - now end
+    end
+    start = start + 100
+  end
 end
 local P = {}
 for i = 1, n do
@@ -45,47 +87,43 @@ for i = 1, n do
   for v in string.gmatch(ARGV[8 + i], '%S+') do p[#p + 1] = tonumber(v) end
   P[i] = p
 end
-local state = {}
-local out = {}
+local W = {}
+local refusal = nil
 for i = 1, n do
-  local p = P[i]
-  local rpmL, tpmL = p[1], p[4]
-  local conc = p[7]
-  local s = {}
-  if rpmL > 0 or tpmL > 0 or conc >= 0 then
-    local v = redis.call('HMGET', KEYS[2 + i], 'rt', 'rf', 'tt', 'tf', 'c')
-    s.rt, s.rf, s.tt, s.tf = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]), tonumber(v[4]) or 0
-    s.c = tonumber(v[5]) or 0
-    if rpmL > 0 then
-      local nt, nf = take(s.rt, s.rf, p[2], p[3], rpmL)
-      if over(nt, nf) then
-        local ah, fr = ahead_of(s.rt, s.rf)
-        local wait = nt - 60000 - now
-        if nf > 0 then wait = wait + 1 end
-        return {'rpm', i, wait, ah, fr}
-      end
-      s.rt, s.rf = nt, nf
+  local rpm, tpm = P[i][1], P[i][2]
+  if rpm > 0 or tpm > 0 then
+    local log, logt = KEYS[2 + 2 * n + i], KEYS[2 + 3 * n + i]
+    local count, used = trim(log, logt)
+    local wr, wt = 0, 0
+    if rpm > 0 and count >= rpm then
+      local e = redis.call('ZRANGE', log, count - rpm, count - rpm, 'WITHSCORES')
+      wr = tonumber(e[2]) + 60000 - now
     end
-    if tpmL > 0 then
-      local nt, nf = take(s.tt, s.tf, p[5], p[6], tpmL)
-      if over(nt, nf) then
-        local ah, fr = ahead_of(s.tt, s.tf)
-        local wait = nt - 60000 - now
-        if nf > 0 then wait = wait + 1 end
-        return {'tpm', i, wait, ah, fr}
-      end
-      s.tt, s.tf = nt, nf
+    if tpm > 0 then
+      wt = wait_tokens(log, logt, used, tpm)
+      if wt < 0 then wt = newest(log, count) end
     end
-    if conc >= 0 and s.c + 1 > conc then return {'conc', i} end
+    local wait = math.max(wr, wt)
+    if wait > 0 and (refusal == nil or wait > refusal[1]) then
+      refusal = {wait, i, wr, wt, count, used, newest(log, count)}
+    end
+    W[i] = {count, used}
   end
-  state[i] = s
-  local ra, rf = ahead_of(s.rt, s.rf)
-  local ta, tf = ahead_of(s.tt, s.tf)
-  out[#out + 1] = ra; out[#out + 1] = rf; out[#out + 1] = ta; out[#out + 1] = tf
+end
+if refusal then
+  return {'rate', refusal[2], refusal[3], refusal[4], refusal[5], refusal[6], refusal[7]}
+end
+local c = {}
+for i = 1, n do
+  local conc = P[i][3]
+  if conc >= 0 then
+    c[i] = tonumber(redis.call('HGET', KEYS[2 + i], 'c')) or 0
+    if c[i] + 1 > conc then return {'conc', i} end
+  end
 end
 local held = {}
 for i = 1, n do
-  local budget = P[i][8]
+  local budget = P[i][4]
   local v = redis.call('HMGET', KEYS[2 + n + i], 'micro', 'pico', 'held')
   if v[1] then
     if budget >= 0 then
@@ -99,22 +137,25 @@ for i = 1, n do
     return {'rebuild', i}
   end
 end
+local out = {}
 for i = 1, n do
-  local rpmL, tpmL, conc = P[i][1], P[i][4], P[i][7]
-  local s = state[i]
-  local key = KEYS[2 + i]
-  if rpmL > 0 then redis.call('HSET', key, 'rt', s.rt, 'rf', s.rf) end
-  if tpmL > 0 then redis.call('HSET', key, 'tt', s.tt, 'tf', s.tf) end
-  if conc >= 0 then s.c = redis.call('HINCRBY', key, 'c', 1) end
-  if rpmL > 0 or tpmL > 0 or conc >= 0 then
-    if s.c > 0 then
-      redis.call('PERSIST', key)
-    else
-      local ttl = 0
-      if s.rt and s.rt - now > ttl then ttl = s.rt - now end
-      if s.tt and s.tt - now > ttl then ttl = s.tt - now end
-      redis.call('PEXPIRE', key, ttl + 60000)
+  local w = W[i]
+  if w then
+    local log, logt = KEYS[2 + 2 * n + i], KEYS[2 + 3 * n + i]
+    redis.call('ZADD', log, now, cid)
+    redis.call('PEXPIRE', log, 60000)
+    if tokens > 0 then
+      redis.call('HSET', logt, cid, tokens)
+      redis.call('HINCRBY', logt, 'used', tokens)
     end
+    if tokens > 0 or w[2] > 0 then redis.call('PEXPIRE', logt, 60000) end
+    out[#out + 1] = w[1] + 1; out[#out + 1] = w[2] + tokens; out[#out + 1] = 60000
+  else
+    out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0
+  end
+  if P[i][3] >= 0 then
+    redis.call('HINCRBY', KEYS[2 + i], 'c', 1)
+    redis.call('PERSIST', KEYS[2 + i])
   end
 end
 for _, i in ipairs(held) do
@@ -123,37 +164,37 @@ for _, i in ipairs(held) do
 end
 redis.call('HSET', KEYS[1], 'proc', ARGV[1], 'at', now, 'month', ARGV[2], 'cost', ARGV[3], 'tokens', ARGV[4],
   'state', 'reserved', 'record', ARGV[5], 'plan', ARGV[8], 'held', table.concat(held, ','))
-redis.call('ZADD', KEYS[2], now, string.sub(KEYS[1], string.find(KEYS[1], ':call:') + 6))
+redis.call('ZADD', KEYS[2], now, cid)
 return {'ok', table.concat(out, ' ')}
 """
 
-# KEYS: call, open, rate keys (n), budget keys (n).
+# KEYS: call, open, rate keys (n), budget keys (n), log keys (n), log tokens keys (n).
 # ARGV: cost_micro (-1: the reserved estimate), cost_pico, record ("": keep the reservation's), n,
-#   then per scope one string "tpm_L refund_q refund_r took_concurrency" (tpm_L 0: none; took 0/1).
+#   then per scope one string "tpm refund 0 took_concurrency": refund, the tokens the call gives back
+#   (its log entry, while still in the window, is lowered by as much); took 0/1. The first and third
+#   fields are not read (the shape the keeper's reaper sends, "tpm 0 0 took", settles with no refund).
 # Returns {1, record} settled now, {0, ""} already settled, {-1, ""} no such reservation.
 SETTLE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {-1, ''} end
 if state ~= 'reserved' then return {0, ''} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[4])
+local cid = string.sub(KEYS[1], string.find(KEYS[1], ':call:', 1, true) + 6)
 local reserved = tonumber(redis.call('HGET', KEYS[1], 'cost'))
 local cm, cp = tonumber(ARGV[1]), tonumber(ARGV[2])
 if cm < 0 then cm, cp = reserved, 0 end
 for i = 1, n do
   local p = {}
   for v in string.gmatch(ARGV[4 + i], '%S+') do p[#p + 1] = tonumber(v) end
-  local L, q, r, conc = p[1], p[2], p[3], p[4]
+  local refund, conc = p[2], p[4]
   local key = KEYS[2 + i]
-  if L > 0 and (q > 0 or r > 0) then
-    local v = redis.call('HMGET', key, 'tt', 'tf')
-    local tt, tf = tonumber(v[1]), tonumber(v[2]) or 0
-    if tt then
-      tt = tt - q; tf = tf - r
-      if tf < 0 then tf = tf + L; tt = tt - 1 end
-      if tt < now then tt = now; tf = 0 end
-      redis.call('HSET', key, 'tt', tt, 'tf', tf)
+  if refund > 0 then
+    local logt = KEYS[2 + 3 * n + i]
+    local had = tonumber(redis.call('HGET', logt, cid))
+    if had then
+      local back = math.min(had, refund)
+      redis.call('HSET', logt, cid, had - back)
+      redis.call('HINCRBY', logt, 'used', -back)
     end
   end
   if conc == 1 then

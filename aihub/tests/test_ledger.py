@@ -13,9 +13,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Coroutine
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
@@ -48,6 +49,19 @@ def shared_redis_url() -> str:
     if _shared_redis is None:
         _shared_redis = LiveRedis()
     return _shared_redis.url
+
+
+def duration_ms(text: str) -> int:
+    """A duration header (`1m30.5s`, `12ms`) in ms."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?", text)
+    assert match, text
+    hours, minutes, seconds, ms = match.groups()
+    return int(hours or 0) * 3_600_000 + int(minutes or 0) * 60_000 + round(float(seconds or 0) * 1000) + int(ms or 0)
+
+
+def most_in_a_minute(times_ms: list[int]) -> int:
+    """The most of `times_ms` in any 60 s span (a, a + 60 s]."""
+    return max((sum(1 for t in times_ms if start - 60_000 < t <= start) for start in times_ms), default=0)
 
 
 def go(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -110,7 +124,45 @@ class LedgerContract(TransactionTestCase):
             )
         )
 
-    def test_rpm_admits_exactly_n_of_n_plus_k(self) -> None:
+    # --- the sliding window ------------------------------------------------------------------------
+    # Time moves by `advance`: the process's ledger reads a clock the test sets; on Redis, which reads
+    # its own TIME, the test ages the scope's logs instead (every entry moved back by as much), so the
+    # script's arithmetic runs unchanged. Redis's own clock still moves meanwhile, by a few ms a step:
+    # `slack_ms` is what an expected wait may be short by.
+
+    slack_ms: ClassVar[int] = 0
+
+    def advance(self, ms: int) -> None:
+        raise NotImplementedError
+
+    def call(self, *scopes: ledger.ScopeLimits, tokens: int = 10) -> tuple[ledger.Reservation, dict[str, str] | ApiError]:
+        r = make_reservation(self.s, new_call(), *scopes, tokens=tokens)
+        return r, go(attempt(r))
+
+    def refused(self, *scopes: ledger.ScopeLimits, tokens: int = 10) -> ApiError:
+        _, result = self.call(*scopes, tokens=tokens)
+        assert isinstance(result, ApiError), f"admitted: {result}"
+        self.assertEqual((result.status, result.type, result.code), (429, "rate_limit_error", "rate_limit_exceeded"))
+        return result
+
+    def admitted(self, *scopes: ledger.ScopeLimits, tokens: int = 10) -> dict[str, str]:
+        r, result = self.call(*scopes, tokens=tokens)
+        assert isinstance(result, dict), f"refused: {result}"
+        self.last = r
+        return result
+
+    def assert_ms(self, value: str | int, expected: int) -> None:
+        """A wait or reset (ms, or a duration header) is `expected`, short by at most slack_ms."""
+        ms = value if isinstance(value, int) else duration_ms(value)
+        self.assertLessEqual(ms, expected)
+        self.assertGreaterEqual(ms, expected - self.slack_ms)
+
+    def assert_retry(self, error: ApiError, wait_ms: int) -> None:
+        """Retry-After (whole seconds, rounded up) and retry-after-ms say `wait_ms`."""
+        self.assert_ms(int(error.headers["retry-after-ms"]), wait_ms)
+        self.assertEqual(int(error.headers["Retry-After"]), -(-int(error.headers["retry-after-ms"]) // 1000))
+
+    def test_rpm_admits_exactly_n_of_n_plus_k_at_once(self) -> None:
         scope = limits(self.s, rpm=5)
 
         async def burst() -> list[dict[str, str] | ApiError]:
@@ -121,29 +173,180 @@ class LedgerContract(TransactionTestCase):
         refused = [result for result in results if isinstance(result, ApiError)]
         self.assertEqual((len(admitted), len(refused)), (5, 3))
         self.assertEqual(sorted(headers["x-ratelimit-remaining-requests"] for headers in admitted), ["0", "1", "2", "3", "4"])
+        self.assertEqual({headers["x-ratelimit-reset-requests"] for headers in admitted}, {"1m0s"})
         for error in refused:
             self.assertEqual((error.status, error.type, error.code), (429, "rate_limit_error", "rate_limit_exceeded"))
-            self.assertIn(int(error.headers["Retry-After"]), range(1, 13))  # one request frees every 12 s
-            self.assertLessEqual(int(error.headers["retry-after-ms"]), 12_000)
+            self.assertEqual(error.headers["Retry-After"], "60")  # the oldest of the five leaves a minute after it came
+            self.assertGreater(int(error.headers["retry-after-ms"]), 59_000)
             self.assertEqual(error.headers["x-ratelimit-limit-requests"], "5")
             self.assertEqual(error.headers["x-ratelimit-remaining-requests"], "0")
             self.assertRegex(error.headers["x-ratelimit-reset-requests"], DURATION)
             self.assertIn("5 requests per minute", error.message)
 
-    def test_gcra_refills_one_request_per_interval(self) -> None:
-        scope = limits(self.s, rpm=60)  # one more request every second
+    def test_a_burst_then_one_a_second_never_gets_more_than_n_in_a_minute(self) -> None:
+        # The review's counterexample: GCRA with bursts of N admitted N + 9 of these within 60 s.
+        n = 10
+        scope = limits(self.s, rpm=n)
+        admitted_at: list[int] = []
+        for _ in range(n):
+            self.admitted(scope)
+            admitted_at.append(0)
+        for second in range(1, 60):
+            self.advance(1000)
+            error = self.refused(scope)
+            self.assert_retry(error, (60 - second) * 1000)  # until the burst leaves, a minute after it came
+            self.assertEqual(error.headers["x-ratelimit-remaining-requests"], "0")
+            self.assert_ms(error.headers["x-ratelimit-reset-requests"], (60 - second) * 1000)
+        self.advance(1000)  # the burst has left the window: N more fit, one at a time as the calls come
+        for second in range(60, 60 + n + 3):
+            result = self.call(scope)[1]
+            if isinstance(result, dict):
+                admitted_at.append(second * 1000)
+            self.advance(1000)
+        self.assertEqual(len(admitted_at), 2 * n)
+        self.assertEqual(most_in_a_minute(admitted_at), n)
 
-        async def burst() -> list[dict[str, str] | ApiError]:
-            return await asyncio.gather(*(attempt(make_reservation(self.s, new_call(), scope)) for _ in range(61)))
+    def test_n_plus_k_spread_over_a_minute_get_exactly_k_refusals(self) -> None:
+        n, k = 6, 4
+        for spacing_ms in (0, 1000, 5_000, 59_000 // (n + k - 1)):
+            scope = limits(self.s, rpm=n)
+            refused = 0
+            for i in range(n + k):
+                if i:
+                    self.advance(spacing_ms)
+                refused += isinstance(self.call(scope)[1], ApiError)
+            self.assertEqual(refused, k, f"{n + k} calls {spacing_ms} ms apart")
+            self.advance(60_000)  # the next spacing starts from an empty window
 
-        results = go(burst())
-        self.assertEqual(sum(isinstance(result, dict) for result in results), 60)
-        wait_until(
-            lambda: isinstance(go(attempt(make_reservation(self.s, new_call(), scope))), dict), timeout=5, message="a request refilled"
+    def test_no_minute_ever_holds_more_than_the_limit(self) -> None:
+        # Calls at whole seconds (so no entry sits within Redis's slack of the window's edge), in bursts
+        # and gaps over four minutes: every call is refused exactly when the minute before it is full.
+        n = 7
+        scope = limits(self.s, rpm=n)
+        gaps = [0, 0, 0, 1, 5, 0, 0, 13, 2, 0, 0, 0, 0, 29, 1, 1, 0, 44, 0, 0, 0, 0, 0, 0, 7, 3, 59, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0]
+        now = 0
+        admitted_at: list[int] = []
+        for gap in gaps:
+            if gap:
+                self.advance(gap * 1000)
+                now += gap * 1000
+            full = sum(1 for at in admitted_at if at > now - 60_000) == n
+            result = self.call(scope)[1]
+            self.assertEqual(isinstance(result, ApiError), full, f"at {now} ms after {admitted_at}")
+            if isinstance(result, dict):
+                admitted_at.append(now)
+                self.assertEqual(int(result["x-ratelimit-remaining-requests"]), n - sum(1 for at in admitted_at if at > now - 60_000))
+        self.assertEqual(most_in_a_minute(admitted_at), n)
+        self.assertGreater(len(admitted_at), 2 * n)
+
+    def test_headers_count_the_window_and_a_refusal_gives_both_units(self) -> None:
+        scope = limits(self.s, rpm=3, tpm=100)
+        first = self.admitted(scope, tokens=10)
+        self.assertEqual(
+            first,
+            {
+                "x-ratelimit-limit-requests": "3",
+                "x-ratelimit-remaining-requests": "2",
+                "x-ratelimit-reset-requests": "1m0s",
+                "x-ratelimit-limit-tokens": "100",
+                "x-ratelimit-remaining-tokens": "90",
+                "x-ratelimit-reset-tokens": "1m0s",
+            },
         )
-        error = go(attempt(make_reservation(self.s, new_call(), scope)))
-        assert isinstance(error, ApiError)
-        self.assertEqual(error.headers["Retry-After"], "1")
+        self.advance(20_000)
+        self.assertEqual(self.admitted(scope, tokens=10)["x-ratelimit-remaining-requests"], "1")
+        self.advance(10_000)
+        third = self.admitted(scope, tokens=10)
+        self.assertEqual((third["x-ratelimit-remaining-requests"], third["x-ratelimit-remaining-tokens"]), ("0", "70"))
+        self.advance(15_000)  # 45 s after the first
+        error = self.refused(scope, tokens=10)
+        self.assert_retry(error, 15_000)  # the first call leaves at 60 s
+        self.assertEqual(
+            {name: error.headers[name] for name in ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests")},
+            {
+                "x-ratelimit-limit-requests": "3",
+                "x-ratelimit-remaining-requests": "0",
+            },
+        )
+        self.assertEqual((error.headers["x-ratelimit-limit-tokens"], error.headers["x-ratelimit-remaining-tokens"]), ("100", "70"))
+        self.assert_ms(error.headers["x-ratelimit-reset-requests"], 45_000)  # the third leaves at 90 s
+        self.assert_ms(error.headers["x-ratelimit-reset-tokens"], 45_000)
+        self.assertIn("3 requests per minute", error.message)
+        self.assertNotIn("tokens per minute", error.message)
+
+    def test_tpm_waits_for_as_many_entries_as_the_call_needs(self) -> None:
+        scope = limits(self.s, tpm=100)
+        self.admitted(scope, tokens=60)
+        self.advance(10_000)
+        self.admitted(scope, tokens=30)
+        self.advance(10_000)
+        error = self.refused(scope, tokens=50)  # 40 too many: the first call (60) must leave, at 60 s
+        self.assert_retry(error, 40_000)
+        self.assertEqual((error.headers["x-ratelimit-remaining-tokens"], error.headers["x-ratelimit-limit-tokens"]), ("10", "100"))
+        self.assertNotIn("x-ratelimit-limit-requests", error.headers)
+        self.assertIn("100 tokens per minute", error.message)
+        error = self.refused(scope, tokens=95)  # 85 too many: both must leave, the second at 70 s
+        self.assert_retry(error, 50_000)
+        self.admitted(scope, tokens=10)
+        self.advance(40_000)  # 60 s after the first: its 60 tokens are free again, not one earlier
+        self.assertEqual(self.admitted(scope, tokens=60)["x-ratelimit-remaining-tokens"], "0")
+
+    def test_a_refusal_on_both_units_waits_for_both(self) -> None:
+        scope = limits(self.s, rpm=2, tpm=100)
+        self.admitted(scope, tokens=90)
+        self.advance(30_000)
+        self.admitted(scope, tokens=5)
+        self.advance(1_000)
+        error = self.refused(scope, tokens=50)  # requests: the first leaves at 60 s; tokens: too
+        self.assert_retry(error, 29_000)
+        self.assertIn("limits of 2 requests and 100 tokens per minute are reached", error.message)
+        error = self.refused(scope, tokens=99)  # tokens need both to leave: the second at 90 s
+        self.assert_retry(error, 59_000)
+
+    def test_the_scope_that_keeps_the_call_out_longest_answers(self) -> None:
+        studio = limits(self.s, rpm=2)
+        token = limits("tok_window", kind="token", rpm=1)
+        self.admitted(studio, token)
+        self.advance(40_000)
+        self.admitted(studio)
+        self.advance(5_000)
+        error = self.refused(studio, token)  # both scopes are full until the first call leaves, at 60 s
+        self.assert_retry(error, 15_000)
+        self.advance(15_000)
+        self.assertEqual(self.admitted(studio, token)["x-ratelimit-remaining-requests"], "0")
+        self.advance(1_000)
+        error = self.refused(studio, token)
+        self.assert_retry(error, 59_000)  # the token's call leaves at 120 s, the studio's first room at 100 s
+        self.assertEqual(error.headers["x-ratelimit-limit-requests"], "1")
+        self.assertIn("token's rate limit of 1 requests", error.message)
+        # Refused on the token, the studio counted nothing: once its call of 40 s leaves, it has room.
+        self.advance(40_000)
+        self.assertEqual(self.admitted(studio)["x-ratelimit-remaining-requests"], "0")
+
+    def test_every_429_says_when_to_retry(self) -> None:
+        too_large = self.refused_with(limits(self.s, rpm=5, tpm=1000), tokens=1001)
+        self.assertEqual(too_large.code, "request_too_large")
+        self.assertIn("can never fit as it is", too_large.message)
+        no_requests = self.refused_with(limits(self.s, rpm=0))
+        self.assertIn("allows no requests", no_requests.message)
+        scope = limits(self.s, max_concurrency=1)
+        self.admitted(scope)
+        busy = self.refused_with(scope)
+        self.assertEqual(busy.code, "concurrency_limit_exceeded")
+        self.assertEqual((busy.headers["Retry-After"], busy.headers["retry-after-ms"]), ("1", "1000"))
+        rate = limits(self.s, rpm=1)
+        self.admitted(rate)
+        self.assertEqual(self.refused_with(rate).code, "rate_limit_exceeded")
+        for error in (too_large, no_requests):
+            self.assertEqual((error.headers["Retry-After"], error.headers["retry-after-ms"]), ("60", "60000"))
+
+    def refused_with(self, *scopes: ledger.ScopeLimits, tokens: int = 10) -> ApiError:
+        result = self.call(*scopes, tokens=tokens)[1]
+        assert isinstance(result, ApiError)
+        self.assertEqual((result.status, result.type), (429, "rate_limit_error"))
+        self.assertGreaterEqual(int(result.headers["Retry-After"]), 1)
+        self.assertGreaterEqual(int(result.headers["retry-after-ms"]), 1)
+        return result
 
     def test_tpm_reserves_the_worst_case_and_refunds_what_was_not_used(self) -> None:
         scope = limits(self.s, tpm=1000)
@@ -154,9 +357,13 @@ class LedgerContract(TransactionTestCase):
         error = go(attempt(make_reservation(self.s, new_call(), scope, tokens=600)))
         assert isinstance(error, ApiError)
         self.assertEqual((error.status, error.code, error.headers["x-ratelimit-limit-tokens"]), (429, "rate_limit_exceeded", "1000"))
-        self.settle(first, cost=10, tokens=100)  # 500 tokens back
+        self.settle(first, cost=10, tokens=100)  # 500 tokens back, at once: the window holds 100
         headers = go(ledger.reserve(make_reservation(self.s, new_call(), scope, tokens=600)))
-        self.assertIn(int(headers["x-ratelimit-remaining-tokens"]), range(300, 320))
+        self.assertEqual(headers["x-ratelimit-remaining-tokens"], "300")
+        self.settle(first, cost=10, tokens=0)  # settled already: nothing more comes back
+        error = go(attempt(make_reservation(self.s, new_call(), scope, tokens=301)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.headers["x-ratelimit-remaining-tokens"], "300")
 
     def test_a_call_larger_than_the_whole_tpm_is_refused_as_too_large(self) -> None:
         error = go(attempt(make_reservation(self.s, new_call(), limits(self.s, tpm=1000), tokens=1001)))
@@ -261,6 +468,17 @@ class LocalLedgerTests(LedgerContract):
     __test__ = True
     redis_url = ""
 
+    def setUp(self) -> None:
+        super().setUp()
+        backend = ledger.backend()
+        assert isinstance(backend, LocalLedger)
+        self.now = time.monotonic()
+        backend.clock = lambda: self.now
+        self.addCleanup(delattr, backend, "clock")
+
+    def advance(self, ms: int) -> None:
+        self.now += ms / 1000
+
     @classmethod
     def tearDownClass(cls) -> None:
         # These tests leave calls in flight on purpose; their journals must not outlive the run.
@@ -294,9 +512,21 @@ class RedisLedgerTests(LedgerContract):
         super().setUpClass()
         cls.redis_url = shared_redis_url()
 
+    slack_ms = 1000
+
     def setUp(self) -> None:
         super().setUp()
         self.addCleanup(self.drop_keys)
+
+    def advance(self, ms: int) -> None:
+        """Age every sliding log of the test's studio by `ms` (Redis's clock is its own)."""
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        client = backend.sync_client()
+        for key in client.scan_iter(match=f"city:{{{self.s}}}:log:*"):
+            entries = cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))
+            if entries:
+                client.zadd(key, {member: score - ms for member, score in entries})
 
     def drop_keys(self) -> None:
         client = RedisLedger(self.redis_url).sync_client()

@@ -2,7 +2,8 @@
 
 from django.test import SimpleTestCase
 
-from aihub.ledger import dollars, duration, per_unit, rate_headers, remaining
+from aihub.ledger import Window, dollars, duration, rate_headers
+from aihub.tests.ledgers import limits
 
 
 class DurationTests(SimpleTestCase):
@@ -31,12 +32,15 @@ class RateHeaderTests(SimpleTestCase):
     def test_no_rate_limit_means_no_headers(self) -> None:
         self.assertEqual(rate_headers([]), {})
 
-    def test_gcra_steps_are_exact_for_limits_that_do_not_divide_a_minute(self) -> None:
-        q, r = per_unit(1, 7)  # 8571 ms and 3/7 of one
-        self.assertEqual((q, r), (8571, 3))
-        self.assertEqual(divmod(7 * q * 7 + 7 * r, 7), (60_000, 0))  # seven requests move the clock exactly one minute
-        self.assertEqual(remaining(7, 60_000, 0), 0)
-        self.assertEqual(remaining(7, q, r), 6)
+    def test_a_window_gives_both_units_of_a_scope_with_both_limits(self) -> None:
+        scope = limits("studio_h", rpm=10, tpm=1000)
+        self.assertEqual(
+            Window(calls=4, tokens=1200, reset_ms=59_500).states(scope), [("requests", 10, 6, 59_500), ("tokens", 1000, 0, 59_500)]
+        )
+        # Nothing counted in a unit: that unit is in its initial state already.
+        self.assertEqual(Window(calls=0, tokens=0, reset_ms=0).states(scope), [("requests", 10, 10, 0), ("tokens", 1000, 1000, 0)])
+        self.assertEqual(Window(calls=2, tokens=0, reset_ms=1_000).states(scope)[1], ("tokens", 1000, 1000, 0))
+        self.assertEqual(Window(calls=2, tokens=5, reset_ms=1_000).states(limits("studio_h", rpm=3)), [("requests", 3, 1, 1_000)])
 
 
 class DollarsTests(SimpleTestCase):
