@@ -144,10 +144,7 @@ for i = 1, n do
     local log, logt = KEYS[2 + 2 * n + i], KEYS[2 + 3 * n + i]
     redis.call('ZADD', log, now, cid)
     redis.call('PEXPIRE', log, 60000)
-    if tokens > 0 then
-      redis.call('HSET', logt, cid, tokens)
-      redis.call('HINCRBY', logt, 'used', tokens)
-    end
+    if tokens > 0 then redis.call('HSET', logt, cid, tokens, 'used', w[2] + tokens) end
     if tokens > 0 or w[2] > 0 then redis.call('PEXPIRE', logt, 60000) end
     out[#out + 1] = w[1] + 1; out[#out + 1] = w[2] + tokens; out[#out + 1] = 60000
   else
