@@ -187,11 +187,11 @@ for i = 1, n do
   local key = KEYS[2 + i]
   if refund > 0 then
     local logt = KEYS[2 + 3 * n + i]
-    local had = tonumber(redis.call('HGET', logt, cid))
+    local v = redis.call('HMGET', logt, cid, 'used')
+    local had = tonumber(v[1])
     if had then
       local back = math.min(had, refund)
-      redis.call('HSET', logt, cid, had - back)
-      redis.call('HINCRBY', logt, 'used', -back)
+      redis.call('HSET', logt, cid, had - back, 'used', tonumber(v[2]) - back)
     end
   end
   if conc == 1 then

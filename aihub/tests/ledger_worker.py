@@ -4,8 +4,9 @@
 
 mode "calls": once `workers` processes are ready, make `calls` calls in `lanes` concurrent lanes
 (retrying each 429), counting the calls in flight across processes in Redis (`inflight` now, `peak`
-the most ever); "hold": reserve one call, print
-"reserved" and wait to be killed.
+the most ever); "attempts": once `workers` processes are ready, try `calls` calls at once (no retry),
+settle those admitted and print {"admitted": n, "refused": [[status, code, Retry-After], …]} as JSON;
+"hold": reserve one call, print "reserved" and wait to be killed.
 """
 
 import asyncio
@@ -57,6 +58,29 @@ async def calls(spec: dict) -> None:
     await counter.aclose()
 
 
+async def attempts(spec: dict) -> None:
+    counter = redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])
+    await counter.incr(spec["ready"])
+    while int(await counter.get(spec["ready"]) or 0) < spec["workers"]:  # start together
+        await asyncio.sleep(0.005)
+    await counter.aclose()
+
+    async def one(i: int) -> ledger.Reservation | ApiError:
+        r = make_reservation(spec["studio_id"], f"{spec['prefix']}-{i}", ledger.ScopeLimits(**spec["scope"]))
+        try:
+            await ledger.reserve(r)
+        except ApiError as error:
+            return error
+        return r
+
+    results = await asyncio.gather(*(one(i) for i in range(spec["calls"])))
+    refused = [[error.status, error.code, error.headers.get("Retry-After")] for error in results if isinstance(error, ApiError)]
+    admitted = [r for r in results if isinstance(r, ledger.Reservation)]
+    for r in admitted:
+        await ledger.settle(r.call_id, r.studio_id, cost=1, tokens=r.tokens, record=make_record(r.studio_id, r.call_id, 1))
+    print(json.dumps({"admitted": len(admitted), "refused": refused}), flush=True)
+
+
 async def hold(spec: dict) -> None:
     r = make_reservation(spec["studio_id"], spec["call_id"], ledger.ScopeLimits(**spec["scope"]), cost=spec["cost"])
     await ledger.reserve(r)
@@ -66,5 +90,6 @@ async def hold(spec: dict) -> None:
 
 if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
-    asyncio.run(calls(spec) if spec["mode"] == "calls" else hold(spec))
+    modes = {"calls": calls, "attempts": attempts, "hold": hold}
+    asyncio.run(modes[spec["mode"]](spec))
     writer.close()

@@ -551,6 +551,25 @@ class RedisLedgerTests(LedgerContract):
         self.assertEqual(int(backend.sync_client().get(keys["peak"]) or 0), 3)  # 8 lanes in two processes, 3 slots
         self.assertEqual(len(self.records(40)), 40)
 
+    def test_two_processes_share_one_rpm_limit(self) -> None:
+        # The test: N + k calls in one minute from two processes, exactly k answers of 429.
+        scope = limits(self.s, rpm=10)
+        spec = {"mode": "attempts", "workers": 2, "calls": 8, "studio_id": self.s, "scope": scope.__dict__}
+        spec["ready"] = f"city:{{{self.s}}}:test:ready"
+        workers = [self.worker({**spec, "prefix": f"w{n}-{uuid.uuid4().hex[:8]}"}) for n in range(2)]
+        outputs = []
+        for process in workers:
+            out, _ = process.communicate(timeout=60)
+            self.assertEqual(process.returncode, 0)
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+        self.assertEqual(sum(output["admitted"] for output in outputs), 10)
+        refused = [error for output in outputs for error in output["refused"]]
+        self.assertEqual(len(refused), 6)
+        self.assertEqual({(status, code) for status, code, _ in refused}, {(429, "rate_limit_exceeded")})
+        for _, _, retry in refused:  # until the first call leaves, a minute after it came (less the time between)
+            self.assertIn(int(retry), range(50, 61))
+        self.assertEqual(len(self.records(10)), 10)
+
     def test_the_reaper_settles_and_records_a_dead_processs_call(self) -> None:
         scope = limits(self.s, monthly_budget=10_000_000, max_concurrency=1)
         warm = make_reservation(self.s, new_call(), scope, cost=1)
