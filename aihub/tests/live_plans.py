@@ -1,0 +1,280 @@
+"""Real City processes for the plan tests (budgets, rate limits, concurrency), with the OpenAI-compatible
+upstream simulated on loopback.
+
+`PlanCitiesTestCase` starts two City processes for a whole class (A under Daphne, B under uvicorn),
+sharing the test database and one Redis: CI's `REDIS_URL` when the run has one, else a redis-server of
+the class's own (city/liveredis.py). `EmbeddedCityTestCase` starts one process with no Redis at all
+(embedded mode: counters in the process, rebuilt from the database at start). The simulator is the
+class's too, named to City in the process environment (so it outlives the database flush between
+tests); each test resets it and gets a fresh studio, plan and token.
+"""
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db.models import Sum
+
+from aihub.models import COST_UNITS_PER_USD, UsageRecord
+from aihub.tests.upstream.openai_sim import OpenAISim
+from city.livecity import LiveCity, LiveCityTestCase
+from city.liveredis import LiveRedis
+from city.waiting import wait_until
+
+OPENAI_KEY = "sk-test-openai-not-real"
+# gpt-5.4 costs $2.50 and $15.00 per million tokens: 2.5 and 15 micro-USD a token, so a call with an
+# even number of input tokens costs a whole number of micro-dollars, exactly its reservation.
+MODEL = "gpt-5.4"
+MICRO_USD = COST_UNITS_PER_USD // 1_000_000  # record cost units (1e-12 USD) per micro-USD
+# OpenAI's reset durations: "1s", "6m0s", "12ms", "1m30.5s", "0s".
+DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s)?$|^\d+(\.\d+)?ms$|^0s$")
+RATE_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests")
+TOKEN_HEADERS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+# Bounds of every wait in these tests (the machine may be loaded; nothing here is a timed assertion).
+RECORDS_WAIT_SECONDS = 15.0
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+def dollars(micro_usd: int) -> float:
+    """Micro-USD as the plan API takes money: dollars, as a JSON number."""
+    return micro_usd / 1_000_000
+
+
+@dataclass
+class PlannedStudio:
+    """A studio with a plan (on the studio, or on its token), a token, and clients on each City."""
+
+    studio_id: str
+    token: str
+    token_id: str
+    plan: dict[str, Any]
+    clients: list[httpx.Client]  # one per City process, authorized with the token
+
+
+def chat_body(prompt: str, max_tokens: int, *, stream: bool = False, model: str = MODEL) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    return body
+
+
+def worst_case(body: dict[str, Any]) -> Any:
+    """City's own worst case for a chat body (aihub.estimate), the reservation it will make."""
+    from aihub.catalog import models_by_id
+    from aihub.estimate import worst_chat
+
+    return worst_chat(models_by_id()[body["model"]], body)
+
+
+def exact_prompt(max_tokens: int) -> tuple[dict[str, Any], Any]:
+    """A chat body whose worst case is a whole number of micro-dollars (an even count of input
+    tokens at gpt-5.4's price), and that worst case: a call reporting it costs exactly its reservation."""
+    for words in range(1, 40):
+        body = chat_body("Say hello" + " again" * words + ".", max_tokens)
+        worst = worst_case(body)
+        if worst.input_tokens % 2 == 0:
+            return body, worst
+    raise AssertionError("no prompt with an even input-token count in 40 tries")
+
+
+def record_cost(worst: Any, completion_tokens: int | None = None) -> int:
+    """What a call reporting the worst case's input (and `completion_tokens`, default the cap) costs, 1e-12 USD."""
+    from aihub.catalog import models_by_id
+
+    model = models_by_id()[MODEL]
+    completion = worst.output_tokens if completion_tokens is None else completion_tokens
+    return worst.input_tokens * model.input_price + completion * model.output_price
+
+
+def records(studio_id: str) -> list[UsageRecord]:
+    return list(UsageRecord.objects.filter(studio_id=studio_id).order_by("id"))
+
+
+def wait_for_records(studio_id: str, count: int, timeout: float = RECORDS_WAIT_SECONDS) -> list[UsageRecord]:
+    """The studio's usage records once there are `count` of them (the writer flushes every 0.2 s)."""
+    wait_until(
+        lambda: UsageRecord.objects.filter(studio_id=studio_id).count() >= count,
+        timeout,
+        message=f"{count} usage records of {studio_id} (have {UsageRecord.objects.filter(studio_id=studio_id).count()})",
+    )
+    return records(studio_id)
+
+
+def recorded_cost(studio_id: str) -> int:
+    return UsageRecord.objects.filter(studio_id=studio_id).aggregate(total=Sum("cost"))["total"] or 0
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    return response.json()["error"]
+
+
+def sse_data(text: str) -> list[str]:
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def _burst(urls: Sequence[str], token: str, body: dict[str, Any], count: int) -> list[httpx.Response]:
+    """`count` requests at once, spread over the City processes in turn; each read to its end."""
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    clients = [
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
+        for url in urls
+    ]
+    try:
+        return list(await asyncio.gather(*(clients[i % len(clients)].post("/v1/chat/completions", json=body) for i in range(count))))
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+def burst(urls: Sequence[str], token: str, body: dict[str, Any], count: int) -> list[httpx.Response]:
+    return asyncio.run(_burst(urls, token, body, count))
+
+
+class _PlanLiveBase(LiveCityTestCase):
+    """What both cases share: the class's simulator, the admin, a studio with a plan per test."""
+
+    cities: list[LiveCity]
+    sim: OpenAISim
+
+    @classmethod
+    def start_sim(cls) -> None:
+        """The class's simulator (City's OpenAI deployment points at it through the process env)."""
+        cls.sim = OpenAISim().start()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        for city in getattr(cls, "cities", []):
+            city.stop()
+        if getattr(cls, "sim", None) is not None:
+            cls.sim.stop()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sim.reset()
+        self.admin = httpx.Client(base_url=self.cities[0].url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
+        self.addCleanup(self.admin.close)
+
+    @property
+    def urls(self) -> list[str]:
+        return [city.url for city in self.cities]
+
+    def ok(self, response: httpx.Response) -> Any:
+        self.assertEqual(response.status_code, 200, response.text[:500])
+        return response.json()
+
+    def planned_studio(self, *, on_token: bool = False, **limits: Any) -> PlannedStudio:
+        """A new studio and a plan with `limits` (plan API fields; money in dollars), assigned to the
+        studio (or, `on_token`, to its token, at issue) before the token is first used, so that no
+        process has a cached view without it."""
+        studio = self.ok(self.admin.post("/v1/studios/create", json={"name": "Planned"}))
+        plan = self.ok(self.admin.post("/v1/studios/plans/create", json={"name": f"plan for {studio['id']}", **limits}))
+        apply: dict[str, Any] = {"studio_id": studio["id"], "name": "game server"}
+        if on_token:
+            apply["plan_id"] = plan["id"]
+        else:
+            self.ok(self.admin.post("/v1/studios/plans/assign", json={"plan_id": plan["id"], "studio_id": studio["id"]}))
+        issued = self.ok(self.admin.post("/v1/studios/tokens/apply", json=apply))
+        clients = []
+        for url in self.urls:
+            client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {issued['token']}"}, timeout=REQUEST_TIMEOUT_SECONDS)
+            self.addCleanup(client.close)
+            clients.append(client)
+        return PlannedStudio(studio["id"], issued["token"], issued["id"], plan, clients)
+
+    def assert_rate_headers(self, response: httpx.Response, *, rpm: int | None = None, tpm: int | None = None) -> None:
+        """OpenAI's x-ratelimit-* set, as OpenAI writes it: integers and duration strings."""
+        if rpm is not None:
+            for name in RATE_HEADERS:
+                self.assertIn(name, response.headers, f"{response.status_code} answer without {name}")
+            self.assertEqual(response.headers["x-ratelimit-limit-requests"], str(rpm))
+            self.assertLessEqual(int(response.headers["x-ratelimit-remaining-requests"]), rpm)
+            self.assertRegex(response.headers["x-ratelimit-reset-requests"], DURATION)
+        if tpm is not None:
+            for name in TOKEN_HEADERS:
+                self.assertIn(name, response.headers, f"{response.status_code} answer without {name}")
+            self.assertEqual(response.headers["x-ratelimit-limit-tokens"], str(tpm))
+            self.assertLessEqual(int(response.headers["x-ratelimit-remaining-tokens"]), tpm)
+            self.assertRegex(response.headers["x-ratelimit-reset-tokens"], DURATION)
+
+    def assert_retry_after(self, response: httpx.Response) -> None:
+        self.assertGreaterEqual(int(response.headers["retry-after"]), 1, "Retry-After is whole seconds, rounded up")
+        self.assertGreaterEqual(int(response.headers["retry-after-ms"]), 0)
+        self.assertLessEqual(int(response.headers["retry-after-ms"]), 1000 * int(response.headers["retry-after"]))
+
+
+class PlanCitiesTestCase(_PlanLiveBase):
+    """Two City processes sharing the test database and one Redis (see the module docstring)."""
+
+    redis: LiveRedis | None = None
+    own_redis = False  # True: a redis-server of the class's own even when the run has REDIS_URL (to stop it)
+    city_env: dict[str, str] = {}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.cities = []
+        try:
+            if cls.own_redis or not settings.REDIS_URL:
+                cls.redis = LiveRedis()
+            cls.start_sim()
+            cls.cities.append(LiveCity(extra_env=cls.env()))
+            cls.cities.append(LiveCity(extra_env=cls.env(), server="uvicorn"))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def env(cls) -> dict[str, str]:
+        """What every City process of the class gets: the simulator, the Redis, the class's own."""
+        return {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": cls.sim.url + "/v1", "REDIS_URL": cls.redis_url(), **cls.city_env}
+
+    @classmethod
+    def redis_url(cls) -> str:
+        return cls.redis.url if cls.redis is not None else settings.REDIS_URL
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        super().tearDownClass()
+        if cls.redis is not None:
+            cls.redis.stop()
+            cls.redis = None
+
+
+class EmbeddedCityTestCase(_PlanLiveBase):
+    """One City process with no Redis: limits and budgets counted in the process."""
+
+    city_env: dict[str, str] = {}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.cities = []
+        try:
+            cls.start_sim()
+            cls.cities.append(LiveCity(extra_env=cls.embedded_env()))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def embedded_env(cls) -> dict[str, str]:
+        return {
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": cls.sim.url + "/v1",
+            "REDIS_URL": "",
+            "CITY_CHANNEL_LAYER_URL": "",
+            **cls.city_env,
+        }
+
+    def restart(self) -> str:
+        """Stop the process (SIGTERM: it flushes its usage records) and start a new one on the same
+        database; its URL."""
+        self.cities[0].stop()
+        self.cities[0] = LiveCity(extra_env=self.embedded_env())
+        self.admin.base_url = httpx.URL(self.cities[0].url)
+        return self.cities[0].url
