@@ -134,24 +134,46 @@ def burst(urls: Sequence[str], token: str, body: dict[str, Any], count: int) -> 
     return asyncio.run(_burst(urls, token, body, count))
 
 
-class _PlanLiveBase(LiveCityTestCase):
-    """What both cases share: the class's simulator, the admin, a studio with a plan per test."""
+@dataclass
+class Processes:
+    """The processes a test class runs against: City processes, the simulator, perhaps a redis-server."""
 
     cities: list[LiveCity]
     sim: OpenAISim
+    redis: LiveRedis | None = None
 
-    @classmethod
-    def start_sim(cls) -> None:
-        """The class's simulator (City's OpenAI deployment points at it through the process env)."""
-        cls.sim = OpenAISim().start()
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        for city in getattr(cls, "cities", []):
+    def stop(self) -> None:
+        for city in self.cities:
             city.stop()
-        if getattr(cls, "sim", None) is not None:
-            cls.sim.stop()
-        super().tearDownClass()
+        self.sim.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+# Two City processes shared by every class that does not stop or kill them (starting them costs
+# seconds); a test module that uses them stops them in its tearDownModule (stop_shared_processes).
+_shared: Processes | None = None
+
+
+def stop_shared_processes() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
+
+
+class _PlanLiveBase(LiveCityTestCase):
+    """What both cases share: the simulator, the admin, a studio with a plan per test."""
+
+    processes: Processes
+
+    @property
+    def cities(self) -> list[LiveCity]:
+        return self.processes.cities
+
+    @property
+    def sim(self) -> OpenAISim:
+        return self.processes.sim
 
     def setUp(self) -> None:
         super().setUp()
@@ -208,73 +230,79 @@ class _PlanLiveBase(LiveCityTestCase):
 
 
 class PlanCitiesTestCase(_PlanLiveBase):
-    """Two City processes sharing the test database and one Redis (see the module docstring)."""
+    """Two City processes sharing the test database and one Redis (see the module docstring): the
+    module's shared pair, or, for a class that kills a process or stops Redis (`own = True`), its own,
+    with a redis-server of its own."""
 
-    redis: LiveRedis | None = None
-    own_redis = False  # True: a redis-server of the class's own even when the run has REDIS_URL (to stop it)
-    city_env: dict[str, str] = {}
+    own = False
 
     @classmethod
     def setUpClass(cls) -> None:
+        global _shared
         super().setUpClass()
-        cls.cities = []
+        if not cls.own and _shared is not None:
+            cls.processes = _shared
+            return
+        redis = LiveRedis() if cls.own or not settings.REDIS_URL else None
+        cls.processes = Processes([], OpenAISim().start(), redis)
         try:
-            if cls.own_redis or not settings.REDIS_URL:
-                cls.redis = LiveRedis()
-            cls.start_sim()
-            cls.cities.append(LiveCity(extra_env=cls.env()))
-            cls.cities.append(LiveCity(extra_env=cls.env(), server="uvicorn"))
+            cls.processes.cities.append(LiveCity(extra_env=cls.env()))
+            cls.processes.cities.append(LiveCity(extra_env=cls.env(), server="uvicorn"))
         except BaseException:
-            cls.tearDownClass()
+            cls.processes.stop()
+            super().tearDownClass()
             raise
-
-    @classmethod
-    def env(cls) -> dict[str, str]:
-        """What every City process of the class gets: the simulator, the Redis, the class's own."""
-        return {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": cls.sim.url + "/v1", "REDIS_URL": cls.redis_url(), **cls.city_env}
-
-    @classmethod
-    def redis_url(cls) -> str:
-        return cls.redis.url if cls.redis is not None else settings.REDIS_URL
+        if not cls.own:
+            _shared = cls.processes
 
     @classmethod
     def tearDownClass(cls) -> None:
+        if cls.own:
+            cls.processes.stop()
         super().tearDownClass()
-        if cls.redis is not None:
-            cls.redis.stop()
-            cls.redis = None
+
+    @classmethod
+    def env(cls) -> dict[str, str]:
+        """What every City process gets: the simulator and the Redis."""
+        return {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": cls.processes.sim.url + "/v1", "REDIS_URL": cls.redis_url()}
+
+    @classmethod
+    def redis_url(cls) -> str:
+        return cls.processes.redis.url if cls.processes.redis is not None else settings.REDIS_URL
+
+    @property
+    def redis(self) -> LiveRedis | None:
+        return self.processes.redis
 
 
 class EmbeddedCityTestCase(_PlanLiveBase):
     """One City process with no Redis: limits and budgets counted in the process."""
 
-    city_env: dict[str, str] = {}
-
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        cls.cities = []
+        cls.processes = Processes([], OpenAISim().start())
         try:
-            cls.start_sim()
-            cls.cities.append(LiveCity(extra_env=cls.embedded_env()))
+            cls.processes.cities.append(LiveCity(extra_env=cls.env()))
         except BaseException:
-            cls.tearDownClass()
+            cls.processes.stop()
+            super().tearDownClass()
             raise
 
     @classmethod
-    def embedded_env(cls) -> dict[str, str]:
-        return {
-            "OPENAI_API_KEY": OPENAI_KEY,
-            "OPENAI_BASE_URL": cls.sim.url + "/v1",
-            "REDIS_URL": "",
-            "CITY_CHANNEL_LAYER_URL": "",
-            **cls.city_env,
-        }
+    def tearDownClass(cls) -> None:
+        cls.processes.stop()
+        super().tearDownClass()
+
+    @classmethod
+    def env(cls) -> dict[str, str]:
+        sim_url = cls.processes.sim.url
+        return {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": sim_url + "/v1", "REDIS_URL": "", "CITY_CHANNEL_LAYER_URL": ""}
 
     def restart(self) -> str:
         """Stop the process (SIGTERM: it flushes its usage records) and start a new one on the same
         database; its URL."""
         self.cities[0].stop()
-        self.cities[0] = LiveCity(extra_env=self.embedded_env())
+        self.cities[0] = LiveCity(extra_env=self.env())
         self.admin.base_url = httpx.URL(self.cities[0].url)
         return self.cities[0].url

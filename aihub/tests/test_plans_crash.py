@@ -35,6 +35,8 @@ REAP_WAIT_SECONDS = 45.0
 
 
 class KillTests(PlanCitiesTestCase):
+    own = True  # a process of its own dies
+
     def test_kill_9_with_calls_in_flight_loses_no_usage(self) -> None:
         studio = self.planned_studio(monthly_budget=5.0)
         victim = self.cities[0]
@@ -90,7 +92,7 @@ class KillTests(PlanCitiesTestCase):
 
 
 class RedisStoppedTests(PlanCitiesTestCase):
-    own_redis = True  # stopped mid-test: never the run's shared Redis
+    own = True  # its Redis is stopped mid-test: never the run's shared one
 
     def test_budgets_fail_closed_limits_fail_open_and_no_record_is_lost(self) -> None:
         assert self.redis is not None

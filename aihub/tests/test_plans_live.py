@@ -24,10 +24,16 @@ from aihub.tests.live_plans import (
     record_cost,
     recorded_cost,
     sse_data,
+    stop_shared_processes,
     wait_for_records,
     worst_case,
 )
 from city.waiting import wait_until
+
+
+def tearDownModule() -> None:
+    stop_shared_processes()
+
 
 CALLS_PAID_FOR = 100
 CALLS_SENT = 200
