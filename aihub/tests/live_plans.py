@@ -90,6 +90,14 @@ def record_cost(worst: Any, completion_tokens: int | None = None) -> int:
     return worst.input_tokens * model.input_price + completion * model.output_price
 
 
+def price(prompt_tokens: int, completion_tokens: int, model: str = MODEL) -> int:
+    """A call's cost at the catalog's prices, 1e-12 USD."""
+    from aihub.catalog import models_by_id
+
+    found = models_by_id()[model]
+    return prompt_tokens * found.input_price + completion_tokens * found.output_price
+
+
 def records(studio_id: str) -> list[UsageRecord]:
     return list(UsageRecord.objects.filter(studio_id=studio_id).order_by("id"))
 

@@ -280,7 +280,7 @@ class SimServer:
         class Handler(_Handler):
             simulator = sim
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{type(self).__name__}", daemon=True
@@ -329,6 +329,12 @@ class SimServer:
         with self._lock:
             self._cancellations.append(Cancellation(received, chunks_sent))
         self._cancelled.set()
+
+
+class _Server(ThreadingHTTPServer):
+    # Hundreds of calls at once (the plan tests' bursts): a backlog of 5, the default, drops their
+    # connections and the client's retries after a second make a test slow and flaky.
+    request_queue_size = 512
 
 
 class _Handler(BaseHTTPRequestHandler):
