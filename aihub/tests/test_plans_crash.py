@@ -16,11 +16,11 @@ import httpx
 
 from aihub.tests.ledger_view import month_spent
 from aihub.tests.live_plans import (
-    MICRO_USD,
     PlanCitiesTestCase,
     burst,
     chat_body,
     error_of,
+    price,
     recorded_cost,
     records,
     wait_for_records,
@@ -81,7 +81,8 @@ class KillTests(PlanCitiesTestCase):
         stream_worst = worst_case(stream_body)
         for record in interrupted:
             # Billed at the estimate: the model may have run to its cap.
-            self.assertEqual(record.cost, stream_worst.cost * MICRO_USD)
+            self.assertEqual((record.prompt_tokens, record.completion_tokens), (stream_worst.input_tokens, stream_worst.output_tokens))
+            self.assertEqual(record.cost, price(stream_worst.input_tokens, stream_worst.output_tokens))
             self.assertTrue(record.usage_estimated)
         self.assertEqual(month_spent(self.redis_url(), "studio", studio.studio_id), recorded_cost(studio.studio_id))
         # The dead process's concurrency and budget holds are gone: the studio calls on as before.
