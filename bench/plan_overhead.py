@@ -41,8 +41,8 @@ PLAN = {
     "models": ["gpt-4o*", "gpt-5*", "deepseek-*"],
     "max_cost_per_request": 1.0,
     "monthly_budget": 1_000_000.0,
-    "rpm": 100_000_000,
-    "tpm": 100_000_000_000,
+    "rpm": 1_000_000_000,
+    "tpm": 2_000_000_000,
     "max_concurrency": 100_000,
 }
 GOAL_ADDED_P50_MS = 0.3
