@@ -8,6 +8,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from aihub.models import COST_UNITS_PER_USD, UsageRecord
+from aihub.spend import month_start
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,9 @@ class MonthUsage:
     by_token: dict[str, Usage] = field(default_factory=dict)
 
 
-def month_start(now: datetime | None = None) -> datetime:
-    now = timezone.localtime(now or timezone.now(), timezone.get_current_timezone())
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def month_usage(studio_id: str, account_id: str, now: datetime | None = None) -> MonthUsage:
     """Calls made this calendar month (UTC) with any of the account's tokens, in total and per token. One query."""
-    since = month_start(now)
+    since = month_start(now or timezone.now())
     rows = (
         UsageRecord.objects.filter(studio_id=studio_id, account_id=account_id, created_at__gte=since)
         .values("token_id")

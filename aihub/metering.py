@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from django.utils import timezone
 
 from aihub.catalog_types import Model
 from city.calls import Call
+from city.ids import new_id
 
 log = logging.getLogger("aihub.metering")
 
@@ -52,6 +54,8 @@ class Meter:
     usage_estimated: bool = False
     ttft_ms: int | None = None
     finished: bool = False
+    call_id: str = field(default_factory=lambda: new_id("call"))  # City's own, unique: the client's request id may repeat
+    on_finish: Callable[[dict[str, Any]], None] = field(default=lambda record: writer.submit(record), repr=False)
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -85,31 +89,38 @@ class Meter:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
 
+    def record(self, status: int, error_code: str = "", **overrides: Any) -> dict[str, Any]:
+        """The call's usage record as it stands (UsageRecord's attribute names); `overrides` replace
+        measured token counts (the reservation's worst case, billed if the process dies)."""
+        identity = self.call.identity
+        prompt = overrides.get("prompt_tokens", self.prompt_tokens)
+        completion = overrides.get("completion_tokens", self.completion_tokens)
+        return {
+            "created_at": self.created_at,
+            "call_id": self.call_id,
+            "studio_id": self.studio_id,
+            "token_id": identity.token_id,
+            "account_id": identity.account_id,
+            "request_id": self.call.request_id,
+            "model": self.model.id,
+            "provider": self.provider,
+            "modality": self.modality,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "usage_estimated": self.usage_estimated or bool(overrides),
+            "cost": prompt * self.model.input_price + completion * self.model.output_price,
+            "latency_ms": int((time.monotonic() - self.started) * 1000),
+            "ttft_ms": self.ttft_ms,
+            "status": status,
+            "error_code": (error_code or "")[:100],
+        }
+
     def finish(self, status: int = 200, error_code: str = "") -> None:
+        """Once per call: hand the record to `on_finish` (the pipeline settles the call with it)."""
         if self.finished:
             return
         self.finished = True
-        identity = self.call.identity
-        writer.submit(
-            {
-                "created_at": self.created_at,
-                "studio_id": self.studio_id,
-                "token_id": identity.token_id,
-                "account_id": identity.account_id,
-                "request_id": self.call.request_id,
-                "model": self.model.id,
-                "provider": self.provider,
-                "modality": self.modality,
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "usage_estimated": self.usage_estimated,
-                "cost": self.cost,
-                "latency_ms": int((time.monotonic() - self.started) * 1000),
-                "ttft_ms": self.ttft_ms,
-                "status": status,
-                "error_code": (error_code or "")[:100],
-            }
-        )
+        self.on_finish(self.record(status, error_code))
 
 
 class UsageWriter:

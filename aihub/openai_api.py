@@ -10,21 +10,20 @@ import base64
 import logging
 import sys
 from array import array
-from collections.abc import AsyncGenerator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from django.http import HttpResponseBase
 
 from aihub.adapters import adapter_for
 from aihub.adapters.base import Upstream, UpstreamError
-from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import EMBEDDINGS, OPENAI, TEXT
+from aihub.estimate import worst_chat, worst_completion, worst_embedding
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
-from aihub.streaming import DONE, EventStreamResponse, api_error, data_frame, error_payload
-from aihub.upstreams import callable_model
+from aihub.pipeline import admit, settle_usage
+from aihub.streaming import DONE, data_frame, error_payload
 from city.calls import Call
-from city.errors import ApiError, error_body, json_response
+from city.errors import ApiError, error_body
 
 log = logging.getLogger("aihub")
 
@@ -50,34 +49,6 @@ def wants_usage(data: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-@contextmanager
-def failures_recorded(meter: Meter) -> Iterator[None]:
-    """Record how a call failed on its meter: an upstream error (raised on as ApiError), the client
-    leaving, or a bug (the dispatcher logs it and answers 500)."""
-    try:
-        yield
-    except UpstreamError as exc:
-        meter.finish(exc.status, exc.code or "upstream_error")
-        raise api_error(exc) from None
-    except asyncio.CancelledError:
-        meter.finish(CLIENT_CLOSED, "client_closed")
-        raise
-    except Exception:
-        meter.finish(500, "internal_error")
-        raise
-
-
-async def answer_once(meter: Meter, upstreams: list[Upstream], attempt: Callable[[Upstream], Any]) -> dict[str, Any]:
-    """One non-streamed answer with retries and fail-over; records a failure and raises it as ApiError."""
-    with failures_recorded(meter):
-        return await first_success(upstreams, attempt, meter)
-
-
-async def start_stream(meter: Meter, upstreams: list[Upstream], start: Callable[[Upstream], AsyncGenerator[dict[str, Any], None]]):
-    with failures_recorded(meter):
-        return await open_stream(upstreams, start, meter)
-
-
 async def openai_events(
     stream: AsyncGenerator[dict[str, Any], None],
     first: dict[str, Any] | None,
@@ -93,7 +64,7 @@ async def openai_events(
     asked; without one, City counts. A failure mid-way is sent as an `{"error": …}` event (what
     OpenAI's SDKs raise as APIError) and the stream ends without [DONE].
     """
-    status, error_code = 200, ""
+    status, error_code = 200, ""  # what the meter records if the stream ends by an exit not handled below
     generated: list[str] = []
     last: dict[str, Any] = {}
     got_usage = False
@@ -114,6 +85,7 @@ async def openai_events(
             chunk = await anext(stream, None)
         if not got_usage:
             meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+        meter.finish(200)  # before the last frames: the pipeline settles the call before they go out
         if include_usage:
             usage_chunk = {
                 "id": last.get("id", ""),
@@ -128,9 +100,9 @@ async def openai_events(
             yield data_frame(usage_chunk)
         yield DONE
     except UpstreamError as exc:
-        status, error_code = exc.status, exc.code or "upstream_error"
         if not got_usage:
             meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+        meter.finish(exc.status, exc.code or "upstream_error")
         yield data_frame(error_payload(exc))
     except (asyncio.CancelledError, GeneratorExit):
         status, error_code = CLIENT_CLOSED, "client_closed"
@@ -139,7 +111,7 @@ async def openai_events(
         raise
     except Exception:
         log.exception("relaying a stream from %s failed", meter.provider)
-        status, error_code = 500, "internal_error"
+        meter.finish(500, "internal_error")
         yield data_frame(INTERNAL_ERROR)
     finally:
         await stream.aclose()  # the upstream request ends here, at once
@@ -178,37 +150,27 @@ def chat_message_text(answer: dict[str, Any]) -> str:
 async def chat_completions(call: Call) -> HttpResponseBase:
     """POST /v1/ai/chat/completions (and /v1/chat/completions): OpenAI's chat completions."""
     data = call.data  # checked by its declared input, CHAT_COMPLETIONS (aihub/openai_request.py)
-    studio_id = call.studio_id()
-    model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
-    messages = data["messages"]
-    streaming = stream_flag(data)
     body = upstream_body(data)
-    meter = Meter(call, studio_id, model, "chat")
-    prompt_tokens = lambda: estimate_tokens(prompt_text(messages))  # noqa: E731
-    if streaming:
-        stream, first = await start_stream(meter, upstreams, lambda up: adapter_for(up).chat_stream(up, body))
-        return EventStreamResponse(
-            openai_events(
-                stream,
-                first,
-                meter,
-                chunk_map=lambda c: (c, chat_chunk_text(c)),
-                include_usage=wants_usage(data),
-                prompt_tokens=prompt_tokens,
+    ai = await admit(call, data.get("model"), (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
+    async with ai:
+        messages = data["messages"]
+        prompt_tokens = lambda: estimate_tokens(prompt_text(messages))  # noqa: E731
+        if stream_flag(data):
+            stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, body))
+            return ai.events(
+                openai_events(
+                    stream,
+                    first,
+                    ai.meter,
+                    chunk_map=lambda c: (c, chat_chunk_text(c)),
+                    include_usage=wants_usage(data),
+                    prompt_tokens=prompt_tokens,
+                )
             )
-        )
-    answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).chat(up, body))
-    settle(meter, answer, prompt_tokens, chat_message_text)
-    answer["model"] = model.id
-    return json_response(answer)
-
-
-def settle(meter: Meter, answer: dict[str, Any], prompt_tokens: Callable[[], int], text_of: Callable[[dict[str, Any]], str]) -> None:
-    """Record a whole answer's usage (the upstream's, else counted, and then shown in the answer too)."""
-    if not meter.use(answer.get("usage")):
-        meter.estimate(prompt_tokens(), estimate_tokens(text_of(answer)))
-        answer["usage"] = meter.usage()
-    meter.finish(200)
+        answer = await ai.answer(lambda up: adapter_for(up).chat(up, body))
+        settle_usage(ai.meter, answer, prompt_tokens, lambda: estimate_tokens(chat_message_text(answer)))
+        answer["model"] = ai.model.id
+        return await ai.respond(answer)
 
 
 # --- legacy completions ---------------------------------------------------------------------------
@@ -329,41 +291,41 @@ async def completions(call: Call) -> HttpResponseBase:
     (streaming included).
     """
     data = call.data  # checked by its declared input, COMPLETIONS (aihub/openai_request.py)
-    studio_id = call.studio_id()
-    model, upstreams = await callable_model(data.get("model"), OPENAI, TEXT)
-    streaming = stream_flag(data)
-    echo = data.get("echo") is True
     body = upstream_body(data)
-    native_only = all(up.legacy_completions for up in upstreams)
-    chat_prompt = "" if native_only else single_prompt(data)
-    chat_body = {} if native_only else chat_request_for(body, chat_prompt)
-    meter = Meter(call, studio_id, model, "completions")
-    prompt_tokens = lambda: estimate_tokens(prompt_of(data))  # noqa: E731
-    if streaming:
+    ai = await admit(call, data.get("model"), (OPENAI, TEXT), "completions", lambda model: worst_completion(model, body))
+    async with ai:
+        echo = data.get("echo") is True
+        native_only = all(up.legacy_completions for up in ai.upstreams)
+        chat_prompt = "" if native_only else single_prompt(data)
+        chat_body = {} if native_only else chat_request_for(body, chat_prompt)
+        prompt_tokens = lambda: estimate_tokens(prompt_of(data))  # noqa: E731
+        if stream_flag(data):
 
-        def start(up: Upstream) -> AsyncGenerator[dict[str, Any], None]:
+            def start(up: Upstream) -> AsyncGenerator[dict[str, Any], None]:
+                adapter = adapter_for(up)
+                if up.legacy_completions:
+                    return adapter.completions_stream(up, body)
+                return completion_stream_from_chat(adapter.chat_stream(up, chat_body), chat_prompt if echo else "")
+
+            stream, first = await ai.open_stream(start)
+            return ai.events(
+                openai_events(
+                    stream, first, ai.meter, chunk_map=completion_chunk_text, include_usage=wants_usage(data), prompt_tokens=prompt_tokens
+                )
+            )
+
+        async def attempt(up: Upstream) -> dict[str, Any]:
             adapter = adapter_for(up)
             if up.legacy_completions:
-                return adapter.completions_stream(up, body)
-            return completion_stream_from_chat(adapter.chat_stream(up, chat_body), chat_prompt if echo else "")
+                return await adapter.completions(up, body)
+            return completion_from_chat(await adapter.chat(up, chat_body), chat_prompt, echo)
 
-        stream, first = await start_stream(meter, upstreams, start)
-        return EventStreamResponse(
-            openai_events(
-                stream, first, meter, chunk_map=completion_chunk_text, include_usage=wants_usage(data), prompt_tokens=prompt_tokens
-            )
+        answer = await ai.answer(attempt)
+        settle_usage(
+            ai.meter, answer, prompt_tokens, lambda: estimate_tokens("".join(c.get("text") or "" for c in answer.get("choices") or ()))
         )
-
-    async def attempt(up: Upstream) -> dict[str, Any]:
-        adapter = adapter_for(up)
-        if up.legacy_completions:
-            return await adapter.completions(up, body)
-        return completion_from_chat(await adapter.chat(up, chat_body), chat_prompt, echo)
-
-    answer = await answer_once(meter, upstreams, attempt)
-    settle(meter, answer, prompt_tokens, lambda a: "".join(c.get("text") or "" for c in a.get("choices") or ()))
-    answer["model"] = model.id
-    return json_response(answer)
+        answer["model"] = ai.model.id
+        return await ai.respond(answer)
 
 
 async def completion_stream_from_chat(
@@ -429,22 +391,21 @@ def float32_base64(vector: list[float]) -> str:
 async def embeddings(call: Call) -> HttpResponseBase:
     """POST /v1/ai/embeddings (and /v1/embeddings): floats or base64, one string or many."""
     data = call.data  # checked by its declared input, EMBEDDINGS (aihub/openai_request.py)
-    studio_id = call.studio_id()
-    model, upstreams = await callable_model(data.get("model"), EMBEDDINGS)
     encoding = check_embedding_input(data)
     body = upstream_body(data)
-    meter = Meter(call, studio_id, model, "embeddings")
-    answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).embeddings(up, body))
-    inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
-    settle(
-        meter,
-        answer,
-        lambda: sum(estimate_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1 for i in inputs),
-        lambda a: "",
-    )
-    if encoding == "base64":
-        for item in answer.get("data") or ():
-            if isinstance(item.get("embedding"), list):
-                item["embedding"] = float32_base64(item["embedding"])
-    answer["model"] = model.id
-    return json_response(answer)
+    ai = await admit(call, data.get("model"), (EMBEDDINGS,), "embeddings", lambda model: worst_embedding(model, body))
+    async with ai:
+        answer = await ai.answer(lambda up: adapter_for(up).embeddings(up, body))
+        inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
+        settle_usage(
+            ai.meter,
+            answer,
+            lambda: sum(estimate_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1 for i in inputs),
+            lambda: 0,
+        )
+        if encoding == "base64":
+            for item in answer.get("data") or ():
+                if isinstance(item.get("embedding"), list):
+                    item["embedding"] = float32_base64(item["embedding"])
+        answer["model"] = ai.model.id
+        return await ai.respond(answer)

@@ -28,13 +28,14 @@ from aihub.adapters import adapter_for
 from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import STREAM, TEXT, Model
+from aihub.estimate import worst_chat
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
-from aihub.openai_api import INTERNAL_ERROR, answer_once, chat_message_text, log, settle, start_stream, upstream_body
+from aihub.openai_api import INTERNAL_ERROR, chat_message_text, log, upstream_body
 from aihub.openai_request import CHAT_COMPLETIONS
-from aihub.streaming import EventStreamResponse, error_payload, event_frame
-from aihub.upstreams import callable_model
+from aihub.pipeline import admit, settle_usage
+from aihub.streaming import error_payload, event_frame
 from city.calls import Call
-from city.errors import ApiError, json_response
+from city.errors import ApiError
 from city.ids import new_id
 
 OWN_FIELDS = ("studio_id", "model", "prompt", "messages", "system")
@@ -278,22 +279,22 @@ def parts_of(reasoning: Any, text: Any, tool_calls: Any) -> list[dict[str, Any]]
 async def text(call: Call) -> HttpResponseBase:
     """POST /v1/ai/text: one whole answer."""
     body = upstream_body(call.data)  # TEXT_REQUEST made it the OpenAI chat body
-    studio_id = call.studio_id()
-    model, upstreams = await callable_model(body.get("model"), TEXT)
-    meter = Meter(call, studio_id, model, "text")
-    answer = await answer_once(meter, upstreams, lambda up: adapter_for(up).chat(up, body))
-    settle(meter, answer, lambda: estimate_tokens(prompt_text(body["messages"])), chat_message_text)
-    return json_response(message_from_chat(new_id("msg"), model, answer, meter.usage()))
+    ai = await admit(call, body.get("model"), (TEXT,), "text", lambda model: worst_chat(model, body))
+    async with ai:
+        answer = await ai.answer(lambda up: adapter_for(up).chat(up, body))
+        settle_usage(
+            ai.meter, answer, lambda: estimate_tokens(prompt_text(body["messages"])), lambda: estimate_tokens(chat_message_text(answer))
+        )
+        return await ai.respond(message_from_chat(new_id("msg"), ai.model, answer, ai.meter.usage()))
 
 
 async def stream(call: Call) -> HttpResponseBase:
     """POST /v1/ai/stream: the same answer as server-sent events (see the module docstring)."""
     body = upstream_body(call.data)  # TEXT_REQUEST made it the OpenAI chat body
-    studio_id = call.studio_id()
-    model, upstreams = await callable_model(body.get("model"), STREAM)
-    meter = Meter(call, studio_id, model, "stream")
-    chunks, first = await start_stream(meter, upstreams, lambda up: adapter_for(up).chat_stream(up, body))
-    return EventStreamResponse(text_events(chunks, first, meter, new_id("msg"), body["messages"]))
+    ai = await admit(call, body.get("model"), (STREAM,), "stream", lambda model: worst_chat(model, body))
+    async with ai:
+        chunks, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, body))
+        return ai.events(text_events(chunks, first, ai.meter, new_id("msg"), body["messages"]))
 
 
 async def text_events(
@@ -331,6 +332,7 @@ async def text_events(
                 finish_reason = choice.get("finish_reason") or finish_reason
             chunk = await anext(chunks, None)
         count()
+        meter.finish(200)  # before the last frame: the pipeline settles the call before it goes out
         calls = [tool_calls[i] for i in sorted(tool_calls)]
         yield event_frame(
             "done",
@@ -344,8 +346,8 @@ async def text_events(
             },
         )
     except UpstreamError as exc:
-        status, error_code = exc.status, exc.code or "upstream_error"
         count()
+        meter.finish(exc.status, exc.code or "upstream_error")
         yield event_frame("error", error_payload(exc))
     except (asyncio.CancelledError, GeneratorExit):
         status, error_code = CLIENT_CLOSED, "client_closed"
@@ -353,7 +355,7 @@ async def text_events(
         raise
     except Exception:
         log.exception("relaying a stream from %s failed", meter.provider)
-        status, error_code = 500, "internal_error"
+        meter.finish(500, "internal_error")
         yield event_frame("error", INTERNAL_ERROR)
     finally:
         await chunks.aclose()

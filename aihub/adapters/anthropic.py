@@ -151,10 +151,10 @@ def messages_request(upstream: Upstream, body: dict[str, Any], *, stream: bool) 
     payload: dict[str, Any] = {
         "model": upstream.model,
         "messages": messages,
-        "max_tokens": oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS,
+        "max_tokens": _max_tokens(thinking, body),
     }
     if thinking:
-        payload["max_tokens"] = thinking.pop("max_tokens")
+        thinking.pop("max_tokens")
         payload["thinking"] = thinking
     if system:
         payload["system"] = [{"type": "text", "text": text} for text in system]
@@ -181,6 +181,17 @@ def messages_request(upstream: Upstream, body: dict[str, Any], *, stream: bool) 
     oa.add_extensions(payload, extensions)
     _refuse_what_thinking_forbids(payload, body)
     return payload
+
+
+def max_tokens_for(ceiling: int, body: dict[str, Any]) -> int:
+    """The `max_tokens` messages_request sends for `body` on a model answering at most `ceiling` tokens
+    (0: not known): the caller's limit (DEFAULT_MAX_TOKENS when none), raised for `reasoning_effort` as
+    `_thinking` says. aihub/estimate.py reads it, so a call's worst case is what Claude may answer."""
+    return _max_tokens(_thinking(ceiling, body), body)
+
+
+def _max_tokens(thinking: dict[str, Any] | None, body: dict[str, Any]) -> int:
+    return int(thinking["max_tokens"]) if thinking else oa.max_output_tokens(body) or DEFAULT_MAX_TOKENS
 
 
 def _thinks(thinking: Any) -> bool:

@@ -1,0 +1,271 @@
+"""The one path every AI call takes, whatever route it came by.
+
+    identity (the dispatcher) → studio state → model known (404) → model in plan (403) →
+    per-request cap (402) → rate limits (429) → budget reservation (402) → upstream attempts →
+    settle → usage record
+
+A route handler checks its own request shape, then asks `admit()` for an `AiCall`: the model, its
+callable upstreams and a meter, with the call's worst case already reserved on every scope of its
+plans (aihub/ledger.py). It then makes the upstream attempts through the call (`answer`,
+`open_stream`) and answers through it (`respond`, `events`), which adds the rate-limit headers and
+settles the reservation exactly once: to the real cost when the upstream reported usage, to City's
+count when it did not, to nothing when no upstream was reached.
+
+A route added later (media, the Responses API, Anthropic Messages) gets plans, limits and metering
+by doing the same.
+"""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.http import HttpResponseBase
+from studios.plans import PlanLimits, PlanScopes, plan_scopes
+
+from aihub import ledger
+from aihub.adapters.base import Upstream, UpstreamError
+from aihub.attempts import first_success, open_stream
+from aihub.catalog_types import Model
+from aihub.estimate import Worst, fitting_max_tokens, rough_counting
+from aihub.metering import CLIENT_CLOSED, Meter, writer
+from aihub.spend import month_key
+from aihub.streaming import EventStreamResponse, api_error
+from aihub.upstreams import callable_model
+from city.calls import Call
+from city.errors import ApiError, json_response
+
+log = logging.getLogger("aihub.pipeline")
+
+# Settlements still running: a task nobody holds may be collected before it ends.
+_settling: set[asyncio.Task[None]] = set()
+
+
+def dollars(micro_usd: int) -> str:
+    """Micro-USD as people read dollars: $12.50, $0.000125."""
+    amount = Decimal(micro_usd) / 1_000_000
+    return f"${amount:,.2f}" if amount == amount.quantize(Decimal("0.01")) else f"${amount.normalize():,f}"
+
+
+def model_not_allowed(model_id: str) -> ApiError:
+    return ApiError(
+        403,
+        f"The model '{model_id}' is not in your plan; GET /v1/models lists the models your plan allows.",
+        code="model_not_allowed",
+        param="model",
+    )
+
+
+def over_the_cap(model: Model, worst: Worst, plan: PlanLimits, cap: int) -> ApiError:
+    fits = fitting_max_tokens(model, worst, cap)
+    source = (
+        "max_tokens"
+        if worst.explicit_output
+        else f"the model's maximum output ({worst.output_tokens:,} tokens, as the request sets no max_tokens)"
+    )
+    advice = f"set max_tokens to {fits:,} or less to fit" if fits else "the input alone exceeds it; shorten the request"
+    return ApiError(
+        402,
+        f"This request could cost up to {dollars(worst.cost)} ({worst.input_tokens:,} input tokens and {source}), over the "
+        f"per-request cap of {dollars(cap)} of plan '{plan.name}': {advice}.",
+        code="per_request_budget_exceeded",
+        param="max_tokens",
+    )
+
+
+def needs_exact_count(scopes: PlanScopes) -> bool:
+    """Whether the call's tokens must be counted exactly: some plan caps it, budgets it or limits its TPM."""
+    for plan in (scopes.studio_plan, scopes.token_plan):
+        if plan is not None and (plan.max_cost_per_request is not None or plan.monthly_budget is not None or plan.tpm is not None):
+            return True
+    return False
+
+
+def scope_limits(scopes: PlanScopes) -> tuple[ledger.ScopeLimits, ...]:
+    """The studio's scope always (it holds the call's lease), the token's when the call has one."""
+    found = [_limits("studio", scopes.studio_id, scopes.studio_plan)]
+    if scopes.token_id is not None:
+        found.append(_limits("token", scopes.token_id, scopes.token_plan))
+    return tuple(found)
+
+
+def _limits(kind: str, scope_id: str, plan: PlanLimits | None) -> ledger.ScopeLimits:
+    if plan is None:
+        return ledger.ScopeLimits(kind, scope_id, None, None, None, None)
+    return ledger.ScopeLimits(kind, scope_id, plan.monthly_budget, plan.rpm, plan.tpm, plan.max_concurrency)
+
+
+async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: str, worst_of: Callable[[Model], Worst]) -> "AiCall":
+    """The checks of the pipeline up to the reservation, in its order; raises the first refusal."""
+    studio_id = call.studio_id()
+    scopes = await plan_scopes(call.identity, studio_id)
+    model, upstreams = await callable_model(model_id, *needs)
+    plan = scopes.effective
+    if plan is not None and not plan.allows(model.id):
+        raise model_not_allowed(model.id)
+    if needs_exact_count(scopes):
+        worst = worst_of(model)
+    else:
+        with rough_counting():
+            worst = worst_of(model)
+    if plan is not None and plan.max_cost_per_request is not None and worst.cost > plan.max_cost_per_request:
+        raise over_the_cap(model, worst, plan, plan.max_cost_per_request)
+    meter = Meter(call, studio_id, model, modality)
+    meter.provider = upstreams[0].provider
+    # What is billed if this process dies mid-call: the worst case, as the model may have run.
+    interrupted = meter.record(INTERRUPTED, "interrupted", prompt_tokens=worst.input_tokens, completion_tokens=worst.output_tokens)
+    reservation = ledger.Reservation(
+        call_id=meter.call_id,
+        studio_id=studio_id,
+        scopes=scope_limits(scopes),
+        month=month_key(meter.created_at),
+        cost=worst.cost,
+        tokens=worst.input_tokens + worst.output_tokens,
+        record=interrupted,
+    )
+    headers = await ledger.reserve(reservation)
+    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers=headers)
+    meter.on_finish = ai.settle
+    return ai
+
+
+# A usage record's status when City never answered: its process ended mid-call (error_code "interrupted").
+INTERRUPTED = 0
+
+
+@dataclass
+class AiCall:
+    """One admitted call. Use it as `async with ai:` around the handler's work, so that any failure
+    not already recorded settles the reservation too."""
+
+    model: Model
+    upstreams: list[Upstream]
+    meter: Meter
+    worst: Worst
+    headers: dict[str, str]
+    _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def __aenter__(self) -> "AiCall":
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if kind is None:
+            return  # answered, or handed over to a stream that finishes the meter itself
+        if issubclass(kind, asyncio.CancelledError):
+            self.meter.finish(CLIENT_CLOSED, "client_closed")
+        elif isinstance(exc, ApiError):
+            self.meter.finish(exc.status, exc.code or "")
+        else:
+            self.meter.finish(500, "internal_error")
+        await self.settled()
+
+    # --- upstream attempts --------------------------------------------------------------------------
+
+    async def answer(self, attempt: Callable[[Upstream], Any]) -> dict[str, Any]:
+        """One non-streamed answer with retries and fail-over; an upstream failure is recorded and
+        raised as City's ApiError."""
+        with self._failures_recorded():
+            return await first_success(self.upstreams, attempt, self.meter)
+
+    async def open_stream(
+        self, start: Callable[[Upstream], AsyncGenerator[dict[str, Any], None]]
+    ) -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any] | None]:
+        """A stream committed to the upstream that sent its first chunk (see aihub/attempts.py)."""
+        with self._failures_recorded():
+            return await open_stream(self.upstreams, start, self.meter)
+
+    @contextmanager
+    def _failures_recorded(self) -> Iterator[None]:
+        """Settle a failed attempt: to nothing when the upstream refused or was not reached, to the
+        worst case when the model may have run without telling what it used (a timeout while it
+        worked, or the client leaving while it did)."""
+        try:
+            yield
+        except UpstreamError as exc:
+            if exc.status == 504:
+                self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
+            self.meter.finish(exc.status, exc.code or "upstream_error")
+            raise api_error(exc) from None
+        except asyncio.CancelledError:
+            self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
+            self.meter.finish(CLIENT_CLOSED, "client_closed")
+            raise
+
+    # --- answers ------------------------------------------------------------------------------------
+
+    async def respond(self, answer: dict[str, Any]) -> HttpResponseBase:
+        """A whole JSON answer, once its call is settled (the next call of the same client sees its slot free)."""
+        self.meter.finish(200)
+        await self.settled()
+        response = json_response(answer)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+    def events(self, source: AsyncGenerator[bytes, None]) -> EventStreamResponse:
+        """A stream of events. The source finishes the meter just before its last frame; that frame
+        waits for the settlement, so a client that reads to the end finds its slot free again."""
+        response = EventStreamResponse(self._settled_before_last(source))
+        for name, value in self.headers.items():
+            response[name] = value
+        # A response never sent (the client left before its first byte) never runs its generator:
+        # the call is settled when the response is dropped instead.
+        weakref.finalize(response, _abandoned, self.meter, asyncio.get_running_loop())
+        return response
+
+    async def _settled_before_last(self, source: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+        try:
+            async for frame in source:
+                if self.meter.finished:
+                    await self.settled()
+                yield frame
+        finally:
+            await source.aclose()
+            if self.meter.finished:
+                await self.settled()
+
+    # --- settlement ---------------------------------------------------------------------------------
+
+    def settle(self, record: dict[str, Any]) -> None:
+        """The meter's finish: settle the reservation and hand the record to the writer (the ledger
+        keeps it too until it is written, so a crash loses neither)."""
+        task = asyncio.get_running_loop().create_task(self._settle(record))
+        _settling.add(task)
+        task.add_done_callback(_settling.discard)
+        self._settlement = task
+
+    async def _settle(self, record: dict[str, Any]) -> None:
+        try:
+            await ledger.settle(
+                self.meter.call_id,
+                self.meter.studio_id,
+                cost=record["cost"],
+                tokens=record["prompt_tokens"] + record["completion_tokens"],
+                record=record,
+            )
+        except Exception:  # the ledger retries what it could not settle; the record is written regardless
+            log.exception("settling call %s failed", self.meter.call_id)
+        finally:
+            writer.submit(record)
+
+    async def settled(self) -> None:
+        """Wait for the settlement (it goes on even if this wait is cancelled)."""
+        if self._settlement is not None:
+            await asyncio.shield(self._settlement)
+
+
+def _abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
+    if meter.finished or loop.is_closed():
+        return
+    loop.call_soon_threadsafe(meter.finish, CLIENT_CLOSED, "client_closed")
+
+
+def settle_usage(meter: Meter, answer: dict[str, Any], prompt_tokens: Callable[[], int], generated_tokens: Callable[[], int]) -> None:
+    """Take a whole answer's usage: the upstream's, else City's count (then shown in the answer too)."""
+    if not meter.use(answer.get("usage")):
+        meter.estimate(prompt_tokens(), generated_tokens())
+        answer["usage"] = meter.usage()
