@@ -10,7 +10,10 @@ tests); each test resets it and gets a fresh studio, plan and token.
 """
 
 import asyncio
+import os
 import re
+import signal
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -230,6 +233,69 @@ class _PlanLiveBase(LiveCityTestCase):
             self.assertEqual(response.headers["x-ratelimit-limit-tokens"], str(tpm))
             self.assertLessEqual(int(response.headers["x-ratelimit-remaining-tokens"]), tpm)
             self.assertRegex(response.headers["x-ratelimit-reset-tokens"], DURATION)
+
+    def kill_with_calls_in_flight(
+        self, index: int, studio: PlannedStudio, stream_body: dict[str, Any], call_body: dict[str, Any], *, streams: int, answered: int
+    ) -> None:
+        """kill -9 of City process `index` while `streams` streams are stalled mid-way upstream and just
+        after `answered` calls were answered (their records most likely still in the writer's queue),
+        then a new process in its place (the same env, the same database)."""
+        victim = self.cities[index]
+        self.sim.script.stream_pieces = 8
+        self.sim.stall_after_chunks, self.sim.stall_seconds = 3, 60.0
+
+        def stream_until_cut() -> None:
+            try:
+                with httpx.Client(timeout=60) as client:
+                    headers = {"Authorization": f"Bearer {studio.token}"}
+                    with client.stream("POST", victim.url + "/v1/chat/completions", json=stream_body, headers=headers) as response:
+                        for _ in response.iter_lines():
+                            pass
+            except httpx.HTTPError:
+                pass  # the process died under it
+
+        threads = [threading.Thread(target=stream_until_cut) for _ in range(streams)]
+        for thread in threads:
+            thread.start()
+        self.assertTrue(self.sim.wait_for_in_flight(streams, 20), f"{streams} streams mid-way upstream")
+        replies = burst([victim.url], studio.token, call_body, answered)
+        os.kill(victim.process.pid, signal.SIGKILL)  # at once, before the writer's next flush (0.2 s)
+        victim.process.wait(10)
+        victim.stop()
+        self.assertEqual([r.status_code for r in replies], [200] * answered)
+        for thread in threads:
+            thread.join(30)
+        self.assertEqual(len(self.sim.requests), streams + answered)
+        self.cities[index] = LiveCity(extra_env=self.env())
+
+    @classmethod
+    def env(cls) -> dict[str, str]:
+        raise NotImplementedError
+
+    def assert_billed_after_crash(
+        self, studio: PlannedStudio, stream_body: dict[str, Any], *, streams: int, answered: int, timeout: float
+    ) -> list[UsageRecord]:
+        """One record per call that reached the upstream: the answered ones as answered, the streams
+        cut by the crash as interrupted, at the worst case (the model may have run to its cap)."""
+        reached = streams + answered
+        try:
+            found = wait_for_records(studio.studio_id, reached, timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: after the crash and a new process, with no AI call since, the calls of the dead process are not billed"
+            ) from None
+        self.assertEqual(len(found), reached, "one record per call that reached the upstream, no more")
+        self.assertEqual(len({r.call_id for r in found}), reached)
+        interrupted = [r for r in found if r.error_code == "interrupted"]
+        self.assertEqual(
+            (len([r for r in found if r.status == 200]), len(interrupted)), (answered, streams), [(r.status, r.error_code) for r in found]
+        )
+        worst = worst_case(stream_body)
+        for record in interrupted:
+            self.assertEqual((record.prompt_tokens, record.completion_tokens), (worst.input_tokens, worst.output_tokens))
+            self.assertEqual(record.cost, price(worst.input_tokens, worst.output_tokens))
+            self.assertTrue(record.usage_estimated)
+        return found
 
     def assert_retry_after(self, response: httpx.Response) -> None:
         self.assertGreaterEqual(int(response.headers["retry-after"]), 1, "Retry-After is whole seconds, rounded up")

@@ -8,25 +8,17 @@ the records. Redis stopped (a redis-server of the test's own, never CI's): budge
 documented), and every answered call still has its record.
 """
 
-import os
-import signal
-import threading
-
 import httpx
 
 from aihub.tests.ledger_view import month_spent
 from aihub.tests.live_plans import (
     PlanCitiesTestCase,
-    burst,
     chat_body,
     error_of,
-    price,
     recorded_cost,
     records,
     wait_for_records,
-    worst_case,
 )
-from city.livecity import LiveCity
 from city.waiting import wait_until
 
 STREAMS, ANSWERED = 10, 10
@@ -39,57 +31,17 @@ class KillTests(PlanCitiesTestCase):
 
     def test_kill_9_with_calls_in_flight_loses_no_usage(self) -> None:
         studio = self.planned_studio(monthly_budget=5.0)
-        victim = self.cities[0]
-        stream_body = chat_body("Tell me a long story.", 200, stream=True)
-        call_body = chat_body("Hi", 20)
-        self.sim.script.stream_pieces = 8
-        self.sim.stall_after_chunks, self.sim.stall_seconds = 3, 60.0  # streams stop mid-way, upstream
+        stream_body, call_body = chat_body("Tell me a long story.", 200, stream=True), chat_body("Hi", 20)
+        self.kill_with_calls_in_flight(0, studio, stream_body, call_body, streams=STREAMS, answered=ANSWERED)
 
-        def stream_until_cut() -> None:
-            try:
-                with httpx.Client(timeout=60) as client:
-                    with client.stream(
-                        "POST", victim.url + "/v1/chat/completions", json=stream_body, headers={"Authorization": f"Bearer {studio.token}"}
-                    ) as response:
-                        for _ in response.iter_lines():
-                            pass
-            except httpx.HTTPError:
-                pass  # the process died under it
-
-        streams = [threading.Thread(target=stream_until_cut) for _ in range(STREAMS)]
-        for thread in streams:
-            thread.start()
-        self.assertTrue(self.sim.wait_for_in_flight(STREAMS, 20), f"{STREAMS} streams mid-way upstream")
-        answered = burst([victim.url], studio.token, call_body, ANSWERED)
-        os.kill(victim.process.pid, signal.SIGKILL)  # at once: their records are likely still queued
-        victim.process.wait(10)
-        self.assertEqual([r.status_code for r in answered], [200] * ANSWERED)
-        written_before = len(records(studio.studio_id))
-        self.assertLess(written_before, STREAMS + ANSWERED, "the streams in flight had no record when the process died")
-        for thread in streams:
-            thread.join(30)
-        self.cities[0] = LiveCity(extra_env=self.env())  # a process back in its place
-
-        reached = len(self.sim.requests)
-        self.assertEqual(reached, STREAMS + ANSWERED)
-        found = wait_for_records(studio.studio_id, reached, timeout=REAP_WAIT_SECONDS)
-        self.assertEqual(len(found), reached, "one record per call that reached the upstream, no more")
-        self.assertEqual(len({r.call_id for r in found}), reached)
-        answered_records = [r for r in found if r.status == 200]
-        interrupted = [r for r in found if r.error_code == "interrupted"]
-        self.assertEqual((len(answered_records), len(interrupted)), (ANSWERED, STREAMS), [(r.status, r.error_code) for r in found])
-        stream_worst = worst_case(stream_body)
-        for record in interrupted:
-            # Billed at the estimate: the model may have run to its cap.
-            self.assertEqual((record.prompt_tokens, record.completion_tokens), (stream_worst.input_tokens, stream_worst.output_tokens))
-            self.assertEqual(record.cost, price(stream_worst.input_tokens, stream_worst.output_tokens))
-            self.assertTrue(record.usage_estimated)
+        self.assert_billed_after_crash(studio, stream_body, streams=STREAMS, answered=ANSWERED, timeout=REAP_WAIT_SECONDS)
         self.assertEqual(month_spent(self.redis_url(), "studio", studio.studio_id), recorded_cost(studio.studio_id))
         # The dead process's concurrency and budget holds are gone: the studio calls on as before.
-        again = httpx.post(
-            self.cities[0].url + "/v1/chat/completions", json=call_body, headers={"Authorization": f"Bearer {studio.token}"}, timeout=30
-        )
-        self.assertEqual(again.status_code, 200, again.text[:300])
+        for url in self.urls:
+            again = httpx.post(
+                url + "/v1/chat/completions", json=call_body, headers={"Authorization": f"Bearer {studio.token}"}, timeout=30
+            )
+            self.assertEqual(again.status_code, 200, again.text[:300])
 
 
 class RedisStoppedTests(PlanCitiesTestCase):

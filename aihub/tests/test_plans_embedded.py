@@ -71,3 +71,17 @@ class EmbeddedPlanTests(EmbeddedCityTestCase):
             self.assertEqual(refused.status_code, 402, refused.text[:300])
             self.assertEqual(error_of(refused)["code"], "monthly_budget_exceeded")
         wait_until(lambda: recorded_cost(studio.studio_id) == 3 * record_cost(worst), 10, message="three calls billed")
+
+    def test_kill_9_with_calls_in_flight_loses_no_usage(self) -> None:
+        """Without Redis the ledger journals each call on local disk until its record is written; the
+        next process writes what the dead one could not."""
+        streams, answered = 5, 5
+        studio = self.planned_studio(monthly_budget=5.0, max_concurrency=streams + answered)
+        stream_body, call_body = chat_body("Tell me a long story.", 200, stream=True), chat_body("Hi", 20)
+        self.kill_with_calls_in_flight(0, studio, stream_body, call_body, streams=streams, answered=answered)
+        self.admin.base_url = httpx.URL(self.cities[0].url)
+
+        self.assert_billed_after_crash(studio, stream_body, streams=streams, answered=answered, timeout=20)
+        # The dead process's concurrency slots died with it: as many calls as the limit pass at once.
+        replies = burst(self.urls, studio.token, call_body, streams + answered)
+        self.assertEqual([r.status_code for r in replies], [200] * (streams + answered))
