@@ -267,6 +267,8 @@ class _PlanLiveBase(LiveCityTestCase):
             thread.join(30)
         self.assertEqual(len(self.sim.requests), streams + answered)
         self.cities[index] = LiveCity(extra_env=self.env())
+        if index == 0:
+            self.admin.base_url = httpx.URL(self.cities[0].url)
 
     @classmethod
     def env(cls) -> dict[str, str]:
