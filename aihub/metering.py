@@ -130,11 +130,21 @@ class UsageWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._unwritten = 0  # records submitted and not yet through _write
 
     def submit(self, record: dict[str, Any]) -> None:
         if self._thread is None:
             self._start()
+        with self._lock:
+            self._unwritten += 1
         self._queue.put(record)
+
+    def wait_idle(self, timeout: float = SHUTDOWN_FLUSH_SECONDS) -> bool:
+        """Wait until every record submitted so far went through the writer (tests); False past `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self._unwritten and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._unwritten
 
     def _start(self) -> None:
         with self._lock:
@@ -167,15 +177,22 @@ class UsageWriter:
                 stopping = True
                 batch = [record for record in batch if record is not _STOP]
             if batch:
-                self._write(batch)
+                try:
+                    self._write(batch)
+                finally:
+                    with self._lock:
+                        self._unwritten -= len(batch)
         close_old_connections()
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         """One INSERT for the batch; if it fails, each record alone (a record the database refuses,
-        such as one whose studio was deleted meanwhile, must not take the others down with it)."""
+        such as one whose studio was deleted meanwhile, must not take the others down with it).
+        Then the ledger drops the reservations of the records written (they are durable now); a
+        record that could not be written keeps its reservation, for the ledger's reaper to retry."""
         try:
             close_old_connections()
             insert_records(batch)
+            self._forget(batch)
             return
         except Exception:
             if len(batch) == 1:
@@ -183,25 +200,44 @@ class UsageWriter:
         for record in batch:
             try:
                 insert_records([record])
+                self._forget([record])
             except Exception:
                 log.exception("could not write the usage record of request %s", record.get("request_id"))
 
+    def _forget(self, records: list[dict[str, Any]]) -> None:
+        from aihub import ledger
+
+        try:
+            ledger.forget(records)
+        except Exception:
+            log.exception("could not drop the reservations of %s written records", len(records))
+
 
 def insert_records(records: list[dict[str, Any]]) -> None:
-    """INSERT the records (dicts keyed by UsageRecord's attribute names) in one executemany."""
+    """INSERT the records (dicts keyed by UsageRecord's attribute names; `created_at` a datetime or an ISO
+    string; `call_id` optional) in one executemany. Idempotent per call_id: a record whose call_id is
+    already written is skipped (ON CONFLICT DO NOTHING, PostgreSQL and SQLite alike)."""
     from aihub.models import UsageRecord
 
     fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)  # type: ignore[arg-type]  # a concrete field has a column; the stub says Optional
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (names from the model, values as parameters)
-        quote(UsageRecord._meta.db_table), columns, ", ".join(["%s"] * len(fields))
+    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING".format(  # noqa: S608 (names from the model, values as parameters)
+        quote(UsageRecord._meta.db_table), columns, ", ".join(["%s"] * len(fields)), quote("call_id")
     )
-    adapt_time = connection.ops.adapt_datetimefield_value
     names = [f.attname for f in fields]
-    rows = [[adapt_time(record[name]) if name == "created_at" else record[name] for name in names] for record in records]
+    rows = [[value(record, name) for name in names] for record in records]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def value(record: dict[str, Any], name: str) -> Any:
+    """A column's value: `created_at` adapted to the database (records from the ledger carry it as
+    an ISO string), `call_id` None for records made without one."""
+    if name == "created_at":
+        when = record[name]
+        return connection.ops.adapt_datetimefield_value(datetime.fromisoformat(when) if isinstance(when, str) else when)
+    return record.get(name) if name == "call_id" else record[name]
 
 
 writer = UsageWriter()

@@ -25,6 +25,9 @@ class UsageRecord(models.Model):
     ttft_ms = models.IntegerField(null=True, blank=True)  # time to first token, streams only
     status = models.IntegerField(default=200)  # the HTTP status City answered (499: client went away)
     error_code = models.CharField(max_length=100, blank=True)
+    # City's id of the call (aihub/ledger.py): the writer and the ledger's reaper may both insert a
+    # record; the second insert of a call_id does nothing. Null for records older than the ledger.
+    call_id = models.CharField(max_length=40, unique=True, null=True, blank=True)
 
     class Meta:
         indexes = [

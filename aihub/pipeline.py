@@ -21,34 +21,28 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from django.http import HttpResponseBase
-from studios.plans import PlanLimits, PlanScopes, plan_scopes
 
 from aihub import ledger
 from aihub.adapters.base import Upstream, UpstreamError
 from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import Model
 from aihub.estimate import Worst, fitting_max_tokens, rough_counting
+from aihub.ledger import dollars
 from aihub.metering import CLIENT_CLOSED, Meter, writer
 from aihub.spend import month_key
 from aihub.streaming import EventStreamResponse, api_error
 from aihub.upstreams import callable_model
 from city.calls import Call
 from city.errors import ApiError, json_response
+from studios.plans import PlanLimits, PlanScopes, plan_scopes
 
 log = logging.getLogger("aihub.pipeline")
 
 # Settlements still running: a task nobody holds may be collected before it ends.
 _settling: set[asyncio.Task[None]] = set()
-
-
-def dollars(micro_usd: int) -> str:
-    """Micro-USD as people read dollars: $12.50, $0.000125."""
-    amount = Decimal(micro_usd) / 1_000_000
-    return f"${amount:,.2f}" if amount == amount.quantize(Decimal("0.01")) else f"${amount.normalize():,f}"
 
 
 def model_not_allowed(model_id: str) -> ApiError:
@@ -128,7 +122,10 @@ async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: 
         record=interrupted,
     )
     headers = await ledger.reserve(reservation)
-    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers=headers)
+    # Only a concurrency slot makes the answer wait for its settlement (the client's next call must find
+    # it free); budgets and TPM hold the worst case until then, which errs on the safe side.
+    waits = any(scope.max_concurrency is not None for scope in reservation.scopes)
+    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers=headers, waits_for_settlement=waits)
     meter.on_finish = ai.settle
     return ai
 
@@ -147,6 +144,7 @@ class AiCall:
     meter: Meter
     worst: Worst
     headers: dict[str, str]
+    waits_for_settlement: bool = True
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def __aenter__(self) -> "AiCall":
@@ -198,9 +196,11 @@ class AiCall:
     # --- answers ------------------------------------------------------------------------------------
 
     async def respond(self, answer: dict[str, Any]) -> HttpResponseBase:
-        """A whole JSON answer, once its call is settled (the next call of the same client sees its slot free)."""
+        """A whole JSON answer; under a concurrency limit, once its call is settled (the next call of the
+        same client finds its slot free)."""
         self.meter.finish(200)
-        await self.settled()
+        if self.waits_for_settlement:
+            await self.settled()
         response = json_response(answer)
         for name, value in self.headers.items():
             response[name] = value
@@ -220,12 +220,12 @@ class AiCall:
     async def _settled_before_last(self, source: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
         try:
             async for frame in source:
-                if self.meter.finished:
+                if self.meter.finished and self.waits_for_settlement:
                     await self.settled()
                 yield frame
         finally:
             await source.aclose()
-            if self.meter.finished:
+            if self.meter.finished and self.waits_for_settlement:
                 await self.settled()
 
     # --- settlement ---------------------------------------------------------------------------------
@@ -247,9 +247,8 @@ class AiCall:
                 tokens=record["prompt_tokens"] + record["completion_tokens"],
                 record=record,
             )
-        except Exception:  # the ledger retries what it could not settle; the record is written regardless
+        except Exception:  # a bug: the record still goes to the database (the reaper settles the counters)
             log.exception("settling call %s failed", self.meter.call_id)
-        finally:
             writer.submit(record)
 
     async def settled(self) -> None:

@@ -19,7 +19,8 @@ class Identity:
     studio_id: str | None = None
     token_id: str | None = None
     account_id: str | None = None
-    plan_id: int | None = None
+    plan_id: str | None = None  # a user token's own plan, if it has one
+    studio_plan_id: str | None = None  # its studio's plan, if it has one (the admin names a studio per call instead)
     label: str = ""  # for the audit log: "admin", "admin:<django user>", "tok_…"
 
     @property

@@ -192,6 +192,9 @@ CITY_USER_TOKEN_RESOLVER = "studios.credentials.resolve_user_token"
 # Dotted path of the check studios run before issuing a token to an account (accounts depend on
 # studios, never the reverse).
 STUDIOS_TOKEN_ACCOUNT_CHECK = "accounts.operations.lock_account_for_new_token"
+# Dotted path of month_cost(kind, scope_id, month) -> 1e-12 USD, the spend the studios admin shows
+# (studios read usage only through it).
+STUDIOS_MONTH_SPEND = "aihub.spend.month_cost"
 # Pages the apps serve beside /v1/ and /admin/: URL prefix -> the app's URLconf module.
 CITY_APP_PAGES = {"dashboard/": "accounts.dashboard.urls"}
 

@@ -34,6 +34,8 @@ class CachedToken:
     token_id: str | None  # None: no such token (cached too, so that guessing costs no query)
     studio_id: str = ""
     account_id: str | None = None  # the account the token belongs to, if any
+    plan_id: str | None = None  # the token's own plan
+    studio_plan_id: str | None = None  # its studio's plan (studios/plans.py reads both, no query)
     studio_status: str = ""
     revoked: bool = False
     expires_at: datetime | None = None
@@ -94,7 +96,7 @@ token_cache = TokenCache()
 def _load(digest: str) -> CachedToken:
     row = (
         UserToken.objects.filter(digest=digest)
-        .values("id", "studio_id", "account_id", "studio__status", "revoked_at", "expires_at", "last_used_at")
+        .values("id", "studio_id", "account_id", "plan_id", "studio__plan_id", "studio__status", "revoked_at", "expires_at", "last_used_at")
         .first()
     )
     if row is None:
@@ -108,6 +110,8 @@ def _load(digest: str) -> CachedToken:
         token_id=row["id"],
         studio_id=row["studio_id"],
         account_id=row["account_id"],
+        plan_id=row["plan_id"],
+        studio_plan_id=row["studio__plan_id"],
         studio_status=row["studio__status"],
         revoked=row["revoked_at"] is not None,
         expires_at=row["expires_at"],
@@ -139,4 +143,12 @@ def identity_for(entry: CachedToken) -> Identity:
         raise ApiError(401, "This token's studio was removed.", code="studio_removed")
     if entry.studio_status == Studio.Status.PAUSED:
         raise ApiError(403, "This token's studio is paused; an admin can activate it again.", code="studio_paused")
-    return Identity(kind=USER, studio_id=entry.studio_id, token_id=entry.token_id, account_id=entry.account_id, label=entry.token_id)
+    return Identity(
+        kind=USER,
+        studio_id=entry.studio_id,
+        token_id=entry.token_id,
+        account_id=entry.account_id,
+        plan_id=entry.plan_id,
+        studio_plan_id=entry.studio_plan_id,
+        label=entry.token_id,
+    )

@@ -19,6 +19,7 @@ from city.audit import record
 from city.errors import ApiError
 from city.keys import token_digest
 from studios.models import Studio, UserToken
+from studios.plan_operations import locked_plan
 
 TOKEN_PREFIX = "ub_"
 
@@ -71,11 +72,12 @@ def set_studio_status(studio_id: str, status: str, *, actor: Any) -> Studio:
 
 @transaction.atomic
 def issue_token(
-    studio_id: str, name: str, *, expires_at: datetime | None, actor: Any, account_id: str | None = None
+    studio_id: str, name: str, *, expires_at: datetime | None, actor: Any, account_id: str | None = None, plan_id: str | None = None
 ) -> tuple[UserToken, str]:
     """Returns the token and its raw secret, which is never stored and cannot be shown again.
 
     With `account_id`, the token belongs to that account, which must be active and of this studio.
+    With `plan_id`, the token gets that plan (404 plan_not_found if there is none).
     """
     studio = _locked_studio(studio_id)
     if studio.status == Studio.Status.REMOVED:
@@ -83,13 +85,16 @@ def issue_token(
     _check_expiry(expires_at)
     if account_id is not None:
         _account_check()(account_id, studio.id)
+    plan = locked_plan(plan_id) if plan_id is not None else None
     raw = new_raw_token()
     token = UserToken.objects.create(
-        studio=studio, name=name, prefix=raw[:11], digest=token_digest(raw), expires_at=expires_at, account_id=account_id
+        studio=studio, name=name, prefix=raw[:11], digest=token_digest(raw), expires_at=expires_at, account_id=account_id, plan=plan
     )
     detail = {"studio_id": studio.id, "prefix": token.prefix}
     if account_id is not None:
         detail["account_id"] = account_id
+    if plan is not None:
+        detail["plan_id"] = plan.id
     record(actor, "studios/tokens/apply", target=token.id, detail=detail)
     return token, raw
 

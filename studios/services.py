@@ -10,10 +10,16 @@ from city.errors import ApiError
 from city.pagination import id_cursor, page
 from city.registry import ADMIN, USER, Action, Service
 from city.timestamps import iso
-from studios import operations
-from studios.models import Studio, UserToken
+from studios import operations, plan_operations
+from studios.models import Plan, Studio, UserToken
+from studios.money import micros_to_usd
 from studios.serializers import (
     OwnStudioInput,
+    PlanAssignInput,
+    PlanCreateInput,
+    PlanListInput,
+    PlanRefInput,
+    PlanUpdateInput,
     StudioCreateInput,
     StudioListInput,
     StudioRefInput,
@@ -33,6 +39,7 @@ def studio_json(studio: Studio) -> dict[str, Any]:
         "updated_at": iso(studio.updated_at),
         "paused_at": iso(studio.paused_at),
         "removed_at": iso(studio.removed_at),
+        "plan_id": studio.plan_id,
     }
 
 
@@ -49,6 +56,7 @@ def token_json(token: UserToken, raw: str | None = None) -> dict[str, Any]:
         "last_used_at": iso(token.last_used_at),
         "rotated_at": iso(token.rotated_at),
         "revoked_at": iso(token.revoked_at),
+        "plan_id": token.plan_id,
     }
     if raw is not None:
         body["token"] = raw  # shown this once; City keeps only its digest
@@ -105,8 +113,15 @@ def _own_account(call: Call) -> str | None:
 def tokens_apply(call: Call) -> dict[str, Any]:
     data = call.data
     account_id = _own_account(call)
+    if account_id is not None and "plan_id" in data:
+        raise ApiError(403, "Only the admin gives a token a plan; leave plan_id out.", param="plan_id", code="not_allowed")
     token, raw = operations.issue_token(
-        call.studio_id(), data["name"], expires_at=data.get("expires_at"), actor=call.identity, account_id=account_id
+        call.studio_id(),
+        data["name"],
+        expires_at=data.get("expires_at"),
+        actor=call.identity,
+        account_id=account_id,
+        plan_id=data.get("plan_id"),
     )
     return token_json(token, raw)
 
@@ -157,6 +172,65 @@ def tokens_rotate(call: Call) -> dict[str, Any]:
     return token_json(token, raw)
 
 
+# --- Plans -----------------------------------------------------------------------------------
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    counted = getattr(plan, "studios_count", None)
+    if counted is None:  # a plan fresh from an operation: count its holders
+        plan = plan_operations.plans_with_usage().get(id=plan.id)
+    return {
+        "id": plan.id,
+        "object": "plan",
+        "name": plan.name,
+        "models": plan.models,
+        "max_cost_per_request": micros_to_usd(plan.max_cost_per_request),
+        "monthly_budget": micros_to_usd(plan.monthly_budget),
+        "rpm": plan.rpm,
+        "tpm": plan.tpm,
+        "max_concurrency": plan.max_concurrency,
+        "studios": plan.studios_count,  # type: ignore[attr-defined]  # annotated
+        "tokens": plan.tokens_count,  # type: ignore[attr-defined]
+        "created_at": iso(plan.created_at),
+        "updated_at": iso(plan.updated_at),
+    }
+
+
+PLAN_FIELDS = ("name", *plan_operations.LIMIT_FIELDS)
+
+
+def plans_list(call: Call) -> dict[str, Any]:
+    data = call.data
+    plans = plan_operations.plans_with_usage().order_by("-id")
+    if data.get("search"):
+        term = data["search"].strip()
+        plans = plans.filter(Q(name__icontains=term) | Q(id=term))
+    return page(plans, data, plan_json, cursor_type=id_cursor("plan"))
+
+
+def plans_create(call: Call) -> dict[str, Any]:
+    data = call.data
+    limits = {field: data[field] for field in plan_operations.LIMIT_FIELDS if field in data}
+    return plan_json(plan_operations.create_plan(data["name"], limits, actor=call.identity))
+
+
+def plans_update(call: Call) -> dict[str, Any]:
+    data = call.data
+    changes = {field: data[field] for field in PLAN_FIELDS if field in data}
+    return plan_json(plan_operations.update_plan(data["plan_id"], changes, actor=call.identity))
+
+
+def plans_remove(call: Call) -> dict[str, Any]:
+    plan = plan_operations.remove_plan(call.data["plan_id"], actor=call.identity)
+    return {"id": plan.id, "object": "plan", "name": plan.name, "removed": True}
+
+
+def plans_assign(call: Call) -> dict[str, Any]:
+    data = call.data
+    held = plan_operations.assign_plan(data["plan_id"], studio_id=data.get("studio_id"), token_id=data.get("token_id"), actor=call.identity)
+    return studio_json(held) if isinstance(held, Studio) else token_json(held)
+
+
 ADMIN_ONLY = (ADMIN,)
 # The admin, or an account's own token for its own tokens (plain studio tokens are refused in the handler).
 ADMIN_OR_ACCOUNT = (ADMIN, USER)
@@ -164,7 +238,7 @@ ADMIN_OR_ACCOUNT = (ADMIN, USER)
 SERVICE = Service(
     id="studios",
     name="Studios",
-    description="Studios (tenants) and their user tokens.",
+    description="Studios (tenants), their user tokens, and the plans that limit them.",
     actions=(
         Action(
             "list",
@@ -199,6 +273,46 @@ SERVICE = Service(
             input=StudioRefInput,
             description="Remove {studio_id} for good: its tokens get 401",
         ),
+        Action(
+            "plans/list",
+            plans_list,
+            methods=("GET",),
+            allow=ADMIN_ONLY,
+            input=PlanListInput,
+            description="Plans with how many live studios and tokens hold each; search by name; keyset pages",
+        ),
+        Action(
+            "plans/create",
+            plans_create,
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=PlanCreateInput,
+            description="Create {name, models?, max_cost_per_request?, monthly_budget?, rpm?, tpm?, max_concurrency?}; dollars as numbers",
+        ),
+        Action(
+            "plans/update",
+            plans_update,
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=PlanUpdateInput,
+            description="Change {plan_id, …fields}: a field given replaces, null clears a limit (models: null allows every model)",
+        ),
+        Action(
+            "plans/remove",
+            plans_remove,
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=PlanRefInput,
+            description="Remove {plan_id}; 409 while a live studio or token holds it",
+        ),
+        Action(
+            "plans/assign",
+            plans_assign,
+            allow=ADMIN_ONLY,
+            audit=True,
+            input=PlanAssignInput,
+            description="Give {plan_id} (null: none) to one studio_id or one token_id; a token's plan wins over its studio's",
+        ),
         Action("me", studios_me, methods=("GET",), allow=(USER,), input=OwnStudioInput, description="The caller's studio and token"),
         Action(
             "tokens/apply",
@@ -206,7 +320,7 @@ SERVICE = Service(
             allow=ADMIN_OR_ACCOUNT,
             audit=True,
             input=TokenApplyInput,
-            description="Issue a user token {studio_id, name, expires_at?}, shown once; an account's token issues its own",
+            description="Issue a user token {studio_id, name, expires_at?, plan_id?}, shown once; an account's token issues its own",
         ),
         Action(
             "tokens/list",

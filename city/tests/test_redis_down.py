@@ -178,8 +178,13 @@ class RedisDownTests(LiveCityTestCase):
         )
         call("studios/tokens/list", lambda: admin.get("/v1/studios/tokens/list", params={"studio_id": studio}))
         call("studios/tokens/rotate", lambda: admin.post("/v1/studios/tokens/rotate", json={"token_id": token}))
+        plan = value(call("studios/plans/create", lambda: admin.post("/v1/studios/plans/create", json={"name": f"Plan {tag}"})), "id")
+        call("studios/plans/list", lambda: admin.get("/v1/studios/plans/list"))
+        call("studios/plans/update", lambda: admin.post("/v1/studios/plans/update", json={"plan_id": plan, "monthly_budget": 12.5}))
+        call("studios/plans/assign", lambda: admin.post("/v1/studios/plans/assign", json={"plan_id": plan, "token_id": token}))
         call("studios/tokens/revoke", lambda: admin.post("/v1/studios/tokens/revoke", json={"token_id": token}))
         call("studios/remove", lambda: admin.post("/v1/studios/remove", json={"studio_id": studio}))
+        call("studios/plans/remove", lambda: admin.post("/v1/studios/plans/remove", json={"plan_id": plan}))
         chat = {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "Hi"}]}
         for route in ("ai/models", "models"):
             call(route, partial(user.get, f"/v1/{route}"))
@@ -224,7 +229,7 @@ class RedisDownTests(LiveCityTestCase):
         call("dashboard keys", lambda: self.dashboard.get("/dashboard/keys"))
         call("admin login", lambda: self.admin_login(self.http()))
         call("admin index", lambda: self.admin_browser.get("/admin/"))
-        for model in ("studios/studio", "studios/usertoken", "accounts/account", "city/envvar", "city/auditentry"):
+        for model in ("studios/studio", "studios/usertoken", "studios/plan", "accounts/account", "city/envvar", "city/auditentry"):
             call(f"admin {model}", partial(self.admin_browser.get, f"/admin/{model}/"))
         return answers
 

@@ -92,6 +92,7 @@ class ListTokensTests(CityTestCase):
                 "last_used_at",
                 "rotated_at",
                 "revoked_at",
+                "plan_id",
             },
         )
         self.assertEqual(item["status"], "active")

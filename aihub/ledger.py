@@ -1,0 +1,246 @@
+"""The counters behind plans: rate limits (RPM, TPM, concurrency) and monthly budgets, by reservation.
+
+A call reserves its worst case on every scope (its studio, and its token when it has one) in one
+atomic step, then settles exactly once to what it really cost. Guarantees, with Redis (REDIS_URL):
+- counted across every process: one Lua script checks and commits all of a call's counters, so no
+  interleaving of calls from any number of processes gets past a limit or a budget;
+- a refused call consumes nothing (all scopes or none);
+- RPM and TPM are GCRA (a limit L per 60 s, bursts of up to L), never fixed windows;
+- a reservation outlives its process: if the process dies before settling, a reaper in any other
+  process settles it at its estimate and writes its usage record (status "interrupted"), within
+  about HEARTBEAT_TTL_SECONDS + REAP_INTERVAL_SECONDS (ledger_keeper.py);
+- when Redis cannot be reached, budgets fail closed (503 budget_unavailable) and rate limits fail
+  open (the call goes on, uncounted; its usage record is still written).
+Without Redis (embedded mode, one process) the same checks run in process (ledger_local.py); this
+month's spend is rebuilt from the usage records on first use, so a restart forgets nothing that was
+written, and a journal on local disk (ledger_journal.py) gives the calls in flight at a crash their
+records at the next start. Counting across processes, and settling a dead process's calls while
+City runs on, need Redis.
+
+Amounts: reservations and budgets in micro-USD (integers), settled costs in 1e-12 USD (the usage
+record's `cost`), added exactly.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from aihub.spend import next_month_start
+from city.errors import ApiError
+
+# The window every rate limit counts over: L requests (or tokens) per minute.
+PERIOD_MS = 60_000
+# Seconds a client refused with budget_unavailable is told to wait: a Redis restart takes a few.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+# Seconds a client refused for concurrency is told to wait: a slot frees when any call ends.
+CONCURRENCY_RETRY_AFTER_SECONDS = 1
+PICO_PER_MICRO = 1_000_000  # 1e-12 USD units in one micro-USD
+
+
+@dataclass(frozen=True)
+class ScopeLimits:
+    kind: str  # "studio" | "token"
+    id: str  # studio id / token id
+    monthly_budget: int | None  # micro-USD
+    rpm: int | None
+    tpm: int | None
+    max_concurrency: int | None
+
+    @property
+    def label(self) -> str:
+        return "studio" if self.kind == "studio" else "token"
+
+
+@dataclass
+class Reservation:
+    call_id: str  # unique per AI call, made by City (never the client's request id)
+    studio_id: str  # every key of the call carries this studio as its Redis hash tag
+    scopes: tuple[ScopeLimits, ...]  # studio scope always first; token scope when the call has a token
+    month: str  # "2026-12": UTC calendar month of the call's start
+    cost: int  # worst case, micro-USD (rounded up)
+    tokens: int  # worst case tokens (input + output cap), for TPM
+    record: dict[str, Any] = field(default_factory=dict)  # the usage record written ("interrupted") if the process dies
+
+
+class Backend(Protocol):
+    async def reserve(self, r: Reservation) -> dict[str, str]: ...
+
+    async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None: ...
+
+    def forget(self, records: list[dict[str, Any]]) -> None: ...
+
+
+_backends: dict[str, Backend] = {}
+
+
+def backend() -> Backend:
+    """Redis's when REDIS_URL is set (one per URL, so tests may point it elsewhere), else the process's."""
+    url = settings.REDIS_URL
+    found = _backends.get(url)
+    if found is None:
+        if url:
+            from aihub.ledger_redis import RedisLedger
+
+            found = RedisLedger(url)
+        else:
+            from aihub.ledger_local import LocalLedger
+
+            found = LocalLedger()
+        _backends[url] = found
+    return found
+
+
+async def reserve(r: Reservation) -> dict[str, str]:
+    """Reserve `r` on all its scopes at once; the x-ratelimit-* headers for the answer (empty when no
+    scope has rpm or tpm). Raises ApiError 429 (rate_limit_exceeded, concurrency_limit_exceeded,
+    request_too_large), 402 (monthly_budget_exceeded) or 503 (budget_unavailable); a refused call
+    consumes nothing."""
+    precheck(r)
+    return await backend().reserve(r)
+
+
+async def settle(call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+    """Settle a reserved call exactly once: `cost` in 1e-12 USD into the budgets, the TPM difference
+    refunded, the concurrency slot released, and `record` (its usage record) handed to the usage
+    writer. A second settle, or one after the reaper settled the call, changes nothing."""
+    await backend().settle(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id})
+
+
+def forget(records: list[dict[str, Any]]) -> None:
+    """The usage writer has committed these records: their reservations may go (sync; writer thread)."""
+    if any(record.get("call_id") for record in records):
+        backend().forget(records)
+
+
+# --- checks and answers shared by both backends -------------------------------------------------
+
+
+def precheck(r: Reservation) -> None:
+    """Refusals that need no counter: a limit of 0, or more tokens than a whole minute's TPM."""
+    for scope in r.scopes:
+        if scope.rpm == 0:
+            raise rate_limited(scope, "requests", 0, 0, 0, PERIOD_MS)
+        if scope.tpm is not None and r.tokens > scope.tpm:
+            raise ApiError(
+                429,
+                f"This call may use up to {r.tokens:,} tokens, more than this {scope.label}'s whole limit of "
+                f"{scope.tpm:,} tokens per minute, so it can never fit; lower max_tokens or shorten the input.",
+                code="request_too_large",
+                headers=rate_headers([("tokens", scope.tpm, scope.tpm, 0)]),
+            )
+        if scope.max_concurrency == 0:
+            raise concurrency_limited(scope)
+
+
+def split_cost(cost: int) -> tuple[int, int]:
+    """1e-12 USD → (whole micro-USD, the remainder in 1e-12 USD)."""
+    return divmod(cost, PICO_PER_MICRO)
+
+
+def per_unit(units: int, limit: int) -> tuple[int, int]:
+    """What `units` requests or tokens move a GCRA clock of `limit` per minute: (whole ms, remainder
+    in 1/limit ms). Exact: L units at once take exactly PERIOD_MS."""
+    return divmod(units * PERIOD_MS, limit)
+
+
+def remaining(limit: int, ahead_ms: int, frac: int) -> int:
+    """Units still admissible now, for a GCRA clock `ahead_ms` (+ frac/limit ms) ahead of now."""
+    return max(0, (PERIOD_MS * limit - ahead_ms * limit - frac) // PERIOD_MS)
+
+
+def reset_ms(ahead_ms: int, frac: int) -> int:
+    """Milliseconds until the clock is back to now: the limit's initial state."""
+    return max(0, ahead_ms + (1 if frac > 0 else 0))
+
+
+def duration(ms: int) -> str:
+    """A duration as OpenAI's headers write it (Go's time.Duration): `12ms`, `1s`, `1m30.5s`, `6m0s`."""
+    if ms <= 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest // 1000}" + (f".{rest % 1000:03d}".rstrip("0") if rest % 1000 else "")
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+def rate_headers(states: list[tuple[str, int, int, int]]) -> dict[str, str]:
+    """x-ratelimit-* from (unit "requests"|"tokens", limit, remaining, reset ms) of every scope: for each
+    unit, the scope with the least remaining (the one that refuses first)."""
+    headers: dict[str, str] = {}
+    for unit in ("requests", "tokens"):
+        mine = [state for state in states if state[0] == unit]
+        if not mine:
+            continue
+        _, limit, left, reset = min(mine, key=lambda state: (state[2], -state[3]))
+        headers[f"x-ratelimit-limit-{unit}"] = str(limit)
+        headers[f"x-ratelimit-remaining-{unit}"] = str(left)
+        headers[f"x-ratelimit-reset-{unit}"] = duration(reset)
+    return headers
+
+
+def rate_limited(scope: ScopeLimits, unit: str, limit: int, left: int, wait_ms: int, reset: int) -> ApiError:
+    """429 rate_limit_exceeded for `scope`'s RPM ("requests") or TPM ("tokens")."""
+    wait_ms = max(wait_ms, 1)
+    seconds = math.ceil(wait_ms / 1000)
+    what = "requests" if unit == "requests" else "tokens"
+    headers = {"Retry-After": str(seconds), "retry-after-ms": str(wait_ms)}
+    headers.update(rate_headers([(unit, limit, left, reset)]))
+    if limit == 0:
+        message = f"This {scope.label}'s plan allows no {what}; ask the studio admin for another plan."
+    else:
+        message = f"This {scope.label}'s rate limit of {limit:,} {what} per minute is reached; retry in {seconds} s."
+    return ApiError(429, message, code="rate_limit_exceeded", headers=headers)
+
+
+def concurrency_limited(scope: ScopeLimits) -> ApiError:
+    limit = scope.max_concurrency or 0
+    seconds = CONCURRENCY_RETRY_AFTER_SECONDS
+    return ApiError(
+        429,
+        f"This {scope.label} already has {limit:,} calls in flight, its plan's limit; retry when one ends.",
+        code="concurrency_limit_exceeded",
+        headers={"Retry-After": str(seconds), "retry-after-ms": str(seconds * 1000)},
+    )
+
+
+def budget_exceeded(scope: ScopeLimits, month: str, spent: int, held: int, cost: int) -> ApiError:
+    """402 monthly_budget_exceeded: which scope, its budget, what is spent and held, when it resets."""
+    budget = scope.monthly_budget or 0
+    resets = next_month_start(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC))
+    in_flight = f" and {dollars(held)} is reserved by calls in flight" if held else ""
+    return ApiError(
+        402,
+        f"This {scope.label}'s monthly budget of {dollars(budget)} does not cover this call (up to {dollars(cost)}): "
+        f"{dollars(spent)} is spent in {month}{in_flight}. It resets at {resets:%Y-%m-%dT%H:%M:%SZ}; "
+        "ask the studio admin to raise it, or lower max_tokens.",
+        code="monthly_budget_exceeded",
+    )
+
+
+def budget_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "City's budget counters (REDIS_URL) do not answer, so calls under a monthly budget are refused. Try again in a few seconds.",
+        code="budget_unavailable",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def dollars(micro: int) -> str:
+    """$1.234567 trimmed to cents when exact: '$12.50', '$0.000123'."""
+    text = f"{micro / 1_000_000:.6f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def has_budget(r: Reservation) -> bool:
+    return any(scope.monthly_budget is not None for scope in r.scopes)

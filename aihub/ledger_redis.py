@@ -1,0 +1,363 @@
+"""The ledger on Redis: every process counts on the same keys, one Lua script per step (ledger_scripts.py).
+
+reserve: one EVALSHA checks and commits all of a call's counters and stores its reservation (owner
+process, amounts, the usage record to write if the owner dies); pipelined with it, the studio joins
+the set of studios with open calls that reapers walk. settle: one EVALSHA, exactly once (a state
+check), then the record goes to the usage writer, which drops the reservation once the record is
+committed (`forget`).
+
+When Redis fails (refused, reset, or past REDIS_TIMEOUT_SECONDS) it is left alone for
+DOWN_PAUSE_SECONDS, as city/sharedcache.py does, so requests fail at once instead of each waiting out
+a timeout. Meanwhile: budgeted calls get 503 budget_unavailable; others go on uncounted (rate limits
+fail open) and their settle only writes the record; a settle that fails on a reserved call writes
+its record at once and leaves the counters to the keeper, which retries until Redis answers.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from redis.exceptions import NoScriptError, RedisError
+
+from aihub import ledger_scripts as scripts
+from aihub.ledger import (
+    PERIOD_MS,
+    Reservation,
+    ScopeLimits,
+    budget_exceeded,
+    budget_unavailable,
+    concurrency_limited,
+    has_budget,
+    per_unit,
+    rate_headers,
+    rate_limited,
+    remaining,
+    reset_ms,
+    split_cost,
+)
+from aihub.spend import month_cost, next_month_start
+
+log = logging.getLogger("aihub.ledger")
+
+# Seconds Redis is not called after a failure (requests fail fast meanwhile).
+DOWN_PAUSE_SECONDS = 1.0
+# Days a month's budget counter outlives the month (late settles of calls started in it).
+BUDGET_KEEP_DAYS = 40
+# The set of studios with open calls, which reapers walk (not hash-tagged: one key for all studios).
+STUDIOS_KEY = "city:ledger:studios"
+# Connections per process (event loop) to the ledger's Redis.
+POOL_CONNECTIONS = 50
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisDown(Exception):
+    """Redis did not answer (or failed within the last DOWN_PAUSE_SECONDS); `maybe_done`: the command was
+    sent, so Redis may have run it (a timeout after it arrived)."""
+
+    def __init__(self, *, maybe_done: bool = False) -> None:
+        super().__init__()
+        self.maybe_done = maybe_done
+
+
+def call_key(studio_id: str, call_id: str) -> str:
+    return f"city:{{{studio_id}}}:call:{call_id}"
+
+
+def open_key(studio_id: str) -> str:
+    return f"city:{{{studio_id}}}:open"
+
+
+def rate_key(studio_id: str, scope: ScopeLimits) -> str:
+    return f"city:{{{studio_id}}}:rate:{scope.kind}:{scope.id}"
+
+
+def budget_key(studio_id: str, scope: ScopeLimits, month: str) -> str:
+    return f"city:{{{studio_id}}}:budget:{scope.kind}:{scope.id}:{month}"
+
+
+def proc_key(proc_id: str) -> str:
+    return f"city:proc:{proc_id}"
+
+
+def sha(source: str) -> str:
+    return hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
+
+
+SHAS = {name: sha(getattr(scripts, name)) for name in ("RESERVE", "SETTLE", "INIT_BUDGET", "FORGET")}
+
+
+def record_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value), separators=(",", ":"))
+
+
+def settle_plan(opened: tuple[list[str], dict[str, Any]], tokens: int) -> tuple[list[str], list[Any]]:
+    """KEYS and the per-scope ARGV of the settle script for a reservation's (keys, plan) and its real tokens."""
+    keys, plan = opened
+    refund = max(0, plan["tokens"] - tokens)
+    args: list[Any] = []
+    for tpm, took_slot in plan["scopes"]:
+        q, r = per_unit(refund, tpm) if tpm and refund else (0, 0)
+        args.append(f"{tpm or 0} {q} {r} {1 if took_slot else 0}")
+    return keys, args
+
+
+class RedisLedger:
+    clock: Callable[[], float] = time.monotonic
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = weakref.WeakKeyDictionary()
+        self._sync: redis.Redis | None = None
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        # Calls this process reserved and has not settled: their keys and limits, so settle needs no read.
+        self._open: dict[str, tuple[list[str], dict[str, Any]]] = {}
+        # Calls admitted uncounted while Redis was down: their settle only writes the record.
+        self._uncounted: set[str] = set()
+        self._rebuilds: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
+        from aihub.ledger_keeper import Keeper
+
+        self.keeper = Keeper(self)
+
+    # --- connections -------------------------------------------------------------------------
+
+    def client(self) -> aredis.Redis:
+        """This event loop's pooled client (asyncio connections belong to the loop that made them)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            timeout = settings.REDIS_TIMEOUT_SECONDS
+            # A blocking pool: a burst waits (up to the timeout) for one of POOL_CONNECTIONS instead of failing.
+            pool = aredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=POOL_CONNECTIONS, timeout=timeout, socket_connect_timeout=timeout, socket_timeout=timeout
+            )
+            client = aredis.Redis(connection_pool=pool)
+            self._clients[loop] = client
+        return client
+
+    def sync_client(self) -> redis.Redis:
+        """The threads' client (keeper, usage writer)."""
+        if self._sync is None:
+            timeout = settings.REDIS_TIMEOUT_SECONDS
+            self._sync = redis.Redis.from_url(self.url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        return self._sync
+
+    def is_down(self) -> bool:
+        return self.clock() < self._down_until
+
+    def mark_down(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.clock() >= self._down_until:  # one log line per pause, not one per request
+                log.warning(
+                    "the ledger's Redis (REDIS_URL) does not answer: %s; calls pause for %s s", type(exc).__name__, DOWN_PAUSE_SECONDS
+                )
+            self._down_until = self.clock() + DOWN_PAUSE_SECONDS
+
+    def mark_up(self) -> None:
+        self._down_until = 0.0
+
+    async def _evalsha(self, name: str, keys: list[str], args: list[Any], *, studio_id: str | None = None) -> Any:
+        """Run script `name` (loading it on NOSCRIPT); with `studio_id`, the studio joins the set reapers walk in
+        the same round trip. Raises RedisDown."""
+        if self.is_down():
+            raise RedisDown
+        client = self.client()
+        try:
+            for _ in range(2):
+                pipe = client.pipeline(transaction=False)
+                pipe.evalsha(SHAS[name], len(keys), *keys, *args)
+                if studio_id is not None:
+                    pipe.zadd(STUDIOS_KEY, {studio_id: int(time.time() * 1000)})
+                results = await pipe.execute(raise_on_error=False)
+                if isinstance(results[0], NoScriptError):
+                    await client.script_load(getattr(scripts, name))
+                    continue
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+                return results[0]
+            raise RedisError(f"script {name} could not be loaded")
+        except REDIS_ERRORS as exc:
+            self.mark_down(exc)
+            raise RedisDown(maybe_done=True) from exc
+
+    def evalsha_sync(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """The same from a thread (keeper, writer); raises RedisError/OSError."""
+        client = self.sync_client()
+        try:
+            return client.evalsha(SHAS[name], len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(getattr(scripts, name))
+            return client.evalsha(SHAS[name], len(keys), *keys, *args)
+
+    # --- reserve ------------------------------------------------------------------------------
+
+    async def reserve(self, r: Reservation) -> dict[str, str]:
+        self.keeper.ensure_started()
+        try:
+            return await self._reserve(r)
+        except RedisDown as down:
+            if down.maybe_done:  # the reservation may stand in Redis: the keeper undoes it once Redis answers
+                self.keeper.retry_settle(r.studio_id, r.call_id, 0, 0, 0, None, self._opened(r))
+            if has_budget(r):
+                raise budget_unavailable() from None
+            self._uncounted.add(r.call_id)  # rate limits fail open: the call goes on, uncounted
+            return {}
+
+    def _opened(self, r: Reservation) -> tuple[list[str], dict[str, Any]]:
+        """The call's keys (call, open, rate per scope, budget per scope) and the plan settle reads."""
+        s = r.studio_id
+        keys = [call_key(s, r.call_id), open_key(s)]
+        keys += [rate_key(s, scope) for scope in r.scopes]
+        keys += [budget_key(s, scope, r.month) for scope in r.scopes]
+        plan = {
+            "tokens": r.tokens,
+            "scopes": [[scope.tpm, scope.max_concurrency is not None] for scope in r.scopes],
+            "ids": [f"{scope.kind}:{scope.id}" for scope in r.scopes],
+        }
+        return keys, plan
+
+    async def _reserve(self, r: Reservation) -> dict[str, str]:
+        keys, plan = self._opened(r)
+        expire_at = next_month_start(datetime.strptime(r.month, "%Y-%m").replace(tzinfo=UTC)) + timedelta(days=BUDGET_KEEP_DAYS)
+        args: list[Any] = [self.keeper.proc_id, r.month, r.cost, r.tokens, record_json({**r.record, "call_id": r.call_id}), len(r.scopes)]
+        args += [int(expire_at.timestamp() * 1000), json.dumps(plan)]
+        for scope in r.scopes:
+            rq, rr = per_unit(1, scope.rpm) if scope.rpm else (0, 0)
+            tq, tr = per_unit(r.tokens, scope.tpm) if scope.tpm else (0, 0)
+            concurrency = -1 if scope.max_concurrency is None else scope.max_concurrency
+            budget = -1 if scope.monthly_budget is None else scope.monthly_budget
+            args.append(f"{scope.rpm or 0} {rq} {rr} {scope.tpm or 0} {tq} {tr} {concurrency} {budget}")
+        for _ in range(len(r.scopes) + 1):  # at most one rebuild per scope
+            result = await self._evalsha("RESERVE", keys, args, studio_id=r.studio_id)
+            verdict = result[0].decode() if isinstance(result[0], bytes) else result[0]
+            if verdict == "ok":
+                self._open[r.call_id] = (keys, plan)
+                return self._headers(r.scopes, [int(value) for value in result[1].split()])
+            scope = r.scopes[int(result[1]) - 1] if len(result) > 1 else r.scopes[0]
+            if verdict == "rebuild":
+                await self._rebuild(keys[2 + len(r.scopes) + int(result[1]) - 1], scope, r.month, int(args[6]))
+                continue
+            if verdict in ("rpm", "tpm"):
+                unit, limit = ("requests", scope.rpm or 0) if verdict == "rpm" else ("tokens", scope.tpm or 0)
+                wait, ahead, frac = int(result[2]), int(result[3]), int(result[4])
+                raise rate_limited(scope, unit, limit, remaining(limit, ahead, frac), wait, reset_ms(ahead, frac))
+            if verdict == "conc":
+                raise concurrency_limited(scope)
+            if verdict == "budget":
+                raise budget_exceeded(scope, r.month, int(result[2]), int(result[3]), r.cost)
+            raise RuntimeError(f"call id {r.call_id} was reserved twice")
+        raise RuntimeError("budget counters were rebuilt but are still missing")
+
+    def _headers(self, scopes: tuple[ScopeLimits, ...], values: list[int]) -> dict[str, str]:
+        states: list[tuple[str, int, int, int]] = []
+        for i, scope in enumerate(scopes):
+            rpm_ahead, rpm_frac, tpm_ahead, tpm_frac = values[4 * i : 4 * i + 4]
+            if scope.rpm:
+                states.append(("requests", scope.rpm, remaining(scope.rpm, rpm_ahead, rpm_frac), reset_ms(rpm_ahead, rpm_frac)))
+            if scope.tpm:
+                states.append(("tokens", scope.tpm, remaining(scope.tpm, tpm_ahead, tpm_frac), reset_ms(tpm_ahead, tpm_frac)))
+        return rate_headers(states)
+
+    async def _rebuild(self, key: str, scope: ScopeLimits, month: str, expire_at_ms: int) -> None:
+        """A budget counter is missing (first use, or Redis lost it): rebuild it from the usage records,
+        unless another process did meanwhile. Concurrent calls of this event loop share one rebuild
+        (one query, not one per waiting request)."""
+        loop = asyncio.get_running_loop()
+        running = self._rebuilds.get((loop, key))
+        if running is None:
+            running = loop.create_task(self._rebuild_once(key, scope, month, expire_at_ms))
+            self._rebuilds[(loop, key)] = running
+            running.add_done_callback(lambda _: self._rebuilds.pop((loop, key), None))
+        await asyncio.shield(running)
+
+    async def _rebuild_once(self, key: str, scope: ScopeLimits, month: str, expire_at_ms: int) -> None:
+        spent = await sync_to_async(month_cost)(scope.kind, scope.id, month)
+        micro, pico = split_cost(spent)
+        await self._evalsha("INIT_BUDGET", [key], [micro, pico, expire_at_ms])
+
+    # --- settle -------------------------------------------------------------------------------
+
+    async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+        from aihub.metering import writer
+
+        if call_id in self._uncounted:
+            self._uncounted.discard(call_id)
+            writer.submit(record)
+            return
+        micro, pico = split_cost(cost)
+        opened = self._open.pop(call_id, None)
+        try:
+            if opened is None:
+                opened = await self._read_plan(studio_id, call_id)
+                if opened is None:  # never reserved here, or Redis lost it: only the record remains to write
+                    writer.submit(record)
+                    return
+            keys, args = settle_plan(opened, tokens)
+            result = await self._evalsha("SETTLE", keys, [micro, pico, record_json(record), len(opened[1]["scopes"]), *args])
+        except RedisDown:
+            writer.submit(record)  # the record goes to the database at once; the counters wait for Redis
+            self.keeper.retry_settle(studio_id, call_id, micro, pico, tokens, record, opened)
+            return
+        if int(result[0]) != 0:  # 0: settled before (by the reaper, whose record is the one that counts)
+            writer.submit(record)
+
+    async def _read_plan(self, studio_id: str, call_id: str) -> tuple[list[str], dict[str, Any]] | None:
+        if self.is_down():
+            raise RedisDown
+        try:
+            raw = await self.client().hmget(call_key(studio_id, call_id), ["plan", "month"])
+        except REDIS_ERRORS as exc:
+            self.mark_down(exc)
+            raise RedisDown from exc
+        return plan_keys(studio_id, call_id, raw)
+
+    # --- forget -------------------------------------------------------------------------------
+
+    def forget(self, records: list[dict[str, Any]]) -> None:
+        """Drop the reservations of written records (one pipelined round trip; writer thread). A failure is
+        harmless: the reaper writes such a record again (idempotently) and drops it later."""
+        calls = [(record["studio_id"], record["call_id"]) for record in records if record.get("call_id")]
+        if not calls:
+            return
+        try:
+            client = self.sync_client()
+            for _ in range(2):
+                pipe = client.pipeline(transaction=False)
+                for studio_id, call_id in calls:
+                    pipe.evalsha(SHAS["FORGET"], 2, call_key(studio_id, call_id), open_key(studio_id), call_id)
+                results = pipe.execute(raise_on_error=False)
+                if any(isinstance(result, NoScriptError) for result in results):
+                    client.script_load(scripts.FORGET)
+                    continue
+                return
+        except REDIS_ERRORS as exc:
+            log.warning("could not drop %s written reservations: %s", len(calls), type(exc).__name__)
+
+
+def plan_keys(studio_id: str, call_id: str, raw: list[Any]) -> tuple[list[str], dict[str, Any]] | None:
+    """The settle script's keys and the plan, from a reservation's `plan` and `month` fields (None: no such call)."""
+    plan_raw, month_raw = raw[0], raw[1]
+    if plan_raw is None:
+        return None
+    plan = json.loads(plan_raw)
+    month = month_raw.decode() if isinstance(month_raw, bytes) else month_raw
+    scopes = plan["ids"]
+    keys = [call_key(studio_id, call_id), open_key(studio_id)]
+    keys += [f"city:{{{studio_id}}}:rate:{scope}" for scope in scopes]
+    keys += [f"city:{{{studio_id}}}:budget:{scope}:{month}" for scope in scopes]
+    return keys, plan
+
+
+__all__ = ["PERIOD_MS", "RedisDown", "RedisLedger"]

@@ -1,0 +1,450 @@
+"""The ledger's guarantees, on Redis (REDIS_URL, else a redis-server of the tests' own) and in process.
+
+Every test runs against both backends (LedgerContract); what needs Redis — a second process, a dead
+owner, a flushed or stopped Redis — is tested on Redis only. Each test has a studio of its own, so
+its counters are its own even on a shared Redis.
+"""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Coroutine
+from typing import Any, ClassVar, TypeVar
+
+from django.test import TransactionTestCase, override_settings
+from django.utils import timezone
+
+from aihub import ledger
+from aihub.ledger_journal import journal_dir
+from aihub.ledger_keeper import Keeper
+from aihub.ledger_local import LocalLedger
+from aihub.ledger_redis import STUDIOS_KEY, RedisLedger, budget_key, call_key
+from aihub.metering import writer
+from aihub.models import UsageRecord
+from aihub.spend import month_cost, month_key
+from aihub.tests.ledgers import limits, make_record, make_reservation
+from city.errors import ApiError
+from city.livecity import BASE_DIR, database_url
+from city.liveredis import LiveRedis
+from city.waiting import wait_until
+from studios.models import Studio
+
+T = TypeVar("T")
+DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s|\d+ms)$")
+_shared_redis: LiveRedis | None = None
+
+
+def shared_redis_url() -> str:
+    """REDIS_URL when the run has one, else one redis-server started for these tests."""
+    global _shared_redis
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    if _shared_redis is None:
+        _shared_redis = LiveRedis()
+    return _shared_redis.url
+
+
+def go(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+async def attempt(r: ledger.Reservation) -> dict[str, str] | ApiError:
+    try:
+        return await ledger.reserve(r)
+    except ApiError as error:
+        return error
+
+
+def new_call() -> str:
+    return f"call_{uuid.uuid4().hex}"
+
+
+def start_worker(spec: dict[str, Any], redis_url: str) -> subprocess.Popen[str]:
+    """aihub/tests/ledger_worker.py in a process of its own, on the test database and `redis_url` ("": embedded)."""
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url()}
+    argv = [sys.executable, "-m", "aihub.tests.ledger_worker", json.dumps(spec)]
+    return subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, text=True)
+
+
+class LedgerContract(TransactionTestCase):
+    """What both backends guarantee. Subclasses set `redis_url` ("" for the process's own ledger)."""
+
+    redis_url: ClassVar[str] = ""
+    __test__ = False
+
+    def setUp(self) -> None:
+        self.settings_override = override_settings(REDIS_URL=self.redis_url)
+        self.settings_override.enable()
+        self.addCleanup(self.settings_override.disable)
+        self.addCleanup(writer.wait_idle)  # no record may land after the test's data is gone
+        self.studio = Studio.objects.create(name="Ledger Studio")
+        self.s = self.studio.id
+        self.month = month_key(timezone.now())
+
+    def counters(self, scope: ledger.ScopeLimits) -> tuple[int, int, int]:
+        """(settled micro-USD, remainder in 1e-12 USD, held micro-USD) of a scope's budget this month."""
+        backend = ledger.backend()
+        if isinstance(backend, LocalLedger):
+            budget = backend.budget(scope, self.month)
+            assert budget is not None
+            return budget.micro, budget.pico, budget.held
+        assert isinstance(backend, RedisLedger)
+        values: list[bytes] = backend.sync_client().hmget(budget_key(self.s, scope, self.month), ["micro", "pico", "held"])  # type: ignore[assignment]
+        micro, pico, held = (int(value) for value in values)
+        return micro, pico, held
+
+    def records(self, count: int) -> list[UsageRecord]:
+        wait_until(lambda: UsageRecord.objects.filter(studio_id=self.s).count() >= count, message=f"{count} usage records written")
+        return list(UsageRecord.objects.filter(studio_id=self.s))
+
+    def settle(self, r: ledger.Reservation, cost: int, tokens: int | None = None) -> None:
+        go(
+            ledger.settle(
+                r.call_id, self.s, cost=cost, tokens=r.tokens if tokens is None else tokens, record=make_record(self.s, r.call_id, cost)
+            )
+        )
+
+    def test_rpm_admits_exactly_n_of_n_plus_k(self) -> None:
+        scope = limits(self.s, rpm=5)
+
+        async def burst() -> list[dict[str, str] | ApiError]:
+            return await asyncio.gather(*(attempt(make_reservation(self.s, new_call(), scope)) for _ in range(8)))
+
+        results = go(burst())
+        admitted = [result for result in results if isinstance(result, dict)]
+        refused = [result for result in results if isinstance(result, ApiError)]
+        self.assertEqual((len(admitted), len(refused)), (5, 3))
+        self.assertEqual(sorted(headers["x-ratelimit-remaining-requests"] for headers in admitted), ["0", "1", "2", "3", "4"])
+        for error in refused:
+            self.assertEqual((error.status, error.type, error.code), (429, "rate_limit_error", "rate_limit_exceeded"))
+            self.assertIn(int(error.headers["Retry-After"]), range(1, 13))  # one request frees every 12 s
+            self.assertLessEqual(int(error.headers["retry-after-ms"]), 12_000)
+            self.assertEqual(error.headers["x-ratelimit-limit-requests"], "5")
+            self.assertEqual(error.headers["x-ratelimit-remaining-requests"], "0")
+            self.assertRegex(error.headers["x-ratelimit-reset-requests"], DURATION)
+            self.assertIn("5 requests per minute", error.message)
+
+    def test_gcra_refills_one_request_per_interval(self) -> None:
+        scope = limits(self.s, rpm=60)  # one more request every second
+
+        async def burst() -> list[dict[str, str] | ApiError]:
+            return await asyncio.gather(*(attempt(make_reservation(self.s, new_call(), scope)) for _ in range(61)))
+
+        results = go(burst())
+        self.assertEqual(sum(isinstance(result, dict) for result in results), 60)
+        wait_until(
+            lambda: isinstance(go(attempt(make_reservation(self.s, new_call(), scope))), dict), timeout=5, message="a request refilled"
+        )
+        error = go(attempt(make_reservation(self.s, new_call(), scope)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.headers["Retry-After"], "1")
+
+    def test_tpm_reserves_the_worst_case_and_refunds_what_was_not_used(self) -> None:
+        scope = limits(self.s, tpm=1000)
+        first = make_reservation(self.s, new_call(), scope, tokens=600)
+        headers = go(ledger.reserve(first))
+        self.assertEqual((headers["x-ratelimit-limit-tokens"], headers["x-ratelimit-remaining-tokens"]), ("1000", "400"))
+        self.assertNotIn("x-ratelimit-limit-requests", headers)
+        error = go(attempt(make_reservation(self.s, new_call(), scope, tokens=600)))
+        assert isinstance(error, ApiError)
+        self.assertEqual((error.status, error.code, error.headers["x-ratelimit-limit-tokens"]), (429, "rate_limit_exceeded", "1000"))
+        self.settle(first, cost=10, tokens=100)  # 500 tokens back
+        headers = go(ledger.reserve(make_reservation(self.s, new_call(), scope, tokens=600)))
+        self.assertIn(int(headers["x-ratelimit-remaining-tokens"]), range(300, 320))
+
+    def test_a_call_larger_than_the_whole_tpm_is_refused_as_too_large(self) -> None:
+        error = go(attempt(make_reservation(self.s, new_call(), limits(self.s, tpm=1000), tokens=1001)))
+        assert isinstance(error, ApiError)
+        self.assertEqual((error.status, error.code), (429, "request_too_large"))
+
+    def test_concurrency_is_never_exceeded(self) -> None:
+        scope = limits(self.s, max_concurrency=3)
+        in_flight = peak = 0
+
+        async def one() -> None:
+            nonlocal in_flight, peak
+            r = make_reservation(self.s, new_call(), scope)
+            while isinstance(error := await attempt(r), ApiError):
+                self.assertEqual(error.code, "concurrency_limit_exceeded")
+                await asyncio.sleep(0.001)
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.005)
+            in_flight -= 1
+            await ledger.settle(r.call_id, self.s, cost=0, tokens=r.tokens, record=make_record(self.s, r.call_id, 0))
+
+        async def many() -> None:
+            await asyncio.gather(*(one() for _ in range(30)))
+
+        go(many())
+        self.assertEqual(peak, 3)
+        self.assertEqual(len(self.records(30)), 30)
+
+    def test_a_budget_admits_exactly_what_it_pays_for(self) -> None:
+        scope = limits(self.s, monthly_budget=100_000_000)  # $100
+        reservations = [make_reservation(self.s, new_call(), scope, cost=1_000_000) for _ in range(200)]  # $1 each
+
+        async def burst() -> list[dict[str, str] | ApiError]:
+            return await asyncio.gather(*(attempt(r) for r in reservations))
+
+        results = go(burst())
+        admitted = [r for r, result in zip(reservations, results, strict=True) if isinstance(result, dict)]
+        refused = [result for result in results if isinstance(result, ApiError)]
+        self.assertEqual((len(admitted), len(refused)), (100, 100))
+        self.assertEqual(
+            {(error.status, error.type, error.code) for error in refused}, {(402, "insufficient_quota", "monthly_budget_exceeded")}
+        )
+        self.assertIn("monthly budget of $100.00", refused[0].message)
+        for r in admitted:
+            self.settle(r, cost=500_000_000_007)  # $0.50 and 7e-12
+        self.records(100)
+        spent = month_cost("studio", self.s, self.month)
+        self.assertEqual(spent, 100 * 500_000_000_007)
+        self.assertEqual(self.counters(scope), (spent // 1_000_000, spent % 1_000_000, 0))
+        # $50.000001 counts as spent (the remainder rounds up), so $49.999999 is left, not a micro-dollar more.
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope, cost=49_999_999)))
+        error = go(attempt(make_reservation(self.s, new_call(), scope, cost=1)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.code, "monthly_budget_exceeded")
+
+    def test_settle_happens_exactly_once(self) -> None:
+        scope = limits(self.s, monthly_budget=10_000_000, max_concurrency=1)
+        r = make_reservation(self.s, new_call(), scope, cost=2_000_000)
+        go(ledger.reserve(r))
+        self.settle(r, cost=1_000_000_000_000)
+        self.settle(r, cost=5_000_000_000_000)
+        self.assertEqual(self.counters(scope), (1_000_000, 0, 0))
+        self.assertEqual([record.cost for record in self.records(1)], [1_000_000_000_000])
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # the slot came back once, not twice
+        error = go(attempt(make_reservation(self.s, new_call(), scope)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.code, "concurrency_limit_exceeded")
+
+    def test_picodollar_remainders_carry_and_round_up(self) -> None:
+        scope = limits(self.s, monthly_budget=2)  # two micro-dollars
+        for _ in range(3):
+            r = make_reservation(self.s, new_call(), scope, cost=1)
+            go(ledger.reserve(r))
+            self.settle(r, cost=400_000)  # 0.4 micro-dollar
+        self.assertEqual(self.counters(scope), (1, 200_000, 0))
+        error = go(attempt(make_reservation(self.s, new_call(), scope, cost=1)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.code, "monthly_budget_exceeded")
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope, cost=0)))
+
+    def test_a_refused_call_consumes_nothing_on_any_scope(self) -> None:
+        studio = limits(self.s, rpm=10, monthly_budget=5)
+        token = limits("tok_ledger", kind="token", rpm=10, monthly_budget=1)
+        error = go(attempt(make_reservation(self.s, new_call(), studio, token, cost=2)))
+        assert isinstance(error, ApiError)
+        self.assertIn("token's monthly budget", error.message)
+        headers = go(ledger.reserve(make_reservation(self.s, new_call(), studio, token, cost=1)))
+        self.assertEqual(headers["x-ratelimit-remaining-requests"], "9")
+        self.assertEqual(self.counters(studio), (0, 0, 1))
+
+    def test_the_spend_of_the_month_is_rebuilt_from_the_records(self) -> None:
+        UsageRecord.objects.create(studio=self.studio, request_id="req_old", model="gpt-5-mini", modality="chat", cost=7_000_000_000_000)
+        scope = limits(self.s, monthly_budget=10_000_000)
+        error = go(attempt(make_reservation(self.s, new_call(), scope, cost=3_000_001)))
+        assert isinstance(error, ApiError)
+        self.assertIn("$7.00 is spent", error.message)
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope, cost=3_000_000)))
+
+
+class LocalLedgerTests(LedgerContract):
+    __test__ = True
+    redis_url = ""
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        # These tests leave calls in flight on purpose; their journals must not outlive the run.
+        shutil.rmtree(journal_dir(), ignore_errors=True)
+        super().tearDownClass()
+
+    def test_a_crashed_processs_calls_are_written_at_the_next_start(self) -> None:
+        call_id = new_call()
+        spec = {"mode": "hold", "studio_id": self.s, "call_id": call_id, "scope": limits(self.s, max_concurrency=1).__dict__, "cost": 4}
+        process = start_worker(spec, "")
+        self.addCleanup(process.kill)
+        assert process.stdout is not None
+        self.assertEqual(process.stdout.readline().strip(), "reserved")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        self.assertFalse(UsageRecord.objects.filter(call_id=call_id).exists())
+        restarted = LocalLedger()
+        restarted.open_journal()  # what the next process does before its first call
+        self.addCleanup(restarted.close_journal)
+        record = UsageRecord.objects.get(call_id=call_id)
+        self.assertEqual((record.status, record.error_code, record.cost), (499, "interrupted", 4_000_000))
+        # Its budget counts it once rebuilt.
+        self.assertEqual(month_cost("studio", self.s, self.month), 4_000_000)
+
+
+class RedisLedgerTests(LedgerContract):
+    __test__ = True
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.redis_url = shared_redis_url()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.addCleanup(self.drop_keys)
+
+    def drop_keys(self) -> None:
+        client = RedisLedger(self.redis_url).sync_client()
+        keys = list(client.scan_iter(match=f"city:{{{self.s}}}:*"))
+        if keys:
+            client.delete(*keys)
+        client.zrem(STUDIOS_KEY, self.s)
+        client.close()
+
+    def worker(self, spec: dict[str, Any]) -> subprocess.Popen[str]:
+        return start_worker(spec, self.redis_url)
+
+    def test_two_processes_share_one_concurrency_limit(self) -> None:
+        scope = limits(self.s, max_concurrency=3)
+        keys = {name: f"city:{{{self.s}}}:test:{name}" for name in ("inflight", "peak", "ready")}
+        spec = {"mode": "calls", "workers": 2, "calls": 20, "lanes": 4, "studio_id": self.s, "scope": scope.__dict__, **keys}
+        workers = [self.worker({**spec, "prefix": f"w{n}-{uuid.uuid4().hex[:8]}"}) for n in range(2)]
+        for process in workers:
+            self.assertEqual(process.wait(60), 0)
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        self.assertEqual(int(backend.sync_client().get(keys["peak"]) or 0), 3)  # 8 lanes in two processes, 3 slots
+        self.assertEqual(len(self.records(40)), 40)
+
+    def test_the_reaper_settles_and_records_a_dead_processs_call(self) -> None:
+        scope = limits(self.s, monthly_budget=10_000_000, max_concurrency=1)
+        warm = make_reservation(self.s, new_call(), scope, cost=1)
+        go(ledger.reserve(warm))  # the budget counter exists: the worker needs no database
+        self.settle(warm, cost=1_000_000)
+        call_id = new_call()
+        process = self.worker({"mode": "hold", "studio_id": self.s, "call_id": call_id, "scope": scope.__dict__, "cost": 3_000_000})
+        self.addCleanup(process.kill)
+        assert process.stdout is not None
+        self.assertEqual(process.stdout.readline().strip(), "reserved")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        client = backend.sync_client()
+        owner = client.hget(call_key(self.s, call_id), "proc")
+        assert isinstance(owner, bytes)
+        client.delete(f"city:proc:{owner.decode()}")  # what 15 s without a heartbeat would do
+        self.addCleanup(setattr, Keeper, "reap_age_seconds", Keeper.reap_age_seconds)
+        Keeper.reap_age_seconds = 0
+        backend.keeper.reap()
+        record = UsageRecord.objects.get(call_id=call_id)
+        self.assertEqual((record.status, record.error_code, record.cost), (499, "interrupted", 3_000_000_000_000))
+        self.assertEqual(self.counters(scope), (3_000_001, 0, 0))
+        self.assertFalse(client.exists(call_key(self.s, call_id)))
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # its concurrency slot is free again
+
+
+class RedisOutageTests(TransactionTestCase):
+    """A redis-server of this class's own: flushed, stopped and started again."""
+
+    live: LiveRedis
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.live = LiveRedis()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.live.stop()
+        super().tearDownClass()
+
+    def setUp(self) -> None:
+        if self.live.process is None:
+            self.live.start()
+        override = override_settings(REDIS_URL=self.live.url)
+        override.enable()
+        self.addCleanup(override.disable)
+        self.addCleanup(writer.wait_idle)
+        self.s = Studio.objects.create(name="Outage Studio").id
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        self.backend = backend
+        backend.mark_up()
+
+    def reserve(self, *scopes: ledger.ScopeLimits, cost: int = 1) -> ledger.Reservation:
+        r = make_reservation(self.s, new_call(), *scopes, cost=cost)
+        go(ledger.reserve(r))
+        return r
+
+    def settle(self, r: ledger.Reservation, cost: int) -> None:
+        go(ledger.settle(r.call_id, self.s, cost=cost, tokens=r.tokens, record=make_record(self.s, r.call_id, cost)))
+
+    def test_a_flushed_budget_is_rebuilt_from_the_records(self) -> None:
+        scope = limits(self.s, monthly_budget=10)
+        self.settle(self.reserve(scope, cost=8), cost=8_000_000)
+        wait_until(lambda: UsageRecord.objects.filter(studio_id=self.s).exists())
+        self.backend.sync_client().flushdb()
+        error = go(attempt(make_reservation(self.s, new_call(), scope, cost=3)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.code, "monthly_budget_exceeded")
+        self.reserve(scope, cost=2)
+
+    def test_redis_down_refuses_budgets_admits_the_rest_and_loses_no_record(self) -> None:
+        self.live.stop()
+        error = go(attempt(make_reservation(self.s, new_call(), limits(self.s, monthly_budget=100), cost=1)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(
+            (error.status, error.type, error.code, error.headers["Retry-After"]), (503, "api_error", "budget_unavailable", "5")
+        )
+        self.assertIn("budget counters", error.message)
+        during = self.reserve(limits(self.s, rpm=1, max_concurrency=1))  # limits fail open
+        self.assertEqual(go(ledger.reserve(make_reservation(self.s, new_call(), limits(self.s, rpm=1)))), {})
+        self.settle(during, cost=5)
+        wait_until(lambda: UsageRecord.objects.filter(call_id=during.call_id).exists(), message="the record written")
+        self.assertEqual(UsageRecord.objects.get(call_id=during.call_id).cost, 5)
+
+    def test_a_settle_that_fails_is_retried_once_redis_answers(self) -> None:
+        scope = limits(self.s, monthly_budget=100, max_concurrency=1)
+        before = self.reserve(scope, cost=3)
+        assert self.live.process is not None
+        os.kill(self.live.process.pid, signal.SIGSTOP)  # hung: nothing answers, nothing is lost
+        try:
+            self.settle(before, cost=2_000_000)  # times out: the record is written, the counters wait
+            wait_until(lambda: UsageRecord.objects.filter(call_id=before.call_id).exists(), message="the record written while Redis hangs")
+        finally:
+            os.kill(self.live.process.pid, signal.SIGCONT)
+        self.backend.mark_up()
+        self.backend.keeper.retry_pending()  # what the keeper does within KEEP_INTERVAL_SECONDS
+        client = self.backend.sync_client()
+        values: list[bytes] = client.hmget(budget_key(self.s, scope, before.month), ["micro", "pico", "held"])  # type: ignore[assignment]
+        micro, pico, held = (int(value) for value in values)
+        self.assertEqual((micro, pico, held), (2, 0, 0))
+        self.assertFalse(client.exists(call_key(self.s, before.call_id)))
+        self.reserve(scope)  # its concurrency slot is back
+
+    def test_a_reserve_whose_answer_is_lost_is_undone_once_redis_answers(self) -> None:
+        scope = limits(self.s, max_concurrency=1)
+        lost = make_reservation(self.s, new_call(), scope)
+        pid = self.live.process.pid if self.live.process else 0
+
+        async def hang_after_connecting() -> dict[str, str]:
+            await ledger.reserve(make_reservation(self.s, new_call(), limits(self.s)))  # this loop's connection is open
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                return await ledger.reserve(lost)  # sent, then timed out: admitted uncounted (no budget)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+
+        self.assertEqual(go(hang_after_connecting()), {})
+        client = self.backend.sync_client()
+        wait_until(lambda: client.exists(call_key(self.s, lost.call_id)), message="Redis ran the reserve it received while hung")
+        self.backend.mark_up()
+        self.backend.keeper.retry_pending()
+        self.assertFalse(client.exists(call_key(self.s, lost.call_id)))
+        self.reserve(scope)  # the slot the lost reserve took is free again
