@@ -259,9 +259,12 @@ class OpenAISDKPlanTests(PlanCitiesTestCase):
 
         # One call holds the only slot, upstream.
         self.sim.hold()
-        holder = threading.Thread(
-            target=lambda: (studio.clients[1].post("/v1/chat/completions", json=chat_body("Hi", 5)), first_done.set())
-        )
+
+        def hold_the_slot() -> None:
+            studio.clients[1].post("/v1/chat/completions", json=chat_body("Hi", 5))
+            first_done.set()
+
+        holder = threading.Thread(target=hold_the_slot)
         holder.start()
         self.assertTrue(self.sim.wait_for_in_flight(1, 10))
         # Without retries the SDK raises RateLimitError with City's message.

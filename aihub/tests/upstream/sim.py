@@ -134,6 +134,7 @@ class SimServer:
         self._requests: list[Received] = []
         self._cancellations: list[Cancellation] = []
         self._server: ThreadingHTTPServer | None = None
+        self._gate = threading.Event()  # set: answers go out; clear: held until release()
         self._thread: threading.Thread | None = None
         self.reset()
 
@@ -190,8 +191,7 @@ class SimServer:
             self._cancelled.clear()
             self._in_flight = 0
             self._max_in_flight = 0
-            if hasattr(self, "_gate"):
-                self._gate.set()  # answers held until now go out
+            self._gate.set()  # answers held until now go out
             self._gate = threading.Event()
             self._gate.set()
             self.script = Script()
