@@ -82,11 +82,23 @@ class BudgetBurstTests(PlanCitiesTestCase):
     def test_200_streams_at_once_against_a_budget_for_100(self) -> None:
         self.burst_against_budget(stream=True)
 
+    def test_a_token_budget_holds_for_that_token(self) -> None:
+        body, worst = exact_prompt(max_tokens=10)
+        studio = self.planned_studio(on_token=True, monthly_budget=dollars(5 * worst.cost))
+        self.sim.script.usage = (worst.input_tokens, worst.output_tokens)
+        self.assertEqual(sorted(r.status_code for r in burst(self.urls, studio.token, body, 10)), [200] * 5 + [402] * 5)
+        wait_for_records(studio.studio_id, 5)
+        self.assertEqual(month_spent(self.redis_url(), "token", studio.token_id), recorded_cost(studio.studio_id))
+        self.assertEqual(recorded_cost(studio.studio_id), 5 * record_cost(worst))
+        # The studio's other tokens are not bound by it.
+        other = self.ok(self.admin.post("/v1/studios/tokens/apply", json={"studio_id": studio.studio_id, "name": "other"}))["token"]
+        self.assertEqual({r.status_code for r in burst(self.urls, other, body, 3)}, {200})
+
 
 class RateLimitTests(PlanCitiesTestCase):
     def test_rpm_across_two_processes_refuses_exactly_the_excess(self) -> None:
-        rpm, excess, tpm = 12, 5, 1_000_000
-        studio = self.planned_studio(rpm=rpm, tpm=tpm)
+        rpm, excess = 12, 5
+        studio = self.planned_studio(rpm=rpm)
         body = chat_body("Hi", 10)
 
         responses = burst(self.urls, studio.token, body, rpm + excess)
@@ -98,13 +110,22 @@ class RateLimitTests(PlanCitiesTestCase):
             error = error_of(response)
             self.assertEqual((error["type"], error["code"]), ("rate_limit_error", "rate_limit_exceeded"))
             self.assert_retry_after(response)
-            self.assert_rate_headers(response, rpm=rpm, tpm=tpm)
+            self.assert_rate_headers(response, rpm=rpm)
             self.assertEqual(response.headers["x-ratelimit-remaining-requests"], "0")
         for response in answered:
-            self.assert_rate_headers(response, rpm=rpm, tpm=tpm)
+            self.assert_rate_headers(response, rpm=rpm)
         # One counter across both processes: each answer took its own place in it.
         self.assertEqual(sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in answered), list(range(rpm)))
         self.assertEqual(len(self.sim.requests), rpm)
+
+    def test_answers_and_429s_carry_the_requests_and_the_tokens_sets(self) -> None:
+        """OpenAI sends both sets on every answer, a 429 included, whichever limit refused it."""
+        rpm, tpm = 2, 1_000_000
+        studio = self.planned_studio(rpm=rpm, tpm=tpm)
+        responses = burst(self.urls, studio.token, chat_body("Hi", 10), rpm + 1)
+        self.assertEqual(sorted(r.status_code for r in responses), [200] * rpm + [429])
+        for response in responses:
+            self.assert_rate_headers(response, rpm=rpm, tpm=tpm)
 
     def test_a_token_plan_limits_that_token_alone(self) -> None:
         studio = self.planned_studio(on_token=True, rpm=2)
