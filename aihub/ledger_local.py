@@ -85,6 +85,22 @@ def ahead_of(tat: int, frac: int, now: int) -> tuple[int, int]:
     return (0, 0) if tat < now else (tat - now, frac)
 
 
+def admit_unit(
+    scope: ScopeLimits, unit: str, limit: int, units: int, tat: int, frac: int, now: int, states: list[tuple[str, int, int, int]]
+) -> tuple[int, int]:
+    """The GCRA clock of one unit (requests or tokens) moved by `units`, its header state appended to
+    `states`; raises the 429 when it would run more than a period ahead."""
+    q, rem = per_unit(units, limit)
+    new_tat, new_frac = take(tat, frac, now, q, rem, limit)
+    if over(new_tat, new_frac, now):
+        ahead, ahead_frac = ahead_of(tat, frac, now)
+        wait = new_tat - PERIOD_MS - now + (1 if new_frac else 0)
+        raise rate_limited(scope, unit, limit, remaining(limit, ahead, ahead_frac), wait, reset_ms(ahead, ahead_frac))
+    ahead, ahead_frac = ahead_of(new_tat, new_frac, now)
+    states.append((unit, limit, remaining(limit, ahead, ahead_frac), reset_ms(ahead, ahead_frac)))
+    return new_tat, new_frac
+
+
 def scope_key(scope: ScopeLimits) -> str:
     return f"{scope.kind}:{scope.id}"
 
@@ -170,25 +186,9 @@ class LocalLedger:
             rate = self._rates.get(scope_key(scope)) or Rate()
             new = Rate(rate.rt, rate.rf, rate.tt, rate.tf, rate.calls)
             if scope.rpm:
-                q, rem = per_unit(1, scope.rpm)
-                new.rt, new.rf = take(rate.rt, rate.rf, now, q, rem, scope.rpm)
-                if over(new.rt, new.rf, now):
-                    ahead, frac = ahead_of(rate.rt, rate.rf, now)
-                    wait = new.rt - PERIOD_MS - now + (1 if new.rf else 0)
-                    raise rate_limited(scope, "requests", scope.rpm, remaining(scope.rpm, ahead, frac), wait, reset_ms(ahead, frac))
-                states.append(
-                    ("requests", scope.rpm, remaining(scope.rpm, *ahead_of(new.rt, new.rf, now)), reset_ms(*ahead_of(new.rt, new.rf, now)))
-                )
+                new.rt, new.rf = admit_unit(scope, "requests", scope.rpm, 1, rate.rt, rate.rf, now, states)
             if scope.tpm:
-                q, rem = per_unit(r.tokens, scope.tpm)
-                new.tt, new.tf = take(rate.tt, rate.tf, now, q, rem, scope.tpm)
-                if over(new.tt, new.tf, now):
-                    ahead, frac = ahead_of(rate.tt, rate.tf, now)
-                    wait = new.tt - PERIOD_MS - now + (1 if new.tf else 0)
-                    raise rate_limited(scope, "tokens", scope.tpm, remaining(scope.tpm, ahead, frac), wait, reset_ms(ahead, frac))
-                states.append(
-                    ("tokens", scope.tpm, remaining(scope.tpm, *ahead_of(new.tt, new.tf, now)), reset_ms(*ahead_of(new.tt, new.tf, now)))
-                )
+                new.tt, new.tf = admit_unit(scope, "tokens", scope.tpm, r.tokens, rate.tt, rate.tf, now, states)
             if scope.max_concurrency is not None:
                 if rate.calls + 1 > scope.max_concurrency:
                     raise concurrency_limited(scope)

@@ -256,11 +256,10 @@ def stop_sequences(body: dict[str, Any]) -> list[str]:
 
 def max_output_tokens(body: dict[str, Any]) -> int | None:
     """`max_completion_tokens`, else the older `max_tokens`."""
-    value = body.get("max_completion_tokens")
-    if value is None:
-        value = body.get("max_tokens")
+    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    value = body.get(name)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise invalid_request("`max_completion_tokens` must be a positive integer.", "max_completion_tokens")
+        raise invalid_request(f"`{name}` must be a positive integer.", name)
     return value
 
 
