@@ -24,11 +24,12 @@ ROUTES: dict[str, dict[str, Any]] = {
 
 
 class PipelineTests(AiLiveTestCase):
+    plans_made = 0
+
     def plan(self, **fields: Any) -> dict[str, Any]:
-        fields.setdefault("name", f"plan {len(self._plans) if hasattr(self, '_plans') else 0} {self.studio['id']}")
-        plan = self.ok(self.admin.post("/v1/studios/plans/create", json=fields))
-        self._plans = [*getattr(self, "_plans", []), plan]
-        return plan
+        PipelineTests.plans_made += 1
+        fields.setdefault("name", f"plan {self.plans_made} {self.studio['id']}")
+        return self.ok(self.admin.post("/v1/studios/plans/create", json=fields))
 
     def assign(self, plan: dict[str, Any] | None, **target: str) -> None:
         self.ok(self.admin.post("/v1/studios/plans/assign", json={"plan_id": plan["id"] if plan else None, **target}))
