@@ -53,6 +53,7 @@ from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import Model
 from aihub.streaming import api_error
+from city.errors import ApiError
 
 ENCODING_FILE = Path(__file__).parent / "tokenizer" / "o200k_base.tiktoken.gz"
 # tiktoken_ext/openai_public.py's expected_hash for o200k_base.tiktoken (the decompressed file).
@@ -196,7 +197,7 @@ def worst_chat(model: Model, body: dict[str, Any]) -> Worst:
     text, media = _chat_input(model, body)
     if _served_by_claude(model) and _uses_tools(body):
         media += CLAUDE_TOOL_SYSTEM_PROMPT
-    answers = _positive_int(body.get("n"))
+    answers = _answers(body, "n")
     return _worst(model, _scaled(model, text) + media, body, answers)
 
 
@@ -314,7 +315,7 @@ def worst_completion(model: Model, body: dict[str, Any]) -> Worst:
             ids += len(prompt)
     if not any(d.legacy_completions for d in model.deployments):
         text += TOKENS_PER_MESSAGE + _o200k("user") + REPLY_PRIMING
-    answers = max(_positive_int(body.get("n")), _positive_int(body.get("best_of"))) * max(1, len(prompts))
+    answers = max(_answers(body, "n"), _answers(body, "best_of")) * max(1, len(prompts))
     return _worst(model, _scaled(model, text) + ids, body, answers)
 
 
@@ -346,10 +347,19 @@ def worst_embedding(model: Model, body: dict[str, Any]) -> Worst:
 # --- Output and cost ----------------------------------------------------------------------------
 
 
+# Bounds no real request reaches, so that a worst case stays an exact integer everywhere it goes
+# (Redis scripts compute in doubles): more output tokens than any model writes, more answers than OpenAI gives.
+MOST_OUTPUT_TOKENS = 10_000_000
+MOST_ANSWERS = 128
+
+
 def output_cap(model: Model, body: dict[str, Any]) -> tuple[int, bool]:
     """(the most tokens one answer may have, whether the request set it); see the module docstring."""
     try:
         requested = oa.max_output_tokens(body)
+        if requested is not None and requested > MOST_OUTPUT_TOKENS:
+            name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+            raise ApiError(400, f"{name} must be at most {MOST_OUTPUT_TOKENS:,}.", param=name, code="invalid_value")
         cap = requested if requested is not None else model.max_output_tokens or DEFAULT_OUTPUT_TOKENS
         if any(d.adapter == "anthropic" for d in model.deployments):
             # Claude's adapter may send more than asked: room for thinking besides the answer.
@@ -380,6 +390,14 @@ def fitting_max_tokens(model: Model, worst: Worst, cap: int) -> int:
     if model.output_price == 0:
         return ceiling
     return min(ceiling, room // (model.output_price * worst.answers))
+
+
+def _answers(body: dict[str, Any], name: str) -> int:
+    """`n` (or `best_of`): how many answers one request asks for; 400 past MOST_ANSWERS."""
+    answers = _positive_int(body.get(name))
+    if answers > MOST_ANSWERS:
+        raise ApiError(400, f"{name} must be at most {MOST_ANSWERS}.", param=name, code="invalid_value")
+    return answers
 
 
 def _positive_int(value: Any) -> int:

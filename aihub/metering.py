@@ -54,8 +54,9 @@ class Meter:
     usage_estimated: bool = False
     ttft_ms: int | None = None
     finished: bool = False
+    ceiling: tuple[int, int] | None = None  # the reservation's (input tokens, output cap): see estimate()
     call_id: str = field(default_factory=lambda: new_id("call"))  # City's own, unique: the client's request id may repeat
-    on_finish: Callable[[dict[str, Any]], None] = field(default=lambda record: writer.submit(record), repr=False)
+    on_finish: Callable[[dict[str, Any]], None] = field(default=lambda record: _submit(record), repr=False)
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -74,13 +75,12 @@ class Meter:
         return True
 
     def estimate(self, prompt_tokens: int, completion_tokens: int) -> None:
-        """Counted by City, only when the upstream reported no usage."""
+        """Counted by City, only when the upstream reported no usage. Within the call's `ceiling`: its
+        reservation counted the prompt already (exactly, where a plan needs it), and the output cannot
+        pass its cap, so a rough count never bills past what was reserved."""
+        if self.ceiling is not None:
+            prompt_tokens, completion_tokens = self.ceiling[0], min(completion_tokens, self.ceiling[1])
         self.prompt_tokens, self.completion_tokens, self.usage_estimated = prompt_tokens, completion_tokens, True
-
-    @property
-    def cost(self) -> int:
-        """In 1e-12 USD: tokens × micro-USD per million tokens."""
-        return self.prompt_tokens * self.model.input_price + self.completion_tokens * self.model.output_price
 
     def usage(self) -> dict[str, int]:
         return {
@@ -241,6 +241,11 @@ def value(record: dict[str, Any], name: str) -> Any:
 
 
 writer = UsageWriter()
+
+
+def _submit(record: dict[str, Any]) -> None:
+    """A meter's default end: its record to the writer (the AI pipeline settles the call instead)."""
+    writer.submit(record)
 
 
 def estimate_tokens(text: str) -> int:

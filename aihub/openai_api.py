@@ -292,12 +292,17 @@ async def completions(call: Call) -> HttpResponseBase:
     """
     data = call.data  # checked by its declared input, COMPLETIONS (aihub/openai_request.py)
     body = upstream_body(data)
-    ai = await admit(call, data.get("model"), (OPENAI, TEXT), "completions", lambda model: worst_completion(model, body))
+    chat_prompts: list[str] = []  # the prompt as one chat message, for upstreams without /completions
+
+    def prepare(upstreams: list[Upstream]) -> None:  # checked before anything is counted
+        if not all(up.legacy_completions for up in upstreams):
+            chat_prompts.append(single_prompt(data))
+
+    ai = await admit(call, data.get("model"), (OPENAI, TEXT), "completions", lambda model: worst_completion(model, body), prepare)
     async with ai:
         echo = data.get("echo") is True
-        native_only = all(up.legacy_completions for up in ai.upstreams)
-        chat_prompt = "" if native_only else single_prompt(data)
-        chat_body = {} if native_only else chat_request_for(body, chat_prompt)
+        chat_prompt = chat_prompts[0] if chat_prompts else ""
+        chat_body = chat_request_for(body, chat_prompt) if chat_prompts else {}
         prompt_tokens = lambda: estimate_tokens(prompt_of(data))  # noqa: E731
         if stream_flag(data):
 

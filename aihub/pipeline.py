@@ -34,7 +34,7 @@ from aihub.ledger import dollars
 from aihub.metering import CLIENT_CLOSED, Meter, writer
 from aihub.spend import month_key
 from aihub.streaming import EventStreamResponse, api_error
-from aihub.upstreams import callable_model
+from aihub.upstreams import callable_model, known_model
 from city.calls import Call
 from city.errors import ApiError, json_response
 from studios.plans import PlanLimits, PlanScopes, plan_scopes
@@ -93,14 +93,26 @@ def _limits(kind: str, scope_id: str, plan: PlanLimits | None) -> ledger.ScopeLi
     return ledger.ScopeLimits(kind, scope_id, plan.monthly_budget, plan.rpm, plan.tpm, plan.max_concurrency)
 
 
-async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: str, worst_of: Callable[[Model], Worst]) -> "AiCall":
-    """The checks of the pipeline up to the reservation, in its order; raises the first refusal."""
+async def admit(
+    call: Call,
+    model_id: object,
+    needs: tuple[str, ...],
+    modality: str,
+    worst_of: Callable[[Model], Worst],
+    prepare: Callable[[list[Upstream]], None] | None = None,
+) -> "AiCall":
+    """The checks of the pipeline up to the reservation, in its order; raises the first refusal.
+    `prepare(upstreams)` checks what a route can only check once it knows the upstreams (legacy
+    completions served through chat), before anything is counted."""
     studio_id = call.studio_id()
     scopes = await plan_scopes(call.identity, studio_id)
-    model, upstreams = await callable_model(model_id, *needs)
+    model = known_model(model_id)
     plan = scopes.effective
     if plan is not None and not plan.allows(model.id):
         raise model_not_allowed(model.id)
+    upstreams = await callable_model(model, *needs)
+    if prepare is not None:
+        prepare(upstreams)
     if needs_exact_count(scopes):
         worst = worst_of(model)
     else:
@@ -108,7 +120,7 @@ async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: 
             worst = worst_of(model)
     if plan is not None and plan.max_cost_per_request is not None and worst.cost > plan.max_cost_per_request:
         raise over_the_cap(model, worst, plan, plan.max_cost_per_request)
-    meter = Meter(call, studio_id, model, modality)
+    meter = Meter(call, studio_id, model, modality, ceiling=(worst.input_tokens, worst.output_tokens))
     meter.provider = upstreams[0].provider
     # What is billed if this process dies mid-call: the worst case, as the model may have run.
     interrupted = meter.record(INTERRUPTED, "interrupted", prompt_tokens=worst.input_tokens, completion_tokens=worst.output_tokens)
@@ -121,13 +133,27 @@ async def admit(call: Call, model_id: object, needs: tuple[str, ...], modality: 
         tokens=worst.input_tokens + worst.output_tokens,
         record=interrupted,
     )
-    headers = await ledger.reserve(reservation)
-    # Only a concurrency slot makes the answer wait for its settlement (the client's next call must find
-    # it free); budgets and TPM hold the worst case until then, which errs on the safe side.
-    waits = any(scope.max_concurrency is not None for scope in reservation.scopes)
-    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers=headers, waits_for_settlement=waits)
+    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers={})
     meter.on_finish = ai.settle
+    ai.headers = await reserved(reservation, meter)
     return ai
+
+
+async def reserved(reservation: ledger.Reservation, meter: Meter) -> dict[str, str]:
+    """The reservation, made even if the client leaves meanwhile: a reserve cut off after Redis took
+    it would hold its slot and budget for as long as this process lives. A call reserved for a
+    client that left is settled at once, to nothing (no upstream was reached)."""
+    task = asyncio.ensure_future(ledger.reserve(reservation))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda done: _release_if_reserved(done, meter))
+        raise
+
+
+def _release_if_reserved(task: "asyncio.Future[dict[str, str]]", meter: Meter) -> None:
+    if not task.cancelled() and task.exception() is None:
+        meter.finish(CLIENT_CLOSED, "client_closed")
 
 
 # A usage record's status when City never answered: its process ended mid-call (error_code "interrupted").
@@ -144,7 +170,6 @@ class AiCall:
     meter: Meter
     worst: Worst
     headers: dict[str, str]
-    waits_for_settlement: bool = True
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def __aenter__(self) -> "AiCall":
@@ -187,7 +212,9 @@ class AiCall:
             if exc.status == 504:
                 self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
             self.meter.finish(exc.status, exc.code or "upstream_error")
-            raise api_error(exc) from None
+            error = api_error(exc)
+            error.headers.update(self.headers)  # the call was counted: its answer says where the limits stand
+            raise error from None
         except asyncio.CancelledError:
             self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
             self.meter.finish(CLIENT_CLOSED, "client_closed")
@@ -196,11 +223,10 @@ class AiCall:
     # --- answers ------------------------------------------------------------------------------------
 
     async def respond(self, answer: dict[str, Any]) -> HttpResponseBase:
-        """A whole JSON answer; under a concurrency limit, once its call is settled (the next call of the
-        same client finds its slot free)."""
+        """A whole JSON answer, once its call is settled: the client's next call finds its concurrency
+        slot free, and a server stopped gracefully right after has the record in its writer's queue."""
         self.meter.finish(200)
-        if self.waits_for_settlement:
-            await self.settled()
+        await self.settled()
         response = json_response(answer)
         for name, value in self.headers.items():
             response[name] = value
@@ -220,12 +246,12 @@ class AiCall:
     async def _settled_before_last(self, source: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
         try:
             async for frame in source:
-                if self.meter.finished and self.waits_for_settlement:
+                if self.meter.finished:
                     await self.settled()
                 yield frame
         finally:
             await source.aclose()
-            if self.meter.finished and self.waits_for_settlement:
+            if self.meter.finished:
                 await self.settled()
 
     # --- settlement ---------------------------------------------------------------------------------
@@ -258,9 +284,16 @@ class AiCall:
 
 
 def _abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
+    """A stream dropped before its first byte went out: its upstream had already sent a first chunk,
+    so the model ran; with nothing counted, it is billed at the worst case."""
     if meter.finished or loop.is_closed():
         return
-    loop.call_soon_threadsafe(meter.finish, CLIENT_CLOSED, "client_closed")
+
+    def finish() -> None:
+        meter.estimate(0, meter.ceiling[1] if meter.ceiling else 0)
+        meter.finish(CLIENT_CLOSED, "client_closed")
+
+    loop.call_soon_threadsafe(finish)
 
 
 def settle_usage(meter: Meter, answer: dict[str, Any], prompt_tokens: Callable[[], int], generated_tokens: Callable[[], int]) -> None:

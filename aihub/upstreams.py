@@ -107,20 +107,25 @@ def check_model_field(model_id: object) -> str:
     return model_id
 
 
-async def callable_model(model_id: object, *needs: str) -> tuple[Model, list[Upstream]]:
-    """The named model and its callable upstreams; 400 when `model` is missing, 404 `model_not_found`
-    when it is unknown or none of its deployments is configured, 400 when it lacks one of the modalities it `needs`."""
+def known_model(model_id: object) -> Model:
+    """The named model: 400 when `model` is missing or not a string, 404 `model_not_found` when unknown."""
     model_id = check_model_field(model_id)
     model = models_by_id().get(model_id)
     if model is None:
         raise model_not_found(model_id)
+    return model
+
+
+async def callable_model(model: Model, *needs: str) -> list[Upstream]:
+    """The model's callable upstreams: 404 `model_not_found` when none of its deployments is configured,
+    400 when it lacks one of the modalities it `needs`."""
     upstreams = await callable_upstreams(model)
     if not upstreams:
-        raise model_not_found(model_id)
+        raise model_not_found(model.id)
     missing = [m for m in needs if m not in model.modalities]
     if missing:
         kinds = ", ".join(model.modalities)
         raise ApiError(
-            400, f"The model '{model_id}' does not serve {missing[0]}; it serves: {kinds}.", param="model", code="unsupported_model"
+            400, f"The model '{model.id}' does not serve {missing[0]}; it serves: {kinds}.", param="model", code="unsupported_model"
         )
-    return model, upstreams
+    return upstreams

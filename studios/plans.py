@@ -7,6 +7,7 @@ CITY_TOKEN_CACHE_SECONDS, the bound when a broadcast is lost. The admin credenti
 per call; that studio's state and plan come from a small per-process cache dropped on topic "studio".
 """
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -87,6 +88,7 @@ class PlanCache:
         self._loaded_at = 0.0
         self._lock = threading.Lock()
         self.generation = 0  # counts drops: plans read before one are not kept after it
+        self._reading: dict[asyncio.AbstractEventLoop, asyncio.Task[dict[str, PlanLimits]]] = {}
 
     def current(self) -> dict[str, PlanLimits] | None:
         plans = self._plans
@@ -107,10 +109,22 @@ class PlanCache:
     async def plans(self, *, fresh: bool = False) -> dict[str, PlanLimits]:
         """The cached plans; read again when stale, dropped, or `fresh` is asked (a plan id it lacks)."""
         plans = None if fresh else self.current()
-        if plans is None:
-            generation, loaded_at = self.generation, self.clock()
-            plans = await sync_to_async(_read_plans)()
-            self.put(plans, generation, loaded_at)
+        if plans is not None:
+            return plans
+        if fresh:
+            return await self._read()
+        # The requests that find the copy stale together share one read (not one query each, every TTL).
+        loop = asyncio.get_running_loop()
+        reading = self._reading.get(loop)
+        if reading is None:
+            reading = self._reading[loop] = loop.create_task(self._read())
+            reading.add_done_callback(lambda _: self._reading.pop(loop, None))
+        return await asyncio.shield(reading)
+
+    async def _read(self) -> dict[str, PlanLimits]:
+        generation, loaded_at = self.generation, self.clock()
+        plans = await sync_to_async(_read_plans)()
+        self.put(plans, generation, loaded_at)
         return plans
 
     async def get(self, plan_id: str | None) -> PlanLimits | None:

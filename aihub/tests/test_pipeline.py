@@ -24,11 +24,12 @@ ROUTES: dict[str, dict[str, Any]] = {
 
 
 class PipelineTests(AiLiveTestCase):
+    plans_made = 0
+
     def plan(self, **fields: Any) -> dict[str, Any]:
-        fields.setdefault("name", f"plan {len(self._plans) if hasattr(self, '_plans') else 0} {self.studio['id']}")
-        plan = self.ok(self.admin.post("/v1/studios/plans/create", json=fields))
-        self._plans = [*getattr(self, "_plans", []), plan]
-        return plan
+        PipelineTests.plans_made += 1
+        fields.setdefault("name", f"plan {self.plans_made} {self.studio['id']}")
+        return self.ok(self.admin.post("/v1/studios/plans/create", json=fields))
 
     def assign(self, plan: dict[str, Any] | None, **target: str) -> None:
         self.ok(self.admin.post("/v1/studios/plans/assign", json={"plan_id": plan["id"] if plan else None, **target}))
@@ -150,3 +151,33 @@ class PipelineTests(AiLiveTestCase):
         )
         unknown = {**as_admin, "studio_id": "studio_01NOSUCHSTUDIO0000000000000"}
         self.assertEqual(self.error(self.admin.post("/v1/chat/completions", json=unknown), 404)["code"], "studio_not_found")
+
+    # --- what the review found ---------------------------------------------------------------------
+
+    def test_a_counted_answer_never_bills_past_its_reservation(self) -> None:
+        # 200,000 spaces are a few hundred tokens for the tokenizer but 50,000 at four characters a
+        # token: an upstream that reports no usage must not be billed by the rough count.
+        self.assign(self.plan(monthly_budget=100), studio_id=self.studio["id"])
+        self.sim.script.usage = None
+        prompt = "a" + " " * 200_000 + "b"
+        self.ok(self.user.post("/v1/chat/completions", json={**CHAT, "messages": [{"role": "user", "content": prompt}]}))
+        (record,) = self.records(1)
+        self.assertTrue(record.usage_estimated)
+        self.assertLess(record.prompt_tokens, 5_000)
+        self.assertLessEqual(record.completion_tokens, 20)
+
+    def test_a_malformed_request_is_refused_before_it_is_counted(self) -> None:
+        self.assign(self.plan(rpm=1), studio_id=self.studio["id"])
+        two_prompts = {"model": "deepseek-v4-flash", "prompt": ["one", "two"], "max_tokens": 5}  # served through chat: one prompt only
+        for _ in range(2):
+            self.assertEqual(self.error(self.user.post("/v1/completions", json=two_prompts), 400)["param"], "prompt")
+        self.ok(self.user.post("/v1/chat/completions", json=CHAT))  # the minute's one request is still there
+        for field, value in (("max_tokens", 10_000_001), ("n", 129)):
+            with self.subTest(field=field):
+                self.assertEqual(self.error(self.user.post("/v1/chat/completions", json={**CHAT, field: value}), 400)["param"], field)
+        self.assertEqual(len(self.records(1)), 1)
+
+    def test_the_plan_is_checked_before_what_the_model_serves(self) -> None:
+        self.assign(self.plan(models=["deepseek-*"]), studio_id=self.studio["id"])
+        error = self.error(self.user.post("/v1/chat/completions", json={**CHAT, "model": "text-embedding-3-small"}), 403)
+        self.assertEqual(error["code"], "model_not_allowed")

@@ -15,6 +15,10 @@ every simulator the same switches and records:
     sim.fail_after_chunks = 3           # streams: cut the connection after 3 chunks
     sim.chunk_delay_seconds = 0.05      # streams: pause between chunks
     sim.handler = lambda request: Reply.json({...})  # answer with this instead of `handle` (None: `handle`)
+    sim.hold()                          # hold every answer (before its first byte) until release()
+    sim.release()                       #   … then answer the held ones and every later one at once
+    sim.in_flight, sim.max_in_flight    # requests being answered now, and the most ever at once
+    sim.wait_for_in_flight(3, 2.0)      # True once 3 requests are being answered at the same time
     sim.requests                        # [Received(method, path, query, headers, body, json), …]
     sim.last_request                    # the most recent one
     sim.cancellations                   # [Cancellation(request, chunks_sent)] — client disconnected mid-answer
@@ -130,6 +134,7 @@ class SimServer:
         self._requests: list[Received] = []
         self._cancellations: list[Cancellation] = []
         self._server: ThreadingHTTPServer | None = None
+        self._gate = threading.Event()  # set: answers go out; clear: held until release()
         self._thread: threading.Thread | None = None
         self.reset()
 
@@ -184,6 +189,11 @@ class SimServer:
             self._requests.clear()
             self._cancellations.clear()
             self._cancelled.clear()
+            self._in_flight = 0
+            self._max_in_flight = 0
+            self._gate.set()  # answers held until now go out
+            self._gate = threading.Event()
+            self._gate.set()
             self.script = Script()
 
     def fail(self, status: int, body: Any = None, *, times: int | None = None, message: str | None = None) -> None:
@@ -194,7 +204,40 @@ class SimServer:
             self._fail_body = body if body is not None else self.error_body(status, message or f"simulated error {status}")
             self._fail_times = times
 
+    # The longest a held answer waits for release(): a test that forgets to release ends anyway.
+    hold_limit_seconds = 30.0
+
+    def hold(self) -> None:
+        """Hold every answer, before its first byte, until `release()` (or hold_limit_seconds)."""
+        with self._lock:
+            self._gate = threading.Event()
+
+    def release(self) -> None:
+        """Answer the held requests, and every later one at once."""
+        with self._lock:
+            self._gate.set()
+
     # --- records -------------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered in full (or left by their client)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests ever in flight at the same time since the last reset()."""
+        with self._lock:
+            return self._max_in_flight
+
+    def wait_for_in_flight(self, count: int, timeout: float = 2.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.in_flight >= count:
+                return True
+            time.sleep(0.01)
+        return self.in_flight >= count
 
     @property
     def requests(self) -> list[Received]:
@@ -237,7 +280,7 @@ class SimServer:
         class Handler(_Handler):
             simulator = sim
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{type(self).__name__}", daemon=True
@@ -246,6 +289,7 @@ class SimServer:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -262,6 +306,8 @@ class SimServer:
     def _record(self, received: Received) -> tuple[int | None, Any]:
         with self._lock:
             self._requests.append(received)
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
             if self._fail_status is None:
                 return None, None
             status, body = self._fail_status, self._fail_body
@@ -271,15 +317,30 @@ class SimServer:
                     self._fail_status = self._fail_body = self._fail_times = None
             return status, body
 
+    def _answered(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _gate_now(self) -> threading.Event:
+        with self._lock:
+            return self._gate
+
     def _record_cancellation(self, received: Received, chunks_sent: int) -> None:
         with self._lock:
             self._cancellations.append(Cancellation(received, chunks_sent))
         self._cancelled.set()
 
 
+class _Server(ThreadingHTTPServer):
+    # Hundreds of calls at once (the plan tests' bursts): a backlog of 5, the default, drops their
+    # connections and the client's retries after a second make a test slow and flaky.
+    request_queue_size = 512
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, chunked streams
     simulator: SimServer
+    _in_flight = False  # this request is counted in the simulator's in_flight
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet tests
         pass
@@ -311,7 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
             json=parsed,
         )
         fail_status, fail_body = sim._record(received)
+        self._in_flight = True
         try:
+            self._wait_for_release(sim._gate_now())
             if sim.latency_seconds:
                 self._wait(sim.latency_seconds)
             if sim.stall_seconds and sim.stall_after_chunks == 0:
@@ -331,6 +394,15 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             sim._record_cancellation(received, 0)
             self.close_connection = True
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        """Counts this request out of `in_flight`, once: just before the last bytes of its answer go
+        out, so that a client which frees a slot on reading them never sees the count over its limit."""
+        if self._in_flight:
+            self._in_flight = False
+            self.simulator._answered()
 
     def _send_whole(self, reply: Reply) -> None:
         self.send_response(reply.status)
@@ -339,6 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        self._leave()
         self.wfile.write(reply.body)
         self.wfile.flush()
 
@@ -352,7 +425,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         sent = 0
-        for chunk in reply.chunks or ():
+        chunks = iter(reply.chunks or ())
+        chunk = next(chunks, None)
+        while chunk is not None:
+            upcoming = next(chunks, None)  # one ahead: to know the last chunk before it goes out
             if sim.fail_after_chunks is not None and sent >= sim.fail_after_chunks:
                 # An abrupt end: no terminating chunk, the connection just closes.
                 self.close_connection = True
@@ -365,14 +441,25 @@ class _Handler(BaseHTTPRequestHandler):
             if self._client_gone():
                 raise _ClientGone(str(sent))
             data = chunk.encode() if isinstance(chunk, str) else chunk
+            if upcoming is None:
+                self._leave()
             try:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 raise _ClientGone(str(sent)) from None
             sent += 1
+            chunk = upcoming
+        self._leave()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _wait_for_release(self, gate: threading.Event) -> None:
+        """While the simulator holds answers: wait for release(), noticing a client that leaves."""
+        deadline = time.monotonic() + self.simulator.hold_limit_seconds
+        while not gate.wait(_POLL_SECONDS) and time.monotonic() < deadline:
+            if self._client_gone():
+                raise _ClientGone("0")
 
     def _wait(self, seconds: float, sent: int = 0) -> None:
         """Sleep, but notice a client that leaves meanwhile."""
