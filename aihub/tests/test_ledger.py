@@ -396,7 +396,6 @@ class RedisLedgerTests(LedgerContract):
         self.assertFalse(client.exists(call_key(self.s, call_id)))
         go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # its concurrency slot is free again
 
-
     # --- the keeper ---------------------------------------------------------------------------
 
     def reaper(self) -> Keeper:
@@ -474,11 +473,12 @@ class RedisLedgerTests(LedgerContract):
         for _ in range(REFUSED_ATTEMPTS - 1):
             reaper.reap()
         self.assertFalse(client.exists(call_key(self.s, bad.call_id)))
-        set_aside = [json.loads(entry) for entry in client.lrange(DEAD_LETTER_KEY, 0, -1)]  # type: ignore[union-attr]
-        mine = [entry for entry in set_aside if entry["record"]["call_id"] == bad.call_id]
+        entries: list[bytes] = client.lrange(DEAD_LETTER_KEY, 0, -1)
+        mine = [entry for entry in entries if json.loads(entry)["record"]["call_id"] == bad.call_id]
         for entry in mine:
-            client.lrem(DEAD_LETTER_KEY, 0, json.dumps(entry, separators=(",", ":")))
+            client.lrem(DEAD_LETTER_KEY, 0, entry)
         self.assertEqual(len(mine), 1)
+        self.assertIn("prompt_tokens", json.loads(mine[0])["record"])
         self.assertFalse(UsageRecord.objects.filter(call_id=bad.call_id).exists())
 
     def test_held_never_goes_below_zero_after_a_counter_is_rebuilt(self) -> None:
