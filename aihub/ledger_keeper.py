@@ -47,6 +47,7 @@ log = logging.getLogger("aihub.ledger")
 KEEP_INTERVAL_SECONDS = 5.0
 HEARTBEAT_INTERVAL_SECONDS = 5.0
 HEARTBEAT_TTL_SECONDS = 15
+HEARTBEAT_RETRY_SECONDS = 0.5  # after a failed beat: back within a second of Redis (a reaper waits longer)
 # An owner is dead only if its heartbeat was missing at two observations at least this far apart.
 MISSING_CONFIRM_SECONDS = 3.0
 # A reaping round stops walking studios after this long (the reaper lock lasts 0.9 × KEEP_INTERVAL_SECONDS).
@@ -157,11 +158,13 @@ class Keeper:
         timeout = 1.0
         client = redis.Redis.from_url(self.ledger.url, socket_connect_timeout=timeout, socket_timeout=timeout)
         while not self._stop.is_set():
+            pause = HEARTBEAT_INTERVAL_SECONDS
             try:
                 client.set(f"city:proc:{self.proc_id}", "1", ex=HEARTBEAT_TTL_SECONDS)
-            except Exception as exc:  # Redis away: the ledger logs outages
+            except Exception as exc:  # Redis away (the ledger logs outages): beat again as soon as it is back
                 log.debug("heartbeat failed: %s", exc)
-            self._stop.wait(HEARTBEAT_INTERVAL_SECONDS)
+                pause = HEARTBEAT_RETRY_SECONDS
+            self._stop.wait(pause)
         client.close()
 
     def _run(self) -> None:

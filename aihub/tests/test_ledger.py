@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from aihub import ledger
 from aihub.ledger_journal import DEAD_LETTER_FILE, journal_dir
-from aihub.ledger_keeper import DEAD_LETTER_KEY, REFUSED_ATTEMPTS, Keeper, check_eviction
+from aihub.ledger_keeper import DEAD_LETTER_KEY, REAP_BATCH_CALLS, REFUSED_ATTEMPTS, Keeper, check_eviction
 from aihub.ledger_local import LocalLedger
 from aihub.ledger_redis import STUDIOS_KEY, RedisLedger, budget_key, call_key
 from aihub.metering import insert_records, writer
@@ -411,6 +411,19 @@ class RedisLedgerTests(LedgerContract):
         """Give `r` an owner process that never sent a heartbeat: a dead one."""
         ledger.backend().sync_client().hset(call_key(self.s, r.call_id), "proc", f"gone:0:{uuid.uuid4().hex[:8]}")  # type: ignore[attr-defined]
 
+    def test_the_heartbeat_goes_on_while_the_keeper_is_stuck(self) -> None:
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        keeper = Keeper(backend)
+        keeper.ensure_started()
+        self.addCleanup(keeper.close)
+        client = backend.sync_client()
+        heartbeat = f"city:proc:{keeper.proc_id}"
+        with keeper._lock:  # its next round blocks here, as on a stalled database
+            for _ in range(2):  # the old keeper beat once more before blocking, never after
+                client.delete(heartbeat)
+                wait_until(lambda: client.exists(heartbeat), timeout=10, message="the heartbeat renewed")
+
     def test_a_dead_owners_call_whose_record_is_written_settles_at_that_records_cost(self) -> None:
         scope = limits(self.s, monthly_budget=10_000_000, max_concurrency=1)
         r = make_reservation(self.s, new_call(), scope, cost=5_000_000)
@@ -442,17 +455,19 @@ class RedisLedgerTests(LedgerContract):
     def test_the_reaper_pages_past_any_number_of_live_calls(self) -> None:
         backend = ledger.backend()
         assert isinstance(backend, RedisLedger)
-        live = [make_reservation(self.s, new_call(), limits(self.s)) for _ in range(5)]
-        for r in live:
-            go(ledger.reserve(r))
+        live = [make_reservation(self.s, new_call(), limits(self.s)) for _ in range(REAP_BATCH_CALLS + 1)]  # more than a page
+
+        async def reserve_all() -> None:
+            await asyncio.gather(*(ledger.reserve(r) for r in live))
+
+        go(reserve_all())
         wait_until(lambda: backend.sync_client().exists(f"city:proc:{backend.keeper.proc_id}"), message="this process's heartbeat")
         dead = make_reservation(self.s, new_call(), limits(self.s))
         go(ledger.reserve(dead))
         self.orphan(dead)
         reaper = self.reaper()
-        reaper.reap_batch_calls = 2
-        for _ in range(6):
-            reaper.reap()
+        reaper.reap()  # the dead owner seen once, on the second page
+        reaper.reap()
         self.assertEqual([record.call_id for record in UsageRecord.objects.filter(studio_id=self.s)], [dead.call_id])
         for r in live:
             self.assertEqual(backend.sync_client().hget(call_key(self.s, r.call_id), "state"), b"reserved")
