@@ -34,6 +34,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
+from django.conf import settings
 from django.db import close_old_connections
 from redis.exceptions import RedisError
 
@@ -149,13 +150,11 @@ class Keeper:
         with self._lock:
             self._pending[call_id] = (studio_id, opened, micro, pico, tokens, record, 0)
 
-    retry_settle = settle_later
-
     # --- threads --------------------------------------------------------------------------------
 
     def _beat(self) -> None:
         """The heartbeat, on a client of its own: nothing else this process does can hold it up."""
-        timeout = 1.0
+        timeout = settings.REDIS_TIMEOUT_SECONDS
         client = redis.Redis.from_url(self.ledger.url, socket_connect_timeout=timeout, socket_timeout=timeout)
         while not self._stop.is_set():
             pause = HEARTBEAT_INTERVAL_SECONDS

@@ -488,7 +488,7 @@ class RedisLedgerTests(LedgerContract):
         for _ in range(REFUSED_ATTEMPTS - 1):
             reaper.reap()
         self.assertFalse(client.exists(call_key(self.s, bad.call_id)))
-        entries: list[bytes] = client.lrange(DEAD_LETTER_KEY, 0, -1)
+        entries = [entry.decode() if isinstance(entry, bytes) else entry for entry in client.lrange(DEAD_LETTER_KEY, 0, -1)]
         mine = [entry for entry in entries if json.loads(entry)["record"]["call_id"] == bad.call_id]
         for entry in mine:
             client.lrem(DEAD_LETTER_KEY, 0, entry)
