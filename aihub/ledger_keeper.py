@@ -229,15 +229,16 @@ class Keeper:
         self._round += 1
         self._forget_old_sightings()
         studios = [raw.decode() for raw in cast(list[bytes], client.zrange(STUDIOS_KEY, 0, -1))]
+        cursors = {key.decode(): int(value) for key, value in cast(dict[bytes, bytes], client.hgetall(REAP_CURSOR_KEY)).items()}
         # Start where the last round stopped, so a round cut short does not starve the studios after it.
-        start = int(cast(bytes | None, client.hget(REAP_CURSOR_KEY, "")) or 0) % max(len(studios), 1)
+        start = cursors.get("", 0) % max(len(studios), 1)
         written = budget = 0
         cutoff = now_ms - int(self.reap_age_seconds * 1000)
         for n, studio_id in enumerate(studios[start:] + studios[:start]):
             if time.monotonic() > deadline or budget >= REAP_ROUND_CALLS:
                 client.hset(REAP_CURSOR_KEY, "", (start + n) % len(studios))
                 break
-            offset = int(cast(bytes | None, client.hget(REAP_CURSOR_KEY, studio_id)) or 0)
+            offset = cursors.get(studio_id, 0)
             while True:
                 calls = cast(
                     list[bytes], client.zrangebyscore(open_key(studio_id), "-inf", cutoff, start=offset, num=self.reap_batch_calls)
@@ -254,11 +255,13 @@ class Keeper:
                     break
                 if time.monotonic() > deadline or budget >= REAP_ROUND_CALLS:
                     break
-            client.hset(REAP_CURSOR_KEY, studio_id, offset)
+            if offset != cursors.get(studio_id, 0):
+                client.hset(REAP_CURSOR_KEY, studio_id, offset)
             if client.zcard(open_key(studio_id)):
                 client.zadd(STUDIOS_KEY, {studio_id: int(time.time() * 1000)})
         else:
-            client.hset(REAP_CURSOR_KEY, "", 0)
+            if cursors.get("", 0):
+                client.hset(REAP_CURSOR_KEY, "", 0)
         pruned = [
             raw.decode()
             for raw in cast(list[bytes], client.zrangebyscore(STUDIOS_KEY, "-inf", int((time.time() - STUDIO_PRUNE_SECONDS) * 1000)))
