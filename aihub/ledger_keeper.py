@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 from django.conf import settings
 from django.db import close_old_connections
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from aihub.ledger import DATABASE_AWAY, split_cost
 
@@ -77,7 +77,7 @@ def check_eviction(client: redis.Redis) -> str | None:
     policy read, or None when CONFIG is disabled (managed Redis)."""
     try:
         found = cast(dict[str, str], client.config_get("maxmemory-policy"))
-    except RedisError as exc:
+    except ResponseError as exc:  # CONFIG disabled or renamed; an unreachable Redis raises (checked again later)
         log.warning("could not read Redis's maxmemory-policy (%s): make sure it is noeviction, or budgets may overshoot", exc)
         return None
     policy = found.get("maxmemory-policy")
