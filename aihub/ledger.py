@@ -8,14 +8,18 @@ atomic step, then settles exactly once to what it really cost. Guarantees, with 
 - RPM and TPM are GCRA (a limit L per 60 s, bursts of up to L), never fixed windows;
 - a reservation outlives its process: if the process dies before settling, a reaper in any other
   process settles it at its estimate and writes its usage record (status "interrupted"), within
-  about HEARTBEAT_TTL_SECONDS + REAP_INTERVAL_SECONDS (ledger_keeper.py);
+  about HEARTBEAT_TTL_SECONDS + MISSING_CONFIRM_SECONDS + 2 × KEEP_INTERVAL_SECONDS (ledger_keeper.py);
 - when Redis cannot be reached, budgets fail closed (503 budget_unavailable) and rate limits fail
-  open (the call goes on, uncounted; its usage record is still written).
+  open (the call goes on, uncounted; its usage record is still written). When a reserve's answer is
+  lost, a budgeted call is refused and its reservation undone; any other call goes on and its own
+  settle settles the reservation if it landed;
+- Redis must not evict (maxmemory-policy noeviction): the keeper logs an ERROR at start otherwise.
 Without Redis (embedded mode, one process) the same checks run in process (ledger_local.py); this
 month's spend is rebuilt from the usage records on first use, so a restart forgets nothing that was
 written, and a journal on local disk (ledger_journal.py) gives the calls in flight at a crash their
 records at the next start. Counting across processes, and settling a dead process's calls while
-City runs on, need Redis.
+City runs on, need Redis. A server starts the keeper (Redis) or replays the journal (embedded) as it
+starts (`start`, a CITY_SERVER_STARTUP hook), not at its first call.
 
 Amounts: reservations and budgets in micro-USD (integers), settled costs in 1e-12 USD (the usage
 record's `cost`), added exactly.
@@ -27,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from aihub.spend import next_month_start
 from city.errors import ApiError
@@ -38,6 +43,9 @@ UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 # Seconds a client refused for concurrency is told to wait: a slot frees when any call ends.
 CONCURRENCY_RETRY_AFTER_SECONDS = 1
 PICO_PER_MICRO = 1_000_000  # 1e-12 USD units in one micro-USD
+# The database does not answer (or a lock timed out): a record that fails so waits for the next try;
+# any other failure is the database refusing the record itself.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,6 @@ class ScopeLimits:
     rpm: int | None
     tpm: int | None
     max_concurrency: int | None
-
-    @property
-    def label(self) -> str:
-        return "studio" if self.kind == "studio" else "token"
 
 
 @dataclass
@@ -66,9 +70,13 @@ class Reservation:
 
 
 class Backend(Protocol):
+    def start(self) -> None: ...
+
     async def reserve(self, r: Reservation) -> dict[str, str]: ...
 
     async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None: ...
+
+    def settle_later(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None: ...
 
     def forget(self, records: list[dict[str, Any]]) -> None: ...
 
@@ -109,6 +117,20 @@ async def settle(call_id: str, studio_id: str, *, cost: int, tokens: int, record
     await backend().settle(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id})
 
 
+def settle_later(call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+    """What to call when `settle` raised unexpectedly: `record` goes to the usage writer now and the
+    counters are settled later (the keeper retries), so no slot or budget stays held. Sync; raises
+    nothing of its own."""
+    backend().settle_later(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id})
+
+
+def start() -> None:
+    """Start this process's ledger as its server starts (CITY_SERVER_STARTUP): with Redis, the keeper
+    (heartbeat, retries, reaper); embedded, the replay of crashed processes' journals. Idempotent, again
+    after a fork; never blocks (servers may call it inside their event loop)."""
+    backend().start()
+
+
 def forget(records: list[dict[str, Any]]) -> None:
     """The usage writer has committed these records: their reservations may go (sync; writer thread)."""
     if any(record.get("call_id") for record in records):
@@ -119,20 +141,16 @@ def forget(records: list[dict[str, Any]]) -> None:
 
 
 def precheck(r: Reservation) -> None:
-    """Refusals that need no counter: a limit of 0, or more tokens than a whole minute's TPM."""
+    """The refusal that needs no counter: more tokens than a whole minute's TPM."""
     for scope in r.scopes:
-        if scope.rpm == 0:
-            raise rate_limited(scope, "requests", 0, 0, 0, PERIOD_MS)
         if scope.tpm is not None and r.tokens > scope.tpm:
             raise ApiError(
                 429,
-                f"This call may use up to {r.tokens:,} tokens, more than this {scope.label}'s whole limit of "
+                f"This call may use up to {r.tokens:,} tokens, more than this {scope.kind}'s whole limit of "
                 f"{scope.tpm:,} tokens per minute, so it can never fit; lower max_tokens or shorten the input.",
                 code="request_too_large",
                 headers=rate_headers([("tokens", scope.tpm, scope.tpm, 0)]),
             )
-        if scope.max_concurrency == 0:
-            raise concurrency_limited(scope)
 
 
 def split_cost(cost: int) -> tuple[int, int]:
@@ -194,10 +212,7 @@ def rate_limited(scope: ScopeLimits, unit: str, limit: int, left: int, wait_ms: 
     what = "requests" if unit == "requests" else "tokens"
     headers = {"Retry-After": str(seconds), "retry-after-ms": str(wait_ms)}
     headers.update(rate_headers([(unit, limit, left, reset)]))
-    if limit == 0:
-        message = f"This {scope.label}'s plan allows no {what}; ask the studio admin for another plan."
-    else:
-        message = f"This {scope.label}'s rate limit of {limit:,} {what} per minute is reached; retry in {seconds} s."
+    message = f"This {scope.kind}'s rate limit of {limit:,} {what} per minute is reached; retry in {seconds} s."
     return ApiError(429, message, code="rate_limit_exceeded", headers=headers)
 
 
@@ -206,7 +221,7 @@ def concurrency_limited(scope: ScopeLimits) -> ApiError:
     seconds = CONCURRENCY_RETRY_AFTER_SECONDS
     return ApiError(
         429,
-        f"This {scope.label} already has {limit:,} calls in flight, its plan's limit; retry when one ends.",
+        f"This {scope.kind} already has {limit:,} calls in flight, its plan's limit; retry when one ends.",
         code="concurrency_limit_exceeded",
         headers={"Retry-After": str(seconds), "retry-after-ms": str(seconds * 1000)},
     )
@@ -219,7 +234,7 @@ def budget_exceeded(scope: ScopeLimits, month: str, spent: int, held: int, cost:
     in_flight = f" and {dollars(held)} is reserved by calls in flight" if held else ""
     return ApiError(
         402,
-        f"This {scope.label}'s monthly budget of {dollars(budget)} does not cover this call (up to {dollars(cost)}): "
+        f"This {scope.kind}'s monthly budget of {dollars(budget)} does not cover this call (up to {dollars(cost)}): "
         f"{dollars(spent)} is spent in {month}{in_flight}. It resets at {resets:%Y-%m-%dT%H:%M:%SZ}; "
         "ask the studio admin to raise it, or lower max_tokens.",
         code="monthly_budget_exceeded",
