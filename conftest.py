@@ -1,6 +1,7 @@
 """Suite-wide guards (city/network_guard.py): no test reaches beyond loopback."""
 
 import pytest
+from django.conf import settings
 
 from city import network_guard
 
@@ -8,6 +9,9 @@ from city import network_guard
 def pytest_configure(config: pytest.Config) -> None:
     # Before any test module is imported, so nothing at import time escapes either.
     network_guard.install()
+    # The test process is no server: a test importing city.asgi must not start the server's threads
+    # (the ledger's keeper, the crash journal's replay). The City processes tests start keep them.
+    settings.CITY_SERVER_STARTUP = []
 
 
 @pytest.fixture(autouse=True)

@@ -11,14 +11,18 @@ atomic step, then settles exactly once to what it really cost. Guarantees, with 
   A settle lowers the call's tokens to its real ones (the TPM refund); its request stays counted;
 - a reservation outlives its process: if the process dies before settling, a reaper in any other
   process settles it at its estimate and writes its usage record (status "interrupted"), within
-  about HEARTBEAT_TTL_SECONDS + REAP_INTERVAL_SECONDS (ledger_keeper.py);
+  about HEARTBEAT_TTL_SECONDS + MISSING_CONFIRM_SECONDS + 2 × KEEP_INTERVAL_SECONDS (ledger_keeper.py);
 - when Redis cannot be reached, budgets fail closed (503 budget_unavailable) and rate limits fail
-  open (the call goes on, uncounted; its usage record is still written).
+  open (the call goes on, uncounted; its usage record is still written). When a reserve's answer is
+  lost, a budgeted call is refused and its reservation undone; any other call goes on and its own
+  settle settles the reservation if it landed;
+- Redis must not evict (maxmemory-policy noeviction): the keeper logs an ERROR at start otherwise.
 Without Redis (embedded mode, one process) the same checks run in process (ledger_local.py); this
 month's spend is rebuilt from the usage records on first use, so a restart forgets nothing that was
 written, and a journal on local disk (ledger_journal.py) gives the calls in flight at a crash their
 records at the next start. Counting across processes, and settling a dead process's calls while
-City runs on, need Redis.
+City runs on, need Redis. A server starts the keeper (Redis) or replays the journal (embedded) as it
+starts (`start`, a CITY_SERVER_STARTUP hook), not at its first call.
 
 Amounts: reservations and budgets in micro-USD (integers), settled costs in 1e-12 USD (the usage
 record's `cost`), added exactly.
@@ -30,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from aihub.spend import next_month_start
 from city.errors import ApiError
@@ -40,10 +45,13 @@ PERIOD_MS = 60_000
 UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 # Seconds a client refused for concurrency is told to wait: a slot frees when any call ends.
 CONCURRENCY_RETRY_AFTER_SECONDS = 1
-# Seconds a call that can never fit (request_too_large, a limit of 0) is told to wait: one whole window,
+# Seconds a call that can never fit (request_too_large) is told to wait: one whole window,
 # though waiting alone will not help.
 NEVER_FITS_RETRY_AFTER_SECONDS = PERIOD_MS // 1000
 PICO_PER_MICRO = 1_000_000  # 1e-12 USD units in one micro-USD
+# The database does not answer (or a lock timed out): a record that fails so waits for the next try;
+# any other failure is the database refusing the record itself.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,6 @@ class ScopeLimits:
     rpm: int | None
     tpm: int | None
     max_concurrency: int | None
-
-    @property
-    def label(self) -> str:
-        return "studio" if self.kind == "studio" else "token"
 
 
 @dataclass
@@ -72,9 +76,13 @@ class Reservation:
 
 
 class Backend(Protocol):
+    def start(self) -> None: ...
+
     async def reserve(self, r: Reservation) -> dict[str, str]: ...
 
     async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None: ...
+
+    def settle_later(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None: ...
 
     def forget(self, records: list[dict[str, Any]]) -> None: ...
 
@@ -115,6 +123,20 @@ async def settle(call_id: str, studio_id: str, *, cost: int, tokens: int, record
     await backend().settle(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id})
 
 
+def settle_later(call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+    """What to call when `settle` raised unexpectedly: `record` goes to the usage writer now and the
+    counters are settled later (the keeper retries), so no slot or budget stays held. Sync; raises
+    nothing of its own."""
+    backend().settle_later(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id})
+
+
+def start() -> None:
+    """Start this process's ledger as its server starts (CITY_SERVER_STARTUP): with Redis, the keeper
+    (heartbeat, retries, reaper); embedded, the replay of crashed processes' journals. Idempotent, again
+    after a fork; never blocks (servers may call it inside their event loop)."""
+    backend().start()
+
+
 def forget(records: list[dict[str, Any]]) -> None:
     """The usage writer has committed these records: their reservations may go (sync; writer thread)."""
     if any(record.get("call_id") for record in records):
@@ -125,26 +147,17 @@ def forget(records: list[dict[str, Any]]) -> None:
 
 
 def precheck(r: Reservation) -> None:
-    """Refusals that need no counter: a limit of 0, or more tokens than a whole minute's TPM."""
+    """The refusal that needs no counter: more tokens than a whole minute's TPM."""
     for scope in r.scopes:
-        if scope.rpm == 0:
-            raise ApiError(
-                429,
-                f"This {scope.label}'s plan allows no requests; ask the studio admin for another plan.",
-                code="rate_limit_exceeded",
-                headers={**never_fits_headers(), **rate_headers([("requests", 0, 0, 0)])},
-            )
         if scope.tpm is not None and r.tokens > scope.tpm:
             raise ApiError(
                 429,
-                f"This call may use up to {r.tokens:,} tokens, more than this {scope.label}'s whole limit of "
+                f"This call may use up to {r.tokens:,} tokens, more than this {scope.kind}'s whole limit of "
                 f"{scope.tpm:,} tokens per minute, so it can never fit as it is, however long it waits; "
                 "lower max_tokens or shorten the input.",
                 code="request_too_large",
                 headers={**never_fits_headers(), **rate_headers([("tokens", scope.tpm, scope.tpm, 0)])},
             )
-        if scope.max_concurrency == 0:
-            raise concurrency_limited(scope)
 
 
 def split_cost(cost: int) -> tuple[int, int]:
@@ -224,7 +237,7 @@ def rate_limited(scope: ScopeLimits, window: Window, wait_requests: int, wait_to
     limits = " and ".join(reached)
     tokens_note = f" ({window.tokens:,} tokens counted, this call may use {tokens:,})" if wait_tokens else ""
     message = (
-        f"This {scope.label}'s rate limit{'s' if len(reached) > 1 else ''} of {limits} per minute "
+        f"This {scope.kind}'s rate limit{'s' if len(reached) > 1 else ''} of {limits} per minute "
         f"{'are' if len(reached) > 1 else 'is'} reached{tokens_note}; retry in {seconds} s."
     )
     return ApiError(429, message, code="rate_limit_exceeded", headers=headers)
@@ -235,7 +248,7 @@ def concurrency_limited(scope: ScopeLimits) -> ApiError:
     seconds = CONCURRENCY_RETRY_AFTER_SECONDS
     return ApiError(
         429,
-        f"This {scope.label} already has {limit:,} calls in flight, its plan's limit; retry when one ends.",
+        f"This {scope.kind} already has {limit:,} calls in flight, its plan's limit; retry when one ends.",
         code="concurrency_limit_exceeded",
         headers={"Retry-After": str(seconds), "retry-after-ms": str(seconds * 1000)},
     )
@@ -248,7 +261,7 @@ def budget_exceeded(scope: ScopeLimits, month: str, spent: int, held: int, cost:
     in_flight = f" and {dollars(held)} is reserved by calls in flight" if held else ""
     return ApiError(
         402,
-        f"This {scope.label}'s monthly budget of {dollars(budget)} does not cover this call (up to {dollars(cost)}): "
+        f"This {scope.kind}'s monthly budget of {dollars(budget)} does not cover this call (up to {dollars(cost)}): "
         f"{dollars(spent)} is spent in {month}{in_flight}. It resets at {resets:%Y-%m-%dT%H:%M:%SZ}; "
         "ask the studio admin to raise it, or lower max_tokens.",
         code="monthly_budget_exceeded",

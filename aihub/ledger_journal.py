@@ -4,7 +4,9 @@ Each process appends one line per reserve (the record to write if it dies, statu
 settle (the real record) and write (records the usage writer committed) to a file of its own,
 which it holds locked (flock) while it lives. A process that starts replays the files no live
 process holds: every call reserved or settled there but not written gets its record written
-(idempotently, by call_id), then the file goes. Lines are flushed to the OS at once (a kill -9
+(idempotently, by call_id), then the file goes. A record the database refuses (any failure but its
+being unreachable) is set aside in DEAD_LETTER_FILE with the error, logged once, so that one bad
+record cannot stop the replay, nor every start after it. Lines are flushed to the OS at once (a kill -9
 loses nothing; a power cut may lose the last lines: no fsync on the request path).
 
 Files live under var/ledger/<a digest of the database's name>/, so a test run never replays the
@@ -21,12 +23,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection
+from django.db import close_old_connections, connection
+
+from aihub.ledger import DATABASE_AWAY
 
 log = logging.getLogger("aihub.ledger")
 
 # A journal with no call in flight is emptied once it is larger than this.
 ROTATE_BYTES = 1_000_000
+# Records the database refused, one JSON line each ({"record", "error"}); not a journal (*.jsonl).
+DEAD_LETTER_FILE = "dead-letter.ndjson"
 
 
 def journal_dir() -> Path:
@@ -84,10 +90,23 @@ class Journal:
                     try:
                         insert_records([record])
                         count += 1
-                    except IntegrityError:
-                        log.exception("dropping the journaled usage record of call %s, which the database refuses", record.get("call_id"))
+                    except DATABASE_AWAY:
+                        raise  # the file stays, for the next try
+                    except Exception as exc:
+                        self.set_aside(record, exc)
                 path.unlink()
         return count
+
+    def set_aside(self, record: dict[str, Any], exc: Exception) -> None:
+        with open(self.directory / DEAD_LETTER_FILE, "a", encoding="utf-8") as file:
+            file.write(dumps({"record": record, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+        log.error(
+            "the database refused the journaled usage record of call %s (%s: %s); it is set aside in %s",
+            record.get("call_id"),
+            type(exc).__name__,
+            exc,
+            self.directory / DEAD_LETTER_FILE,
+        )
 
 
 def unwritten(text: str) -> list[dict[str, Any]]:
@@ -98,8 +117,10 @@ def unwritten(text: str) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except ValueError:
             continue  # a line cut short by the crash
-        if entry["op"] == "written":
+        if not isinstance(entry, dict) or not isinstance(entry.get("call"), str):
+            continue
+        if entry.get("op") == "written":
             records.pop(entry["call"], None)
-        elif entry.get("record") is not None:
+        elif isinstance(entry.get("record"), dict):
             records[entry["call"]] = entry["record"]
     return list(records.values())

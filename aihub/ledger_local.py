@@ -13,6 +13,7 @@ with the process).
 import asyncio
 import atexit
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from aihub.ledger import (
     PERIOD_MS,
@@ -124,11 +126,29 @@ class LocalLedger:
         self._calls: dict[str, Call] = {}
         self._rebuilds: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
         self._journal: Journal | None = None
-        self._journal_opened = False
+        self._journal_pid = 0  # the process that opened the journal (a forked child opens its own)
         self._journal_lock = threading.Lock()
+        self._started_pid = 0
+
+    def start(self) -> None:
+        """Replay crashed processes' journals and open ours now, on a thread of its own (the server may
+        call this inside its event loop); the first reserve waits for it. Idempotent per process."""
+        with self._lock:
+            if self._started_pid == os.getpid():
+                return
+            self._started_pid = os.getpid()
+        threading.Thread(target=self._open_journal_at_start, name="aihub-ledger-journal", daemon=True).start()
+
+    def _open_journal_at_start(self) -> None:
+        try:
+            self.open_journal()
+        except Exception:
+            log.exception("could not replay the ledger's crash journals; the first AI call tries again")
+        finally:
+            close_old_connections()
 
     async def reserve(self, r: Reservation) -> dict[str, str]:
-        if not self._journal_opened:
+        if self._journal_pid != os.getpid():
             await sync_to_async(self.open_journal)()
         for _ in range(len(r.scopes) + 1):
             missing = self._missing_budgets(r)
@@ -145,18 +165,25 @@ class LocalLedger:
         """Once, before the first reserve: write what crashed processes left unwritten, then journal ours
         (before any budget is rebuilt, so the rebuilt spend includes those records)."""
         with self._journal_lock:
-            if self._journal_opened:
+            if self._journal_pid == os.getpid():
                 return
+            if self._journal_pid:  # a forked child: the journal and the calls in flight are the parent's
+                with self._lock:
+                    self._journal, self._calls = None, {}
             try:
                 journal = Journal()
-                replayed = journal.replay_orphans()
+                try:
+                    replayed = journal.replay_orphans()
+                except BaseException:
+                    journal.close(idle=True)
+                    raise
                 if replayed:
                     log.warning("wrote %s usage records left unwritten by a process that crashed", replayed)
                 self._journal = journal
                 atexit.register(self.close_journal)  # after the usage writer's drain (registered later, runs first)
             except OSError as exc:
                 log.warning("the ledger's crash journal is off (%s): a crash loses the calls in flight", exc)
-            self._journal_opened = True
+            self._journal_pid = os.getpid()
 
     def close_journal(self) -> None:
         with self._lock:
@@ -241,6 +268,16 @@ class LocalLedger:
 
         if self.settle_now(call_id, cost=cost, tokens=tokens, record=record) != 0:
             writer.submit(record)
+
+    def settle_later(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+        """In process there is nothing to wait for: settle again now, and hand the record over anyway."""
+        from aihub.metering import writer
+
+        try:
+            self.settle_now(call_id, cost=cost, tokens=tokens, record=record)
+        except Exception:
+            log.exception("settling call %s failed again; its counters stay held until City restarts", call_id)
+        writer.submit(record)
 
     def settle_now(self, call_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> int:
         """1 settled now, 0 settled before, -1 no such reservation (any thread)."""

@@ -10,7 +10,9 @@ When Redis fails (refused, reset, or past REDIS_TIMEOUT_SECONDS) it is left alon
 DOWN_PAUSE_SECONDS, as city/sharedcache.py does, so requests fail at once instead of each waiting out
 a timeout. Meanwhile: budgeted calls get 503 budget_unavailable; others go on uncounted (rate limits
 fail open) and their settle only writes the record; a settle that fails on a reserved call writes
-its record at once and leaves the counters to the keeper, which retries until Redis answers.
+its record at once and leaves the counters to the keeper, which retries until Redis answers. A reserve
+whose answer was lost may stand in Redis: a call refused for it is undone by the keeper, a call that
+goes on settles it with its own settle (never undone: that would free a slot the call still holds).
 """
 
 import asyncio
@@ -208,16 +210,25 @@ class RedisLedger:
 
     # --- reserve ------------------------------------------------------------------------------
 
+    def start(self) -> None:
+        self.keeper.ensure_started()
+
     async def reserve(self, r: Reservation) -> dict[str, str]:
         self.keeper.ensure_started()
         try:
             return await self._reserve(r)
         except RedisDown as down:
-            if down.maybe_done:  # the reservation may stand in Redis: the keeper undoes it once Redis answers
-                self.keeper.retry_settle(r.studio_id, r.call_id, 0, 0, 0, None, self._opened(r))
+            # A reserve whose answer was lost (`maybe_done`) may stand in Redis. A refused call (it has a
+            # budget) is undone by the keeper once Redis answers; a call that goes on is never undone
+            # (that would free a slot it holds): its own settle settles the reservation if it landed.
             if has_budget(r):
+                if down.maybe_done:
+                    self.keeper.settle_later(r.studio_id, r.call_id, 0, 0, 0, None, self._opened(r))
                 raise budget_unavailable() from None
-            self._uncounted.add(r.call_id)  # rate limits fail open: the call goes on, uncounted
+            if down.maybe_done:
+                self._open[r.call_id] = self._opened(r)
+            else:
+                self._uncounted.add(r.call_id)  # rate limits fail open: the call goes on, uncounted
             return {}
 
     def _opened(self, r: Reservation) -> tuple[list[str], dict[str, Any]]:
@@ -308,10 +319,20 @@ class RedisLedger:
             result = await self._evalsha("SETTLE", keys, [micro, pico, record_json(record), len(opened[1]["scopes"]), *args])
         except RedisDown:
             writer.submit(record)  # the record goes to the database at once; the counters wait for Redis
-            self.keeper.retry_settle(studio_id, call_id, micro, pico, tokens, record, opened)
+            self.keeper.settle_later(studio_id, call_id, micro, pico, tokens, record, opened)
             return
         if int(result[0]) != 0:  # 0: settled before (by the reaper, whose record is the one that counts)
             writer.submit(record)
+
+    def settle_later(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+        from aihub.metering import writer
+
+        writer.submit(record)
+        if call_id in self._uncounted:  # nothing was counted: the record is all
+            self._uncounted.discard(call_id)
+            return
+        micro, pico = split_cost(cost)
+        self.keeper.settle_later(studio_id, call_id, micro, pico, tokens, record, self._open.pop(call_id, None))
 
     async def _read_plan(self, studio_id: str, call_id: str) -> tuple[list[str], dict[str, Any]] | None:
         if self.is_down():

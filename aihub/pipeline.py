@@ -31,7 +31,7 @@ from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import Model
 from aihub.estimate import Worst, fitting_max_tokens, rough_counting
 from aihub.ledger import dollars
-from aihub.metering import CLIENT_CLOSED, Meter, writer
+from aihub.metering import CLIENT_CLOSED, Meter
 from aihub.spend import month_key
 from aihub.streaming import EventStreamResponse, api_error
 from aihub.upstreams import callable_model, known_model
@@ -273,9 +273,10 @@ class AiCall:
                 tokens=record["prompt_tokens"] + record["completion_tokens"],
                 record=record,
             )
-        except Exception:  # a bug: the record still goes to the database (the reaper settles the counters)
+        except Exception:  # a bug: the ledger settles it again later, and writes the record now
             log.exception("settling call %s failed", self.meter.call_id)
-            writer.submit(record)
+            tokens = record["prompt_tokens"] + record["completion_tokens"]
+            ledger.settle_later(self.meter.call_id, self.meter.studio_id, cost=record["cost"], tokens=tokens, record=record)
 
     async def settled(self) -> None:
         """Wait for the settlement (it goes on even if this wait is cancelled)."""

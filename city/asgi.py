@@ -16,6 +16,7 @@ django_app = get_asgi_application()  # sets Django up before anything imports mo
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 from django.conf import settings  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from city.apiapp import ApiApp  # noqa: E402
@@ -43,6 +44,11 @@ async def by_path(scope, receive, send) -> None:
     else:
         await with_static(scope, receive, send)
 
+
+# What the apps start with each server process (the ledger's keeper, say): here, because only a server
+# imports this module (Daphne, and uvicorn in each worker), not management commands or tests.
+for hook in settings.CITY_SERVER_STARTUP:
+    import_string(hook)()
 
 # Outermost: it starts each process's invalidation listener (lifespan or first request) and answers the lifespan.
 application = WithInvalidationListener(ProtocolTypeRouter({"http": BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES)}))

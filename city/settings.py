@@ -195,6 +195,10 @@ STUDIOS_TOKEN_ACCOUNT_CHECK = "accounts.operations.lock_account_for_new_token"
 # Dotted path of month_cost(kind, scope_id, month) -> 1e-12 USD, the spend the studios admin shows
 # (studios read usage only through it).
 STUDIOS_MONTH_SPEND = "aihub.spend.month_cost"
+# Dotted paths of functions a server process runs as it builds its ASGI application (city/asgi.py),
+# in every worker, before its first request; never in management commands or tests. Each must be
+# idempotent and must not block: uvicorn --workers imports the application inside its event loop.
+CITY_SERVER_STARTUP = ["aihub.ledger.start"]
 # Pages the apps serve beside /v1/ and /admin/: URL prefix -> the app's URLconf module.
 CITY_APP_PAGES = {"dashboard/": "accounts.dashboard.urls"}
 

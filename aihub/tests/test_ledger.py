@@ -22,11 +22,11 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from aihub import ledger
-from aihub.ledger_journal import journal_dir
-from aihub.ledger_keeper import Keeper
+from aihub.ledger_journal import DEAD_LETTER_FILE, journal_dir
+from aihub.ledger_keeper import DEAD_LETTER_KEY, REAP_BATCH_CALLS, REFUSED_ATTEMPTS, Keeper, check_eviction
 from aihub.ledger_local import LocalLedger
 from aihub.ledger_redis import STUDIOS_KEY, RedisLedger, budget_key, call_key
-from aihub.metering import writer
+from aihub.metering import insert_records, writer
 from aihub.models import UsageRecord
 from aihub.spend import month_cost, month_key
 from aihub.tests.ledgers import limits, make_record, make_reservation
@@ -84,6 +84,19 @@ def start_worker(spec: dict[str, Any], redis_url: str) -> subprocess.Popen[str]:
     env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url()}
     argv = [sys.executable, "-m", "aihub.tests.ledger_worker", json.dumps(spec)]
     return subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def start_server_process(redis_url: str) -> subprocess.Popen[str]:
+    """A process that builds City's ASGI application, as every server worker does, and serves nothing."""
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url()}
+    code = "import os, time; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'city.settings'); import city.asgi; time.sleep(120)"
+    return subprocess.Popen([sys.executable, "-c", code], cwd=BASE_DIR, env=env, text=True)
+
+
+def poison(r: ledger.Reservation) -> ledger.Reservation:
+    """`r` with a usage record no database accepts (a token count past 64 bits)."""
+    r.record["prompt_tokens"] = 2**70
+    return r
 
 
 class LedgerContract(TransactionTestCase):
@@ -327,8 +340,6 @@ class LedgerContract(TransactionTestCase):
         too_large = self.refused_with(limits(self.s, rpm=5, tpm=1000), tokens=1001)
         self.assertEqual(too_large.code, "request_too_large")
         self.assertIn("can never fit as it is", too_large.message)
-        no_requests = self.refused_with(limits(self.s, rpm=0))
-        self.assertIn("allows no requests", no_requests.message)
         scope = limits(self.s, max_concurrency=1)
         self.admitted(scope)
         busy = self.refused_with(scope)
@@ -337,8 +348,7 @@ class LedgerContract(TransactionTestCase):
         rate = limits(self.s, rpm=1)
         self.admitted(rate)
         self.assertEqual(self.refused_with(rate).code, "rate_limit_exceeded")
-        for error in (too_large, no_requests):
-            self.assertEqual((error.headers["Retry-After"], error.headers["retry-after-ms"]), ("60", "60000"))
+        self.assertEqual((too_large.headers["Retry-After"], too_large.headers["retry-after-ms"]), ("60", "60000"))
 
     def refused_with(self, *scopes: ledger.ScopeLimits, tokens: int = 10) -> ApiError:
         result = self.call(*scopes, tokens=tokens)[1]
@@ -503,6 +513,39 @@ class LocalLedgerTests(LedgerContract):
         # Its budget counts it once rebuilt.
         self.assertEqual(month_cost("studio", self.s, self.month), 4_000_000)
 
+    def hold_and_kill(self, call_id: str) -> None:
+        spec = {"mode": "hold", "studio_id": self.s, "call_id": call_id, "scope": limits(self.s).__dict__, "cost": 4}
+        process = start_worker(spec, "")
+        self.addCleanup(process.kill)
+        assert process.stdout is not None
+        self.assertEqual(process.stdout.readline().strip(), "reserved")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def test_a_server_replays_the_journal_as_it_starts_before_any_call(self) -> None:
+        call_id = new_call()
+        self.hold_and_kill(call_id)
+        server = start_server_process("")
+        self.addCleanup(server.kill)
+        wait_until(lambda: UsageRecord.objects.filter(call_id=call_id).exists(), timeout=30, message="the record written at start")
+        self.assertEqual(UsageRecord.objects.get(call_id=call_id).error_code, "interrupted")
+
+    def test_a_record_the_database_refuses_does_not_stop_the_replay(self) -> None:
+        directory = journal_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        bad, good = poison(make_reservation(self.s, new_call(), limits(self.s))), make_reservation(self.s, new_call(), limits(self.s))
+        orphan = directory / "1-deadbeef.jsonl"
+        lines = [json.dumps({"op": "reserve", "call": r.call_id, "record": r.record}) for r in (bad, good)]
+        orphan.write_text("\n".join(lines) + "\n")
+        restarted = LocalLedger()
+        restarted.open_journal()
+        self.addCleanup(restarted.close_journal)
+        self.assertTrue(UsageRecord.objects.filter(call_id=good.call_id).exists())
+        self.assertFalse(orphan.exists())
+        set_aside = (directory / DEAD_LETTER_FILE).read_text()
+        self.assertIn(bad.call_id, set_aside)
+        self.assertNotIn(good.call_id, set_aside)
+
 
 class RedisLedgerTests(LedgerContract):
     __test__ = True
@@ -588,14 +631,131 @@ class RedisLedgerTests(LedgerContract):
         owner = client.hget(call_key(self.s, call_id), "proc")
         assert isinstance(owner, bytes)
         client.delete(f"city:proc:{owner.decode()}")  # what 15 s without a heartbeat would do
-        self.addCleanup(setattr, Keeper, "reap_age_seconds", Keeper.reap_age_seconds)
-        Keeper.reap_age_seconds = 0
-        backend.keeper.reap()
+        reaper = self.reaper()
+        reaper.reap()  # one missed heartbeat is not death: a stall may have delayed it
+        self.assertFalse(UsageRecord.objects.filter(call_id=call_id).exists())
+        self.assertEqual(client.hget(call_key(self.s, call_id), "state"), b"reserved")
+        reaper.reap()
         record = UsageRecord.objects.get(call_id=call_id)
         self.assertEqual((record.status, record.error_code, record.cost), (499, "interrupted", 3_000_000_000_000))
         self.assertEqual(self.counters(scope), (3_000_001, 0, 0))
         self.assertFalse(client.exists(call_key(self.s, call_id)))
         go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # its concurrency slot is free again
+
+    # --- the keeper ---------------------------------------------------------------------------
+
+    def reaper(self) -> Keeper:
+        """A keeper of its own (this process's runs on, with its own observations), reaping at once."""
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        reaper = Keeper(backend)
+        reaper.reap_age_seconds = 0
+        reaper.missing_confirm_seconds = 0
+        return reaper
+
+    def orphan(self, r: ledger.Reservation) -> None:
+        """Give `r` an owner process that never sent a heartbeat: a dead one."""
+        ledger.backend().sync_client().hset(call_key(self.s, r.call_id), "proc", f"gone:0:{uuid.uuid4().hex[:8]}")  # type: ignore[attr-defined]
+
+    def test_the_heartbeat_goes_on_while_the_keeper_is_stuck(self) -> None:
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        keeper = Keeper(backend)
+        keeper.ensure_started()
+        self.addCleanup(keeper.close)
+        client = backend.sync_client()
+        heartbeat = f"city:proc:{keeper.proc_id}"
+        with keeper._lock:  # its next round blocks here, as on a stalled database
+            for _ in range(2):  # the old keeper beat once more before blocking, never after
+                client.delete(heartbeat)
+                wait_until(lambda: client.exists(heartbeat), timeout=10, message="the heartbeat renewed")
+
+    def test_a_dead_owners_call_whose_record_is_written_settles_at_that_records_cost(self) -> None:
+        scope = limits(self.s, monthly_budget=10_000_000, max_concurrency=1)
+        r = make_reservation(self.s, new_call(), scope, cost=5_000_000)
+        go(ledger.reserve(r))
+        # Its settle wrote the record while Redis was down, then the process died before the retry.
+        insert_records([make_record(self.s, r.call_id, 2_000_000_000_003)])
+        self.orphan(r)
+        reaper = self.reaper()
+        reaper.reap()
+        reaper.reap()
+        self.assertEqual(self.counters(scope), (2_000_000, 3, 0))
+        self.assertEqual([record.cost for record in UsageRecord.objects.filter(studio_id=self.s)], [2_000_000_000_003])
+        self.assertFalse(ledger.backend().sync_client().exists(call_key(self.s, r.call_id)))  # type: ignore[attr-defined]
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # the slot is free
+
+    def test_settle_later_settles_the_counters_of_a_call_whose_settle_failed(self) -> None:
+        scope = limits(self.s, monthly_budget=10_000_000, max_concurrency=1)
+        r = make_reservation(self.s, new_call(), scope, cost=5_000_000)
+        go(ledger.reserve(r))
+        ledger.settle_later(r.call_id, self.s, cost=1_000_000, tokens=r.tokens, record=make_record(self.s, r.call_id, 1_000_000))
+        self.records(1)
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        backend.keeper.retry_pending()  # what the keeper does within KEEP_INTERVAL_SECONDS
+        self.assertEqual(self.counters(scope), (1, 0, 0))
+        self.assertFalse(backend.sync_client().exists(call_key(self.s, r.call_id)))
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # the slot is free
+
+    def test_the_reaper_pages_past_any_number_of_live_calls(self) -> None:
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        live = [make_reservation(self.s, new_call(), limits(self.s)) for _ in range(REAP_BATCH_CALLS + 1)]  # more than a page
+
+        async def reserve_all() -> None:
+            await asyncio.gather(*(ledger.reserve(r) for r in live))
+
+        go(reserve_all())
+        wait_until(lambda: backend.sync_client().exists(f"city:proc:{backend.keeper.proc_id}"), message="this process's heartbeat")
+        dead = make_reservation(self.s, new_call(), limits(self.s))
+        go(ledger.reserve(dead))
+        self.orphan(dead)
+        reaper = self.reaper()
+        reaper.reap()  # the dead owner seen once, on the second page
+        reaper.reap()
+        self.assertEqual([record.call_id for record in UsageRecord.objects.filter(studio_id=self.s)], [dead.call_id])
+        for r in live:
+            self.assertEqual(backend.sync_client().hget(call_key(self.s, r.call_id), "state"), b"reserved")
+
+    def test_a_record_the_database_refuses_is_set_aside_and_the_others_written(self) -> None:
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        client = backend.sync_client()
+        bad, good = poison(make_reservation(self.s, new_call(), limits(self.s))), make_reservation(self.s, new_call(), limits(self.s))
+        for r in (bad, good):
+            go(ledger.reserve(r))
+            self.orphan(r)
+        reaper = self.reaper()
+        reaper.reap()  # the owners' heartbeats are seen missing once
+        reaper.reap()
+        self.assertTrue(UsageRecord.objects.filter(call_id=good.call_id).exists())
+        self.assertTrue(client.exists(call_key(self.s, bad.call_id)))  # refused once: kept for the next round
+        for _ in range(REFUSED_ATTEMPTS - 1):
+            reaper.reap()
+        self.assertFalse(client.exists(call_key(self.s, bad.call_id)))
+        entries = [entry.decode() if isinstance(entry, bytes) else entry for entry in client.lrange(DEAD_LETTER_KEY, 0, -1)]
+        mine = [entry for entry in entries if json.loads(entry)["record"]["call_id"] == bad.call_id]
+        for entry in mine:
+            client.lrem(DEAD_LETTER_KEY, 0, entry)
+        self.assertEqual(len(mine), 1)
+        self.assertIn("prompt_tokens", json.loads(mine[0])["record"])
+        self.assertFalse(UsageRecord.objects.filter(call_id=bad.call_id).exists())
+
+    def test_held_never_goes_below_zero_after_a_counter_is_rebuilt(self) -> None:
+        scope = limits(self.s, monthly_budget=10_000_000)
+        first = make_reservation(self.s, new_call(), scope, cost=5)
+        go(ledger.reserve(first))
+        ledger.backend().sync_client().delete(budget_key(self.s, scope, self.month))  # type: ignore[attr-defined]  # evicted
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope, cost=1)))  # rebuilt, holding 1
+        self.settle(first, cost=1_000_000)
+        self.assertEqual(self.counters(scope), (1, 0, 0))
+
+    def test_a_server_starts_its_keeper_before_any_call(self) -> None:
+        server = start_server_process(self.redis_url)
+        self.addCleanup(server.kill)
+        client = ledger.backend().sync_client()  # type: ignore[attr-defined]
+        wait_until(lambda: any(client.scan_iter(match=f"city:proc:*:{server.pid}:*")), timeout=30, message="the server's heartbeat")
 
 
 class RedisOutageTests(TransactionTestCase):
@@ -677,23 +837,60 @@ class RedisOutageTests(TransactionTestCase):
         self.assertFalse(client.exists(call_key(self.s, before.call_id)))
         self.reserve(scope)  # its concurrency slot is back
 
-    def test_a_reserve_whose_answer_is_lost_is_undone_once_redis_answers(self) -> None:
-        scope = limits(self.s, max_concurrency=1)
-        lost = make_reservation(self.s, new_call(), scope)
+    def reserve_while_hung(self, r: ledger.Reservation) -> dict[str, str] | ApiError:
+        """Reserve `r` on a Redis that receives it and hangs past the timeout: the answer is lost."""
         pid = self.live.process.pid if self.live.process else 0
 
-        async def hang_after_connecting() -> dict[str, str]:
+        async def hang_after_connecting() -> dict[str, str] | ApiError:
             await ledger.reserve(make_reservation(self.s, new_call(), limits(self.s)))  # this loop's connection is open
             os.kill(pid, signal.SIGSTOP)
             try:
-                return await ledger.reserve(lost)  # sent, then timed out: admitted uncounted (no budget)
+                return await attempt(r)
             finally:
                 os.kill(pid, signal.SIGCONT)
 
-        self.assertEqual(go(hang_after_connecting()), {})
+        result = go(hang_after_connecting())
         client = self.backend.sync_client()
-        wait_until(lambda: client.exists(call_key(self.s, lost.call_id)), message="Redis ran the reserve it received while hung")
+        wait_until(lambda: client.exists(call_key(self.s, r.call_id)), message="Redis ran the reserve it received while hung")
         self.backend.mark_up()
+        return result
+
+    def test_a_call_whose_reserve_answer_is_lost_goes_on_and_its_settle_settles_it(self) -> None:
+        scope = limits(self.s, max_concurrency=1)
+        lost = make_reservation(self.s, new_call(), scope)
+        self.assertEqual(self.reserve_while_hung(lost), {})  # no budget: the call goes on
         self.backend.keeper.retry_pending()
-        self.assertFalse(client.exists(call_key(self.s, lost.call_id)))
+        client = self.backend.sync_client()
+        # Never undone while the call runs: its slot stays taken.
+        self.assertEqual(client.hget(call_key(self.s, lost.call_id), "state"), b"reserved")
+        error = go(attempt(make_reservation(self.s, new_call(), scope)))
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.code, "concurrency_limit_exceeded")
+        self.settle(lost, cost=3)
+        wait_until(lambda: UsageRecord.objects.filter(call_id=lost.call_id).exists(), message="the record written")
+        wait_until(lambda: not client.exists(call_key(self.s, lost.call_id)), message="the reservation dropped")
+        self.reserve(scope)  # the slot is free again
+
+    def test_a_refused_call_whose_reserve_answer_is_lost_is_undone(self) -> None:
+        scope = limits(self.s, monthly_budget=100, max_concurrency=1)
+        self.settle(self.reserve(scope), cost=0)  # the budget counter exists
+        lost = make_reservation(self.s, new_call(), scope)
+        error = self.reserve_while_hung(lost)
+        assert isinstance(error, ApiError)
+        self.assertEqual(error.code, "budget_unavailable")
+        self.backend.keeper.retry_pending()
+        self.assertFalse(self.backend.sync_client().exists(call_key(self.s, lost.call_id)))
         self.reserve(scope)  # the slot the lost reserve took is free again
+        self.assertFalse(UsageRecord.objects.filter(call_id=lost.call_id).exists())
+
+    def test_an_evicting_redis_is_named_in_an_error(self) -> None:
+        client = self.backend.sync_client()
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        try:
+            with self.assertLogs("aihub.ledger", "ERROR") as logs:
+                self.assertEqual(check_eviction(client), "allkeys-lru")
+            self.assertIn("noeviction", logs.output[0])
+        finally:
+            client.config_set("maxmemory-policy", "noeviction")
+        with self.assertNoLogs("aihub.ledger", "ERROR"):
+            self.assertEqual(check_eviction(client), "noeviction")
