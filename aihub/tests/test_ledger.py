@@ -560,16 +560,32 @@ class RedisLedgerTests(LedgerContract):
     def setUp(self) -> None:
         super().setUp()
         self.addCleanup(self.drop_keys)
+        self.simulated_ms = 0  # the test's clock: what advance() has moved
+        self.made_at: dict[str, int] = {}  # call id → the test's clock when the call was made
+
+    def call(self, *scopes: ledger.ScopeLimits, tokens: int = 10) -> tuple[ledger.Reservation, dict[str, str] | ApiError]:
+        r, result = super().call(*scopes, tokens=tokens)
+        self.made_at[r.call_id] = self.simulated_ms
+        return r, result
 
     def advance(self, ms: int) -> None:
-        """Age every sliding log of the test's studio by `ms` (Redis's clock is its own)."""
+        """Move the test's clock by `ms`: every sliding log entry of the test's studio is dated so that
+        its age on Redis's clock (its own, which runs on meanwhile) is the test's time since its call.
+        So a loaded machine, however slow, does not age the logs by more than the test says."""
+        self.simulated_ms += ms
         backend = ledger.backend()
         assert isinstance(backend, RedisLedger)
         client = backend.sync_client()
+        seconds, micros = client.time()
+        now = seconds * 1000 + micros // 1000
         for key in client.scan_iter(match=f"city:{{{self.s}}}:log:*"):
             entries = cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))
-            if entries:
-                client.zadd(key, {member: score - ms for member, score in entries})
+            dated = {
+                member: now - (self.simulated_ms - self.made_at[member.decode()]) if member.decode() in self.made_at else score - ms
+                for member, score in entries
+            }
+            if dated:
+                client.zadd(key, dated)
 
     def drop_keys(self) -> None:
         client = RedisLedger(self.redis_url).sync_client()
