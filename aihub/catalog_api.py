@@ -8,12 +8,11 @@ the admin sees every model, with `env_requirements`, `default_modes` and whether
 
 from typing import Any
 
-from studios.plans import plan_scopes
-
 from aihub.catalog import MODELS, models_by_id
 from aihub.catalog_types import Model
 from aihub.upstreams import is_callable, model_not_found
 from city.calls import Call
+from studios.plans import plan_scopes
 
 
 def city_item(model: Model) -> dict[str, Any]:
