@@ -172,12 +172,7 @@ def main() -> None:
         print("bench: the plan path is measured on PostgreSQL + Redis; set DATABASE_URL and REDIS_URL.", file=sys.stderr)
     started: list = []
 
-    def give_up(signum, frame):
-        raise TimeoutError(f"the benchmark ran past --max-minutes={args.max_minutes}")
-
-    signal.signal(signal.SIGALRM, give_up)
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
-    signal.alarm(int(args.max_minutes * 60))
+    procs.stop_after(args.max_minutes)
     try:
         wrk_path = tools.ensure_wrk()
         load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())

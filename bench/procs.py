@@ -4,12 +4,25 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 
 LOOPBACK = "127.0.0.1"
+
+
+def stop_after(minutes: float) -> None:
+    """A benchmark stops by itself: TimeoutError past `minutes` (SIGALRM), and exit on SIGTERM, so
+    that its `finally` stops every process it started."""
+
+    def give_up(signum, frame):
+        raise TimeoutError(f"the benchmark ran past --max-minutes={minutes}")
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
+    signal.alarm(int(minutes * 60))
 
 
 def free_port() -> int:

@@ -519,12 +519,7 @@ def main() -> None:
     VAR.mkdir(parents=True, exist_ok=True)
     started: list = []  # everything to stop, last first
 
-    def give_up(signum, frame):
-        raise TimeoutError(f"the benchmark ran past --max-minutes={args.max_minutes}")
-
-    signal.signal(signal.SIGALRM, give_up)
-    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
-    signal.alarm(int(args.max_minutes * 60))
+    procs.stop_after(args.max_minutes)
     try:
         wrk_path = tools.ensure_wrk()
         litellm = None if args.no_litellm else tools.ensure_litellm(VAR / "litellm-venv")
