@@ -46,6 +46,8 @@ class Meter:
     studio_id: str
     model: Model
     modality: str
+    # The reservation's (input tokens, output cap): City's counts stay within it (see estimate()).
+    ceiling: tuple[int, int]
     started: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=timezone.now)
     provider: str = ""
@@ -54,7 +56,6 @@ class Meter:
     usage_estimated: bool = False
     ttft_ms: int | None = None
     finished: bool = False
-    ceiling: tuple[int, int] | None = None  # the reservation's (input tokens, output cap): see estimate()
     call_id: str = field(default_factory=lambda: new_id("call"))  # City's own, unique: the client's request id may repeat
     on_finish: Callable[[dict[str, Any]], None] = field(default=lambda record: _submit(record), repr=False)
 
@@ -74,13 +75,16 @@ class Meter:
         self.usage_estimated = False
         return True
 
-    def estimate(self, prompt_tokens: int, completion_tokens: int) -> None:
-        """Counted by City, only when the upstream reported no usage. Within the call's `ceiling`: its
-        reservation counted the prompt already (exactly, where a plan needs it), and the output cannot
-        pass its cap, so a rough count never bills past what was reserved."""
-        if self.ceiling is not None:
-            prompt_tokens, completion_tokens = self.ceiling[0], min(completion_tokens, self.ceiling[1])
-        self.prompt_tokens, self.completion_tokens, self.usage_estimated = prompt_tokens, completion_tokens, True
+    def estimate(self, completion_tokens: int) -> None:
+        """Counted by City, only when the upstream reported no usage: the prompt as the reservation
+        counted it (exactly, where a plan needs it), the output as counted but never past its cap, so
+        a rough count never bills past what was reserved."""
+        prompt_tokens, output_cap = self.ceiling
+        self.prompt_tokens, self.completion_tokens, self.usage_estimated = prompt_tokens, min(completion_tokens, output_cap), True
+
+    def estimate_worst(self) -> None:
+        """The worst case the call reserved: the model may have run without telling what it used."""
+        self.estimate(self.ceiling[1])
 
     def usage(self) -> dict[str, int]:
         return {
@@ -89,12 +93,11 @@ class Meter:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
 
-    def record(self, status: int, error_code: str = "", **overrides: Any) -> dict[str, Any]:
-        """The call's usage record as it stands (UsageRecord's attribute names); `overrides` replace
-        measured token counts (the reservation's worst case, billed if the process dies)."""
+    def record(self, status: int, error_code: str = "", *, at_worst: bool = False) -> dict[str, Any]:
+        """The call's usage record as it stands (UsageRecord's attribute names); `at_worst`, with the
+        reservation's worst case instead of what was measured (billed if the process dies)."""
         identity = self.call.identity
-        prompt = overrides.get("prompt_tokens", self.prompt_tokens)
-        completion = overrides.get("completion_tokens", self.completion_tokens)
+        prompt, completion = self.ceiling if at_worst else (self.prompt_tokens, self.completion_tokens)
         return {
             "created_at": self.created_at,
             "call_id": self.call_id,
@@ -107,7 +110,7 @@ class Meter:
             "modality": self.modality,
             "prompt_tokens": prompt,
             "completion_tokens": completion,
-            "usage_estimated": self.usage_estimated or bool(overrides),
+            "usage_estimated": self.usage_estimated or at_worst,
             "cost": prompt * self.model.input_price + completion * self.model.output_price,
             "latency_ms": int((time.monotonic() - self.started) * 1000),
             "ttft_ms": self.ttft_ms,
@@ -251,18 +254,3 @@ def _submit(record: dict[str, Any]) -> None:
 def estimate_tokens(text: str) -> int:
     """A rough count (about four characters a token) for upstreams that report no usage."""
     return (len(text) + 3) // 4 if text else 0
-
-
-def prompt_text(messages: Any) -> str:
-    """The text of OpenAI chat messages, for estimating their tokens."""
-    pieces: list[str] = []
-    for message in messages if isinstance(messages, list) else []:
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            pieces.append(content)
-        elif isinstance(content, list):
-            pieces.extend(part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
-        pieces.append("    ")  # the role and framing of each message: about one token
-    return "".join(pieces)

@@ -19,7 +19,7 @@ from aihub.adapters import adapter_for
 from aihub.adapters.base import Upstream, UpstreamError
 from aihub.catalog_types import EMBEDDINGS, OPENAI, TEXT
 from aihub.estimate import worst_chat, worst_completion, worst_embedding
-from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
+from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
 from aihub.pipeline import admit, settle_usage
 from aihub.streaming import DONE, data_frame, error_payload
 from city.calls import Call
@@ -56,7 +56,6 @@ async def openai_events(
     *,
     chunk_map: ChunkMap,
     include_usage: bool,
-    prompt_tokens: Callable[[], int],
 ) -> AsyncGenerator[bytes, None]:
     """OpenAI SSE from upstream chunks: mapped chunks, then (when asked) the usage chunk, then [DONE].
 
@@ -84,7 +83,7 @@ async def openai_events(
                     yield data_frame(mapped)
             chunk = await anext(stream, None)
         if not got_usage:
-            meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+            meter.estimate(estimate_tokens("".join(generated)))
         meter.finish(200)  # before the last frames: the pipeline settles the call before they go out
         if include_usage:
             usage_chunk = {
@@ -101,13 +100,13 @@ async def openai_events(
         yield DONE
     except UpstreamError as exc:
         if not got_usage:
-            meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+            meter.estimate(estimate_tokens("".join(generated)))
         meter.finish(exc.status, exc.code or "upstream_error")
         yield data_frame(error_payload(exc))
     except (asyncio.CancelledError, GeneratorExit):
         status, error_code = CLIENT_CLOSED, "client_closed"
         if not got_usage:
-            meter.estimate(prompt_tokens(), estimate_tokens("".join(generated)))
+            meter.estimate(estimate_tokens("".join(generated)))
         raise
     except Exception:
         log.exception("relaying a stream from %s failed", meter.provider)
@@ -153,8 +152,6 @@ async def chat_completions(call: Call) -> HttpResponseBase:
     body = upstream_body(data)
     ai = await admit(call, data.get("model"), (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
     async with ai:
-        messages = data["messages"]
-        prompt_tokens = lambda: estimate_tokens(prompt_text(messages))  # noqa: E731
         if stream_flag(data):
             stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, body))
             return ai.events(
@@ -164,11 +161,10 @@ async def chat_completions(call: Call) -> HttpResponseBase:
                     ai.meter,
                     chunk_map=lambda c: (c, chat_chunk_text(c)),
                     include_usage=wants_usage(data),
-                    prompt_tokens=prompt_tokens,
                 )
             )
         answer = await ai.answer(lambda up: adapter_for(up).chat(up, body))
-        settle_usage(ai.meter, answer, prompt_tokens, lambda: estimate_tokens(chat_message_text(answer)))
+        settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
         answer["model"] = ai.model.id
         return await ai.respond(answer)
 
@@ -274,15 +270,6 @@ def completion_chunk_text(chunk: dict[str, Any]) -> tuple[dict[str, Any] | None,
     return chunk, "".join(c.get("text") or "" for c in chunk.get("choices") or ())
 
 
-def prompt_of(data: dict[str, Any]) -> str:
-    prompt = data.get("prompt")
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        return "".join(p for p in prompt if isinstance(p, str))
-    return ""
-
-
 async def completions(call: Call) -> HttpResponseBase:
     """POST /v1/ai/completions (and /v1/completions): legacy completions, for every chat model.
 
@@ -303,7 +290,6 @@ async def completions(call: Call) -> HttpResponseBase:
         echo = data.get("echo") is True
         chat_prompt = chat_prompts[0] if chat_prompts else ""
         chat_body = chat_request_for(body, chat_prompt) if chat_prompts else {}
-        prompt_tokens = lambda: estimate_tokens(prompt_of(data))  # noqa: E731
         if stream_flag(data):
 
             def start(up: Upstream) -> AsyncGenerator[dict[str, Any], None]:
@@ -313,11 +299,7 @@ async def completions(call: Call) -> HttpResponseBase:
                 return completion_stream_from_chat(adapter.chat_stream(up, chat_body), chat_prompt if echo else "")
 
             stream, first = await ai.open_stream(start)
-            return ai.events(
-                openai_events(
-                    stream, first, ai.meter, chunk_map=completion_chunk_text, include_usage=wants_usage(data), prompt_tokens=prompt_tokens
-                )
-            )
+            return ai.events(openai_events(stream, first, ai.meter, chunk_map=completion_chunk_text, include_usage=wants_usage(data)))
 
         async def attempt(up: Upstream) -> dict[str, Any]:
             adapter = adapter_for(up)
@@ -326,9 +308,7 @@ async def completions(call: Call) -> HttpResponseBase:
             return completion_from_chat(await adapter.chat(up, chat_body), chat_prompt, echo)
 
         answer = await ai.answer(attempt)
-        settle_usage(
-            ai.meter, answer, prompt_tokens, lambda: estimate_tokens("".join(c.get("text") or "" for c in answer.get("choices") or ()))
-        )
+        settle_usage(ai.meter, answer, lambda: estimate_tokens("".join(c.get("text") or "" for c in answer.get("choices") or ())))
         answer["model"] = ai.model.id
         return await ai.respond(answer)
 
@@ -401,13 +381,7 @@ async def embeddings(call: Call) -> HttpResponseBase:
     ai = await admit(call, data.get("model"), (EMBEDDINGS,), "embeddings", lambda model: worst_embedding(model, body))
     async with ai:
         answer = await ai.answer(lambda up: adapter_for(up).embeddings(up, body))
-        inputs = data["input"] if isinstance(data["input"], list) else [data["input"]]
-        settle_usage(
-            ai.meter,
-            answer,
-            lambda: sum(estimate_tokens(i) if isinstance(i, str) else len(i) if isinstance(i, list) else 1 for i in inputs),
-            lambda: 0,
-        )
+        settle_usage(ai.meter, answer, lambda: 0)  # no output; the input as the reservation counted it
         if encoding == "base64":
             for item in answer.get("data") or ():
                 if isinstance(item.get("embedding"), list):

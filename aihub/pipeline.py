@@ -21,7 +21,7 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.http import HttpResponseBase
 
@@ -32,14 +32,16 @@ from aihub.catalog_types import Model
 from aihub.estimate import Worst, fitting_max_tokens, rough_counting
 from aihub.ledger import dollars
 from aihub.metering import CLIENT_CLOSED, Meter
-from aihub.spend import month_key
 from aihub.streaming import EventStreamResponse, api_error
 from aihub.upstreams import callable_model, known_model
 from city.calls import Call
 from city.errors import ApiError, json_response
 from studios.plans import PlanLimits, PlanScopes, plan_scopes
+from studios.spend import month_key
 
 log = logging.getLogger("aihub.pipeline")
+
+ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 
 # Settlements still running: a task nobody holds may be collected before it ends.
 _settling: set[asyncio.Task[None]] = set()
@@ -123,7 +125,7 @@ async def admit(
     meter = Meter(call, studio_id, model, modality, ceiling=(worst.input_tokens, worst.output_tokens))
     meter.provider = upstreams[0].provider
     # What is billed if this process dies mid-call: the worst case, as the model may have run.
-    interrupted = meter.record(INTERRUPTED, "interrupted", prompt_tokens=worst.input_tokens, completion_tokens=worst.output_tokens)
+    interrupted = meter.record(INTERRUPTED, "interrupted", at_worst=True)
     reservation = ledger.Reservation(
         call_id=meter.call_id,
         studio_id=studio_id,
@@ -133,7 +135,7 @@ async def admit(
         tokens=worst.input_tokens + worst.output_tokens,
         record=interrupted,
     )
-    ai = AiCall(model=model, upstreams=upstreams, meter=meter, worst=worst, headers={})
+    ai = AiCall(model=model, upstreams=upstreams, meter=meter, headers={})
     meter.on_finish = ai.settle
     ai.headers = await reserved(reservation, meter)
     return ai
@@ -168,7 +170,6 @@ class AiCall:
     model: Model
     upstreams: list[Upstream]
     meter: Meter
-    worst: Worst
     headers: dict[str, str]
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -210,13 +211,13 @@ class AiCall:
             yield
         except UpstreamError as exc:
             if exc.status == 504:
-                self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
+                self.meter.estimate_worst()
             self.meter.finish(exc.status, exc.code or "upstream_error")
             error = api_error(exc)
             error.headers.update(self.headers)  # the call was counted: its answer says where the limits stand
             raise error from None
         except asyncio.CancelledError:
-            self.meter.estimate(self.worst.input_tokens, self.worst.output_tokens)
+            self.meter.estimate_worst()
             self.meter.finish(CLIENT_CLOSED, "client_closed")
             raise
 
@@ -227,20 +228,20 @@ class AiCall:
         slot free, and a server stopped gracefully right after has the record in its writer's queue."""
         self.meter.finish(200)
         await self.settled()
-        response = json_response(answer)
-        for name, value in self.headers.items():
-            response[name] = value
-        return response
+        return self._with_headers(json_response(answer))
 
     def events(self, source: AsyncGenerator[bytes, None]) -> EventStreamResponse:
         """A stream of events. The source finishes the meter just before its last frame; that frame
         waits for the settlement, so a client that reads to the end finds its slot free again."""
-        response = EventStreamResponse(self._settled_before_last(source))
-        for name, value in self.headers.items():
-            response[name] = value
+        response = self._with_headers(EventStreamResponse(self._settled_before_last(source)))
         # A response never sent (the client left before its first byte) never runs its generator:
         # the call is settled when the response is dropped instead.
         weakref.finalize(response, _abandoned, self.meter, asyncio.get_running_loop())
+        return response
+
+    def _with_headers(self, response: ResponseT) -> ResponseT:
+        for name, value in self.headers.items():
+            response[name] = value
         return response
 
     async def _settled_before_last(self, source: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
@@ -291,14 +292,14 @@ def _abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
         return
 
     def finish() -> None:
-        meter.estimate(0, meter.ceiling[1] if meter.ceiling else 0)
+        meter.estimate_worst()
         meter.finish(CLIENT_CLOSED, "client_closed")
 
     loop.call_soon_threadsafe(finish)
 
 
-def settle_usage(meter: Meter, answer: dict[str, Any], prompt_tokens: Callable[[], int], generated_tokens: Callable[[], int]) -> None:
+def settle_usage(meter: Meter, answer: dict[str, Any], generated_tokens: Callable[[], int]) -> None:
     """Take a whole answer's usage: the upstream's, else City's count (then shown in the answer too)."""
     if not meter.use(answer.get("usage")):
-        meter.estimate(prompt_tokens(), generated_tokens())
+        meter.estimate(generated_tokens())
         answer["usage"] = meter.usage()

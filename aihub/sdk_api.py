@@ -29,7 +29,7 @@ from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import STREAM, TEXT, Model
 from aihub.estimate import worst_chat
-from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens, prompt_text
+from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
 from aihub.openai_api import INTERNAL_ERROR, chat_message_text, log, upstream_body
 from aihub.openai_request import CHAT_COMPLETIONS
 from aihub.pipeline import admit, settle_usage
@@ -282,9 +282,7 @@ async def text(call: Call) -> HttpResponseBase:
     ai = await admit(call, body.get("model"), (TEXT,), "text", lambda model: worst_chat(model, body))
     async with ai:
         answer = await ai.answer(lambda up: adapter_for(up).chat(up, body))
-        settle_usage(
-            ai.meter, answer, lambda: estimate_tokens(prompt_text(body["messages"])), lambda: estimate_tokens(chat_message_text(answer))
-        )
+        settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
         return await ai.respond(message_from_chat(new_id("msg"), ai.model, answer, ai.meter.usage()))
 
 
@@ -294,11 +292,11 @@ async def stream(call: Call) -> HttpResponseBase:
     ai = await admit(call, body.get("model"), (STREAM,), "stream", lambda model: worst_chat(model, body))
     async with ai:
         chunks, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, body))
-        return ai.events(text_events(chunks, first, ai.meter, new_id("msg"), body["messages"]))
+        return ai.events(text_events(chunks, first, ai.meter, new_id("msg")))
 
 
 async def text_events(
-    chunks: AsyncGenerator[dict[str, Any], None], first: dict[str, Any] | None, meter: Meter, message_id: str, messages: list[Any]
+    chunks: AsyncGenerator[dict[str, Any], None], first: dict[str, Any] | None, meter: Meter, message_id: str
 ) -> AsyncGenerator[bytes, None]:
     status, error_code = 200, ""
     text_pieces: list[str] = []
@@ -310,7 +308,7 @@ async def text_events(
     def count() -> None:
         if not got_usage:
             generated = "".join(text_pieces) + "".join(reasoning_pieces) + "".join(c["function"]["arguments"] for c in tool_calls.values())
-            meter.estimate(estimate_tokens(prompt_text(messages)), estimate_tokens(generated))
+            meter.estimate(estimate_tokens(generated))
 
     try:
         yield event_frame("start", {"id": message_id, "model": meter.model.id, "role": "assistant"})
