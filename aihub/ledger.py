@@ -31,6 +31,7 @@ record's `cost`), added exactly.
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -38,6 +39,7 @@ from django.db import InterfaceError, OperationalError
 
 from aihub.spend import next_month_start
 from city.errors import ApiError
+from studios.spend import usd_text
 
 # The window every rate limit counts over: L requests (or tokens) per minute.
 PERIOD_MS = 60_000
@@ -278,10 +280,8 @@ def budget_unavailable() -> ApiError:
 
 
 def dollars(micro: int) -> str:
-    """$1.234567 trimmed to cents when exact: '$12.50', '$0.000123'."""
-    text = f"{micro / 1_000_000:.6f}".rstrip("0")
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.ljust(2, '0')}"
+    """Micro-USD as people read dollars, exactly: '$12.50', '$0.000123' (as the admin pages show them)."""
+    return usd_text(Decimal(micro).scaleb(-6))
 
 
 def has_budget(r: Reservation) -> bool:

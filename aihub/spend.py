@@ -22,11 +22,6 @@ def next_month_start(when: datetime) -> datetime:
     return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
 
 
-def month_key(when: datetime) -> str:
-    """'2026-12': the month a call's cost counts against."""
-    return month_start(when).strftime("%Y-%m")
-
-
 def month_cost(kind: str, scope_id: str, month: str) -> int:
     """The cost (1e-12 USD) of the usage records of a studio (`kind` "studio") or a token ("token")
     in `month` ('2026-12')."""

@@ -10,18 +10,15 @@ OpenAI model (counted exactly) and a Claude model (× 1.25, and the adapter's ma
 import argparse
 import gc
 import os
-import sys
 import time
 import timeit
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
-os.environ.setdefault("ADMIN_SECRET_KEY", "bench-admin-key-not-secret-0123456789")
-os.environ.setdefault("CITY_SECRET_KEY", "bench-city-key-not-secret-0123456789")
+import in_process
+
+ROOT = in_process.configure()
 
 TOOL = {
     "type": "function",

@@ -15,15 +15,11 @@ It prints wall-clock and CPU time per request (CPU of every thread of this proce
 import argparse
 import asyncio
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
-os.environ.setdefault("ADMIN_SECRET_KEY", "bench-admin-key-not-secret-0123456789")
-os.environ.setdefault("CITY_SECRET_KEY", "bench-city-key-not-secret-0123456789")
+import in_process
+
+ROOT = in_process.configure()
 os.environ.setdefault("CITY_LOG_LEVEL", "WARNING")
 
 

@@ -8,17 +8,12 @@ answer, one tool): orjson's parse, the NUL and depth check every JSON body gets
 """
 
 import argparse
-import os
-import sys
 import timeit
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
-os.environ.setdefault("ADMIN_SECRET_KEY", "bench-admin-key-not-secret-0123456789")
-os.environ.setdefault("CITY_SECRET_KEY", "bench-city-key-not-secret-0123456789")
+import in_process
+
+ROOT = in_process.configure()
 
 CHAT_BODY: dict[str, Any] = {
     "model": "claude-sonnet-4-6",

@@ -13,17 +13,13 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
-os.environ.setdefault("ADMIN_SECRET_KEY", "bench-admin-key-not-secret-0123456789")
-os.environ.setdefault("CITY_SECRET_KEY", "bench-city-key-not-secret-0123456789")
+import in_process
+
+ROOT = in_process.configure()
 os.environ.setdefault("CITY_LOG_LEVEL", "WARNING")
 (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
 DB = ROOT / "var" / "bench" / "ledger.sqlite3"

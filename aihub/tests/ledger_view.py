@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from django.utils import timezone
 
-from aihub.spend import month_key
+from studios.spend import month_key
 
 
 def _budget_keys(client: Any, kind: str, scope_id: str, month: str) -> list[bytes]:

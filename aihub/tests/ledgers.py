@@ -5,7 +5,7 @@ from typing import Any
 from django.utils import timezone
 
 from aihub import ledger
-from aihub.spend import month_key
+from studios.spend import month_key
 
 
 def make_record(studio_id: str, call_id: str, cost: int, *, token_id: str | None = None, status: int = 200) -> dict[str, Any]:

@@ -28,13 +28,14 @@ from aihub.ledger_local import LocalLedger
 from aihub.ledger_redis import STUDIOS_KEY, RedisLedger, budget_key, call_key
 from aihub.metering import insert_records, writer
 from aihub.models import UsageRecord
-from aihub.spend import month_cost, month_key
+from aihub.spend import month_cost
 from aihub.tests.ledgers import limits, make_record, make_reservation
 from city.errors import ApiError
 from city.livecity import BASE_DIR, database_url
 from city.liveredis import LiveRedis
 from city.waiting import wait_until
 from studios.models import Studio
+from studios.spend import month_key
 
 T = TypeVar("T")
 DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s|\d+ms)$")
