@@ -43,7 +43,7 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
             if retry:
                 await asyncio.sleep(backoff_seconds(retry))
             tries += 1
-            meter.provider = upstream.provider
+            meter.provider, meter.deployment = upstream.provider, upstream.model
             try:
                 return await attempt(upstream)
             except UpstreamError as exc:

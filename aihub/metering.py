@@ -29,7 +29,7 @@ from city.ids import new_id
 
 log = logging.getLogger("aihub.metering")
 
-MAX_BATCH_RECORDS = 2000  # rows per INSERT
+MAX_BATCH_RECORDS = 2000  # records per transaction
 FLUSH_INTERVAL_SECONDS = 0.2  # a record reaches the database within about this long
 SHUTDOWN_FLUSH_SECONDS = 10.0  # how long exit waits for the last records
 _STOP = object()
@@ -51,8 +51,12 @@ class Meter:
     started: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=timezone.now)
     provider: str = ""
+    deployment: str = ""  # the upstream's model name, at the provider that answered (or failed last)
+    streamed: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
     usage_estimated: bool = False
     ttft_ms: int | None = None
     finished: bool = False
@@ -72,6 +76,8 @@ class Meter:
             return False
         self.prompt_tokens = prompt
         self.completion_tokens = completion if isinstance(completion, int) else 0
+        self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens")
+        self.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
         self.usage_estimated = False
         return True
 
@@ -116,6 +122,12 @@ class Meter:
             "ttft_ms": self.ttft_ms,
             "status": status,
             "error_code": (error_code or "")[:100],
+            "route": self.call.action.name,
+            "deployment": self.deployment[:200],
+            "streamed": self.streamed,
+            "cancelled": status == CLIENT_CLOSED,
+            "cached_tokens": 0 if at_worst else self.cached_tokens,
+            "reasoning_tokens": 0 if at_worst else self.reasoning_tokens,
         }
 
     def finish(self, status: int = 200, error_code: str = "") -> None:
@@ -124,6 +136,13 @@ class Meter:
             return
         self.finished = True
         self.on_finish(self.record(status, error_code))
+
+
+def _detail(usage: dict[str, Any], details: str, name: str) -> int:
+    """usage[details][name] when the upstream reported it as a count, else 0."""
+    found = usage.get(details)
+    count = found.get(name) if isinstance(found, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 0
 
 
 class UsageWriter:
@@ -218,29 +237,60 @@ class UsageWriter:
 
 def insert_records(records: list[dict[str, Any]]) -> None:
     """INSERT the records (dicts keyed by UsageRecord's attribute names; `created_at` a datetime or an ISO
-    string; `call_id` optional) in one executemany. Idempotent per call_id: a record whose call_id is
-    already written is skipped (ON CONFLICT DO NOTHING, PostgreSQL and SQLite alike)."""
+    string; `call_id` optional) and add them to the rollups, in one transaction. Idempotent per
+    call_id: a record whose call_id is already written is skipped, in the rollups too (ON CONFLICT
+    DO NOTHING … RETURNING tells which rows were new, on PostgreSQL and SQLite alike)."""
+    from aihub import rollups
     from aihub.models import UsageRecord
 
     fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)  # type: ignore[arg-type]  # a concrete field has a column; the stub says Optional
-    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING".format(  # noqa: S608 (names from the model, values as parameters)
-        quote(UsageRecord._meta.db_table), columns, ", ".join(["%s"] * len(fields)), quote("call_id")
-    )
     names = [f.attname for f in fields]
-    rows = [[value(record, name) for name in names] for record in records]
+    row = f"({', '.join(['%s'] * len(fields))})"
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        written: list[tuple[dict[str, Any], datetime]] = []
+        for start in range(0, len(records), ROWS_PER_STATEMENT):
+            chunk = records[start : start + ROWS_PER_STATEMENT]
+            sql = "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING RETURNING {}".format(  # noqa: S608 (names from the model, values as parameters)
+                quote(UsageRecord._meta.db_table), columns, ", ".join([row] * len(chunk)), quote("call_id"), quote("call_id")
+            )
+            cursor.execute(sql, [value(record, name) for record in chunk for name in names])
+            new = {call_id for (call_id,) in cursor.fetchall()}
+            written.extend((record, created_at(record)) for record in chunk if record.get("call_id") is None or record["call_id"] in new)
+        rollups.add(rollups.sums_of(written))
+
+
+# Rows per INSERT: under SQLite's 32,766 and PostgreSQL's 65,535 parameters, with room for new columns.
+ROWS_PER_STATEMENT = 500
+
+
+def created_at(record: dict[str, Any]) -> datetime:
+    """A record's created_at as a datetime (records from the ledger carry it as an ISO string)."""
+    when = record["created_at"]
+    return datetime.fromisoformat(when) if isinstance(when, str) else when
 
 
 def value(record: dict[str, Any], name: str) -> Any:
-    """A column's value: `created_at` adapted to the database (records from the ledger carry it as
-    an ISO string), `call_id` None for records made without one."""
+    """A column's value: `created_at` adapted to the database, `call_id` None for records made
+    without one, the columns added after the ledger's records were made their defaults."""
     if name == "created_at":
-        when = record[name]
-        return connection.ops.adapt_datetimefield_value(datetime.fromisoformat(when) if isinstance(when, str) else when)
-    return record.get(name) if name == "call_id" else record[name]
+        return connection.ops.adapt_datetimefield_value(created_at(record))
+    if name in DEFAULTS:
+        return record.get(name, DEFAULTS[name])
+    return record[name]
+
+
+# Columns a record may lack: older records kept by a ledger (journal, Redis) across an upgrade.
+DEFAULTS: dict[str, Any] = {
+    "call_id": None,
+    "route": "",
+    "deployment": "",
+    "streamed": False,
+    "cancelled": False,
+    "cached_tokens": 0,
+    "reasoning_tokens": 0,
+}
 
 
 writer = UsageWriter()

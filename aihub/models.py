@@ -28,6 +28,12 @@ class UsageRecord(models.Model):
     # City's id of the call (aihub/ledger.py): the writer and the ledger's reaper may both insert a
     # record; the second insert of a call_id does nothing. Null for records older than the ledger.
     call_id = models.CharField(max_length=40, unique=True, null=True, blank=True)
+    route = models.CharField(max_length=60, blank=True)  # the action the client called: "chat/completions", "text", …
+    deployment = models.CharField(max_length=200, blank=True)  # the upstream model name the provider was asked for
+    streamed = models.BooleanField(default=False)
+    cancelled = models.BooleanField(default=False)  # the client went away before the answer was complete
+    cached_tokens = models.IntegerField(default=0)  # of prompt_tokens, read from the provider's cache
+    reasoning_tokens = models.IntegerField(default=0)  # of completion_tokens, spent thinking
 
     class Meta:
         indexes = [
@@ -35,7 +41,45 @@ class UsageRecord(models.Model):
             models.Index(fields=["token_id", "created_at"], name="aihub_usage_by_token"),
             models.Index(fields=["account_id", "created_at"], name="aihub_usage_by_account"),
             models.Index(fields=["request_id"], name="aihub_usage_by_request"),  # "which call was this?" in the admin
+            models.Index(fields=["created_at", "id"], name="aihub_usage_by_time"),  # the request log, newest first
         ]
 
     def __str__(self) -> str:
         return f"{self.model} {self.status} {self.prompt_tokens}+{self.completion_tokens}"
+
+
+class UsageRollup(models.Model):
+    """The usage records of one hour × studio × token × model, summed as they are written
+    (aihub/rollups.py), so that dashboards and `ai/usage` read thousands of rows, not millions.
+
+    Plain ids rather than foreign keys: a rollup is history, kept as it was. '' where a call had no
+    token or account (the admin's calls), so that the unique key holds (NULLs are all distinct).
+    """
+
+    hour = models.DateTimeField()  # the start of the hour, UTC
+    studio_id = models.CharField(max_length=40)
+    token_id = models.CharField(max_length=40, blank=True)
+    account_id = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=100)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)  # answered with an error, not counting cancellations
+    cancelled = models.BigIntegerField(default=0)  # the client went away (status 499)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cost = models.BigIntegerField(default=0)  # 1e-12 USD
+    latency_ms = models.BigIntegerField(default=0)  # summed: the mean is latency_ms / requests
+    last_at = models.DateTimeField()  # the newest record's created_at
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "studio_id", "token_id", "account_id", "model"], name="aihub_rollup_key"),
+        ]
+        indexes = [
+            models.Index(fields=["studio_id", "hour"], name="aihub_rollup_by_studio"),
+            models.Index(fields=["token_id", "hour"], name="aihub_rollup_by_token"),
+            models.Index(fields=["account_id", "hour"], name="aihub_rollup_by_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.studio_id} {self.model}: {self.requests}"

@@ -123,7 +123,7 @@ async def admit(
     if plan is not None and plan.max_cost_per_request is not None and worst.cost > plan.max_cost_per_request:
         raise over_the_cap(model, worst, plan, plan.max_cost_per_request)
     meter = Meter(call, studio_id, model, modality, ceiling=(worst.input_tokens, worst.output_tokens))
-    meter.provider = upstreams[0].provider
+    meter.provider, meter.deployment = upstreams[0].provider, upstreams[0].model
     # What is billed if this process dies mid-call: the worst case, as the model may have run.
     interrupted = meter.record(INTERRUPTED, "interrupted", at_worst=True)
     reservation = ledger.Reservation(
@@ -199,6 +199,7 @@ class AiCall:
         self, start: Callable[[Upstream], AsyncGenerator[dict[str, Any], None]]
     ) -> tuple[AsyncGenerator[dict[str, Any], None], dict[str, Any] | None]:
         """A stream committed to the upstream that sent its first chunk (see aihub/attempts.py)."""
+        self.meter.streamed = True
         with self._failures_recorded():
             return await open_stream(self.upstreams, start, self.meter)
 
