@@ -25,3 +25,19 @@ def _refuse_outside_connections():
     attempts = network_guard.refused[before:]
     if attempts:
         pytest.fail(f"the test tried to connect beyond loopback: {attempts}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, then, before it drops a PostgreSQL test database, the end of every other session
+    on it. This process's threads keep theirs (CONN_MAX_AGE): the usage writer, the ledger keeper's
+    threads, asgiref's sync_to_async thread; they live until the process exits, after the drop, which
+    PostgreSQL then refuses ("being accessed by other users") and the database stays behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
