@@ -19,13 +19,14 @@ migrate: $(VENV)/.installed
 run: migrate
 	$(PY) manage.py serve
 
-# Production on one machine: uvicorn (uvloop, httptools), one process per core, on CITY_HOST:CITY_PORT.
+# Production on one machine: uvicorn (uvloop, httptools, no access log), one process per core, on
+# CITY_HOST:CITY_PORT, through city/serve_prod.py rather than uvicorn's command, so that its processes exit
+# normally on SIGTERM and flush their last usage records (atexit).
 # Several processes share limits and budgets only through REDIS_URL (and PostgreSQL: DATABASE_URL).
 # bench/README.md has the measurement behind this choice; `make run` (Daphne) stays the embedded default.
 WORKERS ?= $(shell nproc)
 serve-prod: migrate
-	$(VENV)/bin/uvicorn city.asgi:application --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} \
-		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log
+	$(PY) -m city.serve_prod --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} --workers $(WORKERS)
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).
 browser:

@@ -25,3 +25,26 @@ def _refuse_outside_connections():
     attempts = network_guard.refused[before:]
     if attempts:
         pytest.fail(f"the test tried to connect beyond loopback: {attempts}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, then, before it drops the test database: this process's usage writer and ledger
+    keeper stopped (they would otherwise write to, and reap, a database that is gone), and on
+    PostgreSQL every other session on it ended. Threads keep their connections (CONN_MAX_AGE) until
+    the process exits: the writer's, the keeper's, asgiref's sync_to_async thread's; PostgreSQL refuses
+    to drop a database in use ("being accessed by other users"), which stays behind."""
+    yield
+    from django.db import connection
+
+    from aihub import ledger
+    from aihub.metering import writer
+
+    with django_db_blocker.unblock():
+        writer.close()
+        ledger.stop()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )

@@ -139,6 +139,16 @@ def start() -> None:
     backend().start()
 
 
+def stop() -> None:
+    """End this process's keeper threads now rather than at its exit (atexit): for tests, before their
+    database is dropped under a keeper still reaping it. Embedded, there is no thread to end."""
+    from aihub.ledger_redis import RedisLedger
+
+    for found in _backends.values():
+        if isinstance(found, RedisLedger):
+            found.keeper.close()
+
+
 def forget(records: list[dict[str, Any]]) -> None:
     """The usage writer has committed these records: their reservations may go (sync; writer thread)."""
     if any(record.get("call_id") for record in records):

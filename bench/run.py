@@ -118,22 +118,8 @@ def prepare_database(args: argparse.Namespace) -> None:
 
 
 def production_argv(port: int, workers: int) -> list[str]:
-    """How `make serve-prod` runs City (keep the two in step)."""
-    return [
-        str(VENV_BIN / "uvicorn"),
-        "city.asgi:application",
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-    ]
+    """How `make serve-prod` runs City (keep the two in step): uvicorn, uvloop, httptools, no access log."""
+    return [sys.executable, "-m", "city.serve_prod", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)]
 
 
 class City:
@@ -549,7 +535,7 @@ def main() -> None:
             "City": Target(city.url, CITY_MODEL, token, city.pids),
         }
         meta = {
-            "city": f"{args.server} × {args.workers} (" + " ".join(production_argv(0, args.workers)[1:]).replace("--port 0 ", "") + ")"
+            "city": f"{args.server} × {args.workers} (" + " ".join(production_argv(0, args.workers)[2:]).replace("--port 0 ", "") + ")"
             if args.server == "uvicorn"
             else f"daphne × {args.workers}",
             "database": args.database_url.split("@")[-1].split("///")[0] + (" + Redis" if args.redis_url else ""),
