@@ -22,9 +22,14 @@ run: migrate
 # Production on one machine: uvicorn (uvloop, httptools), one process per core, on CITY_HOST:CITY_PORT.
 # Several processes share limits and budgets only through REDIS_URL (and PostgreSQL: DATABASE_URL).
 # bench/README.md has the measurement behind this choice; `make run` (Daphne) stays the embedded default.
+# Prometheus' multiprocess mode (city/metrics.py): every worker writes its metrics to files in
+# PROMETHEUS_MULTIPROC_DIR and GET /metrics sums them; emptied here, before the workers start, so that
+# no earlier run's counts are summed in.
 WORKERS ?= $(shell nproc)
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 serve-prod: migrate
-	$(VENV)/bin/uvicorn city.asgi:application --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} \
+	rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/uvicorn city.asgi:application --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} \
 		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).
