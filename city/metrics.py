@@ -29,11 +29,16 @@ from django.conf import settings
 
 log = logging.getLogger("city.metrics")
 
-MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or ""
 if MULTIPROC_DIR:
     # prometheus_client opens its files there as the first metric is made; the Makefile creates it,
     # a process started another way may not have.
     Path(MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = MULTIPROC_DIR
+else:
+    # Set but empty means one process here; prometheus_client would take it as "files in the current directory".
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    os.environ.pop("prometheus_multiproc_dir", None)
 
 import prometheus_client  # noqa: E402  (reads PROMETHEUS_MULTIPROC_DIR as it is imported)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess  # noqa: E402

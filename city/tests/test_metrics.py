@@ -60,7 +60,9 @@ class DeadWorkerTests(SimpleTestCase):
                 "Counter('done', 'd').inc(5)\n"
             )
             env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory}
-            dead = subprocess.run([sys.executable, "-c", script + "import os; print(os.getpid())"], env=env, check=True, capture_output=True)
+            dead = subprocess.run(
+                [sys.executable, "-c", script + "import os; print(os.getpid())"], env=env, check=True, capture_output=True
+            )
             alive_file = Path(directory) / f"gauge_livesum_{os.getpid()}.db"
             alive_file.write_bytes(b"")
             drop_dead_processes(directory)
