@@ -28,7 +28,7 @@ run: migrate
 WORKERS ?= $(shell nproc)
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 serve-prod: migrate
-	rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
+	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(VENV)/bin/uvicorn city.asgi:application --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} \
 		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log
 

@@ -50,7 +50,7 @@ LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
 def _warn_if_one_worker_of_many() -> None:
     parent = multiprocessing.parent_process()
-    if not MULTIPROC_DIR and parent is not None and multiprocessing.current_process().name.startswith("SpawnProcess"):
+    if ENABLED and not MULTIPROC_DIR and parent is not None and multiprocessing.current_process().name.startswith("SpawnProcess"):
         log.warning(
             "this process is one of several workers but PROMETHEUS_MULTIPROC_DIR is not set: /metrics shows only the "
             "process that answers the scrape (make serve-prod sets it; see city/metrics.py)"

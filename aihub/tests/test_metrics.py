@@ -152,6 +152,10 @@ class MetricsAcrossWorkersTests(AiLiveTestCase):
                     sent[response.status_code] += 1
         self.assertEqual(set(sent), {200}, sent)
         plain = sent[200]
+        # A stream: the one call with a time to first token.
+        streamed = self.user.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        self.assertEqual(streamed.status_code, 200, streamed.text)
+        self.assertIn("data: [DONE]", streamed.text)
         # A fail-over: DeepSeek answers 503 to both tries, OpenRouter answers.
         self.sim.fail(503, times=2)
         self.ok(self.user.post("/v1/chat/completions", json=CHAT))
@@ -170,7 +174,7 @@ class MetricsAcrossWorkersTests(AiLiveTestCase):
         over = httpx.post(f"{self.city.url}/v1/chat/completions", json={**CHAT, "max_tokens": 1000}, headers=self.auth(capped), timeout=10)
         self.assertEqual(over.status_code, 402, over.text)
 
-        answered = plain + 1 + limited[200]  # 200s
+        answered = plain + 2 + limited[200]  # 200s: the plain calls, the stream, the fail-over, the rate-limited token's
         wait_until(lambda: UsageRecord.objects.filter(studio_id=self.studio["id"]).count() == answered + 1, timeout=10)
         after = self.samples()
 
@@ -200,6 +204,7 @@ class MetricsAcrossWorkersTests(AiLiveTestCase):
         self.assertGreater(records["cost"], 0)
         self.assertAlmostEqual(added("city_ai_cost_usd_total", **chat), records["cost"] * 1e-12, delta=1e-12)
         self.assertEqual(added("gen_ai_server_request_duration_seconds_count", **genai), answered + 1)
+        self.assertEqual(added("gen_ai_server_time_to_first_token_seconds_count", gen_ai_provider_name="deepseek", **genai), 1)
         self.assertEqual(self.total(after, "city_ai_reservations_outstanding"), 0)
         self.assertGreaterEqual(len(self.served_by()), 2)
 
