@@ -279,14 +279,17 @@ class AiCall:
     def settle(self, record: dict[str, Any]) -> None:
         """The meter's finish: settle the reservation and hand the record to the writer (the ledger
         keeps it too until it is written, so a crash loses neither). The metrics and the trace are
-        taken from the same record."""
-        metrics.observe_call(record)
-        if tracing.ENABLED:
-            tracing.record_span(record)
+        taken from the same record, once the settlement is under way (a bug there must not stop it)."""
         task = asyncio.get_running_loop().create_task(self._settle(record))
         _settling.add(task)
         task.add_done_callback(_settling.discard)
         self._settlement = task
+        try:
+            metrics.observe_call(record)
+            if tracing.ENABLED:
+                tracing.record_span(record)
+        except Exception:
+            log.exception("could not observe call %s", self.meter.call_id)
 
     async def _settle(self, record: dict[str, Any]) -> None:
         try:
