@@ -24,9 +24,15 @@ run: migrate
 # normally on SIGTERM and flush their last usage records (atexit).
 # Several processes share limits and budgets only through REDIS_URL (and PostgreSQL: DATABASE_URL).
 # bench/README.md has the measurement behind this choice; `make run` (Daphne) stays the embedded default.
+# Prometheus' multiprocess mode (city/metrics.py): every worker writes its metrics to files in
+# PROMETHEUS_MULTIPROC_DIR and GET /metrics sums them; emptied here, before the workers start, so that
+# no earlier run's counts are summed in.
 WORKERS ?= $(shell nproc)
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 serve-prod: migrate
-	$(PY) -m city.serve_prod --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} --workers $(WORKERS)
+	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(PY) -m city.serve_prod --host $${CITY_HOST:-127.0.0.1} --port $${CITY_PORT:-43127} \
+		--workers $(WORKERS)
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).
 browser:

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from aihub import metrics
 from aihub.adapters.base import Upstream, UpstreamError
 from aihub.metering import Meter
 
@@ -37,6 +38,8 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
     tries = 0
     last: UpstreamError | None = None
     for upstream in upstreams:
+        if last is not None and tries < MAX_TRIES:
+            metrics.failover(meter.provider)  # the deployment just left
         for retry in range(TRIES_PER_DEPLOYMENT):
             if tries >= MAX_TRIES:
                 break
@@ -47,6 +50,7 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
             try:
                 return await attempt(upstream)
             except UpstreamError as exc:
+                metrics.upstream_error(upstream.provider, exc.status)
                 last = with_base_url_hint(exc, upstream) if exc.status == 404 else exc
                 if exc.retryable:
                     continue

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from django.http import HttpResponseBase
 
-from aihub import ledger
+from aihub import ledger, metrics, tracing
 from aihub.adapters.base import Upstream, UpstreamError
 from aihub.attempts import first_success, open_stream
 from aihub.catalog_types import Model
@@ -106,6 +106,21 @@ async def admit(
     """The checks of the pipeline up to the reservation, in its order; raises the first refusal.
     `prepare(upstreams)` checks what a route can only check once it knows the upstreams (legacy
     completions served through chat), before anything is counted."""
+    try:
+        return await _admit(call, model_id, needs, modality, worst_of, prepare)
+    except ApiError as exc:
+        metrics.refusal(exc.status, exc.code or "")
+        raise
+
+
+async def _admit(
+    call: Call,
+    model_id: object,
+    needs: tuple[str, ...],
+    modality: str,
+    worst_of: Callable[[Model], Worst],
+    prepare: Callable[[list[Upstream]], None] | None,
+) -> "AiCall":
     studio_id = call.studio_id()
     scopes = await plan_scopes(call.identity, studio_id)
     model = known_model(model_id)
@@ -147,14 +162,17 @@ async def reserved(reservation: ledger.Reservation, meter: Meter) -> dict[str, s
     client that left is settled at once, to nothing (no upstream was reached)."""
     task = asyncio.ensure_future(ledger.reserve(reservation))
     try:
-        return await asyncio.shield(task)
+        headers = await asyncio.shield(task)
     except asyncio.CancelledError:
         task.add_done_callback(lambda done: _release_if_reserved(done, meter))
         raise
+    metrics.reservations_outstanding.inc()  # until AiCall._settle
+    return headers
 
 
 def _release_if_reserved(task: "asyncio.Future[dict[str, str]]", meter: Meter) -> None:
     if not task.cancelled() and task.exception() is None:
+        metrics.reservations_outstanding.inc()
         meter.finish(CLIENT_CLOSED, "client_closed")
 
 
@@ -260,11 +278,18 @@ class AiCall:
 
     def settle(self, record: dict[str, Any]) -> None:
         """The meter's finish: settle the reservation and hand the record to the writer (the ledger
-        keeps it too until it is written, so a crash loses neither)."""
+        keeps it too until it is written, so a crash loses neither). The metrics and the trace are
+        taken from the same record, once the settlement is under way (a bug there must not stop it)."""
         task = asyncio.get_running_loop().create_task(self._settle(record))
         _settling.add(task)
         task.add_done_callback(_settling.discard)
         self._settlement = task
+        try:
+            metrics.observe_call(record)
+            if tracing.ENABLED:
+                tracing.record_span(record)
+        except Exception:
+            log.exception("could not observe call %s", self.meter.call_id)
 
     async def _settle(self, record: dict[str, Any]) -> None:
         try:
@@ -279,6 +304,8 @@ class AiCall:
             log.exception("settling call %s failed", self.meter.call_id)
             tokens = record["prompt_tokens"] + record["completion_tokens"]
             ledger.settle_later(self.meter.call_id, self.meter.studio_id, cost=record["cost"], tokens=tokens, record=record)
+        finally:
+            metrics.reservations_outstanding.dec()
 
     async def settled(self) -> None:
         """Wait for the settlement (it goes on even if this wait is cancelled)."""

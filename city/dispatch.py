@@ -11,12 +11,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from city import storable
+from city import metrics, storable
 from city.calls import Call
 from city.errors import ApiError, database_busy, error_response, json_response
 from city.identity import Identity, check_allowed, resolve_identity
 from city.ids import new_id
-from city.registry import Action, registry
+from city.registry import Action, Resolution, registry
 from city.runtime_env import runtime_env
 
 log = logging.getLogger("city.dispatch")
@@ -35,8 +35,9 @@ def request_id_of(request: HttpRequest) -> str:
 async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
     """Every answer carries X-Request-Id (as OpenAI's do): the client's own, or a new `req_…` id."""
     request_id = request_id_of(request)
+    found = registry().resolve(route)
     try:
-        response = await _dispatch(request, route, request_id)
+        response = await _dispatch(request, found, request_id)
     except ApiError as exc:
         response = exc.response()
     except Exception as exc:
@@ -51,11 +52,12 @@ async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
     response["X-Request-Id"] = request_id
     if request.method == "HEAD" and isinstance(response, HttpResponse):  # not a stream
         response.content = b""  # the GET's status and headers only (actions that allow HEAD: load-balancer checks)
+    # By the action's name, never the raw path: a client cannot grow the metric's label sets.
+    metrics.http_request(f"{found.service_id}/{found.action.name}" if found.action else "unknown", str(response.status_code)).inc()
     return response
 
 
-async def _dispatch(request: HttpRequest, route: str, request_id: str) -> HttpResponseBase:
-    found = registry().resolve(route)
+async def _dispatch(request: HttpRequest, found: Resolution, request_id: str) -> HttpResponseBase:
     service, action, service_id, action_name = found.service, found.action, found.service_id, found.action_name
     if service is None:
         raise ApiError(404, f"Unknown service '{service_id}'. GET /v1/services lists the services.", code="unknown_service")
@@ -146,6 +148,7 @@ async def services(request: HttpRequest) -> HttpResponse:
     """GET /v1/services: every service with its env; an admin also sees each action."""
     response = await _services(request)
     response["X-Request-Id"] = request_id_of(request)
+    metrics.http_request("services", str(response.status_code)).inc()
     return response
 
 
@@ -177,4 +180,5 @@ async def not_found(request: HttpRequest, route: str = "") -> HttpResponse:
         404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route"
     )
     response["X-Request-Id"] = request_id_of(request)
+    metrics.http_request("unknown", "404").inc()
     return response

@@ -26,3 +26,7 @@ class CityEnv(environ.FileAwareEnv):
                 "for example the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    def optional_secret(self, var: str, *, min_length: int) -> str:
+        """A secret that may be left unset (""); when set, at least `min_length` characters."""
+        return self.secret(var, min_length=min_length) if self.str(var, default="") else ""

@@ -54,9 +54,9 @@ def database_url() -> str:
 
 
 class LiveCity:
-    """One Daphne process serving City; `stop()` ends it (also on test failure, via addCleanup)."""
+    """One Daphne process serving City (or uvicorn, with `workers` processes); `stop()` ends it (also on test failure, via addCleanup)."""
 
-    def __init__(self, *, extra_env: dict[str, str] | None = None, server: str = "daphne") -> None:
+    def __init__(self, *, extra_env: dict[str, str] | None = None, server: str = "daphne", workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
@@ -83,6 +83,7 @@ class LiveCity:
                 str(self.port),
                 "--log-level",
                 "warning",
+                *(["--workers", str(workers)] if workers > 1 else []),
                 "city.asgi:application",
             ]
         else:

@@ -26,6 +26,14 @@ CITY_SECRET_KEY = env.secret("CITY_SECRET_KEY", min_length=SECRET_KEY_MIN_LENGTH
 # Older CITY_SECRET_KEY values, comma-separated, still accepted for decryption after a rotation.
 CITY_SECRET_KEY_FALLBACKS = env.list("CITY_SECRET_KEY_FALLBACKS", default=[])
 
+# Whether this process keeps Prometheus metrics (GET /metrics, city/metrics.py); off: every metric is a no-op.
+CITY_METRICS = env.bool("CITY_METRICS", default=True)
+# The bearer key a Prometheus scraper sends to GET /metrics (the admin key works too); empty: only the admin key.
+CITY_METRICS_KEY = env.optional_secret("CITY_METRICS_KEY", min_length=SECRET_KEY_MIN_LENGTH)
+# One OpenTelemetry span per AI call, sent over OTLP/HTTP (aihub/tracing.py), when either of the SDK's
+# standard endpoint keys is set; the exporter reads them (and OTEL_EXPORTER_OTLP_HEADERS) itself.
+CITY_OTLP_TRACES = bool(env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="") or env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default=""))
+
 DEBUG = env.bool("CITY_DEBUG", default=False)
 # Address Daphne binds to with `make run`.
 CITY_HOST = env.str("CITY_HOST", default="127.0.0.1")

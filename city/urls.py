@@ -4,9 +4,11 @@ from django.urls import include, path, re_path
 
 from city import dispatch
 from city.home import home
+from city.metrics_view import metrics_view
 
 urlpatterns = [
     path("", home),
+    path("metrics", metrics_view),  # Prometheus; guarded by CITY_METRICS_KEY or the admin key
     path("v1/services", dispatch.services),
     re_path(r"^v1/(?P<route>[a-z0-9_\-]+/[a-z0-9_\-/.]+)$", dispatch.dispatch),
     re_path(r"^v1/(?P<route>[a-z0-9_\-.]+)$", dispatch.dispatch),  # aliases such as /v1/models, /v1/openapi.json

@@ -24,11 +24,12 @@ class AiLiveTestCase(LiveCityTestCase):
     city: LiveCity
     city_env: dict[str, str] = {}
     server = "daphne"  # or "uvicorn"
+    workers = 1  # uvicorn's --workers
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        cls.city = LiveCity(extra_env=cls.city_env, server=cls.server)
+        cls.city = LiveCity(extra_env=cls.city_env, server=cls.server, workers=cls.workers)
 
     @classmethod
     def tearDownClass(cls) -> None:
