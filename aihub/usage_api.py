@@ -108,7 +108,8 @@ def usage_filter(call: Call) -> UsageFilter:
 
 
 def usage(call: Call) -> Any:
-    """One query: the grouped rows; the totals are their sums (every rollup row is in exactly one group)."""
+    """The grouped rows (one query, two for a range with ragged days: aihub/usage_query.py); the totals
+    are their sums, as every rollup row is in exactly one group."""
     f = usage_filter(call)
     group_by = call.data["group_by"]
     rows = [_row(group_by, found) for found in grouped(f, group_by)]
