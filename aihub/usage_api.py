@@ -55,9 +55,12 @@ class InstantField(serializers.CharField):
             self.fail("invalid")
         try:
             parsed = datetime.fromisoformat(data) if len(data) > 10 else datetime.combine(date.fromisoformat(data), time())
-        except ValueError:
+            parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
             self.fail("invalid")
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        if not 1970 <= parsed.year <= 9000:  # so that the defaults and the hour rounding stay in datetime's range
+            self.fail("invalid")
+        return parsed
 
     def to_representation(self, value: Any) -> str:
         return value.isoformat() if isinstance(value, datetime) else str(value)

@@ -159,6 +159,7 @@ class UsageApiTests(CityTestCase):
             ({"start": "2025-01-01", "end": "2026-12-01"}, "end"),  # over 400 days
             ({"start": "2026-10-01", "end": "2026-12-01", "group_by": "hour"}, "group_by"),
             ({"start": "yesterday"}, "start"),
+            ({"end": "0001-01-01T00:00:00+01:00"}, "end"),
             ({"group_by": "week"}, "group_by"),
             ({"format": "xlsx"}, "format"),
             ({"colour": "blue"}, "colour"),
