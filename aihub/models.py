@@ -83,3 +83,37 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h {self.studio_id} {self.model}: {self.requests}"
+
+
+class UsageDailyRollup(models.Model):
+    """The hourly rollups of one UTC day, kept the same way and in the same transaction
+    (aihub/rollups.py): an hour holds about as many rows as it had calls once a studio has hundreds of
+    tokens, so views over weeks read days, and hours only at a range's ragged ends (aihub/usage_query.py)."""
+
+    day = models.DateField()  # UTC
+    studio_id = models.CharField(max_length=40)
+    token_id = models.CharField(max_length=40, blank=True)
+    account_id = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=100)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    cancelled = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cost = models.BigIntegerField(default=0)  # 1e-12 USD
+    latency_ms = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "studio_id", "token_id", "account_id", "model"], name="aihub_daily_rollup_key"),
+        ]
+        indexes = [
+            models.Index(fields=["studio_id", "day"], name="aihub_daily_by_studio"),
+            models.Index(fields=["token_id", "day"], name="aihub_daily_by_token"),
+            models.Index(fields=["account_id", "day"], name="aihub_daily_by_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.studio_id} {self.model}: {self.requests}"

@@ -1,4 +1,5 @@
-"""Usage rollups: each usage record, as it is written, added to its hour × studio × token × model row.
+"""Usage rollups: each usage record, as it is written, added to its hour × studio × token × model row,
+and to the same row of its UTC day.
 
 Only the records an INSERT really wrote are added (the insert's RETURNING says which): a record
 written twice — by this process's writer and by the ledger's reaper, say — is skipped the second
@@ -59,27 +60,46 @@ def sums_of(records: Iterable[tuple[dict[str, Any], datetime]]) -> dict[tuple[An
     return sums
 
 
+def by_day(sums: dict[tuple[Any, ...], Sums]) -> dict[tuple[Any, ...], Sums]:
+    """Hourly sums added up by UTC day: the keys of aihub_usagedailyrollup."""
+    days: dict[tuple[Any, ...], Sums] = {}
+    for (hour, *rest), s in sums.items():
+        day = days.setdefault((hour.date(), *rest), Sums())
+        for name in SUMMED:
+            setattr(day, name, getattr(day, name) + getattr(s, name))
+        if day.last_at is None or (s.last_at is not None and s.last_at > day.last_at):
+            day.last_at = s.last_at
+    return days
+
+
 def add(sums: dict[tuple[Any, ...], Sums]) -> None:
-    """Add to the rollups, inside the caller's transaction. Keys in sorted order, so that two writers
-    adding to the same rows lock them in the same order (no deadlock on PostgreSQL)."""
+    """Add to the hourly and the daily rollups, inside the caller's transaction."""
     if not sums:
         return
-    from aihub.models import UsageRollup
+    from aihub.models import UsageDailyRollup, UsageRollup
 
+    adapt = connection.ops.adapt_datetimefield_value
+    _upsert(UsageRollup._meta.db_table, KEY, sums, adapt)
+    _upsert(UsageDailyRollup._meta.db_table, ("day", *KEY[1:]), by_day(sums), connection.ops.adapt_datefield_value)
+
+
+def _upsert(db_table: str, key: tuple[str, ...], sums: dict[tuple[Any, ...], Sums], adapt_first: Any) -> None:
+    """Keys in sorted order, so that two writers adding to the same rows lock them in the same order
+    (no deadlock on PostgreSQL)."""
     quote = connection.ops.quote_name
-    table = quote(UsageRollup._meta.db_table)
-    columns = [*KEY, *SUMMED, "last_at"]
+    table = quote(db_table)
+    columns = [*key, *SUMMED, "last_at"]
     updates = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in SUMMED)
     last_at = quote("last_at")
     sql = (
         f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608 (names from the model)
-        f"ON CONFLICT ({', '.join(quote(c) for c in KEY)}) DO UPDATE SET {updates}, "
+        f"ON CONFLICT ({', '.join(quote(c) for c in key)}) DO UPDATE SET {updates}, "
         f"{last_at} = CASE WHEN excluded.{last_at} > {table}.{last_at} THEN excluded.{last_at} ELSE {table}.{last_at} END"
     )
     adapt = connection.ops.adapt_datetimefield_value
     rows = []
-    for key in sorted(sums):
-        s = sums[key]
-        rows.append([adapt(key[0]), *key[1:], *(getattr(s, name) for name in SUMMED), adapt(s.last_at)])
+    for k in sorted(sums):
+        s = sums[k]
+        rows.append([adapt_first(k[0]), *k[1:], *(getattr(s, name) for name in SUMMED), adapt(s.last_at)])
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)

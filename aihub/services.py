@@ -4,6 +4,7 @@ from aihub import catalog, openai_request
 from aihub.catalog_api import list_models
 from aihub.openai_api import chat_completions, completions, embeddings
 from aihub.sdk_api import TEXT_REQUEST, stream, text
+from aihub.usage_api import UsageInput, usage
 from city.registry import USER, Action, Service
 
 JSON, SSE = "application/json", "text/event-stream"  # what a success answers: with `stream: true`, events
@@ -11,7 +12,7 @@ JSON, SSE = "application/json", "text/event-stream"  # what a success answers: w
 SERVICE = Service(
     id="ai",
     name="AI",
-    description="Text, streaming, chat completions, completions and embeddings across providers, through City's API and OpenAI's.",
+    description="Text, streaming, chat completions, completions and embeddings across providers, through City's API and OpenAI's; usage.",
     actions=(
         Action(
             "models",
@@ -53,6 +54,16 @@ SERVICE = Service(
             responds=(JSON, SSE),
         ),
         Action("embeddings", embeddings, allow=(USER,), input=openai_request.EMBEDDINGS, description="OpenAI embeddings, float or base64."),
+        Action(
+            "usage",
+            usage,
+            methods=("GET", "POST"),
+            allow=(USER,),
+            input=UsageInput,
+            description="Requests, errors, tokens and cost by day, hour, model, token, studio or account, as JSON or CSV; "
+            "a token sees its studio (an account's token, its account), the admin any studio.",
+            responds=(JSON, "text/csv"),
+        ),
     ),
     aliases={"chat/completions": "chat/completions", "completions": "completions", "embeddings": "embeddings", "models": "models"},
     env=catalog.provider_keys(),
