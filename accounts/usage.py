@@ -1,14 +1,14 @@
-"""This month's usage and spend of an account, from the AI hub's usage records (one per call)."""
+"""This month's usage and spend of an account, from the AI hub's usage rollups (aihub/usage_query.py)."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Sum
 from django.utils import timezone
 
-from aihub.models import COST_UNITS_PER_USD, UsageRecord
+from aihub.models import COST_UNITS_PER_USD
 from aihub.spend import month_start
+from aihub.usage_query import UsageFilter, grouped
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,11 @@ class MonthUsage:
 
 
 def month_usage(studio_id: str, account_id: str, now: datetime | None = None) -> MonthUsage:
-    """Calls made this calendar month (UTC) with any of the account's tokens, in total and per token. One query."""
-    since = month_start(now or timezone.now())
-    rows = (
-        UsageRecord.objects.filter(studio_id=studio_id, account_id=account_id, created_at__gte=since)
-        .values("token_id")
-        .annotate(requests=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost"))
-        .order_by()
-    )
-    by_token = {row["token_id"] or "": Usage(row["requests"], row["prompt"] or 0, row["completion"] or 0, row["cost"] or 0) for row in rows}
+    """Calls made this calendar month (UTC) with any of the account's tokens, in total and per token; at most two queries."""
+    now = now or timezone.now()
+    since = month_start(now)
+    rows = grouped(UsageFilter(start=since, end=now, studio_id=studio_id, account_id=account_id), "token")
+    by_token = {row["key"]: Usage(row["requests"], row["prompt_tokens"], row["completion_tokens"], row["cost"]) for row in rows}
     total = Usage(
         requests=sum(u.requests for u in by_token.values()),
         prompt_tokens=sum(u.prompt_tokens for u in by_token.values()),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.tests.helpers import DANA_EMAIL, DANA_PASSWORD, AccountsTestCase
 from accounts.tests.oauth_simulator import OAuthSimulator
-from aihub.models import UsageRecord
+from aihub.testing import write_usage
 from city.runtime_env import runtime_env
 from studios.models import UserToken
 
@@ -206,23 +206,13 @@ class DashboardKeyTests(DashboardTestCase):
         key = self.raw_key(self.create_key("metered"))
         token_id = self.assertOk(self.get("/v1/studios/me", token=key))["token"]["id"]
         now = timezone.now()
-        common = {"studio_id": self.alice_studio.id, "request_id": "req", "model": "m", "modality": "chat"}
-        UsageRecord.objects.create(
-            **common, token_id=token_id, account_id=self.dana["id"], prompt_tokens=1000, completion_tokens=500, cost=2_500_000_000
+        mine = {"studio_id": self.alice_studio.id, "model": "m", "token_id": token_id, "account_id": self.dana["id"]}
+        write_usage(
+            {**mine, "prompt_tokens": 1000, "completion_tokens": 500, "cost": 2_500_000_000},
+            {**mine, "prompt_tokens": 200, "completion_tokens": 100, "cost": 1_000_000_000},
+            {**mine, "prompt_tokens": 9, "completion_tokens": 9, "cost": 9 * 10**12, "created_at": now.replace(day=1) - timedelta(days=2)},
+            {**mine, "token_id": self.bob.id, "account_id": None, "prompt_tokens": 7, "completion_tokens": 7, "cost": 7 * 10**12},
         )
-        UsageRecord.objects.create(
-            **common, token_id=token_id, account_id=self.dana["id"], prompt_tokens=200, completion_tokens=100, cost=1_000_000_000
-        )
-        UsageRecord.objects.create(
-            **common,
-            token_id=token_id,
-            account_id=self.dana["id"],
-            prompt_tokens=9,
-            completion_tokens=9,
-            cost=9 * 10**12,
-            created_at=now.replace(day=1) - timedelta(days=2),
-        )  # last month
-        UsageRecord.objects.create(**common, token_id=self.bob.id, account_id=None, prompt_tokens=7, completion_tokens=7, cost=7 * 10**12)
         page = self.client.get("/dashboard/keys").content.decode()
         self.assertIn('id="usage-requests">2<', page)
         self.assertIn('id="usage-tokens">1800<', page)
