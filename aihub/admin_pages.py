@@ -33,8 +33,12 @@ from city.runtime_env import runtime_env
 from studios.models import Studio, UserToken
 from studios.spend import usd_text
 
-RANGES = {"24h": ("Last 24 hours", timedelta(hours=24)), "7d": ("Last 7 days", timedelta(days=7)),
-          "30d": ("Last 30 days", timedelta(days=30)), "90d": ("Last 90 days", timedelta(days=90))}  # fmt: skip
+RANGES = {
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+    "90d": ("Last 90 days", timedelta(days=90)),
+}
 DEFAULT_RANGE = "7d"
 MAX_RANGE_DAYS = 366  # a chart of a year's days is still readable; beyond, a bar is under a pixel
 STACKED_MODELS = 8  # the models that cost most get a colour each; the rest share "other models"
@@ -58,8 +62,13 @@ class RangeForm(forms.Form):
     range = forms.ChoiceField(choices=[*((k, label) for k, (label, _) in RANGES.items()), ("custom", "From … to …")], required=False)
     start = forms.DateField(required=False, label="from", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label="to (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
-    studio = forms.RegexField(regex=r"^studio_[A-Za-z0-9]{1,40}$", required=False, max_length=48, label="studio id",
-                              error_messages={"invalid": "A studio id looks like studio_…; leave it empty for every studio."})  # fmt: skip
+    studio = forms.RegexField(
+        regex=r"^studio_[A-Za-z0-9]{1,40}$",
+        required=False,
+        max_length=48,
+        label="studio id",
+        error_messages={"invalid": "A studio id looks like studio_…; leave it empty for every studio."},
+    )
     model = forms.CharField(required=False, max_length=100)
 
     def clean_model(self) -> str:
@@ -193,7 +202,6 @@ def model_rows(now: datetime) -> list[dict[str, Any]]:
                 "errors": errors,
                 "error_rate": f"{errors / requests:.1%}" if requests else "—",
                 "spend": dollars(used.get("cost", 0)),
-                "chat": "openai" in model.modalities,
             }
         )
     return rows
@@ -221,8 +229,11 @@ def model_board_view(request: HttpRequest) -> HttpResponse:
 
 class ModelTestForm(forms.Form):
     model = forms.CharField(max_length=100)
-    studio_id = forms.RegexField(regex=r"^studio_[A-Za-z0-9]{1,40}$", max_length=48,
-                                 error_messages={"invalid": "A studio id looks like studio_…", "required": "Name the studio the test call is billed to."})  # fmt: skip
+    studio_id = forms.RegexField(
+        regex=r"^studio_[A-Za-z0-9]{1,40}$",
+        max_length=48,
+        error_messages={"invalid": "A studio id looks like studio_…", "required": "Name the studio the test call is billed to."},
+    )
 
     def clean_model(self) -> str:
         model = self.cleaned_data["model"]

@@ -1,4 +1,5 @@
-"""The model board's "test" button: a one-token chat completion through the real AI pipeline.
+"""The model board's "test" button: a one-token chat completion (an embedding of one word, for an
+embedding model) through the real AI pipeline.
 
 The call is the one an admin would make with `POST /v1/ai/chat/completions` and the admin key,
 naming a studio: the same handler, admitted against that studio's plan, limits and budget, sent
@@ -13,14 +14,26 @@ from typing import Any
 import orjson
 from django.http import HttpRequest
 
+from aihub.catalog import models_by_id
+from aihub.catalog_types import EMBEDDINGS, TEXT
 from city.calls import Call
 from city.errors import ApiError
 from city.identity import Identity
 from city.ids import new_id
 from city.registry import ADMIN, registry
 
-ROUTE = "ai/chat/completions"
+CHAT_ROUTE = "ai/chat/completions"
+EMBEDDINGS_ROUTE = "ai/embeddings"
 PROMPT = "Reply with the single word: ok"
+
+
+def request_for(model_id: str, studio_id: str) -> tuple[str, dict[str, Any]]:
+    """The route and body of the test call: chat with max_tokens 1, or (embedding models) one word embedded."""
+    model = models_by_id().get(model_id)
+    if model is not None and EMBEDDINGS in model.modalities and TEXT not in model.modalities:
+        return EMBEDDINGS_ROUTE, {"model": model_id, "input": "ok", "studio_id": studio_id}
+    body = {"model": model_id, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 1, "studio_id": studio_id}
+    return CHAT_ROUTE, body
 
 
 @dataclass(frozen=True)
@@ -44,11 +57,11 @@ async def try_model(request: HttpRequest, model_id: str, studio_id: str, *, who:
     """Sends one short prompt with max_tokens 1 as the admin (`who` names the Django user for the audit
     label), billed to `studio_id`; returns what came back. Refusals and upstream failures are outcomes,
     never exceptions."""
-    action = registry().resolve(ROUTE).action
-    assert action is not None, f"{ROUTE} is not registered"
+    route, body = request_for(model_id, studio_id)
+    action = registry().resolve(route).action
+    assert action is not None, f"{route} is not registered"
     identity = Identity(kind=ADMIN, label=f"admin:{who}")
     call = Call(request=request, identity=identity, action=action, data={}, request_id=new_id("req"))
-    body = {"model": model_id, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 1, "studio_id": studio_id}
     started = time.monotonic()
     try:
         call.data = action.input_spec.validate(body)
@@ -70,9 +83,13 @@ async def try_model(request: HttpRequest, model_id: str, studio_id: str, *, who:
             error_code=error.get("code") or "",
             error=error.get("message") or "",
         )
-    message = (payload.get("choices") or [{}])[0].get("message") or {}
-    answer = message.get("content") or message.get("reasoning_content") or "(no text: the one token may have gone to reasoning)"
     usage = payload.get("usage") or {}
+    if route == EMBEDDINGS_ROUTE:
+        vector = (payload.get("data") or [{}])[0].get("embedding") or []
+        answer = f"a vector of {len(vector)} dimensions"
+    else:
+        message = (payload.get("choices") or [{}])[0].get("message") or {}
+        answer = message.get("content") or message.get("reasoning_content") or "(no text: the one token may have gone to reasoning)"
     return TestOutcome(
         model_id,
         studio_id,

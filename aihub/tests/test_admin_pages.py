@@ -97,8 +97,12 @@ class UsageDashboardTests(AdminPagesTestCase):
 
 class ModelBoardTests(AdminPagesTestCase):
     def test_every_catalog_model_is_listed_with_its_prices_and_what_it_lacks(self) -> None:
-        insert_records([record("b1", self.alice_studio.id, at=timezone.now() - timedelta(hours=1), status=502),
-                        record("b2", self.alice_studio.id, at=timezone.now() - timedelta(hours=1))])  # fmt: skip
+        insert_records(
+            [
+                record("b1", self.alice_studio.id, at=timezone.now() - timedelta(hours=1), status=502),
+                record("b2", self.alice_studio.id, at=timezone.now() - timedelta(hours=1)),
+            ]
+        )
         page = self.browser.get(BOARD)
         self.assertEqual(page.status_code, 200)
         rows = {row["model"].id: row for row in page.context["rows"]}
