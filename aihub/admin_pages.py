@@ -15,6 +15,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,12 +24,12 @@ from django.views.decorators.http import require_POST
 
 from aihub.catalog import models_by_id
 from aihub.catalog_types import Model
-from aihub.dashboard_data import cost_by_day_and_model, top
+from aihub.dashboard_data import by_day_and_model, per_day, top, totals_of
 from aihub.model_test import TestOutcome, try_model
 from aihub.models import COST_UNITS_PER_USD
 from aihub.svg_charts import PALETTE, Series, side_by_side_bars, stacked_bars
 from aihub.upstreams import callable_upstreams
-from aihub.usage_query import UsageFilter, grouped, totals
+from aihub.usage_query import UsageFilter, grouped
 from city.runtime_env import runtime_env
 from studios.models import Studio, UserToken
 from studios.spend import usd_text
@@ -106,11 +107,11 @@ def days_between(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def spend_chart(f: UsageFilter, days: list[date]) -> tuple[Any, list[tuple[str, str, int]]]:
-    """The stacked spend chart and its legend [(model, colour, cost)]."""
+def spend_chart(rows: list[dict[str, Any]], days: list[date]) -> tuple[Any, list[tuple[str, str, int]]]:
+    """The stacked spend chart of by_day_and_model's rows, and its legend [(model, colour, cost)]."""
     by_model: dict[str, dict[date, int]] = defaultdict(dict)
-    for day, model, cost in cost_by_day_and_model(f):
-        by_model[model][day.date()] = cost
+    for row in rows:
+        by_model[row["model"]][row["day"].date()] = row["cost"] or 0
     ranked = sorted(by_model, key=lambda m: (-sum(by_model[m].values()), m))
     shown, rest = ranked[:STACKED_MODELS], ranked[STACKED_MODELS:]
     series = [Series(m, [by_model[m].get(d, 0) for d in days], PALETTE[i]) for i, m in enumerate(shown)]
@@ -121,14 +122,21 @@ def spend_chart(f: UsageFilter, days: list[date]) -> tuple[Any, list[tuple[str, 
     return chart, legend
 
 
-def traffic_chart(f: UsageFilter, days: list[date]) -> Any:
-    per_day = {row["key"].date(): row for row in grouped(f, "day")}
-    requests = Series("requests", [per_day[d]["requests"] if d in per_day else 0 for d in days], PALETTE[0])
-    errors = Series("errors", [per_day[d]["errors"] if d in per_day else 0 for d in days], PALETTE[5])
+def traffic_chart(rows: list[dict[str, Any]], days: list[date]) -> Any:
+    daily = {day.date(): sums for day, sums in per_day(rows).items()}
+    requests = Series("requests", [daily[d]["requests"] if d in daily else 0 for d in days], PALETTE[0])
+    errors = Series("errors", [daily[d]["errors"] if d in daily else 0 for d in days], PALETTE[5])
     return side_by_side_bars("Requests and errors per day", [d.strftime("%m-%d") for d in days], [requests, errors], str, "calls")
 
 
+def require_usage_view(request: HttpRequest) -> None:
+    """Staff who may view the usage records may see what they sum; other staff get 403."""
+    if not request.user.has_perm("aihub.view_usagerecord"):
+        raise PermissionDenied
+
+
 def dashboard_view(request: HttpRequest) -> HttpResponse:
+    require_usage_view(request)
     form = RangeForm(request.GET or None)
     now = timezone.now()
     if form.is_bound and not form.is_valid():
@@ -146,8 +154,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     f = UsageFilter(start=start, end=end, studio_id=data.get("studio") or None, model=data.get("model") or None)
     days = days_between(start, end)
-    summed = totals(f)
-    spend_svg, legend = spend_chart(f, days)
+    rows = by_day_and_model(f)
+    summed = totals_of(rows)
+    spend_svg, legend = spend_chart(rows, days)
     top_studios, top_tokens = top(f, "studio", TOP_ROWS), top(f, "token", TOP_ROWS)
     studios = Studio.objects.in_bulk([row["key"] for row in top_studios])
     tokens = UserToken.objects.only("id", "name", "prefix", "studio_id").in_bulk([row["key"] for row in top_tokens])
@@ -168,7 +177,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "error_rate": error_rate,
         "spend_svg": spend_svg,
         "legend": [(model, color, dollars(cost)) for model, color, cost in legend],
-        "traffic_svg": traffic_chart(f, days),
+        "traffic_svg": traffic_chart(rows, days),
         "top_studios": [{**row, "spend": dollars(row["cost"])} for row in top_studios],
         "top_tokens": [{**row, "spend": dollars(row["cost"])} for row in top_tokens],
         "models": sorted(models_by_id()),
@@ -224,6 +233,7 @@ def board_response(request: HttpRequest, outcome: TestOutcome | None = None, stu
 
 
 def model_board_view(request: HttpRequest) -> HttpResponse:
+    require_usage_view(request)
     return board_response(request)
 
 
@@ -244,7 +254,12 @@ class ModelTestForm(forms.Form):
 
 @require_POST
 def model_test_view(request: HttpRequest) -> HttpResponse:
-    """Runs the test call and shows the board with its outcome (a refusal or an upstream failure included)."""
+    """Runs the test call and shows the board with its outcome (a refusal or an upstream failure included).
+
+    Superusers only: the call is made with the admin identity, which passes every check of the API.
+    """
+    if not request.user.is_superuser:
+        raise PermissionDenied
     form = ModelTestForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():

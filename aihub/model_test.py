@@ -7,6 +7,7 @@ upstream, settled, and written as a usage record (no token, no account) that cou
 studio's usage and spend like any other call. Nothing is patched or skipped.
 """
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from city.errors import ApiError
 from city.identity import Identity
 from city.ids import new_id
 from city.registry import ADMIN, registry
+
+log = logging.getLogger("aihub.model_test")
 
 CHAT_ROUTE = "ai/chat/completions"
 EMBEDDINGS_ROUTE = "ai/embeddings"
@@ -70,6 +73,11 @@ async def try_model(request: HttpRequest, model_id: str, studio_id: str, *, who:
         return TestOutcome(
             model_id, studio_id, call.request_id, _ms_since(started), exc.status, error_code=exc.code or exc.type, error=exc.message
         )
+    except Exception:
+        # As the API answers an unexpected failure: logged with its request id, a sentence on the page.
+        log.exception("the test call of %s failed (request %s)", model_id, call.request_id)
+        message = "City failed to handle this call; the error is logged with its request id."
+        return TestOutcome(model_id, studio_id, call.request_id, _ms_since(started), 500, error_code="internal_error", error=message)
     latency = _ms_since(started)
     payload = orjson.loads(response.content)
     if response.status_code != 200:
@@ -88,8 +96,8 @@ async def try_model(request: HttpRequest, model_id: str, studio_id: str, *, who:
         vector = (payload.get("data") or [{}])[0].get("embedding") or []
         answer = f"a vector of {len(vector)} dimensions"
     else:
-        message = (payload.get("choices") or [{}])[0].get("message") or {}
-        answer = message.get("content") or message.get("reasoning_content") or "(no text: the one token may have gone to reasoning)"
+        reply = (payload.get("choices") or [{}])[0].get("message") or {}
+        answer = reply.get("content") or reply.get("reasoning_content") or "(no text: the one token may have gone to reasoning)"
     return TestOutcome(
         model_id,
         studio_id,

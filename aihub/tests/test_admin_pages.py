@@ -7,12 +7,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
 from aihub.catalog import models_by_id
 from aihub.metering import insert_records
 from aihub.tests.test_rollups import record
+from aihub.usage_query import UsageFilter, totals
 from studios.testing import CityTestCase
 
 DASHBOARD = "/admin/usage/"
@@ -43,9 +45,11 @@ class UsageDashboardTests(AdminPagesTestCase):
         )
 
     def test_it_shows_totals_charts_and_the_top_studios_and_tokens(self) -> None:
-        with self.assertNumQueries(9):  # session, user; totals, day × model, top studios, top tokens, their names (2), by day
+        with self.assertNumQueries(7):  # session, user; day × model, top studios, top tokens, their names (2)
             page = self.browser.get(DASHBOARD)
         self.assertEqual(page.status_code, 200)
+        start, end = page.context["start"], page.context["end"]
+        self.assertEqual(page.context["totals"], totals(UsageFilter(start=start, end=end)))  # the same sums as ai/usage's
         self.assertEqual(page.context["totals"]["requests"], 4)
         self.assertEqual(page.context["totals"]["errors"], 1)
         self.assertContains(page, '<td id="total-spend">$0.000493827156</td>', html=True)  # 4 × 123,456,789e-12, exact
@@ -60,7 +64,7 @@ class UsageDashboardTests(AdminPagesTestCase):
         insert_records(
             [record(f"m{n}", self.alice_studio.id, at=timezone.now() - timedelta(days=n), model="gpt-5-mini") for n in range(80)]
         )
-        with self.assertNumQueries(9):
+        with self.assertNumQueries(7):
             page = self.browser.get(DASHBOARD, {"range": "90d"})
         self.assertEqual(page.context["totals"]["requests"], 85)
 
@@ -93,6 +97,18 @@ class UsageDashboardTests(AdminPagesTestCase):
             visitor.force_login(get_user_model().objects.create_user(f"visitor{len(path)}", "v@example.com", "a long passphrase"))
             self.assertRedirects(visitor.get(path), f"/admin/login/?next={path}")
         self.assertContains(self.browser.get("/admin/"), 'href="/admin/usage/"')
+
+    def test_staff_need_the_permission_to_view_usage_and_test_calls_need_a_superuser(self) -> None:
+        staff = get_user_model().objects.create_user("staff", "s@example.com", "a long passphrase", is_staff=True)
+        browser = Client()
+        browser.force_login(staff)
+        self.assertEqual(browser.get(DASHBOARD).status_code, 403)
+        self.assertEqual(browser.get(BOARD).status_code, 403)
+        staff.user_permissions.add(Permission.objects.get(codename="view_usagerecord"))
+        browser.force_login(get_user_model().objects.get(pk=staff.pk))  # the permission cache starts afresh
+        self.assertEqual(browser.get(DASHBOARD).status_code, 200)
+        self.assertEqual(browser.get(BOARD).status_code, 200)
+        self.assertEqual(browser.post(TEST, {"model": "deepseek-v4-flash", "studio_id": self.alice_studio.id}).status_code, 403)
 
 
 class ModelBoardTests(AdminPagesTestCase):
