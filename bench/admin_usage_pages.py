@@ -5,8 +5,8 @@
 
 The pages read UsageRollup only (hour × studio × token × account × model), so what they cost
 depends on the rollup rows in the range, not on the records. Seeded here: 90 days of hours, 160
-(studio, token, model) rows an hour — 345,600 rows — whose `requests` add up to 5,000,000 (the
-records they sum; the records themselves are not needed by these pages). A scratch database is
+(studio, token, model) rows an hour — 343,955 distinct rows — whose `requests` add up to 5,000,000
+(the records they sum; the records themselves are not needed by these pages). A scratch database is
 built the way the test runner does (`test_<name>`) and dropped afterwards.
 """
 
@@ -31,9 +31,11 @@ from django.utils import timezone  # noqa: E402
 from aihub.models import UsageRollup  # noqa: E402
 from bench.admin_scale import _insert  # noqa: E402
 
-RECORDS = 5_000_000
+# BENCH_RECORDS=1000000 BENCH_ROWS_PER_HOUR=32: the SQLite target (1 million records), at the same
+# number of records per rollup row (about 14.5).
+RECORDS = int(os.environ.get("BENCH_RECORDS", 5_000_000))
 HOURS = 90 * 24
-ROWS_PER_HOUR = 160
+ROWS_PER_HOUR = int(os.environ.get("BENCH_ROWS_PER_HOUR", 160))
 STUDIOS, TOKENS_PER_STUDIO = 400, 5
 MODELS = ["deepseek-v4-flash", "deepseek-v4-pro", "gpt-5-mini", "gpt-5", "claude-sonnet-4-6", "gemini-2.5-flash", "qwen-plus", "glm-5"]
 
