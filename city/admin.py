@@ -19,6 +19,7 @@ from city.registry import registry
 admin.site.site_header = "City administration"
 admin.site.site_title = "City admin"
 admin.site.index_title = "Studios, tokens, runtime env and the audit log"
+admin.site.index_template = "admin/city/index.html"  # the apps' own pages (CITY_ADMIN_PAGES) above the models
 
 
 # --- Runtime env -----------------------------------------------------------------------------

@@ -203,12 +203,18 @@ STUDIOS_TOKEN_ACCOUNT_CHECK = "accounts.operations.lock_account_for_new_token"
 # Dotted path of month_cost(kind, scope_id, month) -> 1e-12 USD, the spend the studios admin shows
 # (studios read usage only through it).
 STUDIOS_MONTH_SPEND = "aihub.spend.month_cost"
+# Dotted path of month_activity(kind, scope_id, month) -> (calls, last call's datetime or None), shown
+# beside the spend.
+STUDIOS_MONTH_ACTIVITY = "aihub.spend.month_activity"
 # Dotted paths of functions a server process runs as it builds its ASGI application (city/asgi.py),
 # in every worker, before its first request; never in management commands or tests. Each must be
 # idempotent and must not block: uvicorn --workers imports the application inside its event loop.
 CITY_SERVER_STARTUP = ["aihub.ledger.start"]
 # Pages the apps serve beside /v1/ and /admin/: URL prefix -> the app's URLconf module.
 CITY_APP_PAGES = {"dashboard/": "accounts.dashboard.urls"}
+# The apps' pages inside the Django admin (staff only, through admin.site.admin_view), mounted before
+# the admin's own URLs so that its catch-all does not take them: prefix → urlconf module.
+CITY_ADMIN_PAGES = {"admin/": "aihub.admin_pages"}
 
 # Argon2 first: new passwords are hashed with it; older hashes still verify and are upgraded at sign-in.
 PASSWORD_HASHERS = [

@@ -13,6 +13,8 @@ urlpatterns = [
     re_path(r"^v1/(?P<route>[a-z0-9_\-]+/[a-z0-9_\-/.]+)$", dispatch.dispatch),
     re_path(r"^v1/(?P<route>[a-z0-9_\-.]+)$", dispatch.dispatch),  # aliases such as /v1/models, /v1/openapi.json
     re_path(r"^v1(?:/(?P<route>.*))?$", dispatch.not_found),
+    # The apps' pages inside the admin first: the admin's catch-all would answer 404 for them.
+    *(path(prefix, include(urlconf)) for prefix, urlconf in settings.CITY_ADMIN_PAGES.items()),
     path("admin/", admin.site.urls),
     # The apps' own pages, named in settings (city/ names no app).
     *(path(prefix, include(urlconf)) for prefix, urlconf in settings.CITY_APP_PAGES.items()),

@@ -37,7 +37,7 @@ from studios import operations, plan_operations
 from studios.models import Plan, Studio, UserToken
 from studios.money import MAX_USD, MICROS_PER_USD, micros_to_decimal
 from studios.serializers import MAX_MODEL_PATTERNS, MODEL_PATTERN
-from studios.spend import spend_text, usd_text
+from studios.spend import activity_text, spend_text, usd_text
 
 SECRETS_TEMPLATE = "admin/studios/usertoken/secrets.html"
 ASSIGN_PLAN_TEMPLATE = "admin/studios/assign_plan.html"
@@ -82,6 +82,20 @@ class PlanHolderAdmin(ManagedByOperationsAdmin):
     @admin.display(description="this month's spend")
     def month_spend(self, holder: Studio | UserToken) -> str:
         return spend_text(self.holder_kind, holder.pk)
+
+    @admin.display(description="this month's calls")
+    def month_calls(self, holder: Studio | UserToken) -> str:
+        return self._activity(holder)[0]
+
+    @admin.display(description="last call")
+    def last_call(self, holder: Studio | UserToken) -> str:
+        return self._activity(holder)[1]
+
+    def _activity(self, holder: Studio | UserToken) -> tuple[str, str]:
+        # Both fields come from one read of the rollups, kept on the object for this page.
+        if not hasattr(holder, "_month_activity"):
+            holder._month_activity = activity_text(self.holder_kind, holder.pk)  # type: ignore[union-attr]
+        return holder._month_activity  # type: ignore[union-attr]
 
     def plan_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         holder = self.get_object(request, object_id)
@@ -129,7 +143,20 @@ class AssignPlanForm(forms.Form):
 
 # --- Studios ---------------------------------------------------------------------------------
 
-STUDIO_FIELDS = ("id", "name", "status", "plan_link", "month_spend", "created_at", "updated_at", "paused_at", "removed_at", "tokens")
+STUDIO_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "plan_link",
+    "month_spend",
+    "month_calls",
+    "last_call",
+    "created_at",
+    "updated_at",
+    "paused_at",
+    "removed_at",
+    "tokens",
+)
 
 
 @admin.register(Studio)
@@ -250,8 +277,11 @@ TOKEN_FIELDS = (
     "name",
     "prefix",
     "status",
+    "account_link",
     "plan_link",
     "month_spend",
+    "month_calls",
+    "last_call",
     "created_at",
     "expires_at",
     "last_used_at",
@@ -267,8 +297,8 @@ class UserTokenAdmin(PlanHolderAdmin):
     holder_kind = "token"
     form = TokenIssueForm
     exclude = ("digest",)
-    list_display = ("prefix", "name", "studio", "status", "created", "last_used_at", "expires_at", "revoked_at", "plan")
-    list_select_related = ("studio", "plan")
+    list_display = ("prefix", "name", "studio", "account_link", "status", "created", "last_used_at", "expires_at", "revoked_at", "plan")
+    list_select_related = ("studio", "plan", "account")
     list_filter = (TokenStatusFilter,)
     raw_id_fields = ("studio",)  # 5,000 studios: a lookup popup, not a <select>
     search_fields = ("name",)
@@ -287,6 +317,16 @@ class UserTokenAdmin(PlanHolderAdmin):
 
     def get_fields(self, request: HttpRequest, obj: UserToken | None = None) -> tuple[str, ...]:
         return ("studio", "name", "expires_at", "plan") if obj is None else TOKEN_FIELDS
+
+    @admin.display(description="account")
+    def account_link(self, token: UserToken) -> str:
+        """The account that owns the token, linked to its admin page; "—" for a studio's own token."""
+        if token.account_id is None:
+            return "—"
+        # The account's admin page by the foreign key's model: studios name no accounts module.
+        opts = UserToken._meta.get_field("account").related_model._meta
+        page = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[token.account_id])
+        return format_html('<a href="{}">{}</a>', page, token.account)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "studio":

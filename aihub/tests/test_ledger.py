@@ -467,7 +467,7 @@ class LedgerContract(TransactionTestCase):
         self.assertEqual(self.counters(studio), (0, 0, 1))
 
     def test_the_spend_of_the_month_is_rebuilt_from_the_records(self) -> None:
-        UsageRecord.objects.create(studio=self.studio, request_id="req_old", model="gpt-5-mini", modality="chat", cost=7_000_000_000_000)
+        insert_records([make_record(self.s, "old", 7_000_000_000_000)])  # as the metering writes it: the record and its rollup
         scope = limits(self.s, monthly_budget=10_000_000)
         error = go(attempt(make_reservation(self.s, new_call(), scope, cost=3_000_001)))
         assert isinstance(error, ApiError)
