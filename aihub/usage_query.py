@@ -68,7 +68,7 @@ def daily_rollups(f: UsageFilter, days: tuple[date, date]) -> QuerySet[UsageDail
     return _filtered(UsageDailyRollup.objects.filter(day__gte=days[0], day__lt=days[1]), f)
 
 
-def _parts(f: UsageFilter, by_hour: bool = False) -> list[QuerySet]:
+def parts(f: UsageFilter, by_hour: bool = False) -> list[QuerySet]:
     if by_hour:
         return [rollups(f)]
     spans, days = f.split()
@@ -83,7 +83,7 @@ def _sums() -> dict[str, Any]:
 def totals(f: UsageFilter) -> dict[str, int]:
     """The sums over the whole filter (zeros when nothing matched)."""
     found = {name: 0 for name in SUMMED}
-    for part in _parts(f):
+    for part in parts(f):
         for name, value in part.aggregate(**_sums()).items():
             found[name] += value or 0
     return found
@@ -94,7 +94,7 @@ def grouped(f: UsageFilter, group_by: str) -> list[dict[str, Any]]:
     sums}; by time ascending, else by cost descending."""
     column = GROUPS[group_by]
     merged: dict[Any, dict[str, int]] = {}
-    for part in _parts(f, by_hour=group_by == "hour"):
+    for part in parts(f, by_hour=group_by == "hour"):
         if group_by == "day" and part.model is UsageRollup:
             part = part.annotate(day=TruncDay("hour", tzinfo=UTC))
         for row in part.values(column).annotate(**_sums()).order_by():

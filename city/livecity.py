@@ -132,7 +132,7 @@ class LiveCityTestCase(ApiTestMixin, TransactionTestCase):
         comes after) fails its studio's foreign key, which is only log noise for a test that ended."""
         for attempt in range(FLUSH_TRIES):
             try:
-                super()._fixture_teardown()
+                super()._fixture_teardown()  # type: ignore[misc]  # Django's own hook, absent from the stubs
                 return
             except CommandError as exc:
                 if attempt == FLUSH_TRIES - 1 or not isinstance(exc.__cause__, OperationalError):
