@@ -2,6 +2,7 @@
 
 from aihub import catalog, openai_request
 from aihub.catalog_api import list_models
+from aihub.logs_api import LogsInput, logs
 from aihub.openai_api import chat_completions, completions, embeddings
 from aihub.sdk_api import TEXT_REQUEST, stream, text
 from city.registry import USER, Action, Service
@@ -53,6 +54,14 @@ SERVICE = Service(
             responds=(JSON, SSE),
         ),
         Action("embeddings", embeddings, allow=(USER,), input=openai_request.EMBEDDINGS, description="OpenAI embeddings, float or base64."),
+        Action(
+            "logs",
+            logs,
+            methods=("GET", "POST"),
+            allow=(USER,),
+            input=LogsInput,
+            description="The request log: one row per AI call, newest first, filtered by studio, token, model, status, error code, time or request id.",
+        ),
     ),
     aliases={"chat/completions": "chat/completions", "completions": "completions", "embeddings": "embeddings", "models": "models"},
     env=catalog.provider_keys(),
