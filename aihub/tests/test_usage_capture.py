@@ -49,7 +49,8 @@ class UsageCaptureTests(AllProtocolsTestCase):
                 self.assertEqual(record.ttft_ms is not None, streamed)
         embedded = by_request[embedding.headers["X-Request-Id"]]
         self.assertEqual(
-            (embedded.route, embedded.provider, embedded.deployment, embedded.streamed), ("embeddings", "openai", "text-embedding-3-small", False)
+            (embedded.route, embedded.provider, embedded.deployment, embedded.streamed),
+            ("embeddings", "openai", "text-embedding-3-small", False),
         )
         # The request log shows the same row to the token that made the call.
         logged = self.ok(self.user.get("/v1/ai/logs", params={"request_id": request_ids[3]}))["items"]
