@@ -56,6 +56,8 @@ class UsageRecord(models.Model):
             # filter an index range without indexing the successes again.
             models.Index(fields=["created_at", "id"], condition=FAILED, name="aihub_log_failed"),
             models.Index(fields=["studio", "created_at", "id"], condition=FAILED, name="aihub_log_failed_by_studio"),
+            models.Index(fields=["model", "created_at", "id"], condition=FAILED, name="aihub_log_failed_by_model"),
+            models.Index(fields=["error_code", "created_at", "id"], condition=FAILED, name="aihub_log_failed_by_code"),
         ]
 
     def __str__(self) -> str:

@@ -127,14 +127,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database (to EXPLAIN in psql); drop it yourself")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database, and use the one kept before (to EXPLAIN in psql); drop it yourself")
     args = parser.parse_args()
     setup_test_environment()
-    databases = setup_databases(verbosity=0, interactive=False)
+    databases = setup_databases(verbosity=0, interactive=False, keepdb=args.keep, serialized_aliases=set())
     try:
+        from aihub.models import UsageRecord
+
         started = time.perf_counter()
-        seed(args.rows)
-        print(f"database: {connection.vendor}; {args.rows:,} usage records seeded in {time.perf_counter() - started:.0f} s")
+        if not UsageRecord.objects.exists():
+            seed(args.rows)
+        rows = UsageRecord.objects.count()
+        print(f"database: {connection.vendor}; {rows:,} usage records, seeded in {time.perf_counter() - started:.0f} s")
         api = Client(HTTP_AUTHORIZATION=f"Bearer {settings.ADMIN_SECRET_KEY}")
         now = timezone.now()
 
@@ -166,7 +170,8 @@ def main() -> None:
         median, worst, body = timed("/v1/ai/logs", {"limit": "200", **({"cursor": cursor} if cursor else {})})
         print(f"{f'everything, page {deep + 1}, 200 rows':28} {len(body['items']):5} {median:10.1f} {worst:10.1f}")
         admin = Client()
-        admin.force_login(get_user_model().objects.create_superuser("bench", "bench@example.invalid", "bench-password-not-secret"))
+        user = get_user_model().objects.filter(username="bench").first()
+        admin.force_login(user or get_user_model().objects.create_superuser("bench", "bench@example.invalid", "bench-password-not-secret"))
         print(f"{'admin request log':28} {'':5} {'median ms':>10} {'worst ms':>10}")
         pages = [
             ("list", ""),
