@@ -127,7 +127,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database, and use the one kept before (to EXPLAIN in psql); drop it yourself")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch database, and use the one kept before (to EXPLAIN in psql); drop it yourself"
+    )
     args = parser.parse_args()
     setup_test_environment()
     databases = setup_databases(verbosity=0, interactive=False, keepdb=args.keep, serialized_aliases=set())
