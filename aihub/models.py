@@ -5,6 +5,11 @@ from django.utils import timezone
 # cost = prompt_tokens * input_price + completion_tokens * output_price is exact, in units of 1e-12 USD.
 COST_UNITS_PER_USD = 10**12
 
+# A usage record of a call that did not succeed (any status but 2xx: 4xx, 5xx, 499, 0 for
+# "interrupted"). Queries for failures repeat this condition word for word, so that SQLite, which
+# matches a partial index's condition only by its terms, uses the failure indexes too.
+FAILED = models.Q(status__lt=200) | models.Q(status__gte=300)
+
 
 class UsageRecord(models.Model):
     """One upstream call (or failed attempt at one) made on behalf of a studio."""
@@ -36,12 +41,23 @@ class UsageRecord(models.Model):
     reasoning_tokens = models.IntegerField(default=0)  # of completion_tokens, spent thinking
 
     class Meta:
+        # The request log (aihub/logs_api.py, the admin) reads newest first by (created_at, id): each
+        # of its filters has an index ending in those two columns, so a page is one index range.
         indexes = [
-            models.Index(fields=["studio", "created_at"], name="aihub_usage_by_studio"),
-            models.Index(fields=["token_id", "created_at"], name="aihub_usage_by_token"),
-            models.Index(fields=["account_id", "created_at"], name="aihub_usage_by_account"),
-            models.Index(fields=["request_id"], name="aihub_usage_by_request"),  # "which call was this?" in the admin
-            models.Index(fields=["created_at", "id"], name="aihub_usage_by_time"),  # the request log, newest first
+            models.Index(fields=["created_at", "id"], name="aihub_usage_by_time"),
+            models.Index(fields=["studio", "created_at", "id"], name="aihub_log_by_studio"),
+            models.Index(fields=["token_id", "created_at", "id"], name="aihub_log_by_token"),
+            models.Index(fields=["account_id", "created_at", "id"], name="aihub_log_by_account"),
+            models.Index(fields=["model", "created_at", "id"], name="aihub_log_by_model"),
+            models.Index(fields=["studio", "model", "created_at", "id"], name="aihub_log_by_studio_model"),
+            # "Which call was this?": with the studio, which every user token's query names.
+            models.Index(fields=["request_id", "studio", "created_at", "id"], name="aihub_log_by_request"),
+            # Failures are a few rows in a hundred: partial indexes keep every status and error-code
+            # filter an index range without indexing the successes again.
+            models.Index(fields=["created_at", "id"], condition=FAILED, name="aihub_log_failed"),
+            models.Index(fields=["studio", "created_at", "id"], condition=FAILED, name="aihub_log_failed_by_studio"),
+            models.Index(fields=["model", "created_at", "id"], condition=FAILED, name="aihub_log_failed_by_model"),
+            models.Index(fields=["error_code", "created_at", "id"], condition=FAILED, name="aihub_log_failed_by_code"),
         ]
 
     def __str__(self) -> str:

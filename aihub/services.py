@@ -2,6 +2,7 @@
 
 from aihub import catalog, openai_request
 from aihub.catalog_api import list_models
+from aihub.logs_api import LogsInput, logs
 from aihub.openai_api import chat_completions, completions, embeddings
 from aihub.sdk_api import TEXT_REQUEST, stream, text
 from aihub.usage_api import UsageInput, usage
@@ -63,6 +64,14 @@ SERVICE = Service(
             description="Requests, errors, tokens and cost by day, hour, model, token, studio or account, as JSON or CSV; "
             "a token sees its studio (an account's token, its account), the admin any studio.",
             responds=(JSON, "text/csv"),
+        ),
+        Action(
+            "logs",
+            logs,
+            methods=("GET", "POST"),
+            allow=(USER,),
+            input=LogsInput,
+            description="The request log: one row per AI call, newest first, filtered by studio, token, model, status, error code, time or request id.",
         ),
     ),
     aliases={"chat/completions": "chat/completions", "completions": "completions", "embeddings": "embeddings", "models": "models"},

@@ -1,16 +1,19 @@
 """Keyset pagination: newest first, `limit` items, `next_cursor` to ask for the following page."""
 
+import base64
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from city.errors import ApiError
 
 # What City's ids look like after their prefix: a lower-case ULID (city/ids.py).
 ULID_PATTERN = r"[0-9a-hjkmnp-tv-z]{26}"
 BIGINT_MAX = 2**63 - 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def id_cursor(prefix: str) -> Callable[[str], str]:
@@ -67,3 +70,58 @@ def page(
         "has_more": has_more,
         "next_cursor": str(getattr(rows[-1], cursor_field)) if has_more else None,
     }
+
+
+def time_page(queryset: QuerySet, data: dict[str, Any], render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """Like `page`, for rows kept newest first by (`created_at`, `id`): the cursor is both, opaque.
+
+    `queryset` must be ordered by `-created_at, -id`. The next page's condition is `created_at <= t
+    AND (created_at < t OR id < i)`: its first half bounds an index range on (…, created_at, id),
+    so a deep page costs what the first one does.
+    """
+    limit = data.get("limit", 50)
+    cursor = data.get("cursor")
+    if cursor is not None:
+        try:
+            moment, last_id = parse_time_cursor(cursor)
+        except (TypeError, ValueError):
+            raise ApiError(
+                400,
+                "cursor is not one that City handed out; take next_cursor from the previous page.",
+                param="cursor",
+                code="invalid_cursor",
+            ) from None
+        queryset = queryset.filter(Q(created_at__lt=moment) | Q(id__lt=last_id), created_at__lte=moment)
+    rows = list(queryset[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "object": "list",
+        "items": [render(row) for row in rows],
+        "has_more": has_more,
+        "next_cursor": time_cursor(rows[-1].created_at, rows[-1].id) if has_more else None,
+    }
+
+
+_TIME_CURSOR = re.compile(r"(\d{1,16})\.(\d{1,19})")
+
+
+def time_cursor(moment: datetime, row_id: int) -> str:
+    """(created_at, id) as an opaque token: URL-safe base64 of "<µs since 1970>.<id>"."""
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return base64.urlsafe_b64encode(f"{micros}.{row_id}".encode()).decode().rstrip("=")
+
+
+def parse_time_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (created_at, id) of `time_cursor`; ValueError (base64's and Unicode's errors are ones) for
+    anything it did not make, down to a leading zero."""
+    if not isinstance(cursor, str) or not cursor.isascii() or len(cursor) > 64:
+        raise ValueError(cursor)
+    decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    match = _TIME_CURSOR.fullmatch(decoded)
+    if match is None or not 0 < int(match[2]) <= BIGINT_MAX:
+        raise ValueError(cursor)
+    found = EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
+    if time_cursor(*found) != cursor:
+        raise ValueError(cursor)
+    return found

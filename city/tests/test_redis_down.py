@@ -196,6 +196,8 @@ class RedisDownTests(LiveCityTestCase):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/embeddings", "embeddings"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "text-embedding-3-small", "input": "Hi"}))
+        call("ai/logs", lambda: user.get("/v1/ai/logs"))
+        call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))
         register = {"studio_id": self.studio, "email": f"reg-{tag}@example.com", "password": PASSWORD}
         call("accounts/register", lambda: guest.post("/v1/accounts/register", json=register))

@@ -92,9 +92,9 @@ class AnthropicSim(SimServer):
             return None
         prompt, completion = self.script.usage
         return {
-            "input_tokens": prompt,
+            "input_tokens": prompt - self.script.cached_tokens,  # Anthropic counts cache reads apart
             "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_read_input_tokens": self.script.cached_tokens,
             "output_tokens": completion if output_tokens is None else output_tokens,
             "service_tier": "standard",
         }

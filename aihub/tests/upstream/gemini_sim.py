@@ -147,12 +147,17 @@ class GeminiSim(SimServer):
         prompt, completion = self.script.usage
         if not final:
             return {"promptTokenCount": prompt, "totalTokenCount": prompt}
-        return {
+        usage: dict[str, Any] = {
             "promptTokenCount": prompt,
-            "candidatesTokenCount": completion,
+            "candidatesTokenCount": completion - self.script.reasoning_tokens,  # Gemini counts thoughts apart
             "totalTokenCount": prompt + completion,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
         }
+        if self.script.cached_tokens:
+            usage["cachedContentTokenCount"] = self.script.cached_tokens
+        if self.script.reasoning_tokens:
+            usage["thoughtsTokenCount"] = self.script.reasoning_tokens
+        return usage
 
     def _function_call_part(self) -> dict[str, Any]:
         name, arguments = self.script.tool_call or ("", {})

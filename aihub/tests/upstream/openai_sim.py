@@ -50,11 +50,16 @@ class OpenAISim(SimServer):
     def _wants_tool(self, body: dict[str, Any]) -> bool:
         return self.script.tool_call is not None and bool(body.get("tools"))
 
-    def _usage(self) -> dict[str, int] | None:
+    def _usage(self) -> dict[str, Any] | None:
         if self.script.usage is None:
             return None
         prompt, completion = self.script.usage
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        if self.script.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.script.cached_tokens, "audio_tokens": 0}
+        if self.script.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.script.reasoning_tokens, "audio_tokens": 0}
+        return usage
 
     def _tool_calls(self) -> list[dict[str, Any]]:
         name, arguments = self.script.tool_call or ("", {})

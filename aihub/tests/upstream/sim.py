@@ -111,6 +111,10 @@ class Script:
     reasoning: str = "The user says hello; a short greeting back will do."
     json: dict[str, Any] = field(default_factory=lambda: {"greeting": "Hello from the simulator.", "words": 4})
     usage: tuple[int, int] | None = (11, 7)
+    # Of usage's prompt, read from the provider's cache; of its completion, spent thinking (each
+    # provider reports them in its own fields; none are sent while they are 0).
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
     finish: str = "stop"
     embedding_dimensions: int = 8
 
