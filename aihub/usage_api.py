@@ -12,16 +12,15 @@ import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import orjson
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import serializers
 
+from aihub.money_json import usd_number, usd_text
 from aihub.usage_query import GROUPS, UsageFilter, grouped
 from city.calls import Call
 from city.errors import ApiError
 from city.validation import StrictCharField
-from studios.money import picousd_to_decimal
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400  # a year and a bit: a year-on-year view, not a full scan of history
@@ -145,15 +144,10 @@ def _instant(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def dollars_text(cost: int) -> str:
-    """1e-12 USD as the exact decimal text of dollars: 1234500000 → "0.0012345", 0 → "0"."""
-    return f"{picousd_to_decimal(cost).normalize():f}" if cost else "0"
-
-
 def _dollars(row: dict[str, Any]) -> dict[str, Any]:
     """The cost as a JSON number written from its exact decimal text (orjson writes no Decimal, and a
     float would round 12 decimals of a large amount)."""
-    return {**row, "cost": orjson.Fragment(dollars_text(row["cost"]).encode())}
+    return {**row, "cost": usd_number(row["cost"])}
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
@@ -171,7 +165,7 @@ def csv_response(group_by: str, rows: list[dict[str, Any]], start: datetime, end
     header = [KEY_NAMES[group_by], *SUMS]
     writer.writerow(header)
     for row in rows:
-        writer.writerow([_cell(row[KEY_NAMES[group_by]]), *(row[name] for name in SUMS if name != "cost"), dollars_text(row["cost"])])
+        writer.writerow([_cell(row[KEY_NAMES[group_by]]), *(row[name] for name in SUMS if name != "cost"), usd_text(row["cost"])])
     response = HttpResponse(out.getvalue().encode(), content_type="text/csv; charset=utf-8")
     name = f"usage-{group_by}-{start:%Y%m%dT%H}-{end:%Y%m%dT%H}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
