@@ -64,15 +64,15 @@ class UsageRecord(models.Model):
         return f"{self.model} {self.status} {self.prompt_tokens}+{self.completion_tokens}"
 
 
-class UsageRollup(models.Model):
-    """The usage records of one hour × studio × token × model, summed as they are written
-    (aihub/rollups.py), so that dashboards and `ai/usage` read thousands of rows, not millions.
+class RollupSums(models.Model):
+    """What both rollups keep of the usage records of one period × studio × token × account × model,
+    summed as they are written (aihub/rollups.py), so that dashboards and `ai/usage` read thousands of
+    rows, not millions.
 
     Plain ids rather than foreign keys: a rollup is history, kept as it was. '' where a call had no
     token or account (the admin's calls), so that the unique key holds (NULLs are all distinct).
     """
 
-    hour = models.DateTimeField()  # the start of the hour, UTC
     studio_id = models.CharField(max_length=40)
     token_id = models.CharField(max_length=40, blank=True)
     account_id = models.CharField(max_length=40, blank=True)
@@ -88,6 +88,15 @@ class UsageRollup(models.Model):
     last_at = models.DateTimeField()  # the newest record's created_at
 
     class Meta:
+        abstract = True
+
+
+class UsageRollup(RollupSums):
+    """The rollups of one UTC hour."""
+
+    hour = models.DateTimeField()  # the start of the hour, UTC
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["hour", "studio_id", "token_id", "account_id", "model"], name="aihub_rollup_key"),
         ]
@@ -101,25 +110,12 @@ class UsageRollup(models.Model):
         return f"{self.hour:%Y-%m-%d %H}h {self.studio_id} {self.model}: {self.requests}"
 
 
-class UsageDailyRollup(models.Model):
-    """The hourly rollups of one UTC day, kept the same way and in the same transaction
-    (aihub/rollups.py): an hour holds about as many rows as it had calls once a studio has hundreds of
-    tokens, so views over weeks read days, and hours only at a range's ragged ends (aihub/usage_query.py)."""
+class UsageDailyRollup(RollupSums):
+    """The rollups of one UTC day, kept the same way and in the same transaction: an hour holds about
+    as many rows as it had calls once a studio has hundreds of tokens, so views over weeks read days,
+    and hours only at a range's ragged ends (aihub/usage_query.py)."""
 
     day = models.DateField()  # UTC
-    studio_id = models.CharField(max_length=40)
-    token_id = models.CharField(max_length=40, blank=True)
-    account_id = models.CharField(max_length=40, blank=True)
-    model = models.CharField(max_length=100)
-    requests = models.BigIntegerField(default=0)
-    errors = models.BigIntegerField(default=0)
-    cancelled = models.BigIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    cached_tokens = models.BigIntegerField(default=0)
-    cost = models.BigIntegerField(default=0)  # 1e-12 USD
-    latency_ms = models.BigIntegerField(default=0)
-    last_at = models.DateTimeField()
 
     class Meta:
         constraints = [

@@ -307,17 +307,7 @@ def main() -> None:
         wrk_path = tools.ensure_wrk()
         load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         hooks = measure_hooks(args.hook_calls)
-        sim_port = free_port()
-        simulator = Proc(
-            "simulator",
-            [sys.executable, str(BENCH_DIR / "simulator.py"), "--port", str(sim_port)],
-            env=dict(os.environ),
-            log_dir=run.VAR,
-            cwd=run.ROOT,
-        )
-        started.append(simulator)
-        upstream = f"http://{LOOPBACK}:{sim_port}"
-        simulator.wait_ready(f"{upstream}/v1/models")
+        _, upstream = run.start_simulator(started)
         multiproc = run.VAR / "prometheus"
         shutil.rmtree(multiproc, ignore_errors=True)
         multiproc.mkdir(parents=True)

@@ -32,7 +32,6 @@ sys.path.insert(0, str(BENCH_DIR))
 import procs  # noqa: E402
 import run  # noqa: E402
 import tools  # noqa: E402
-from procs import LOOPBACK, Proc, free_port  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello to the benchmark."}], "max_tokens": 50}).encode()
@@ -177,17 +176,7 @@ def main() -> None:
         wrk_path = tools.ensure_wrk()
         load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
         run.prepare_database(args)
-        sim_port = free_port()
-        simulator = Proc(
-            "simulator",
-            [sys.executable, str(BENCH_DIR / "simulator.py"), "--port", str(sim_port)],
-            env=dict(os.environ),
-            log_dir=run.VAR,
-            cwd=run.ROOT,
-        )
-        started.append(simulator)
-        upstream = f"http://{LOOPBACK}:{sim_port}"
-        simulator.wait_ready(f"{upstream}/v1/models")
+        _, upstream = run.start_simulator(started)
         city = run.City(args, "uvicorn", args.workers)
         started.append(city)
         tokens = set_up(city, upstream)

@@ -117,6 +117,18 @@ def prepare_database(args: argparse.Namespace) -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=city_env(args), check=True)
 
 
+def start_simulator(started: list) -> tuple[Proc, str]:
+    """bench/simulator.py on a free port, ready (added to `started`, for the caller to stop), and its URL."""
+    port = free_port()
+    simulator = Proc(
+        "simulator", [sys.executable, str(BENCH_DIR / "simulator.py"), "--port", str(port)], env=dict(os.environ), log_dir=VAR, cwd=ROOT
+    )
+    started.append(simulator)
+    upstream = f"http://{LOOPBACK}:{port}"
+    simulator.wait_ready(f"{upstream}/v1/models")
+    return simulator, upstream
+
+
 def production_argv(port: int, workers: int) -> list[str]:
     """How `make serve-prod` runs City (keep the two in step): uvicorn, uvloop, httptools, no access log."""
     return [sys.executable, "-m", "city.serve_prod", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)]
@@ -514,17 +526,7 @@ def main() -> None:
         print(f"bench: load average {load_before}; preparing {args.database_url.split('@')[-1]}", flush=True)
         prepare_database(args)
 
-        sim_port = free_port()
-        simulator = Proc(
-            "simulator",
-            [sys.executable, str(BENCH_DIR / "simulator.py"), "--port", str(sim_port)],
-            env=dict(os.environ),
-            log_dir=VAR,
-            cwd=ROOT,
-        )
-        started.append(simulator)
-        upstream = f"http://{LOOPBACK}:{sim_port}"
-        simulator.wait_ready(f"{upstream}/v1/models")
+        simulator, upstream = start_simulator(started)
 
         city = City(args, args.server, args.workers)
         started.append(city)

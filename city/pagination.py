@@ -48,19 +48,30 @@ def page(
     `cursor_type` turns a cursor into a key or raises ValueError (answered 400): a cursor City did
     not hand out is refused rather than answered with a quietly empty page.
     """
-    limit = data.get("limit", 50)
-    cursor = data.get("cursor")
+    cursor = _parsed(data, cursor_type)
     if cursor is not None:
-        try:
-            cursor_value = cursor_type(cursor)
-        except (TypeError, ValueError):
-            raise ApiError(
-                400,
-                "cursor is not one that City handed out; take next_cursor from the previous page.",
-                param="cursor",
-                code="invalid_cursor",
-            ) from None
-        queryset = queryset.filter(**{f"{cursor_field}__lt": cursor_value})
+        queryset = queryset.filter(**{f"{cursor_field}__lt": cursor})
+    return _page(queryset, data, render, lambda last: str(getattr(last, cursor_field)))
+
+
+def _parsed(data: dict[str, Any], parse: Callable[[str], Any]) -> Any:
+    """The request's cursor, parsed (None without one); a cursor City did not hand out is a 400."""
+    cursor = data.get("cursor")
+    if cursor is None:
+        return None
+    try:
+        return parse(cursor)
+    except (TypeError, ValueError):
+        raise ApiError(
+            400, "cursor is not one that City handed out; take next_cursor from the previous page.", param="cursor", code="invalid_cursor"
+        ) from None
+
+
+def _page(
+    queryset: QuerySet, data: dict[str, Any], render: Callable[[Any], dict[str, Any]], cursor_of: Callable[[Any], str]
+) -> dict[str, Any]:
+    """One page of `limit` rows, and the cursor of its last row when more follow."""
+    limit = data.get("limit", 50)
     rows = list(queryset[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
@@ -68,7 +79,7 @@ def page(
         "object": "list",
         "items": [render(row) for row in rows],
         "has_more": has_more,
-        "next_cursor": str(getattr(rows[-1], cursor_field)) if has_more else None,
+        "next_cursor": cursor_of(rows[-1]) if has_more else None,
     }
 
 
@@ -79,28 +90,11 @@ def time_page(queryset: QuerySet, data: dict[str, Any], render: Callable[[Any], 
     AND (created_at < t OR id < i)`: its first half bounds an index range on (…, created_at, id),
     so a deep page costs what the first one does.
     """
-    limit = data.get("limit", 50)
-    cursor = data.get("cursor")
+    cursor = _parsed(data, parse_time_cursor)
     if cursor is not None:
-        try:
-            moment, last_id = parse_time_cursor(cursor)
-        except (TypeError, ValueError):
-            raise ApiError(
-                400,
-                "cursor is not one that City handed out; take next_cursor from the previous page.",
-                param="cursor",
-                code="invalid_cursor",
-            ) from None
+        moment, last_id = cursor
         queryset = queryset.filter(Q(created_at__lt=moment) | Q(id__lt=last_id), created_at__lte=moment)
-    rows = list(queryset[: limit + 1])
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "object": "list",
-        "items": [render(row) for row in rows],
-        "has_more": has_more,
-        "next_cursor": time_cursor(rows[-1].created_at, rows[-1].id) if has_more else None,
-    }
+    return _page(queryset, data, render, lambda last: time_cursor(last.created_at, last.id))
 
 
 _TIME_CURSOR = re.compile(r"(\d{1,16})\.(\d{1,19})")
