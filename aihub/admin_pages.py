@@ -2,9 +2,10 @@
 (/admin/usage/) and the model board (/admin/models/, with its test button).
 
 Both are views of Django's admin site (`admin.site.admin_view`: staff only, others go to the admin's
-sign-in page) mounted before it through settings.CITY_ADMIN_PAGES. The dashboard reads the hourly
-rollups only (aihub/usage_query.py and aihub/dashboard_data.py), in a fixed number of queries
-whatever the range or the number of records.
+sign-in page) mounted before it through settings.CITY_ADMIN_PAGES. The dashboard reads the rollups
+only (aihub/usage_query.py and aihub/dashboard_data.py: the daily ones for a range's whole days, the
+hourly ones for its ragged ends), in a fixed number of queries whatever the range or the number of
+records (timed by bench/usage_scale.py).
 """
 
 from collections import defaultdict

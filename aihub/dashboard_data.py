@@ -4,7 +4,7 @@ and split (whole days from the daily rollups, ragged ends from the hourly ones).
 
 One reading by day × model serves three parts of the page: the stacked chart, the requests and
 errors per day, and the totals (sums of its rows, so equal to usage_query.totals(f)): one pass over
-the rows where totals() and grouped(f, "day") would make two more (bench/admin_usage_pages.py).
+the rows where totals() and grouped(f, "day") would make two more (timed by bench/usage_scale.py).
 """
 
 from datetime import UTC, datetime, time

@@ -1,4 +1,5 @@
-"""Time `ai/usage` and aihub/usage_query.py over millions of usage records.
+"""Time `ai/usage`, aihub/usage_query.py, the admin's usage dashboard and its model board over millions
+of usage records.
 
     .venv/bin/python bench/usage_scale.py --records 1000000          # SQLite (a scratch file under var/)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/usage_scale .venv/bin/python bench/usage_scale.py --records 5000000
@@ -11,8 +12,10 @@ one INSERT … SELECT over generate_series; SQLite: executemany), and their roll
 SELECT … GROUP BY, which is checked against what insert_records would have written
 (`aihub.rollups.sums_of`) on a sample of hours and on the whole table's sums. Then it asks the
 admin's usual views through City's real routes (Django's test client: identity, input checks, the
-handler, JSON or CSV) and through usage_query alone, and prints the median and worst times and the
-queries each took. It stops by itself after --max-minutes.
+handler, JSON or CSV), through usage_query alone, and the admin site's pages (/admin/usage/ over
+24 hours to 90 days, for everyone, one studio or one model, and /admin/models/, signed in as a
+superuser), and prints the median and worst times and the queries each took. It stops by itself
+after --max-minutes.
 """
 
 import argparse
@@ -248,6 +251,20 @@ def views(the: dict[str, Any], now: datetime) -> list[tuple[str, str, dict[str, 
     ]
 
 
+def pages(the: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, path) of the admin site's pages timed: the dashboard's ranges and filters, the model board."""
+    busiest_studio, busiest_model = the["tokens"][0][1], the["models"][0][0]
+    return [
+        ("dashboard: last 24 hours", "/admin/usage/?range=24h"),
+        ("dashboard: last 7 days", "/admin/usage/?range=7d"),
+        ("dashboard: last 30 days", "/admin/usage/?range=30d"),
+        ("dashboard: last 90 days", "/admin/usage/?range=90d"),
+        ("dashboard: 90 days, one studio", f"/admin/usage/?range=90d&studio={busiest_studio}"),
+        ("dashboard: 90 days, one model", f"/admin/usage/?range=90d&model={busiest_model}"),
+        ("model board", "/admin/models/"),
+    ]
+
+
 def timed(run: Any, repeat: int) -> tuple[float, float, int]:
     """Median and worst ms over `repeat` runs after a warm-up, and the queries of one run."""
     run()
@@ -262,7 +279,25 @@ def timed(run: Any, repeat: int) -> tuple[float, float, int]:
     return statistics.median(times), max(times), count
 
 
+def fetch(client: Any, label: str, path: str, query: dict[str, str] | None = None, **headers: str) -> Any:
+    """GET through City's routes; anything but a 200 stops the run (a refusal would be timed as fast)."""
+    response = client.get(path, query or {}, **headers)
+    assert response.status_code == 200, (label, response.status_code, response.content[:300])
+    return response
+
+
+def report(label: str, run: Any, repeat: int, rows: Any = "—") -> None:
+    median, worst, queries = timed(run, repeat)
+    print(f"{label:40} {median:10.1f} {worst:10.1f} {queries:8} {rows(run()) if callable(rows) else rows:>6}")
+
+
+def rows_of(answer: Any) -> int:
+    """The rows of an ai/usage answer, JSON or CSV (less its header)."""
+    return len(answer.json()["rows"]) if answer["Content-Type"] == "application/json" else answer.content.count(b"\n") - 1
+
+
 def measure(the: dict[str, Any], now: datetime, repeat: int) -> None:
+    from django.contrib.auth import get_user_model
     from django.test import Client
 
     from aihub.usage_query import UsageFilter, grouped, totals
@@ -270,24 +305,24 @@ def measure(the: dict[str, Any], now: datetime, repeat: int) -> None:
     client = Client()
     print(f"{'view':40} {'median ms':>10} {'worst ms':>10} {'queries':>8} {'rows':>6}")
     for label, credential, query in views(the, now):
-
-        def ask(query: dict[str, str] = query, credential: str = credential, label: str = label) -> Any:
-            response = client.get("/v1/ai/usage", query, HTTP_AUTHORIZATION=f"Bearer {credential}")
-            assert response.status_code == 200, (label, response.status_code, response.content[:300])
-            return response
-
-        median, worst, queries = timed(ask, repeat)
-        answer = ask()
-        rows = len(answer.json()["rows"]) if answer["Content-Type"] == "application/json" else answer.content.count(b"\n") - 1
-        print(f"{label:40} {median:10.1f} {worst:10.1f} {queries:8} {rows:6}")
+        bearer = f"Bearer {credential}"
+        report(
+            label,
+            lambda label=label, query=query, bearer=bearer: fetch(client, label, "/v1/ai/usage", query, HTTP_AUTHORIZATION=bearer),
+            repeat,
+            rows_of,
+        )
     month = UsageFilter(start=now - timedelta(days=30), end=now)
     for label, run in (
         ("usage_query.totals, 30 days", lambda: totals(month)),
         ("usage_query.grouped, 30 days by day", lambda: grouped(month, "day")),
         ("usage_query.grouped, 30 days by studio", lambda: grouped(month, "studio")),
     ):
-        median, worst, queries = timed(run, repeat)
-        print(f"{label:40} {median:10.1f} {worst:10.1f} {queries:8}")
+        report(label, run, repeat)
+    staff = Client()
+    staff.force_login(get_user_model().objects.create_superuser("bench", "bench@example.invalid", "bench-password-not-secret"))
+    for label, path in pages(the):
+        report(label, lambda label=label, path=path: fetch(staff, label, path), repeat)
 
 
 def main() -> None:
