@@ -139,6 +139,9 @@ class Variant:
         env.update({"DATABASE_URL": database_url, **extra_env})
         prepare_database(database_url, root, env)
         argv = run.production_argv(self.port, args.workers)
+        if not (root / "city" / "serve_prod.py").exists():  # a base commit older than city/serve_prod.py: uvicorn's own command
+            argv = [str(Path(sys.executable).parent / "uvicorn"), "city.asgi:application", "--host", LOOPBACK, "--port", str(self.port)]
+            argv += ["--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
         self.proc = Proc(f"metrics-{name.replace(' ', '-')}", argv, env=env, log_dir=run.VAR, cwd=root)
         self.proc.wait_ready(f"{self.url}/v1/services")
         self.workers = args.workers
