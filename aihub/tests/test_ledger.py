@@ -6,6 +6,7 @@ its counters are its own even on a shared Redis.
 """
 
 import asyncio
+import atexit
 import json
 import os
 import re
@@ -49,6 +50,7 @@ def shared_redis_url() -> str:
         return os.environ["REDIS_URL"]
     if _shared_redis is None:
         _shared_redis = LiveRedis()
+        atexit.register(_shared_redis.stop)  # not left running after the tests
     return _shared_redis.url
 
 
