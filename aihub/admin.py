@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from aihub.catalog import models_by_id
 from aihub.logs_api import status_condition
+from aihub.metering import CLIENT_CLOSED
 from aihub.models import FAILED, UsageRecord
 from aihub.money_json import usd_text
 from city.admin_toolkit import LargeTableAdmin
@@ -205,7 +206,7 @@ class UsageRecordAdmin(LargeTableAdmin):
     def streaming(self, record: UsageRecord) -> str:
         """Streamed or not, and whether the client left before the end (cancelled)."""
         streamed = "yes" if record.streamed else "no"
-        return f"{streamed}, cancelled" if record.cancelled else streamed
+        return f"{streamed}, cancelled" if record.cancelled or record.status == CLIENT_CLOSED else streamed
 
     @admin.display(description="provider / deployment")
     def upstream(self, record: UsageRecord) -> str:

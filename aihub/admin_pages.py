@@ -60,6 +60,9 @@ def per_million(micro_usd: int) -> str:
 # --- The usage dashboard ----------------------------------------------------------------------
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 9000  # as ai/usage takes; the day after 9999-12-31 is no date
+
+
 class RangeForm(forms.Form):
     range = forms.ChoiceField(choices=[*((k, label) for k, (label, _) in RANGES.items()), ("custom", "From … to …")], required=False)
     start = forms.DateField(required=False, label="from", widget=forms.DateInput(attrs={"type": "date"}))
@@ -87,6 +90,8 @@ class RangeForm(forms.Form):
                 raise forms.ValidationError("Give both dates for a custom range (from and to).")
             if end < start:
                 raise forms.ValidationError("The end date is before the start date.")
+            if not (FIRST_YEAR <= start.year and end.year <= LAST_YEAR):
+                raise forms.ValidationError(f"Choose dates between {FIRST_YEAR} and {LAST_YEAR}.")
             if (end - start).days + 1 > MAX_RANGE_DAYS:
                 raise forms.ValidationError(f"Choose at most {MAX_RANGE_DAYS} days.")
         return data

@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from rest_framework import serializers
 
+from aihub.metering import CLIENT_CLOSED
 from aihub.models import FAILED, UsageRecord
 from aihub.money_json import usd_number
 from city.calls import Call
@@ -26,7 +27,6 @@ from studios.services import require_studio
 # An exact status ("502"), a class ("4xx", "5xx"), "error" (any failure but the client's going
 # away, as ai/usage counts errors) or "cancelled" (the client went away: 499).
 STATUS_PATTERN = re.compile(r"[0-9]{1,3}|[1-5]xx|error|cancelled")
-CLIENT_CLOSED = 499
 
 
 class LogsInput(serializers.Serializer):
@@ -142,7 +142,7 @@ def log_json(record: UsageRecord) -> dict[str, Any]:
         "latency_ms": record.latency_ms,
         "ttft_ms": record.ttft_ms,
         "streamed": record.streamed,
-        "cancelled": record.cancelled,
+        "cancelled": record.cancelled or record.status == CLIENT_CLOSED,  # records from before the column say it by their status
         "studio_id": record.studio_id,
         "token_id": record.token_id,
         "account_id": record.account_id,

@@ -16,9 +16,12 @@ Hot path: a call's label values are a tuple; the metric children bound to that t
 and kept (`_children`), so a call costs one dict lookup and a few increments.
 """
 
+import logging
 from typing import Any
 
 from city.metrics import counter, histogram, live_gauge
+
+log = logging.getLogger("aihub.metrics")
 
 # OpenTelemetry's recommended bucket boundaries (gen_ai-metrics.md).
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -76,6 +79,23 @@ reservations_outstanding = live_gauge(
     "city_ai_reservations_outstanding", "AI calls reserved on their plans and not yet settled (summed over the living processes)."
 )
 
+
+def reservation_taken() -> None:
+    """A reservation made (until reservation_settled): a gauge that cannot be written is logged, never
+    the call's failure (its reservation would be held until the reaper)."""
+    try:
+        reservations_outstanding.inc()
+    except Exception:
+        log.exception("could not count a reservation")
+
+
+def reservation_settled() -> None:
+    try:
+        reservations_outstanding.dec()
+    except Exception:
+        log.exception("could not count a settlement")
+
+
 _children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
@@ -95,9 +115,24 @@ def _bind(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return bound
 
 
+# An upstream's 4xx passes its own error code on, so the codes are not City's to bound: past this
+# many distinct ones in a process, the rest are labelled "other" (each label set is a series kept forever).
+MOST_ERROR_TYPES = 64
+_error_types: set[str] = set()
+
+
+def error_type(code: str) -> str:
+    if not code or code in _error_types:
+        return code
+    if len(_error_types) < MOST_ERROR_TYPES:
+        _error_types.add(code)
+        return code
+    return "other"
+
+
 def observe_call(record: dict[str, Any]) -> None:
     """One finished AI call, from its usage record."""
-    key = (record["route"], record["model"], record["provider"], record["status"], record["error_code"], record["modality"])
+    key = (record["route"], record["model"], record["provider"], record["status"], error_type(record["error_code"]), record["modality"])
     calls, seconds, ttft, input_tokens, output_tokens, spent = _children.get(key) or _bind(key)
     calls.inc()
     seconds.observe(record["latency_ms"] / 1000)

@@ -166,13 +166,13 @@ async def reserved(reservation: ledger.Reservation, meter: Meter) -> dict[str, s
     except asyncio.CancelledError:
         task.add_done_callback(lambda done: _release_if_reserved(done, meter))
         raise
-    metrics.reservations_outstanding.inc()  # until AiCall._settle
+    metrics.reservation_taken()  # until AiCall._settle
     return headers
 
 
 def _release_if_reserved(task: "asyncio.Future[dict[str, str]]", meter: Meter) -> None:
     if not task.cancelled() and task.exception() is None:
-        metrics.reservations_outstanding.inc()
+        metrics.reservation_taken()
         meter.finish(CLIENT_CLOSED, "client_closed")
 
 
@@ -305,7 +305,7 @@ class AiCall:
             tokens = record["prompt_tokens"] + record["completion_tokens"]
             ledger.settle_later(self.meter.call_id, self.meter.studio_id, cost=record["cost"], tokens=tokens, record=record)
         finally:
-            metrics.reservations_outstanding.dec()
+            metrics.reservation_settled()
 
     async def settled(self) -> None:
         """Wait for the settlement (it goes on even if this wait is cancelled)."""

@@ -84,10 +84,10 @@ def hooks_in_process(calls: int) -> dict[str, float]:
     }
 
     def one_call() -> None:
-        metrics.reservations_outstanding.inc()
+        metrics.reservation_taken()
         metrics.observe_call(record)
-        metrics.reservations_outstanding.dec()
-        city_metrics.http_request("ai/chat/completions", "200").inc()
+        metrics.reservation_settled()
+        city_metrics.count_http("ai/chat/completions", 200)
 
     for _ in range(1000):
         one_call()

@@ -53,7 +53,7 @@ async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
     if request.method == "HEAD" and isinstance(response, HttpResponse):  # not a stream
         response.content = b""  # the GET's status and headers only (actions that allow HEAD: load-balancer checks)
     # By the action's name, never the raw path: a client cannot grow the metric's label sets.
-    metrics.http_request(f"{found.service_id}/{found.action.name}" if found.action else "unknown", str(response.status_code)).inc()
+    metrics.count_http(f"{found.service_id}/{found.action.name}" if found.action else "unknown", response.status_code)
     return response
 
 
@@ -148,7 +148,7 @@ async def services(request: HttpRequest) -> HttpResponse:
     """GET /v1/services: every service with its env; an admin also sees each action."""
     response = await _services(request)
     response["X-Request-Id"] = request_id_of(request)
-    metrics.http_request("services", str(response.status_code)).inc()
+    metrics.count_http("services", response.status_code)
     return response
 
 
@@ -180,5 +180,5 @@ async def not_found(request: HttpRequest, route: str = "") -> HttpResponse:
         404, f"No route {request.path}. Routes are /v1/{{service}}/{{action}}; GET /v1/services lists them.", code="unknown_route"
     )
     response["X-Request-Id"] = request_id_of(request)
-    metrics.http_request("unknown", "404").inc()
+    metrics.count_http("unknown", 404)
     return response

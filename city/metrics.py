@@ -108,7 +108,16 @@ def cached_labels(metric: Any) -> Callable[..., Any]:
 
 # /v1 answers by route ("service/action", or "unknown" for a path that names none) and HTTP status.
 http_requests = counter("city_http_requests_total", "Answers to /v1 requests, by route and HTTP status.", ("route", "status"))
-http_request = cached_labels(http_requests)
+_http_request = cached_labels(http_requests)
+
+
+def count_http(route: str, status: int) -> None:
+    """One /v1 answer counted; a metric that cannot be written (a full disk, its directory removed)
+    is logged, never turned into the answer's failure."""
+    try:
+        _http_request(route, str(status)).inc()
+    except Exception:
+        log.exception("could not count a /v1 answer")
 
 
 def render() -> tuple[bytes, str]:
@@ -127,7 +136,10 @@ def drop_dead_processes(directory: str) -> None:
     pids = {int(m.group(1)) for name in os.listdir(directory) if (m := LIVE_GAUGE_FILE.match(name))}
     for pid in pids:
         if not _alive(pid):
-            multiprocess.mark_process_dead(pid, directory)
+            try:
+                multiprocess.mark_process_dead(pid, directory)
+            except FileNotFoundError:
+                pass  # another worker, answering a scrape at the same moment, removed it first
 
 
 def _alive(pid: int) -> bool:

@@ -84,6 +84,7 @@ class UsageDashboardTests(AdminPagesTestCase):
             ({"range": "custom", "start": "2026-13-40", "end": "2026-12-01"}, "Enter a valid date"),
             ({"range": "custom", "start": "2026-12-05", "end": "2026-12-01"}, "The end date is before the start date"),
             ({"range": "custom", "start": "2020-01-01", "end": "2026-12-01"}, "Choose at most 366 days"),
+            ({"range": "custom", "start": "9999-12-30", "end": "9999-12-31"}, "Choose dates between 1970 and 9000"),
             ({"studio": "'; drop table"}, "A studio id looks like studio_"),
             ({"model": "no-such-model"}, "No model"),
         ]:

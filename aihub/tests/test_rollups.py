@@ -61,3 +61,10 @@ class RollupTests(CityTestCase):
         self.assertEqual([(row["key"], row["requests"]) for row in grouped(whole, "model")], [("deepseek-v4-flash", 3), ("gpt-5-mini", 1)])
         self.assertEqual([row["requests"] for row in grouped(whole, "hour")], [3, 1])
         self.assertEqual(totals(UsageFilter(start=T0, end=T0 + timedelta(minutes=1), studio_id=self.charlie_studio.id))["requests"], 0)
+
+    def test_a_call_twice_in_one_batch_counts_once(self) -> None:
+        # Settled, and handed to settle_later after a failure: both copies can reach one batch.
+        once = record("call_twice", self.alice_studio.id)
+        insert_records([once, dict(once)])
+        self.assertEqual(UsageRecord.objects.count(), 1)
+        self.assertEqual(UsageRollup.objects.get().requests, 1)
