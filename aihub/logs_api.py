@@ -17,8 +17,8 @@ from rest_framework import serializers
 from aihub.metering import CLIENT_CLOSED
 from aihub.models import FAILED, UsageRecord
 from aihub.money_json import usd_number
+from aihub.visibility import visible_scope
 from city.calls import Call
-from city.errors import ApiError
 from city.pagination import time_page
 from city.timestamps import iso
 from city.validation import StrictCharField
@@ -69,24 +69,12 @@ def logs(call: Call) -> dict[str, Any]:
 
 
 def visible_records(call: Call) -> QuerySet[UsageRecord]:
-    """The records the caller may read: the admin's all (or one studio's), a token's its studio's,
-    an account's token its account's. Naming another studio or account is refused (403)."""
-    data, identity = call.data, call.identity
+    """The records the caller may read (aihub/visibility.py)."""
+    studio_id, account_id = visible_scope(call)
     records = UsageRecord.objects.all()
-    if identity.is_admin:
-        if "studio_id" in data:
-            records = records.filter(studio_id=data["studio_id"])
-        if "account_id" in data:
-            records = records.filter(account_id=data["account_id"])
-        return records
-    records = records.filter(studio_id=call.studio_id())  # 403 for another studio's id
-    own_account = identity.account_id
-    asked = data.get("account_id")
-    if own_account is not None:
-        if asked is not None and asked != own_account:
-            raise ApiError(403, "account_id does not match the account of this token.", param="account_id", code="account_mismatch")
-        return records.filter(account_id=own_account)
-    return records.filter(account_id=asked) if asked is not None else records
+    if studio_id is not None:
+        records = records.filter(studio_id=studio_id)
+    return records.filter(account_id=account_id) if account_id is not None else records
 
 
 def filtered(records: QuerySet[UsageRecord], data: dict[str, Any]) -> QuerySet[UsageRecord]:

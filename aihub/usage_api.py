@@ -18,8 +18,8 @@ from rest_framework import serializers
 
 from aihub.money_json import usd_number, usd_text
 from aihub.usage_query import GROUPS, UsageFilter, grouped
+from aihub.visibility import visible_scope
 from city.calls import Call
-from city.errors import ApiError
 from city.validation import StrictCharField
 
 DEFAULT_DAYS = 30
@@ -91,14 +91,8 @@ class UsageInput(serializers.Serializer):
 
 def usage_filter(call: Call) -> UsageFilter:
     """The caller's filters, within what it may see."""
-    data, identity = call.data, call.identity
-    studio_id, account_id = data.get("studio_id"), data.get("account_id")
-    if not identity.is_admin:
-        studio_id = call.studio_id()  # its own; another studio is 403
-        if identity.account_id is not None:
-            if account_id is not None and account_id != identity.account_id:
-                raise ApiError(403, "account_id does not match the account of this token.", param="account_id", code="account_mismatch")
-            account_id = identity.account_id
+    data = call.data
+    studio_id, account_id = visible_scope(call)
     return UsageFilter(
         start=data["start"],
         end=data["end"],
