@@ -19,7 +19,7 @@ and kept (`_children`), so a call costs one dict lookup and a few increments.
 import logging
 from typing import Any
 
-from city.metrics import counter, histogram, live_gauge
+from city.metrics import cached_labels, counter, histogram, live_gauge
 
 log = logging.getLogger("aihub.metrics")
 
@@ -145,27 +145,18 @@ def observe_call(record: dict[str, Any]) -> None:
         spent.inc(record["cost"] * PICO)
 
 
-_upstream_errors: dict[tuple[str, int], Any] = {}
-_failovers: dict[str, Any] = {}
-_refusals: dict[tuple[int, str], Any] = {}
+_upstream_error = cached_labels(upstream_errors)
+_failover = cached_labels(failovers)
+_refusal = cached_labels(refusals)
 
 
 def upstream_error(provider: str, status: int) -> None:
-    child = _upstream_errors.get((provider, status))
-    if child is None:
-        child = _upstream_errors[(provider, status)] = upstream_errors.labels(provider, str(status))
-    child.inc()
+    _upstream_error(provider, str(status)).inc()
 
 
 def failover(provider: str) -> None:
-    child = _failovers.get(provider)
-    if child is None:
-        child = _failovers[provider] = failovers.labels(provider)
-    child.inc()
+    _failover(provider).inc()
 
 
 def refusal(status: int, code: str) -> None:
-    child = _refusals.get((status, code))
-    if child is None:
-        child = _refusals[(status, code)] = refusals.labels(str(status), code)
-    child.inc()
+    _refusal(str(status), code).inc()
