@@ -27,7 +27,7 @@ from aihub.catalog import models_by_id
 from aihub.catalog_types import Model
 from aihub.dashboard_data import by_day_and_model, per_day, top, totals_of
 from aihub.model_test import TestOutcome, try_model
-from aihub.models import COST_UNITS_PER_USD
+from aihub.money_json import usd_decimal
 from aihub.svg_charts import PALETTE, Series, side_by_side_bars, stacked_bars
 from aihub.upstreams import callable_upstreams
 from aihub.usage_query import UsageFilter, grouped
@@ -50,7 +50,7 @@ TEST_STUDIO_SESSION_KEY = "aihub_model_test_studio"
 
 def dollars(cost: int) -> str:
     """1e-12 USD → '$0.000123', exact."""
-    return usd_text(Decimal(cost) / COST_UNITS_PER_USD)
+    return usd_text(usd_decimal(cost))
 
 
 def per_million(micro_usd: int) -> str:
