@@ -1,5 +1,8 @@
 """Suite-wide guards (city/network_guard.py): no test reaches beyond loopback."""
 
+import shutil
+import tempfile
+
 import pytest
 from django.conf import settings
 
@@ -12,6 +15,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # The test process is no server: a test importing city.asgi must not start the server's threads
     # (the ledger's keeper, the crash journal's replay). The City processes tests start keep them.
     settings.CITY_SERVER_STARTUP = []
+    # Media results (videos, kept images) go to a folder of this run, shared with the City processes
+    # tests start (city/livecity.py passes it on), and removed at the end.
+    settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="city-test-media-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -165,7 +165,19 @@ class UsageRecordAdmin(LargeTableAdmin):
         ("Call", {"fields": ("route", "modality", "model", "provider", "deployment", "status", "error_code", "streamed", "cancelled")}),
         (
             "Usage",
-            {"fields": ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "usage_estimated", "usd", "picousd")},
+            {
+                "fields": (
+                    "prompt_tokens",
+                    "cached_tokens",
+                    "completion_tokens",
+                    "reasoning_tokens",
+                    "unit",
+                    "units",
+                    "usage_estimated",
+                    "usd",
+                    "picousd",
+                )
+            },
         ),
         ("Timing", {"fields": ("latency_ms", "ttft_ms")}),
     )

@@ -13,78 +13,26 @@ them and kept as integer micro-USD. Where they come from, as read in November 20
   (Singapore) price list. GLM: docs.z.ai pricing. OpenRouter: openrouter.ai model pages.
 Prices change; a change is one line here.
 
-Base URLs follow each provider's own SDK: the OpenAI-compatible ones end where `/chat/completions`
-is appended (`https://api.openai.com/v1`), Anthropic's and Gemini's are the host (the adapter adds
-`/v1/messages`, `/v1beta/models/…`). Every one is overridable through its `*_BASE_URL` env key.
+Media models (images, speech, transcription, video) live in their own tables, priced in their own
+units: aihub/catalog_images.py, catalog_speech.py, catalog_transcription.py and catalog_video.py.
+How each provider is reached is aihub/catalog_deployments.py.
 """
 
 from functools import cache
 
-from aihub.catalog_types import EMBEDDINGS, OPENAI, Deployment, Model, usd
+from aihub import catalog_images, catalog_speech, catalog_transcription, catalog_video
+from aihub.catalog_deployments import anthropic, deepseek, gemini, local, moonshot, openai, openrouter, qwen, zai
+from aihub.catalog_types import EMBEDDINGS, OPENAI, Model, usd
 from city.registry import EnvRequirement
-
-
-def _deepseek(model: str) -> Deployment:
-    return Deployment("deepseek", "openai", model, "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "https://api.deepseek.com")
-
-
-def _openai(model: str, *, legacy_completions: bool = False) -> Deployment:
-    return Deployment(
-        "openai", "openai", model, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1", legacy_completions=legacy_completions
-    )
-
-
-def _anthropic(model: str) -> Deployment:
-    return Deployment("anthropic", "anthropic", model, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")
-
-
-def _gemini(model: str) -> Deployment:
-    return Deployment("google", "gemini", model, "GEMINI_API_KEY", "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com")
-
-
-def _moonshot(model: str) -> Deployment:
-    return Deployment("moonshot", "openai", model, "MOONSHOT_API_KEY", "MOONSHOT_BASE_URL", "https://api.moonshot.ai/v1")
-
-
-def _qwen(model: str) -> Deployment:
-    return Deployment(
-        "qwen", "openai", model, "DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
-    )
-
-
-def _zai(model: str) -> Deployment:
-    return Deployment("zai", "openai", model, "ZAI_API_KEY", "ZAI_BASE_URL", "https://api.z.ai/api/paas/v4")
-
-
-def _openrouter(model: str) -> Deployment:
-    return Deployment("openrouter", "openai", model, "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
-
-
-# A local OpenAI-compatible server: Ollama (http://127.0.0.1:11434/v1), vLLM (http://127.0.0.1:8000/v1),
-# llama.cpp's llama-server (http://127.0.0.1:8080/v1). Callable once LOCAL_OPENAI_BASE_URL is set.
-def _local(model: str, model_env: str) -> Deployment:
-    return Deployment(
-        "local",
-        "openai",
-        model,
-        "LOCAL_OPENAI_API_KEY",
-        "LOCAL_OPENAI_BASE_URL",
-        "",
-        base_url_required=True,
-        api_key_required=False,
-        model_env=model_env,
-        legacy_completions=True,
-    )
-
 
 EMBEDDING_MODES = (EMBEDDINGS, OPENAI)
 
-MODELS: tuple[Model, ...] = (
+TEXT_MODELS: tuple[Model, ...] = (
     # --- DeepSeek -------------------------------------------------------------------------------
     Model(
         "deepseek-v4-flash",
         "DeepSeek V4 Flash",
-        (_deepseek("deepseek-v4-flash"), _openrouter("deepseek/deepseek-v4-flash")),
+        (deepseek("deepseek-v4-flash"), openrouter("deepseek/deepseek-v4-flash")),
         description="DeepSeek's fast, low-cost MoE model (284B, 13B active); thinking and non-thinking modes, tools, JSON output.",
         tags=("deepseek", "reasoning", "tools"),
         context_window=1_000_000,
@@ -95,7 +43,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "deepseek-v4-pro",
         "DeepSeek V4 Pro",
-        (_deepseek("deepseek-v4-pro"), _openrouter("deepseek/deepseek-v4-pro")),
+        (deepseek("deepseek-v4-pro"), openrouter("deepseek/deepseek-v4-pro")),
         description="DeepSeek's flagship V4 model for harder reasoning, coding and agent work.",
         tags=("deepseek", "reasoning", "tools"),
         context_window=1_000_000,
@@ -106,7 +54,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "deepseek-chat",
         "DeepSeek Chat",
-        (_deepseek("deepseek-chat"),),
+        (deepseek("deepseek-chat"),),
         description="DeepSeek's chat model name: V4 Flash in non-thinking mode.",
         tags=("deepseek", "tools"),
         context_window=1_000_000,
@@ -117,7 +65,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "deepseek-reasoner",
         "DeepSeek Reasoner",
-        (_deepseek("deepseek-reasoner"),),
+        (deepseek("deepseek-reasoner"),),
         description="DeepSeek's reasoning model name: V4 Flash in thinking mode; streams its reasoning as reasoning_content.",
         tags=("deepseek", "reasoning"),
         context_window=1_000_000,
@@ -129,7 +77,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-5.4",
         "GPT-5.4",
-        (_openai("gpt-5.4"),),
+        (openai("gpt-5.4"),),
         description="OpenAI's current flagship reasoning model.",
         tags=("openai", "reasoning", "tools", "vision"),
         context_window=272_000,
@@ -140,7 +88,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-5",
         "GPT-5",
-        (_openai("gpt-5"),),
+        (openai("gpt-5"),),
         description="OpenAI GPT-5: reasoning, coding and agentic tasks.",
         tags=("openai", "reasoning", "tools", "vision"),
         context_window=400_000,
@@ -151,7 +99,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-5-mini",
         "GPT-5 mini",
-        (_openai("gpt-5-mini"), _openrouter("openai/gpt-5-mini")),
+        (openai("gpt-5-mini"), openrouter("openai/gpt-5-mini")),
         description="Faster, cheaper GPT-5 for well-defined tasks.",
         tags=("openai", "reasoning", "tools", "vision"),
         context_window=400_000,
@@ -162,7 +110,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-5-nano",
         "GPT-5 nano",
-        (_openai("gpt-5-nano"),),
+        (openai("gpt-5-nano"),),
         description="The fastest, cheapest GPT-5: classification and summaries.",
         tags=("openai", "tools"),
         context_window=400_000,
@@ -173,7 +121,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-4.1",
         "GPT-4.1",
-        (_openai("gpt-4.1"),),
+        (openai("gpt-4.1"),),
         description="OpenAI's non-reasoning model with a 1M-token context.",
         tags=("openai", "tools", "vision"),
         context_window=1_047_576,
@@ -184,7 +132,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-4.1-mini",
         "GPT-4.1 mini",
-        (_openai("gpt-4.1-mini"),),
+        (openai("gpt-4.1-mini"),),
         description="Smaller, faster GPT-4.1.",
         tags=("openai", "tools", "vision"),
         context_window=1_047_576,
@@ -195,7 +143,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-4o-mini",
         "GPT-4o mini",
-        (_openai("gpt-4o-mini"),),
+        (openai("gpt-4o-mini"),),
         description="Small, inexpensive multimodal chat model.",
         tags=("openai", "tools", "vision"),
         context_window=128_000,
@@ -206,7 +154,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gpt-3.5-turbo-instruct",
         "GPT-3.5 Turbo Instruct",
-        (_openai("gpt-3.5-turbo-instruct", legacy_completions=True),),
+        (openai("gpt-3.5-turbo-instruct", legacy_completions=True),),
         description="OpenAI's model for the legacy completions endpoint.",
         tags=("openai", "completions"),
         context_window=4_096,
@@ -217,7 +165,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "text-embedding-3-small",
         "Text Embedding 3 Small",
-        (_openai("text-embedding-3-small"),),
+        (openai("text-embedding-3-small"),),
         modalities=EMBEDDING_MODES,
         default_modes=EMBEDDING_MODES,
         description="OpenAI embeddings, 1536 dimensions (shortenable with `dimensions`).",
@@ -229,7 +177,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "text-embedding-3-large",
         "Text Embedding 3 Large",
-        (_openai("text-embedding-3-large"),),
+        (openai("text-embedding-3-large"),),
         modalities=EMBEDDING_MODES,
         default_modes=EMBEDDING_MODES,
         description="OpenAI's most capable embeddings, 3072 dimensions (shortenable with `dimensions`).",
@@ -242,7 +190,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "claude-sonnet-4-6",
         "Claude Sonnet 4.6",
-        (_anthropic("claude-sonnet-4-6"), _openrouter("anthropic/claude-sonnet-4.6")),
+        (anthropic("claude-sonnet-4-6"), openrouter("anthropic/claude-sonnet-4.6")),
         description="Anthropic's balance of speed and intelligence for production work.",
         tags=("anthropic", "tools", "vision"),
         context_window=1_000_000,
@@ -253,7 +201,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "claude-opus-4-6",
         "Claude Opus 4.6",
-        (_anthropic("claude-opus-4-6"),),
+        (anthropic("claude-opus-4-6"),),
         description="Anthropic's most capable model for complex agents and coding.",
         tags=("anthropic", "tools", "vision", "reasoning"),
         context_window=1_000_000,
@@ -264,7 +212,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "claude-haiku-4-5",
         "Claude Haiku 4.5",
-        (_anthropic("claude-haiku-4-5-20251001"),),
+        (anthropic("claude-haiku-4-5-20251001"),),
         description="Anthropic's fastest model, near-frontier intelligence.",
         tags=("anthropic", "tools", "vision"),
         context_window=200_000,
@@ -276,7 +224,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gemini-3.1-pro-preview",
         "Gemini 3.1 Pro (preview)",
-        (_gemini("gemini-3.1-pro-preview"),),
+        (gemini("gemini-3.1-pro-preview"),),
         description="Google's most capable Gemini model (preview).",
         tags=("google", "reasoning", "tools", "vision"),
         context_window=1_048_576,
@@ -287,7 +235,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gemini-3-flash-preview",
         "Gemini 3 Flash (preview)",
-        (_gemini("gemini-3-flash-preview"),),
+        (gemini("gemini-3-flash-preview"),),
         description="Fast frontier-class Gemini (preview).",
         tags=("google", "reasoning", "tools", "vision"),
         context_window=1_048_576,
@@ -298,7 +246,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gemini-2.5-pro",
         "Gemini 2.5 Pro",
-        (_gemini("gemini-2.5-pro"),),
+        (gemini("gemini-2.5-pro"),),
         description="Gemini 2.5 thinking model for complex reasoning and code.",
         tags=("google", "reasoning", "tools", "vision"),
         context_window=1_048_576,
@@ -309,7 +257,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gemini-2.5-flash",
         "Gemini 2.5 Flash",
-        (_gemini("gemini-2.5-flash"),),
+        (gemini("gemini-2.5-flash"),),
         description="Gemini 2.5's price-performance model with thinking.",
         tags=("google", "reasoning", "tools", "vision"),
         context_window=1_048_576,
@@ -320,7 +268,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gemini-2.5-flash-lite",
         "Gemini 2.5 Flash-Lite",
-        (_gemini("gemini-2.5-flash-lite"),),
+        (gemini("gemini-2.5-flash-lite"),),
         description="Gemini's fastest, lowest-cost model.",
         tags=("google", "tools", "vision"),
         context_window=1_048_576,
@@ -331,7 +279,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "gemini-embedding-001",
         "Gemini Embedding",
-        (_gemini("gemini-embedding-001"),),
+        (gemini("gemini-embedding-001"),),
         modalities=EMBEDDING_MODES,
         default_modes=EMBEDDING_MODES,
         description="Google's text embeddings, 3072 dimensions (shortenable with `dimensions`).",
@@ -344,7 +292,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "kimi-k2.5",
         "Kimi K2.5",
-        (_moonshot("kimi-k2.5"),),
+        (moonshot("kimi-k2.5"),),
         description="Moonshot's multimodal Kimi model: text and image input, thinking and non-thinking modes, tools.",
         tags=("moonshot", "kimi", "tools", "vision"),
         context_window=262_144,
@@ -355,7 +303,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "kimi-k2-0905-preview",
         "Kimi K2 (0905)",
-        (_moonshot("kimi-k2-0905-preview"),),
+        (moonshot("kimi-k2-0905-preview"),),
         description="Kimi K2 MoE model for code and agents.",
         tags=("moonshot", "kimi", "tools"),
         context_window=262_144,
@@ -366,7 +314,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "kimi-k2-thinking",
         "Kimi K2 Thinking",
-        (_moonshot("kimi-k2-thinking"),),
+        (moonshot("kimi-k2-thinking"),),
         description="Kimi K2 with long thinking for multi-step reasoning and tool use.",
         tags=("moonshot", "kimi", "reasoning", "tools"),
         context_window=262_144,
@@ -378,7 +326,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "qwen3-max",
         "Qwen3 Max",
-        (_qwen("qwen3-max"),),
+        (qwen("qwen3-max"),),
         description="Alibaba's flagship Qwen3 model for agents and tool use.",
         tags=("qwen", "tools"),
         context_window=262_144,
@@ -389,7 +337,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "qwen-plus",
         "Qwen Plus",
-        (_qwen("qwen-plus"),),
+        (qwen("qwen-plus"),),
         description="Balanced Qwen3 model with thinking and non-thinking modes.",
         tags=("qwen", "tools", "reasoning"),
         context_window=1_000_000,
@@ -400,7 +348,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "qwen-flash",
         "Qwen Flash",
-        (_qwen("qwen-flash"),),
+        (qwen("qwen-flash"),),
         description="Fast, low-cost Qwen3 model.",
         tags=("qwen", "tools"),
         context_window=1_000_000,
@@ -412,7 +360,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "glm-5",
         "GLM-5",
-        (_zai("glm-5"),),
+        (zai("glm-5"),),
         description="Z.ai's flagship GLM model for reasoning, coding and agents.",
         tags=("glm", "zai", "reasoning", "tools"),
         context_window=200_000,
@@ -423,7 +371,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "glm-4.7",
         "GLM-4.7",
-        (_zai("glm-4.7"),),
+        (zai("glm-4.7"),),
         description="GLM-4.7: strong coding and tool use with switchable thinking.",
         tags=("glm", "zai", "reasoning", "tools"),
         context_window=200_000,
@@ -435,7 +383,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "llama-4-maverick",
         "Llama 4 Maverick",
-        (_openrouter("meta-llama/llama-4-maverick"),),
+        (openrouter("meta-llama/llama-4-maverick"),),
         description="Meta's open-weight multimodal MoE model, served through OpenRouter.",
         tags=("openrouter", "meta", "vision"),
         context_window=1_048_576,
@@ -447,7 +395,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "local-chat",
         "Local chat model",
-        (_local("llama3.2", "LOCAL_OPENAI_MODEL"),),
+        (local("llama3.2", "LOCAL_OPENAI_MODEL"),),
         description="The chat model of your own OpenAI-compatible server (Ollama, vLLM, llama.cpp): set LOCAL_OPENAI_BASE_URL, and LOCAL_OPENAI_MODEL to its model name.",
         tags=("local",),
         context_window=131_072,
@@ -456,13 +404,17 @@ MODELS: tuple[Model, ...] = (
     Model(
         "local-embedding",
         "Local embedding model",
-        (_local("nomic-embed-text", "LOCAL_OPENAI_EMBEDDING_MODEL"),),
+        (local("nomic-embed-text", "LOCAL_OPENAI_EMBEDDING_MODEL"),),
         modalities=EMBEDDING_MODES,
         default_modes=EMBEDDING_MODES,
         description="The embedding model of your own OpenAI-compatible server: set LOCAL_OPENAI_BASE_URL, and LOCAL_OPENAI_EMBEDDING_MODEL to its model name.",
         tags=("local", "embeddings"),
         context_window=8_192,
     ),
+)
+
+MODELS: tuple[Model, ...] = (
+    TEXT_MODELS + catalog_images.MODELS + catalog_speech.MODELS + catalog_transcription.MODELS + catalog_video.MODELS
 )
 
 

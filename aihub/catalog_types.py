@@ -11,7 +11,18 @@ TEXT = "text"  # POST /v1/ai/text
 STREAM = "stream"  # POST /v1/ai/stream
 OPENAI = "openai"  # /v1/ai/chat/completions and /v1/ai/completions (and their /v1 twins)
 EMBEDDINGS = "embeddings"  # /v1/ai/embeddings
+IMAGE = "image"  # /v1/ai/image, /v1/ai/images/generations and images/edits
+TTS = "tts"  # /v1/ai/tts, /v1/ai/audio/speech
+ASR = "asr"  # /v1/ai/asr, /v1/ai/audio/transcriptions and audio/translations
+VIDEO = "video"  # /v1/ai/video, /v1/ai/videos
 CHAT_MODES = (TEXT, STREAM, OPENAI)
+MEDIA_MODES = (IMAGE, TTS, ASR, VIDEO)
+
+# The units media models are priced in, besides tokens (a usage record's `unit`).
+IMAGES = "images"
+CHARACTERS = "characters"
+SECONDS = "seconds"
+UNITS = (IMAGES, CHARACTERS, SECONDS)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,13 @@ class Model:
     max_output_tokens: int = 0  # tokens
     input_price: int = 0  # micro-USD per million input tokens
     output_price: int = 0  # micro-USD per million output tokens
+    # Media: what a call is billed in besides tokens, and at what price in micro-USD per million of
+    # them (so that units × price is in 1e-12 USD, as tokens × price is). `unit_prices` holds the
+    # variants a provider lists separately (an image's "quality/size", a video's resolution), read
+    # by the route that knows the variant; `unit_price` is the price of anything not listed there.
+    unit: str = ""  # "" (tokens only), or one of UNITS
+    unit_price: int = 0
+    unit_prices: dict[str, int] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     created: int = 1_767_225_600  # Unix time shown as OpenAI's `created` (2026-01-01; the catalog has no per-model dates)
 
@@ -82,15 +100,17 @@ class Model:
 
     def public_meta(self) -> dict[str, Any]:
         """Context, output limit and list prices (decimal strings in USD: exact, unlike floats)."""
-        meta: dict[str, Any] = {
-            "context_window": self.context_window,
-            "max_output_tokens": self.max_output_tokens,
-            "price": {
-                "currency": "USD",
-                "input_per_million_tokens": _usd(self.input_price),
-                "output_per_million_tokens": _usd(self.output_price),
-            },
+        price: dict[str, Any] = {
+            "currency": "USD",
+            "input_per_million_tokens": _usd(self.input_price),
+            "output_per_million_tokens": _usd(self.output_price),
         }
+        meta: dict[str, Any] = {"context_window": self.context_window, "max_output_tokens": self.max_output_tokens, "price": price}
+        if self.unit:
+            singular = self.unit.removesuffix("s")
+            price[f"per_{singular}"] = _usd_per_unit(self.unit_price)
+            if self.unit_prices:
+                price[f"per_{singular}_by_variant"] = {variant: _usd_per_unit(p) for variant, p in self.unit_prices.items()}
         meta.update(self.meta)
         return meta
 
@@ -99,6 +119,15 @@ def _usd(micro_usd: int) -> str:
     return format((Decimal(micro_usd) / 1_000_000).normalize(), "f")
 
 
+def _usd_per_unit(micro_usd_per_million: int) -> str:
+    return format((Decimal(micro_usd_per_million) / 1_000_000_000_000).normalize(), "f")
+
+
 def usd(amount: str) -> int:
     """'0.14' (USD) → 140000 (micro-USD), exactly: catalog prices are written as the providers list them."""
     return int(Decimal(amount) * 1_000_000)
+
+
+def usd_per_unit(amount: str) -> int:
+    """'0.04' (USD an image, a character, a second) → micro-USD per million units, exactly."""
+    return int(Decimal(amount) * 1_000_000_000_000)

@@ -121,6 +121,10 @@ class Worst:
     cost: int  # micro-USD, rounded up: input × input_price + output × output_price
     explicit_output: bool  # True when the request set its own output cap
     answers: int = 1  # answers the output cap applies to (n, × prompts), so a cap can be advised per answer
+    # Media: the units reserved (images × n, characters, seconds; Model.unit) and their price in
+    # micro-USD per million, the variant's the request asked for (see worst_media).
+    units: int = 0
+    unit_price: int = 0
 
 
 class TokenizerCorrupted(RuntimeError):
@@ -378,6 +382,15 @@ def _worst(model: Model, input_tokens: int, body: dict[str, Any], answers: int) 
 def cost_of(model: Model, input_tokens: int, output_tokens: int) -> int:
     """micro-USD, rounded up, of these tokens at the model's list prices (micro-USD per million)."""
     return -(-(input_tokens * model.input_price + output_tokens * model.output_price) // 1_000_000)
+
+
+def worst_media(model: Model, units: int, unit_price: int | None = None, input_tokens: int = 0, output_tokens: int = 0) -> Worst:
+    """The worst case of a media call: `units` of the model's unit at `unit_price` (the model's own
+    unless a route priced a variant), plus any tokens the model also bills (token-priced image and
+    speech models), all rounded up to micro-USD once."""
+    price = model.unit_price if unit_price is None else unit_price
+    pico = input_tokens * model.input_price + output_tokens * model.output_price + units * price
+    return Worst(input_tokens, output_tokens, -(-pico // 1_000_000), explicit_output=True, units=units, unit_price=price)
 
 
 def fitting_max_tokens(model: Model, worst: Worst, cap: int) -> int:

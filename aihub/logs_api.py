@@ -125,6 +125,8 @@ def log_json(record: UsageRecord) -> dict[str, Any]:
         "output_tokens": record.completion_tokens,
         "cached_tokens": record.cached_tokens,
         "reasoning_tokens": record.reasoning_tokens,
+        "unit": record.unit or None,  # media calls: "images", "characters" or "seconds"
+        "units": record.units,
         "usage_estimated": record.usage_estimated,
         "cost": usd_number(record.cost),
         "latency_ms": record.latency_ms,

@@ -48,6 +48,11 @@ class Meter:
     modality: str
     # The reservation's (input tokens, output cap): City's counts stay within it (see estimate()).
     ceiling: tuple[int, int]
+    # Media: the units the call is billed in (Model.unit) and their price, micro-USD per million (the
+    # model's unit_price, or the variant's the route chose); `units` is what was made, `worst_units` reserved.
+    unit_price: int = 0
+    units: int = 0
+    worst_units: int = 0
     started: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=timezone.now)
     provider: str = ""
@@ -91,6 +96,7 @@ class Meter:
     def estimate_worst(self) -> None:
         """The worst case the call reserved: the model may have run without telling what it used."""
         self.estimate(self.ceiling[1])
+        self.units = self.worst_units
 
     def usage(self) -> dict[str, int]:
         return {
@@ -104,6 +110,7 @@ class Meter:
         reservation's worst case instead of what was measured (billed if the process dies)."""
         identity = self.call.identity
         prompt, completion = self.ceiling if at_worst else (self.prompt_tokens, self.completion_tokens)
+        units = self.worst_units if at_worst else self.units
         return {
             "created_at": self.created_at,
             "call_id": self.call_id,
@@ -117,7 +124,7 @@ class Meter:
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "usage_estimated": self.usage_estimated or at_worst,
-            "cost": prompt * self.model.input_price + completion * self.model.output_price,
+            "cost": prompt * self.model.input_price + completion * self.model.output_price + units * self.unit_price,
             "latency_ms": int((time.monotonic() - self.started) * 1000),
             "ttft_ms": self.ttft_ms,
             "status": status,
@@ -128,6 +135,8 @@ class Meter:
             "cancelled": status == CLIENT_CLOSED,
             "cached_tokens": 0 if at_worst else self.cached_tokens,
             "reasoning_tokens": 0 if at_worst else self.reasoning_tokens,
+            "unit": self.model.unit,
+            "units": units,
         }
 
     def finish(self, status: int = 200, error_code: str = "") -> None:
@@ -306,6 +315,8 @@ DEFAULTS: dict[str, Any] = {
     "cancelled": False,
     "cached_tokens": 0,
     "reasoning_tokens": 0,
+    "unit": "",
+    "units": 0,
 }
 
 

@@ -39,6 +39,10 @@ class UsageRecord(models.Model):
     cancelled = models.BooleanField(default=False)  # the client went away before the answer was complete
     cached_tokens = models.IntegerField(default=0)  # of prompt_tokens, read from the provider's cache
     reasoning_tokens = models.IntegerField(default=0)  # of completion_tokens, spent thinking
+    # Media calls: what they were billed in besides tokens ("images", "characters", "seconds"; the
+    # catalog's Model.unit) and how many. A refund (a video job that failed) is a record of negative units and cost.
+    unit = models.CharField(max_length=20, blank=True)
+    units = models.BigIntegerField(default=0)
 
     class Meta:
         # The request log (aihub/logs_api.py, the admin) reads newest first by (created_at, id): each
@@ -83,6 +87,7 @@ class RollupSums(models.Model):
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
+    units = models.BigIntegerField(default=0)  # media units (images, characters, seconds): one model has one unit
     cost = models.BigIntegerField(default=0)  # 1e-12 USD
     latency_ms = models.BigIntegerField(default=0)  # summed: the mean is latency_ms / requests
     last_at = models.DateTimeField()  # the newest record's created_at

@@ -18,7 +18,7 @@ by doing the same.
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -57,6 +57,13 @@ def model_not_allowed(model_id: str) -> ApiError:
 
 
 def over_the_cap(model: Model, worst: Worst, plan: PlanLimits, cap: int) -> ApiError:
+    if worst.units:
+        return ApiError(
+            402,
+            f"This request could cost up to {dollars(worst.cost)} ({worst.units:,} {model.unit} of '{model.id}'), over the "
+            f"per-request cap of {dollars(cap)} of plan '{plan.name}': ask for fewer.",
+            code="per_request_budget_exceeded",
+        )
     fits = fitting_max_tokens(model, worst, cap)
     source = (
         "max_tokens"
@@ -137,7 +144,15 @@ async def _admit(
             worst = worst_of(model)
     if plan is not None and plan.max_cost_per_request is not None and worst.cost > plan.max_cost_per_request:
         raise over_the_cap(model, worst, plan, plan.max_cost_per_request)
-    meter = Meter(call, studio_id, model, modality, ceiling=(worst.input_tokens, worst.output_tokens))
+    meter = Meter(
+        call,
+        studio_id,
+        model,
+        modality,
+        ceiling=(worst.input_tokens, worst.output_tokens),
+        unit_price=worst.unit_price,
+        worst_units=worst.units,
+    )
     meter.provider, meter.deployment = upstreams[0].provider, upstreams[0].model
     # What is billed if this process dies mid-call: the worst case, as the model may have run.
     interrupted = meter.record(INTERRUPTED, "interrupted", at_worst=True)
@@ -190,13 +205,14 @@ class AiCall:
     meter: Meter
     headers: dict[str, str]
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
+    _detached: bool = field(default=False, repr=False)  # answer_kept: the upstream runs on without the client
 
     async def __aenter__(self) -> "AiCall":
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if kind is None:
-            return  # answered, or handed over to a stream that finishes the meter itself
+        if kind is None or self._detached:
+            return  # answered, or handed over to a stream (or a detached answer) that finishes the meter itself
         if issubclass(kind, asyncio.CancelledError):
             self.meter.finish(CLIENT_CLOSED, "client_closed")
         elif isinstance(exc, ApiError):
@@ -220,6 +236,38 @@ class AiCall:
         self.meter.streamed = True
         with self._failures_recorded():
             return await open_stream(self.upstreams, start, self.meter)
+
+    async def answer_kept(
+        self, attempt: Callable[[Upstream], Any], orphaned: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> dict[str, Any]:
+        """`answer`, for calls whose upstream bills what it makes even if no one takes it (images):
+        if the client leaves, the upstream call runs on; `orphaned(answer)` then takes its usage
+        onto the meter and keeps the result for pickup, and the call is settled as cancelled (499)
+        at what was made. An upstream failure after the client left is recorded as for `answer`."""
+        task = asyncio.ensure_future(self.answer(attempt))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            self._detached = True
+            finishing = asyncio.ensure_future(self._finish_orphaned(task, orphaned))
+            _settling.add(finishing)
+            finishing.add_done_callback(_settling.discard)
+            raise
+
+    async def _finish_orphaned(self, task: "asyncio.Future[dict[str, Any]]", orphaned: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        try:
+            answer = await task
+        except Exception:
+            await self.settled()
+            return
+        try:
+            await orphaned(answer)
+        except Exception:
+            log.exception("keeping the answer of call %s for its departed client failed", self.meter.call_id)
+        self.meter.finish(CLIENT_CLOSED, "client_closed")
+        await self.settled()
 
     @contextmanager
     def _failures_recorded(self) -> Iterator[None]:
@@ -249,10 +297,17 @@ class AiCall:
         await self.settled()
         return self._with_headers(json_response(answer))
 
-    def events(self, source: AsyncGenerator[bytes, None]) -> EventStreamResponse:
-        """A stream of events. The source finishes the meter just before its last frame; that frame
-        waits for the settlement, so a client that reads to the end finds its slot free again."""
-        response = self._with_headers(EventStreamResponse(self._settled_before_last(source)))
+    async def respond_with(self, response: ResponseT) -> ResponseT:
+        """A whole answer of any kind (raw audio, say), once its call is settled, as `respond`."""
+        self.meter.finish(200)
+        await self.settled()
+        return self._with_headers(response)
+
+    def events(self, source: AsyncGenerator[bytes, None], content_type: str = "text/event-stream") -> EventStreamResponse:
+        """A stream of events (or of any bytes: audio as it is made). The source finishes the meter just
+        before its last frame; that frame waits for the settlement, so a client that reads to the end
+        finds its slot free again."""
+        response = self._with_headers(EventStreamResponse(self._settled_before_last(source), content_type))
         # A response never sent (the client left before its first byte) never runs its generator:
         # the call is settled when the response is dropped instead.
         weakref.finalize(response, _abandoned, self.meter, asyncio.get_running_loop())

@@ -15,7 +15,7 @@ from django.db import connection
 
 from aihub.metering import CLIENT_CLOSED
 
-SUMMED = ("requests", "errors", "cancelled", "prompt_tokens", "completion_tokens", "cached_tokens", "cost", "latency_ms")
+SUMMED = ("requests", "errors", "cancelled", "prompt_tokens", "completion_tokens", "cached_tokens", "units", "cost", "latency_ms")
 KEY = ("hour", "studio_id", "token_id", "account_id", "model")
 
 
@@ -27,6 +27,7 @@ class Sums:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    units: int = 0
     cost: int = 0
     latency_ms: int = 0
     last_at: datetime | None = None
@@ -41,6 +42,7 @@ class Sums:
         self.prompt_tokens += record["prompt_tokens"]
         self.completion_tokens += record["completion_tokens"]
         self.cached_tokens += record.get("cached_tokens") or 0
+        self.units += record.get("units") or 0
         self.cost += record["cost"]
         self.latency_ms += record["latency_ms"]
         if self.last_at is None or when > self.last_at:

@@ -1,6 +1,6 @@
-"""The ai service: the model catalog, City's text API and the OpenAI-compatible API."""
+"""The ai service: the model catalog, City's text and media APIs and the OpenAI-compatible API."""
 
-from aihub import catalog, openai_request
+from aihub import catalog, image_api, openai_request, speech_api, transcription_api, video_api
 from aihub.catalog_api import list_models
 from aihub.logs_api import LogsInput, logs
 from aihub.openai_api import chat_completions, completions, embeddings
@@ -73,8 +73,21 @@ SERVICE = Service(
             input=LogsInput,
             description="The request log: one row per AI call, newest first, filtered by studio, token, model, status, error code, time or request id.",
         ),
+        *image_api.ACTIONS,
+        *speech_api.ACTIONS,
+        *transcription_api.ACTIONS,
+        *video_api.ACTIONS,
     ),
-    aliases={"chat/completions": "chat/completions", "completions": "completions", "embeddings": "embeddings", "models": "models"},
+    aliases={
+        "chat/completions": "chat/completions",
+        "completions": "completions",
+        "embeddings": "embeddings",
+        "models": "models",
+        **image_api.ALIASES,
+        **speech_api.ALIASES,
+        **transcription_api.ALIASES,
+        **video_api.ALIASES,
+    },
     env=catalog.provider_keys(),
     env_consumers=catalog.env_consumers,
 )

@@ -14,15 +14,15 @@ DONE = b"data: [DONE]\n\n"
 
 
 class EventStreamResponse(StreamingHttpResponse):
-    """A `text/event-stream` answer whose source is closed the moment the client goes away.
+    """A streamed answer (`text/event-stream`, or audio as it is made) whose source is closed the moment the client goes away.
 
     Django cancels a streaming response's task when the client disconnects and closes the
     iterator it consumes; `__aiter__` passes that close on to the source generator at once, so the
     source's `finally` (close the upstream, record usage) runs then, not whenever it is collected.
     """
 
-    def __init__(self, source: AsyncGenerator[bytes, None]) -> None:
-        super().__init__(source, content_type="text/event-stream")
+    def __init__(self, source: AsyncGenerator[bytes, None], content_type: str = "text/event-stream") -> None:
+        super().__init__(source, content_type=content_type)
         self._source = source
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"  # proxies such as nginx: pass each event on at once

@@ -45,7 +45,7 @@ async def resolve(model: Model, deployment: Deployment) -> Upstream | None:
 
 
 # The version path each wire protocol's adapter appends itself (a base URL ending in it would double it).
-_ADAPTER_VERSION_PATHS = {"anthropic": ("/v1",), "gemini": ("/v1beta", "/v1")}
+_ADAPTER_VERSION_PATHS = {"anthropic": ("/v1",), "gemini": ("/v1beta", "/v1"), "elevenlabs": ("/v1",), "deepgram": ("/v1",)}
 
 
 @lru_cache(maxsize=256)

@@ -22,6 +22,7 @@ from servestatic import ServeStaticASGI  # noqa: E402
 from city.apiapp import ApiApp  # noqa: E402
 from city.bodylimit import BodyLimitMiddleware  # noqa: E402
 from city.invalidation import WithInvalidationListener  # noqa: E402
+from city.registry import registry  # noqa: E402
 
 api_app = ApiApp(sync_threads=settings.CITY_SYNC_THREADS)
 # Static files are served at the ASGI level: a sync Django middleware would push every async view into a thread.
@@ -50,5 +51,15 @@ async def by_path(scope, receive, send) -> None:
 for hook in settings.CITY_SERVER_STARTUP:
     import_string(hook)()
 
+
 # Outermost: it starts each process's invalidation listener (lifespan or first request) and answers the lifespan.
-application = WithInvalidationListener(ProtocolTypeRouter({"http": BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES)}))
+def takes_uploads(scope) -> bool:
+    """Whether the route takes uploads (a registry Action with `upload`), for the larger body limit."""
+    if not is_api_path(scope):
+        return False
+    found = registry().resolve(scope["path"].removeprefix(scope.get("root_path", "")).removeprefix("/v1").strip("/"))
+    return found.action is not None and found.action.upload
+
+
+limited = BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES, settings.CITY_MAX_UPLOAD_BYTES, takes_uploads)
+application = WithInvalidationListener(ProtocolTypeRouter({"http": limited}))

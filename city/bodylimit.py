@@ -21,18 +21,33 @@ class BodyLimitMiddleware:
     replay, `receive` is the server's again so that disconnects still reach streaming responses.
     """
 
-    def __init__(self, app: ASGIApp, limit_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit_bytes: int, upload_limit_bytes: int = 0, takes_uploads: Callable[[Scope], bool] | None = None
+    ) -> None:
         self.app = app
         self.limit_bytes = limit_bytes
+        # Routes that take uploads (`takes_uploads(scope)`) get the larger limit; asked only of a body
+        # over the usual one, so other requests pay nothing for it.
+        self.upload_limit_bytes = upload_limit_bytes
+        self.takes_uploads = takes_uploads
+
+    def _larger_limit(self, scope: Scope) -> int | None:
+        if self.takes_uploads is not None and self.upload_limit_bytes > self.limit_bytes and self.takes_uploads(scope):
+            return self.upload_limit_bytes
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.limit_bytes:
-            await self._refuse(send)
-            return
+        if declared is not None and declared > limit:
+            larger = self._larger_limit(scope)
+            if larger is None or declared > larger:
+                await self._refuse(send, larger or limit, larger is not None)
+                return
+            limit = larger
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -43,19 +58,24 @@ class BodyLimitMiddleware:
                 return
             body = message.get("body", b"")
             size += len(body)
-            if size > self.limit_bytes:
-                await self._refuse(send)
-                return
+            if size > limit:
+                larger = self._larger_limit(scope) if limit == self.limit_bytes else None
+                if larger is None or size > larger:
+                    upload = limit != self.limit_bytes or larger is not None
+                    await self._refuse(send, larger or limit, upload)
+                    return
+                limit = larger
             chunks.append(body)
             if not message.get("more_body", False):
                 break
         whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay([whole], receive), send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int, upload: bool) -> None:
+        name = "CITY_MAX_UPLOAD_BYTES" if upload else "CITY_MAX_BODY_BYTES"
         body = orjson.dumps(
             error_body(
-                f"The request body is over the limit of {self.limit_bytes} bytes (CITY_MAX_BODY_BYTES).",
+                f"The request body is over the limit of {limit} bytes ({name}).",
                 "invalid_request_error",
                 code="body_too_large",
             )

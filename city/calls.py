@@ -1,8 +1,9 @@
 """What a handler receives: the request, who sent it, and its validated input."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest
 
 from city.errors import ApiError
@@ -18,6 +19,8 @@ class Call:
     data: dict[str, Any]  # the action's input (a POST's JSON object, a GET's query parameters), validated by its declaration
     subpath: str = ""  # what follows the action's name in the route, for actions with subpaths
     request_id: str = ""  # the answer's X-Request-Id, also kept on the call's usage record
+    # A multipart upload's files by field name (`image[]` as `image`), for actions that take uploads.
+    files: dict[str, list[UploadedFile]] = field(default_factory=dict)
 
     def studio_id(self) -> str:
         """The studio this call acts on: the token's own, or the `studio_id` an admin names.

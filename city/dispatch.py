@@ -7,8 +7,10 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from city import metrics, storable
@@ -76,7 +78,10 @@ async def _dispatch(request: HttpRequest, found: Resolution, request_id: str) ->
     check_allowed(identity, action)
     call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath, request_id=request_id)
     try:
-        call.data = read_input(request, action)
+        if action.upload and is_multipart(request):
+            call.data, call.files = await read_form(request)
+        else:
+            call.data = read_input(request, action)
         if action.is_async:
             call.data = action.input_spec.validate(call.data)
             result = await action.handler(call)
@@ -98,6 +103,14 @@ def _validated_then_handled(action: Action, call: Call) -> Any:
     return action.handler(call)
 
 
+def body_too_large(action: Action | None) -> ApiError:
+    if action is not None and action.upload:
+        limit, name = settings.CITY_MAX_UPLOAD_BYTES, "CITY_MAX_UPLOAD_BYTES"
+    else:
+        limit, name = settings.CITY_MAX_BODY_BYTES, "CITY_MAX_BODY_BYTES"
+    return ApiError(413, f"The request body is over the limit of {limit} bytes ({name}).", code="body_too_large")
+
+
 def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
     """A GET's query parameters, or a POST's JSON object (an empty body is an empty object)."""
     if request.method in ("GET", "HEAD"):
@@ -106,9 +119,9 @@ def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
     try:
         body = request.body
     except RequestDataTooBig:
-        raise ApiError(
-            413, f"The request body is over the limit of {settings.CITY_MAX_BODY_BYTES} bytes (CITY_MAX_BODY_BYTES).", code="body_too_large"
-        ) from None
+        raise body_too_large(action) from None
+    if len(body) > settings.CITY_MAX_BODY_BYTES and not action.upload:  # Django's own limit is the larger upload limit
+        raise body_too_large(action)
     if not action.json_body:
         return {}
     content_type = request.content_type or ""
@@ -127,6 +140,39 @@ def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
         raise ApiError(400, 'The body must be a JSON object, such as {"name": "…"}.', code="invalid_json")
     storable.check_json_body(body, data)
     return data
+
+
+def is_multipart(request: HttpRequest) -> bool:
+    return request.method == "POST" and (request.content_type or "") == "multipart/form-data"
+
+
+async def read_form(request: HttpRequest) -> tuple[dict[str, Any], dict[str, list[UploadedFile]]]:
+    """A multipart body as (fields, files), as OpenAI's SDKs send uploads: a field sent once is a
+    string, one sent more than once (or named `name[]`, as the SDKs send arrays) a list of strings;
+    files by field name, `[]` removed. Django spools files over FILE_UPLOAD_MAX_MEMORY_SIZE to disk,
+    so the parse runs on a worker thread."""
+    try:
+        fields, files = await sync_to_async(_parse_form)(request)
+    except RequestDataTooBig:
+        raise body_too_large(None) from None  # the form's fields (not its files) over DATA_UPLOAD_MAX_MEMORY_SIZE
+    except (MultiPartParserError, TooManyFilesSent, TooManyFieldsSent) as exc:
+        raise ApiError(400, f"Could not parse the multipart body: {exc}.", code="invalid_multipart") from None
+    data: dict[str, Any] = {}
+    for key, values in fields:
+        name, as_list = (key[:-2], True) if key.endswith("[]") else (key, False)
+        if name in data:
+            previous = data[name]
+            data[name] = [*previous, *values] if isinstance(previous, list) else [previous, *values]
+        else:
+            data[name] = list(values) if as_list or len(values) > 1 else values[0]
+    uploads: dict[str, list[UploadedFile]] = {}
+    for key, found in files:
+        uploads.setdefault(key.removesuffix("[]"), []).extend(found)
+    return data, uploads
+
+
+def _parse_form(request: HttpRequest) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[UploadedFile]]]]:
+    return list(request.POST.lists()), list(request.FILES.lists())
 
 
 def _not_utf8(body: bytes) -> bool:

@@ -68,6 +68,7 @@ class LiveCity:
                 "CITY_SECRET_KEY": settings.CITY_SECRET_KEY,
                 "CITY_LOG_LEVEL": "WARNING",
                 "CITY_PUBLIC_URL": self.url,  # its own address, so that the OAuth callback comes back to it
+                "CITY_MEDIA_ROOT": str(settings.MEDIA_ROOT),  # the test run's media folder (conftest.py)
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -58,6 +58,9 @@ class Action:
     input: InputDeclaration = NO_INPUT
     # Media types of a successful answer, for the OpenAPI document (e.g. "text/event-stream" for streams).
     responds: tuple[str, ...] = ("application/json",)
+    # Also takes multipart/form-data (its files in `call.files`), and bodies up to CITY_MAX_UPLOAD_BYTES
+    # rather than CITY_MAX_BODY_BYTES (JSON included: audio may come as base64).
+    upload: bool = False
 
     @property
     def is_async(self) -> bool:

@@ -45,6 +45,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CITY_CSRF_TRUSTED_ORIGINS", default=[])
 
 # Largest request body accepted on /v1/, in bytes; larger ones get 413 before they are read.
 CITY_MAX_BODY_BYTES = env.int("CITY_MAX_BODY_BYTES", default=1_048_576)
+# Largest body of the routes that take uploads (audio to transcribe, images to edit), multipart or JSON
+# with base64: OpenAI's own file limits are 25 MB (audio) and 50 MB (images), plus the encoding.
+CITY_MAX_UPLOAD_BYTES = env.int("CITY_MAX_UPLOAD_BYTES", default=64 * 1_048_576)
 # Threads per process that run the sync parts of /v1/ requests (ORM calls); reused across requests.
 CITY_SYNC_THREADS = env.int("CITY_SYNC_THREADS", default=8)
 # Seconds a process trusts a resolved token: the bound on revocation, pause and removal when a broadcast is lost.
@@ -192,8 +195,23 @@ CSRF_COOKIE_SECURE = CITY_SECURE_COOKIES
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-# Django's own form/body limit, kept in step with City's.
-DATA_UPLOAD_MAX_MEMORY_SIZE = CITY_MAX_BODY_BYTES
+# Django's own body limit: the larger of City's two, which city/bodylimit.py and the dispatcher apply
+# per route (a multipart form's files do not count against it, its other fields do).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(CITY_MAX_BODY_BYTES, CITY_MAX_UPLOAD_BYTES)
+
+# Media results City keeps (finished videos, images made for a client that left) go through Django's
+# storage API: a local folder by default, any django-storages backend by its dotted path and options
+# (e.g. CITY_MEDIA_STORAGE=storages.backends.s3.S3Storage, CITY_MEDIA_STORAGE_OPTIONS={"bucket_name": "…"}).
+MEDIA_ROOT = env.path("CITY_MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+STORAGES = {
+    "default": {
+        "BACKEND": env.str("CITY_MEDIA_STORAGE", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("CITY_MEDIA_STORAGE_OPTIONS", default={}),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Hours a kept media result stays retrievable before it is deleted.
+CITY_MEDIA_RETENTION_HOURS = env.int("CITY_MEDIA_RETENTION_HOURS", default=72)
 
 # Dotted path of the function that turns a user bearer token into an identity.
 CITY_USER_TOKEN_RESOLVER = "studios.credentials.resolve_user_token"

@@ -29,6 +29,25 @@ class Upstream:
     base_url_env: str = ""  # the env key the base URL came from, named in errors that point at it
 
 
+@dataclass(frozen=True)
+class MediaFile:
+    """A file a media request carries (audio to transcribe, an image to edit), read into memory
+    within the route's size limit."""
+
+    name: str  # the file name the client gave (upstreams read the format from its extension)
+    data: bytes
+    content_type: str
+
+
+@dataclass
+class MediaStream:
+    """An upstream's binary answer, opened: its status was 2xx, and `chunks` yields its body as it
+    arrives (closing `chunks` closes the upstream response)."""
+
+    content_type: str
+    chunks: AsyncGenerator[bytes, None]
+
+
 class UpstreamError(Exception):
     """The upstream failed. `status` is what City answers; `retryable` allows retry/fail-over
     (only while nothing has reached the client)."""
@@ -65,6 +84,18 @@ class Adapter:
     - `completions(upstream, body)` / `completions_stream(...)`: legacy completions where the
       protocol has them natively; the base raises NotImplementedError and the service turns the
       prompt into a one-message chat instead.
+    Media, each in OpenAI's shapes whatever the provider speaks (a provider without one raises
+    NotImplementedError, which the route answers as a 400 naming the model):
+    - `images(upstream, body)` → OpenAI's images response `{created, data: [{b64_json | url,
+      revised_prompt?}], usage?}` for an images/generations body; `image_edit(upstream, body,
+      images, mask)` the same for images/edits, the files apart.
+    - `speech(upstream, body)` → a MediaStream of the audio, for an audio/speech body.
+    - `transcribe(upstream, body, audio)` / `translate(...)` → OpenAI's verbose_json shape `{text,
+      language?, duration?, segments?, words?, usage?}` for an audio/transcriptions (translations)
+      body, the file apart; City renders the other response formats from it.
+    - `video_create(upstream, body, reference)` → an OpenAI video object `{id (the upstream's),
+      status, progress?, seconds?, size?, error?}`; `video_status(upstream, upstream_id)` the same
+      object now; `video_content(upstream, upstream_id)` → a MediaStream of the finished video.
     Errors: raise UpstreamError (never httpx exceptions) — 4xx with the upstream's message,
     connect errors 502 retryable, upstream 5xx/429-overload 502/503 retryable, timeouts 504 retryable.
     """
@@ -85,6 +116,30 @@ class Adapter:
         raise NotImplementedError
 
     def completions_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        raise NotImplementedError
+
+    async def images(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def image_edit(self, upstream: Upstream, body: dict[str, Any], images: list[MediaFile], mask: MediaFile | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def speech(self, upstream: Upstream, body: dict[str, Any]) -> MediaStream:
+        raise NotImplementedError
+
+    async def transcribe(self, upstream: Upstream, body: dict[str, Any], audio: MediaFile) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def translate(self, upstream: Upstream, body: dict[str, Any], audio: MediaFile) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def video_create(self, upstream: Upstream, body: dict[str, Any], reference: MediaFile | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def video_status(self, upstream: Upstream, upstream_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def video_content(self, upstream: Upstream, upstream_id: str) -> MediaStream:
         raise NotImplementedError
 
 

@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 import orjson
 from typing_extensions import override
 
+from aihub.adapters import gemini_images, gemini_video
 from aihub.adapters import openai_shapes as oa
-from aihub.adapters.base import Adapter, Upstream, UpstreamError, error_from_response
+from aihub.adapters.base import Adapter, MediaFile, MediaStream, Upstream, UpstreamError, error_from_response
 
 API_VERSION = "v1beta"
 # Inputs one batchEmbedContents request may carry (OpenAI takes up to 2048 in one request).
@@ -144,6 +145,26 @@ class GeminiAdapter(Adapter):
         if response.status_code >= 400:
             raise _http_error(response.status_code, response.content, upstream.provider)
         return oa.json_of(response.content, upstream.provider)
+
+    @override
+    async def images(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        return await gemini_images.images(self, upstream, body)
+
+    @override
+    async def image_edit(self, upstream: Upstream, body: dict[str, Any], images: list[MediaFile], mask: MediaFile | None) -> dict[str, Any]:
+        return await gemini_images.image_edit(self, upstream, body, images, mask)
+
+    @override
+    async def video_create(self, upstream: Upstream, body: dict[str, Any], reference: MediaFile | None) -> dict[str, Any]:
+        return await gemini_video.video_create(self, upstream, body, reference)
+
+    @override
+    async def video_status(self, upstream: Upstream, upstream_id: str) -> dict[str, Any]:
+        return await gemini_video.video_status(self, upstream, upstream_id)
+
+    @override
+    async def video_content(self, upstream: Upstream, upstream_id: str) -> MediaStream:
+        return await gemini_video.video_content(self, upstream, upstream_id)
 
 
 def _model_name(upstream: Upstream) -> str:

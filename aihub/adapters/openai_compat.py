@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import orjson
+from typing_extensions import override
 
-from aihub.adapters.base import Adapter, Upstream, UpstreamError, error_from_response, error_from_transport
+from aihub.adapters import openai_images, openai_speech, openai_transcription, openai_videos
+from aihub.adapters.base import Adapter, MediaFile, MediaStream, Upstream, UpstreamError, error_from_response, error_from_transport
 from aihub.adapters.sse import iter_sse
 
 _JSON = "application/json"
@@ -136,6 +138,38 @@ class OpenAICompatAdapter(Adapter):
             raise error_from_transport(exc, upstream.provider) from None
         finally:
             await response.aclose()  # early close (client gone) drops the upstream connection at once
+
+    @override
+    async def images(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        return await openai_images.images(self, upstream, body)
+
+    @override
+    async def image_edit(self, upstream: Upstream, body: dict[str, Any], images: list[MediaFile], mask: MediaFile | None) -> dict[str, Any]:
+        return await openai_images.image_edit(self, upstream, body, images, mask)
+
+    @override
+    async def speech(self, upstream: Upstream, body: dict[str, Any]) -> MediaStream:
+        return await openai_speech.speech(self, upstream, body)
+
+    @override
+    async def transcribe(self, upstream: Upstream, body: dict[str, Any], audio: MediaFile) -> dict[str, Any]:
+        return await openai_transcription.transcribe(self, upstream, body, audio)
+
+    @override
+    async def translate(self, upstream: Upstream, body: dict[str, Any], audio: MediaFile) -> dict[str, Any]:
+        return await openai_transcription.translate(self, upstream, body, audio)
+
+    @override
+    async def video_create(self, upstream: Upstream, body: dict[str, Any], reference: MediaFile | None) -> dict[str, Any]:
+        return await openai_videos.video_create(self, upstream, body, reference)
+
+    @override
+    async def video_status(self, upstream: Upstream, upstream_id: str) -> dict[str, Any]:
+        return await openai_videos.video_status(self, upstream, upstream_id)
+
+    @override
+    async def video_content(self, upstream: Upstream, upstream_id: str) -> MediaStream:
+        return await openai_videos.video_content(self, upstream, upstream_id)
 
 
 async def _read_to_the_end(events: AsyncIterator[Any]) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from aihub.tests.upstream.gemini_images_sim import GeminiImagesRoutes
+from aihub.tests.upstream.gemini_video_sim import GeminiVideoRoutes
 from aihub.tests.upstream.openai_sim import vector_for
 from aihub.tests.upstream.sim import Received, Reply, SimServer, sse
 
@@ -78,7 +80,7 @@ class InvalidArgument(Exception):
     pass
 
 
-class GeminiSim(SimServer):
+class GeminiSim(GeminiImagesRoutes, GeminiVideoRoutes, SimServer):
     recordings = RECORDINGS
 
     def error_body(self, status: int, message: str) -> Any:
@@ -88,6 +90,10 @@ class GeminiSim(SimServer):
         return Reply.json(self.error_body(status, message), status=status)
 
     def handle(self, request: Received) -> Reply:
+        for media_route in (self.gemini_images_route, self.gemini_video_route):
+            media = media_route(request)
+            if media is not None:
+                return media
         route = ROUTE.match(request.path)
         if request.method != "POST" or not route:
             return self._error(404, f"The requested URL {request.path} was not found on this server.")

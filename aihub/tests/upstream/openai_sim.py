@@ -14,12 +14,16 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+from aihub.tests.upstream.openai_images_sim import ImagesRoutes
+from aihub.tests.upstream.openai_speech_sim import SpeechRoutes
+from aihub.tests.upstream.openai_transcription_sim import TranscriptionRoutes
+from aihub.tests.upstream.openai_videos_sim import VideosRoutes
 from aihub.tests.upstream.sim import Received, Reply, SimServer, sse
 
 CREATED = 1_767_225_600  # a fixed timestamp keeps recorded payloads stable
 
 
-class OpenAISim(SimServer):
+class OpenAISim(ImagesRoutes, SpeechRoutes, TranscriptionRoutes, VideosRoutes, SimServer):
     def error_body(self, status: int, message: str) -> Any:
         error_type = {
             400: "invalid_request_error",
@@ -31,6 +35,10 @@ class OpenAISim(SimServer):
         return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
     def handle(self, request: Received) -> Reply:
+        for route in (self.images_route, self.speech_route, self.transcription_route, self.videos_route):
+            media = route(request)
+            if media is not None:
+                return media
         path = request.path.rstrip("/")
         if request.method == "GET" and path.endswith("/models"):
             return Reply.json({"object": "list", "data": [{"id": "sim-model", "object": "model", "created": CREATED, "owned_by": "sim"}]})

@@ -1,0 +1,62 @@
+"""How each provider is reached: one Deployment constructor per provider, with its env keys and base URL
+(see aihub/catalog.py for the models that use them).
+
+Base URLs follow each provider's own SDK: the OpenAI-compatible ones end where `/chat/completions`
+is appended (`https://api.openai.com/v1`), Anthropic's and Gemini's are the host (the adapter adds
+`/v1/messages`, `/v1beta/models/…`). Every one is overridable through its `*_BASE_URL` env key.
+"""
+
+from aihub.catalog_types import Deployment
+
+
+def deepseek(model: str) -> Deployment:
+    return Deployment("deepseek", "openai", model, "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "https://api.deepseek.com")
+
+
+def openai(model: str, *, legacy_completions: bool = False) -> Deployment:
+    return Deployment(
+        "openai", "openai", model, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1", legacy_completions=legacy_completions
+    )
+
+
+def anthropic(model: str) -> Deployment:
+    return Deployment("anthropic", "anthropic", model, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+
+
+def gemini(model: str) -> Deployment:
+    return Deployment("google", "gemini", model, "GEMINI_API_KEY", "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com")
+
+
+def moonshot(model: str) -> Deployment:
+    return Deployment("moonshot", "openai", model, "MOONSHOT_API_KEY", "MOONSHOT_BASE_URL", "https://api.moonshot.ai/v1")
+
+
+def qwen(model: str) -> Deployment:
+    return Deployment(
+        "qwen", "openai", model, "DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+    )
+
+
+def zai(model: str) -> Deployment:
+    return Deployment("zai", "openai", model, "ZAI_API_KEY", "ZAI_BASE_URL", "https://api.z.ai/api/paas/v4")
+
+
+def openrouter(model: str) -> Deployment:
+    return Deployment("openrouter", "openai", model, "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+
+
+# A local OpenAI-compatible server: Ollama (http://127.0.0.1:11434/v1), vLLM (http://127.0.0.1:8000/v1),
+# llama.cpp's llama-server (http://127.0.0.1:8080/v1). Callable once LOCAL_OPENAI_BASE_URL is set.
+def local(model: str, model_env: str) -> Deployment:
+    return Deployment(
+        "local",
+        "openai",
+        model,
+        "LOCAL_OPENAI_API_KEY",
+        "LOCAL_OPENAI_BASE_URL",
+        "",
+        base_url_required=True,
+        api_key_required=False,
+        model_env=model_env,
+        legacy_completions=True,
+    )

@@ -1,0 +1,7 @@
+"""Images: POST /v1/ai/image (City's parts), /v1/ai/images/generations and images/edits (OpenAI's)."""
+
+from city.registry import Action
+
+# The routes, added to the ai service (aihub/services.py), and their /v1/… twins (Service.aliases).
+ACTIONS: tuple[Action, ...] = ()
+ALIASES: dict[str, str] = {}

@@ -1,0 +1,11 @@
+"""OpenAI transcription: POST /audio/transcriptions and /audio/translations (multipart), mixed into the provider's simulator."""
+
+from __future__ import annotations
+
+from aihub.tests.upstream.sim import Received, Reply
+
+
+class TranscriptionRoutes:
+    def transcription_route(self, request: Received) -> Reply | None:
+        """The answer when `request` is one of these routes, else None."""
+        return None
