@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from aihub.catalog import models_by_id
 from aihub.catalog_types import Model
 from aihub.dashboard_data import by_day_and_model, per_day, top, totals_of
-from aihub.model_test import TestOutcome, try_model
+from aihub.model_test import TestOutcome, is_media, try_model
 from aihub.money_json import usd_decimal
 from aihub.svg_charts import PALETTE, Series, side_by_side_bars, stacked_bars
 from aihub.upstreams import callable_upstreams
@@ -55,6 +55,13 @@ def dollars(cost: int) -> str:
 
 def per_million(micro_usd: int) -> str:
     return usd_text(Decimal(micro_usd).scaleb(-6))
+
+
+def per_unit(model: Model) -> str:
+    """A media model's price per image, character or second ("$0.04 / image"), variants aside; "—" for text models."""
+    if not model.unit:
+        return "—"
+    return f"{usd_text(Decimal(model.unit_price).scaleb(-12))} / {model.unit.removesuffix('s')}"
 
 
 # --- The usage dashboard ----------------------------------------------------------------------
@@ -213,6 +220,8 @@ def model_rows(now: datetime) -> list[dict[str, Any]]:
                 "missing": missing,
                 "input_price": per_million(model.input_price),
                 "output_price": per_million(model.output_price),
+                "unit_price": per_unit(model),
+                "media": is_media(model),
                 "requests": requests,
                 "errors": errors,
                 "error_rate": f"{errors / requests:.1%}" if requests else "—",

@@ -16,7 +16,7 @@ import orjson
 from django.http import HttpRequest
 
 from aihub.catalog import models_by_id
-from aihub.catalog_types import EMBEDDINGS, TEXT
+from aihub.catalog_types import EMBEDDINGS, TEXT, Model
 from city.calls import Call
 from city.errors import ApiError
 from city.identity import Identity
@@ -37,6 +37,11 @@ def request_for(model_id: str, studio_id: str) -> tuple[str, dict[str, Any]]:
         return EMBEDDINGS_ROUTE, {"model": model_id, "input": "ok", "studio_id": studio_id}
     body = {"model": model_id, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 1, "studio_id": studio_id}
     return CHAT_ROUTE, body
+
+
+def is_media(model: Model) -> bool:
+    """Image, speech, transcription and video models: a one-token test call has no equivalent for them."""
+    return not any(mode in model.modalities for mode in (TEXT, EMBEDDINGS))
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,10 @@ async def try_model(request: HttpRequest, model_id: str, studio_id: str, *, who:
     """Sends one short prompt with max_tokens 1 as the admin (`who` names the Django user for the audit
     label), billed to `studio_id`; returns what came back. Refusals and upstream failures are outcomes,
     never exceptions."""
+    model = models_by_id().get(model_id)
+    if model is not None and is_media(model):
+        message = f"{model_id} makes {model.unit or 'media'}: the board tests chat and embedding models only; call its route to try it."
+        return TestOutcome(model_id, studio_id, "", 0, 400, error_code="unsupported_model", error=message)
     route, body = request_for(model_id, studio_id)
     action = registry().resolve(route).action
     assert action is not None, f"{route} is not registered"

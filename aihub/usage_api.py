@@ -16,6 +16,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework import serializers
 
+from aihub.catalog import models_by_id
 from aihub.money_json import usd_number, usd_text
 from aihub.usage_query import GROUPS, UsageFilter, grouped
 from aihub.visibility import visible_scope
@@ -131,7 +132,11 @@ def _row(group_by: str, found: dict[str, Any]) -> dict[str, Any]:
         key = _instant(key)
     elif group_by in ("token", "account"):
         key = key or None  # '' in the rollups: the admin's calls, made without a token or account
-    return {KEY_NAMES[group_by]: key, **{name: found[column] or 0 for name, column in SUMS.items()}}
+    row = {KEY_NAMES[group_by]: key, **{name: found[column] or 0 for name, column in SUMS.items()}}
+    if group_by == "model":  # one model bills one unit: its media units add up only per model
+        model = models_by_id().get(key)
+        row["unit"], row["units"] = (model.unit or None) if model else None, found["units"] or 0
+    return row
 
 
 def _instant(when: datetime) -> str:
@@ -156,10 +161,11 @@ def _cell(value: Any) -> str:
 def csv_response(group_by: str, rows: list[dict[str, Any]], start: datetime, end: datetime) -> HttpResponse:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    header = [KEY_NAMES[group_by], *SUMS]
-    writer.writerow(header)
+    media = ["unit", "units"] if group_by == "model" else []
+    writer.writerow([KEY_NAMES[group_by], *SUMS, *media])
     for row in rows:
-        writer.writerow([_cell(row[KEY_NAMES[group_by]]), *(row[name] for name in SUMS if name != "cost"), usd_text(row["cost"])])
+        sums = [row[name] for name in SUMS if name != "cost"]
+        writer.writerow([_cell(row[KEY_NAMES[group_by]]), *sums, usd_text(row["cost"]), *(row[name] or "" for name in media)])
     response = HttpResponse(out.getvalue().encode(), content_type="text/csv; charset=utf-8")
     name = f"usage-{group_by}-{start:%Y%m%dT%H}-{end:%Y%m%dT%H}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
