@@ -60,7 +60,8 @@ def over_the_cap(model: Model, worst: Worst, plan: PlanLimits, cap: int) -> ApiE
     if worst.units:
         return ApiError(
             402,
-            f"This request could cost up to {dollars(worst.cost)} ({worst.units:,} {model.unit} of '{model.id}'), over the "
+            f"This request could cost up to {dollars(worst.cost)} ({worst.units:,} {unit_name(model.unit, worst.units)} of "
+            f"'{model.id}'), over the "
             f"per-request cap of {dollars(cap)} of plan '{plan.name}': ask for fewer.",
             code="per_request_budget_exceeded",
         )
@@ -78,6 +79,11 @@ def over_the_cap(model: Model, worst: Worst, plan: PlanLimits, cap: int) -> ApiE
         code="per_request_budget_exceeded",
         param="max_tokens",
     )
+
+
+def unit_name(unit: str, count: int) -> str:
+    """ "images" → "image" for one."""
+    return unit.removesuffix("s") if count == 1 else unit
 
 
 def needs_exact_count(scopes: PlanScopes) -> bool:
@@ -243,7 +249,9 @@ class AiCall:
         """`answer`, for calls whose upstream bills what it makes even if no one takes it (images):
         if the client leaves, the upstream call runs on; `orphaned(answer)` then takes its usage
         onto the meter and keeps the result for pickup, and the call is settled as cancelled (499)
-        at what was made. An upstream failure after the client left is recorded as for `answer`."""
+        at what was made. An upstream failure after the client left is recorded as for `answer`.
+        `orphaned` runs after the request's ThreadSensitiveContext has exited: database work in it
+        goes through `sync_to_async(..., thread_sensitive=False)` and closes its connection."""
         task = asyncio.ensure_future(self.answer(attempt))
         try:
             return await asyncio.shield(task)
