@@ -28,7 +28,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         Handler.seen_hosts.append(self.headers.get("Host", ""))
-        port = self.server.server_address[1]
+        port = self.connection.getsockname()[1]
         if self.path == "/audio.wav":
             self._send(200, b"RIFF-audio", "audio/wav; charset=binary")
         elif self.path == "/hop":
