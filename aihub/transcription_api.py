@@ -30,6 +30,7 @@ from aihub.catalog_types import ASR, Model
 from aihub.estimate import Worst, count_tokens, worst_media
 from aihub.pipeline import AiCall, admit
 from aihub.transcription_audio import (
+    AUDIO_TYPES,
     MAX_AUDIO_BYTES,
     Audio,
     check_size,
@@ -75,13 +76,15 @@ GRANULARITIES = ("word", "segment")
 class AudioRequest:
     """The input spec of the three routes: their fields, each checked (form fields arrive as strings)."""
 
-    def __init__(self, title: str, fields: tuple[str, ...], city_shape: bool) -> None:
-        self.title, self.fields, self.city_shape = title, fields, city_shape
+    def __init__(self, title: str, fields: tuple[str, ...]) -> None:
+        self.title, self.fields = title, fields
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         for name in data:
             if name == "file":
-                raise ApiError(400, "file must be an uploaded file (a multipart/form-data part with a filename).", param="file")
+                raise ApiError(
+                    400, "file must be an uploaded file (a multipart/form-data part with a filename).", param="file", code="invalid_type"
+                )
             if name not in self.fields:
                 raise ApiError(
                     400, f"{name} is not a field of this API; it takes {', '.join(self.fields)}.", param=name, code="unknown_field"
@@ -149,9 +152,9 @@ def _temperature(value: Any) -> float:
     return number
 
 
-ASR_REQUEST = AudioRequest("AsrRequest", ASR_FIELDS, city_shape=True)
-TRANSCRIPTION_REQUEST = AudioRequest("CreateTranscriptionRequest", TRANSCRIPTION_FIELDS, city_shape=False)
-TRANSLATION_REQUEST = AudioRequest("CreateTranslationRequest", TRANSLATION_FIELDS, city_shape=False)
+ASR_REQUEST = AudioRequest("AsrRequest", ASR_FIELDS)
+TRANSCRIPTION_REQUEST = AudioRequest("CreateTranscriptionRequest", TRANSCRIPTION_FIELDS)
+TRANSLATION_REQUEST = AudioRequest("CreateTranslationRequest", TRANSLATION_FIELDS)
 
 
 # --- the audio ----------------------------------------------------------------------------------------
@@ -197,7 +200,7 @@ async def from_url(url: str, mime: str | None) -> MediaFile:
         raise ApiError(400, str(exc), param="url", code="url_unreachable") from None
     name = PurePosixPath(urlsplit(fetched.url).path).name
     content_type = mime or fetched.content_type
-    if not PurePosixPath(name).suffix:
+    if PurePosixPath(name).suffix.lower().lstrip(".") not in AUDIO_TYPES:  # /download.php?id=… names nothing
         name = _name_for(fetched.data, content_type)
     return typed_file(name, fetched.data, content_type, param="url")
 

@@ -156,12 +156,14 @@ class OpenAITranscriptionTests(AsrTestCase):
         fetched = self.ok(self.asr(model="whisper-1", url=host.url + "/media/clip.wav"))
         self.assertEqual(fetched["parts"][0]["text"], "One two three four.")
         self.assertEqual(parse_multipart(self.sim.last_request).files["file"][2], audio)  # type: ignore[union-attr]
+        self.ok(self.asr(model="whisper-1", url=host.url + "/download?id=7"))  # no extension: typed by its content type
+        self.assertEqual(parse_multipart(self.sim.last_request).files["file"][0], "audio.wav")  # type: ignore[union-attr]
         for private in ("http://10.0.0.1/clip.wav", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]/a.wav"):
             error = self.error(self.asr(model="whisper-1", url=private), 400)
             self.assertEqual((error["param"], error["code"]), ("url", "url_not_allowed"))
 
-        records = self.records(4)
-        self.assertEqual([(r.route, r.unit, r.units) for r in records], [("asr", "seconds", 2)] * 4)
+        records = self.records(5)
+        self.assertEqual([(r.route, r.unit, r.units) for r in records], [("asr", "seconds", 2)] * 5)
         mini = records[1]
         self.assertEqual(mini.cost, 16 * 3_000_000 + 5 * 5_000_000)
 
