@@ -20,7 +20,8 @@ How it holds:
    for https the TLS handshake sends it as SNI and verifies the certificate against it.
 3. Redirects are followed by hand, at most CITY_FETCH_MAX_REDIRECTS, each new URL checked as in 1.
 4. The body is counted as it streams: over `max_bytes` the fetch stops there, whatever
-   Content-Length said (or did not say).
+   Content-Length said (or did not say). It is asked for as sent (`Accept-Encoding: identity`): a
+   compressed answer would be the compressed bytes, not the file, so one is refused.
 5. The whole exchange, resolution and redirects included, has CITY_FETCH_TIMEOUT_SECONDS.
 """
 
@@ -79,7 +80,9 @@ async def _follow(url: str, max_bytes: int, redirects: int, timeout: float) -> F
     async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout)) as client:
         for _hop in range(redirects + 1):
             target = await checked(url)
-            request = client.build_request("GET", target.pinned_url, headers=target.headers, extensions=target.extensions)
+            request = client.build_request(
+                "GET", target.pinned_url, headers={**target.headers, "Accept-Encoding": "identity"}, extensions=target.extensions
+            )
             try:
                 response = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
@@ -90,6 +93,9 @@ async def _follow(url: str, max_bytes: int, redirects: int, timeout: float) -> F
                     continue
                 if not 200 <= response.status_code < 300:
                     raise FetchFailed(f"The URL answered with status {response.status_code}.")
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise FetchFailed(f"The URL answered with a compressed body ({encoding[:40]}); City needs the file as it is.")
                 data = await _body(response, max_bytes)
             finally:
                 await response.aclose()

@@ -5,6 +5,7 @@ fetches that must succeed allow 127.0.0.1/32; the refusals never connect (the ne
 fail the test if one tried an address beyond loopback)."""
 
 import asyncio
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +54,19 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
             except OSError:
                 pass  # the client stopped reading at the limit
+        elif self.path in ("/gzip-if-asked", "/gzip-always"):
+            # As a web server compressing what it serves whenever the client accepts it.
+            asked = "gzip" in self.headers.get("Accept-Encoding", "")
+            body = b"RIFF-audio"
+            if asked or self.path == "/gzip-always":
+                body = gzip.compress(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/wav")
+            if asked or self.path == "/gzip-always":
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif self.path == "/slow":
             self.send_response(200)
             self.send_header("Content-Length", "100")
@@ -177,6 +191,13 @@ def test_a_body_over_the_limit_is_refused_declared_or_not(server: str) -> None:
             run_fetch(server + "/declared-big")
         with pytest.raises(FetchTooLarge):
             run_fetch(server + "/chunked-big")
+
+
+def test_the_body_is_the_file_as_served_never_a_compressed_copy(server: str) -> None:
+    with LOOPBACK_ALLOWED:
+        assert run_fetch(server + "/gzip-if-asked").data == b"RIFF-audio"  # type: ignore[attr-defined]
+        with pytest.raises(FetchFailed, match=r"compressed body \(gzip\)"):
+            run_fetch(server + "/gzip-always")
 
 
 def test_a_slow_server_runs_into_the_time_limit(server: str) -> None:
