@@ -151,8 +151,13 @@ async def checked(url: str) -> Target:
         raise FetchRefused("The URL has no host.")
     if parts.username is not None or parts.password is not None:
         raise FetchRefused("The URL may not carry a user name or password.")
+    # A name in Unicode goes on the wire (Host, SNI) as its ASCII form, the one DNS resolves.
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise FetchRefused("The URL's host is not a valid host name.") from None
     port = port or (443 if parts.scheme == "https" else 80)
-    addresses = await resolve(host, port)
+    addresses = await resolve(name, port)
     for address in addresses:
         if not allowed(address):
             raise FetchRefused(f"The URL's host {host} is a private, loopback, link-local or reserved address, which City does not fetch.")
@@ -160,10 +165,10 @@ async def checked(url: str) -> Target:
     literal = f"[{address}]" if address.version == 6 else str(address)
     default_port = port == (443 if parts.scheme == "https" else 80)
     pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-    host_header = host if default_port else f"{host}:{port}"
-    if ":" in host:
-        host_header = f"[{host}]" if default_port else f"[{host}]:{port}"
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    host_header = name if default_port else f"{name}:{port}"
+    if ":" in name:
+        host_header = f"[{name}]" if default_port else f"[{name}]:{port}"
+    extensions = {"sni_hostname": name} if parts.scheme == "https" else {}
     return Target(host, pinned, {"Host": host_header}, extensions)
 
 

@@ -120,6 +120,16 @@ def test_it_fetches_from_an_allowed_network_with_the_name_in_the_host_header(ser
     assert Handler.seen_hosts[-1] == server.removeprefix("http://")
 
 
+def test_a_unicode_host_name_goes_on_the_wire_in_its_ascii_form(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    with LOOPBACK_ALLOWED:
+        fetched = run_fetch(f"http://ｌｏｃａｌｈｏｓｔ:{port}/audio.wav")  # fullwidth letters: IDNA makes it "localhost"
+    assert fetched.data == b"RIFF-audio"  # type: ignore[attr-defined]
+    assert Handler.seen_hosts[-1] == f"localhost:{port}"
+    with pytest.raises(FetchRefused, match="not a valid host name"):
+        run_fetch("http://a..b/a.wav")
+
+
 @pytest.mark.parametrize(
     "url",
     [
