@@ -12,9 +12,9 @@ How it holds:
 1. The host is resolved once (asyncio's getaddrinfo; a numeric host such as 2130706433, 0x7f000001
    or 017700000001 is read as the IPv4 address the C library would make of it, without a lookup),
    and the fetch is refused if ANY address is private, loopback, link-local, multicast, reserved,
-   unspecified or shared (100.64.0.0/10), directly or as the IPv4 address inside an IPv4-mapped,
-   6to4, Teredo or NAT64 (64:ff9b::/96) IPv6 address; settings.CITY_FETCH_ALLOWED_NETWORKS names
-   networks allowed all the same.
+   unspecified, shared (100.64.0.0/10) or IPv6 site-local (fec0::/10), directly or as the IPv4
+   address inside an IPv4-mapped, 6to4, Teredo or NAT64 (64:ff9b::/96) IPv6 address;
+   settings.CITY_FETCH_ALLOWED_NETWORKS names networks allowed all the same.
 2. The connection goes to the checked address itself (the URL's host replaced by it), so a second
    resolution cannot answer something else (DNS rebinding). The Host header carries the name, and
    for https the TLS handshake sends it as SNI and verifies the certificate against it.
@@ -235,6 +235,8 @@ def _public(address: IPAddress) -> bool:
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
+        # fec0::/10: deprecated, yet still routed inside some networks.
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
         or (address.version == 4 and address in SHARED)
         or not address.is_global
     )

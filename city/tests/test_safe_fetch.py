@@ -140,6 +140,7 @@ def test_a_unicode_host_name_goes_on_the_wire_in_its_ascii_form(server: str) -> 
         "http://[::ffff:10.0.0.1]/a.wav",
         "http://[2002:a00:1::]/a.wav",  # 6to4 of 10.0.0.1
         "http://[64:ff9b::a9fe:a9fe]/a.wav",  # NAT64 of 169.254.169.254
+        "http://[fec0::1]/a.wav",  # IPv6 site-local
         "http://0.0.0.0/a.wav",
         "http://100.64.1.1/a.wav",
         "http://224.0.0.1/a.wav",
