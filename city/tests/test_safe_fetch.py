@@ -6,6 +6,7 @@ fail the test if one tried an address beyond loopback)."""
 
 import asyncio
 import gzip
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -118,6 +119,33 @@ def test_it_fetches_from_an_allowed_network_with_the_name_in_the_host_header(ser
     assert fetched.content_type == "audio/wav"  # type: ignore[attr-defined]
     assert fetched.url == server + "/audio.wav"  # type: ignore[attr-defined]
     assert Handler.seen_hosts[-1] == server.removeprefix("http://")
+
+
+def test_the_connection_goes_to_the_address_checked_not_to_a_second_lookup(server: str) -> None:
+    """DNS rebinding: the name answers loopback (allowed here) once, then a private address. A second
+    lookup by the HTTP client would connect to 10.0.0.1, which the network guard fails the test for."""
+    port = int(server.rsplit(":", 1)[1])
+    answers = iter(["127.0.0.1", "10.0.0.1", "10.0.0.1"])
+    lookups: list[object] = []
+
+    async def fetch_through_a_rebinding_resolver() -> object:
+        loop = asyncio.get_running_loop()
+        real = loop.getaddrinfo
+
+        async def rebinding(host: object, *args: object, **kwargs: object) -> object:
+            if host in ("rebind.test", b"rebind.test"):
+                lookups.append(host)
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+            return await real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+        loop.getaddrinfo = rebinding  # type: ignore[method-assign]
+        return await fetch(f"http://rebind.test:{port}/audio.wav", max_bytes=LIMIT)
+
+    with LOOPBACK_ALLOWED:
+        fetched = asyncio.run(fetch_through_a_rebinding_resolver())
+    assert fetched.data == b"RIFF-audio"  # type: ignore[attr-defined]
+    assert Handler.seen_hosts[-1] == f"rebind.test:{port}"
+    assert len(lookups) == 1
 
 
 def test_a_unicode_host_name_goes_on_the_wire_in_its_ascii_form(server: str) -> None:
