@@ -138,7 +138,7 @@ def test_the_connection_goes_to_the_address_checked_not_to_a_second_lookup(serve
                 return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
             return await real(host, *args, **kwargs)  # type: ignore[arg-type]
 
-        loop.getaddrinfo = rebinding  # type: ignore[method-assign]
+        loop.getaddrinfo = rebinding  # type: ignore[method-assign,assignment]
         return await fetch(f"http://rebind.test:{port}/audio.wav", max_bytes=LIMIT)
 
     with LOOPBACK_ALLOWED:
