@@ -263,18 +263,21 @@ def worst_asr(model: Model, audio: Audio, prompt: str | None) -> Worst:
 def bill(ai: AiCall, audio: Audio, answer: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     """Put what was used on the meter: the seconds (measured; else the upstream's; else the estimate)
     and, for token-billed models, the upstream's tokens (or, without them, the seconds at the model's
-    price a second). Returns the duration and the usage an OpenAI json answer shows."""
+    price a second). Never past what was reserved: the reservation is what the plan's cap and budget
+    were checked against, and an estimated duration or the upstream's token count can run over it.
+    Returns the duration and the usage an OpenAI json answer shows."""
     meter, model = ai.meter, ai.model
     reported = answer.get("duration")
     seconds = audio.seconds
     if not audio.measured and isinstance(reported, (int, float)) and not isinstance(reported, bool) and reported > 0:
         seconds = float(reported)
-    meter.units = max(1, math.ceil(seconds))
+    meter.units = min(max(1, math.ceil(seconds)), meter.worst_units)
     usage = answer.get("usage")
     if token_billed(model):
         tokens = _token_usage(usage)
         if tokens is not None:
-            meter.prompt_tokens, meter.completion_tokens = tokens
+            given, made = tokens
+            meter.prompt_tokens, meter.completion_tokens = min(given, meter.ceiling[0]), min(made, meter.ceiling[1])
             return seconds, usage  # type: ignore[return-value]  # _token_usage checked it is a dict
         meter.unit_price = model.unit_price
     return seconds, {"type": "duration", "seconds": meter.units}

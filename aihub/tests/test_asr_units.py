@@ -4,15 +4,18 @@ OpenAI's verbose_json, and the formats City renders."""
 import io
 import math
 import wave
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from aihub.adapters.deepgram import verbose_from_deepgram
 from aihub.catalog import models_by_id
+from aihub.metering import Meter
 from aihub.tests.upstream.deepgram_sim import DeepgramSim
 from aihub.tests.upstream.sim import Received
-from aihub.transcription_api import AUDIO_TOKENS_PER_SECOND, OUTPUT_TOKENS_PER_SECOND, worst_asr
-from aihub.transcription_audio import ESTIMATE_BYTES_PER_SECOND, MAX_AUDIO_SECONDS, measured, sniffed_extension, typed_file
+from aihub.transcription_api import AUDIO_TOKENS_PER_SECOND, OUTPUT_TOKENS_PER_SECOND, bill, worst_asr
+from aihub.transcription_audio import ESTIMATE_BYTES_PER_SECOND, MAX_AUDIO_SECONDS, Audio, measured, sniffed_extension, typed_file
 from aihub.transcription_render import openai_answer, parts_answer, srt, vtt
 from city.errors import ApiError
 
@@ -81,6 +84,41 @@ def test_the_worst_case_is_seconds_at_the_price_or_tokens_for_token_billed_model
     assert token.cost == math.ceil((60 * 6_000_000 + 30 * 10_000_000) / 1_000_000)
     # Billing the duration instead (no usage reported) stays within it.
     assert 3 * models["gpt-4o-transcribe"].unit_price <= token.cost * 1_000_000
+
+
+def billed(model_id: str, audio: Audio, answer: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The usage record `bill` makes of `answer`, and the cost (pico-USD) the call reserved."""
+    model = models_by_id()[model_id]
+    worst = worst_asr(model, audio, None)
+    call = SimpleNamespace(identity=SimpleNamespace(token_id=None, account_id=None), request_id="req", action=SimpleNamespace(name="asr"))
+    meter = Meter(
+        call,  # type: ignore[arg-type]
+        "studio",
+        model,
+        "asr",
+        ceiling=(worst.input_tokens, worst.output_tokens),
+        unit_price=worst.unit_price,
+        worst_units=worst.units,
+    )
+    bill(SimpleNamespace(meter=meter, model=model), audio, answer)  # type: ignore[arg-type]  # a stand-in AiCall
+    return meter.record(200), worst.cost * 1_000_000
+
+
+def test_the_bill_never_runs_past_the_reservation() -> None:
+    # A webm mutagen cannot read: 10,000 bytes estimated at 5 seconds; the upstream says it lasted 40.
+    estimated = measured(typed_file("talk.webm", b"\x1a\x45\xdf\xa3" + b"\x00" * 9996, "audio/webm"))
+    for model_id in ("whisper-1", "nova-3", "gpt-4o-transcribe"):
+        record, reserved = billed(model_id, estimated, {"text": "Hi.", "duration": 40.0})
+        assert (record["units"], record["cost"] <= reserved) == (5, True), model_id
+    # A token-billed model whose upstream reports more tokens than the worst case allowed for.
+    audio = measured(typed_file("talk.wav", wav(2.0), "audio/wav"))
+    usage = {"type": "tokens", "input_tokens": 1_000, "output_tokens": 500}
+    record, reserved = billed("gpt-4o-transcribe", audio, {"text": "Hi.", "usage": usage})
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (2 * AUDIO_TOKENS_PER_SECOND, 2 * OUTPUT_TOKENS_PER_SECOND)
+    assert record["cost"] <= reserved
+    within = {"type": "tokens", "input_tokens": 30, "output_tokens": 12}
+    record, _ = billed("gpt-4o-transcribe", audio, {"text": "Hi.", "usage": within})
+    assert (record["prompt_tokens"], record["completion_tokens"], record["cost"]) == (30, 12, 30 * 6_000_000 + 12 * 10_000_000)
 
 
 def test_deepgrams_answer_becomes_openais_verbose_json() -> None:
