@@ -80,6 +80,7 @@ class AudioRequest:
         self.title, self.fields = title, fields
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        data = _nested_chunking(data) if "chunking_strategy" in self.fields else data
         for name in data:
             if name == "file":
                 raise ApiError(
@@ -140,6 +141,25 @@ class AudioRequest:
         properties = {name: known[name] for name in self.fields}
         properties["file"] = {"type": "string", "format": "binary", "description": "The audio file (multipart/form-data)."}
         return {"title": self.title, "type": "object", "properties": properties, "required": ["model"], "additionalProperties": False}
+
+
+def _nested_chunking(data: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI SDK sends an object field in multipart as one field per key, `chunking_strategy[type]`
+    and so on: gather them back into the object."""
+    found = {name[len("chunking_strategy[") : -1]: value for name, value in data.items() if _is_chunking_key(name)}
+    if not found:
+        return data
+    if "chunking_strategy" in data:
+        raise ApiError(400, "Send chunking_strategy once: as a string or as its fields.", param="chunking_strategy", code="invalid_value")
+    for key, value in found.items():
+        if not key or not isinstance(value, str):
+            raise ApiError(400, f"chunking_strategy[{key}] must be one string.", param="chunking_strategy", code="invalid_value")
+    rest = {name: value for name, value in data.items() if not _is_chunking_key(name)}
+    return {**rest, "chunking_strategy": found}
+
+
+def _is_chunking_key(name: str) -> bool:
+    return name.startswith("chunking_strategy[") and name.endswith("]")
 
 
 def _temperature(value: Any) -> float:

@@ -42,6 +42,10 @@ async def _post(adapter: "OpenAICompatAdapter", upstream: Upstream, path: str, b
         value = body.get(name)
         if value is None:
             continue
+        if isinstance(value, dict):
+            # Objects as the OpenAI SDK sends them: `chunking_strategy[type]`, one field per key.
+            fields.extend((f"{name}[{key}]", _field(item)) for key, item in value.items())
+            continue
         for item in value if isinstance(value, list) else [value]:
             # Arrays as the OpenAI SDK sends them: `include[]` once per item.
             fields.append((f"{name}[]" if isinstance(value, list) else name, _field(item)))

@@ -115,6 +115,21 @@ class OpenAITranscriptionTests(AsrTestCase):
 
     def test_translations_and_the_formats_a_model_cannot_give(self) -> None:
         sdk = self.sdk()
+        sdk.audio.transcriptions.create(
+            model="gpt-4o-mini-transcribe",
+            file=("talk.wav", wav(1.0)),
+            chunking_strategy={"type": "server_vad", "threshold": 0.5, "silence_duration_ms": 300},
+        )
+        sent = parse_multipart(self.sim.last_request)
+        assert sent is not None
+        self.assertEqual(
+            {k: v for k, v in sent.fields.items() if k.startswith("chunking")},
+            {
+                "chunking_strategy[type]": ["server_vad"],
+                "chunking_strategy[threshold]": ["0.5"],
+                "chunking_strategy[silence_duration_ms]": ["300"],
+            },
+        )
         translated = sdk.audio.translations.create(model="whisper-1", file=("speech.wav", wav(1.0)))
         self.assertEqual(translated.text, self.sim.script.text)
         self.assertTrue(self.sim.last_request.path.endswith("/audio/translations"))
