@@ -50,7 +50,15 @@ class DeepgramAdapter(Adapter):
 
 
 def verbose_from_deepgram(answer: dict[str, Any]) -> dict[str, Any]:
-    """Deepgram's answer as OpenAI's verbose_json (see the module docstring)."""
+    """Deepgram's answer as OpenAI's verbose_json (see the module docstring); a 502 when it is not in
+    Deepgram's shape (a list where an object belongs, a null time), never a crash of City's."""
+    try:
+        return _verbose(answer)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        raise UpstreamError("Deepgram answered in a shape City does not know.", status=502, retryable=True, code="upstream_error") from None
+
+
+def _verbose(answer: dict[str, Any]) -> dict[str, Any]:
     metadata = answer.get("metadata") or {}
     results = answer.get("results") or {}
     channels = results.get("channels") or [{}]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from aihub.adapters.base import UpstreamError
 from aihub.adapters.deepgram import verbose_from_deepgram
 from aihub.catalog import models_by_id
 from aihub.metering import Meter
@@ -131,6 +132,21 @@ def test_deepgrams_answer_becomes_openais_verbose_json() -> None:
     assert [s["text"] for s in verbose["segments"]] == ["Hello there.", "General Kenobi!"]
     assert verbose["segments"][-1]["end"] == 2.0
     assert [w["word"] for w in verbose["words"]] == ["Hello", "there.", "General", "Kenobi!"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"results": {"channels": {"0": {}}}},
+        {"results": {"channels": [{"alternatives": ["text"]}]}},
+        {"results": {"channels": [{"alternatives": [{"transcript": "Hi."}]}], "utterances": [{"start": None, "end": 1.0}]}},
+        {"results": "none"},
+    ],
+)
+def test_an_answer_not_in_deepgrams_shape_is_an_upstream_error(answer: dict[str, Any]) -> None:
+    with pytest.raises(UpstreamError) as failed:
+        verbose_from_deepgram(answer)
+    assert (failed.value.status, failed.value.code) == (502, "upstream_error")
 
 
 def test_subtitles_are_rendered_from_segments() -> None:
