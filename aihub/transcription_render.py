@@ -1,6 +1,7 @@
 """A transcript (OpenAI's verbose_json shape, as every adapter answers it) in the formats clients ask for:
 OpenAI's response formats (json, text, srt, vtt, verbose_json) and City's parts answer."""
 
+import math
 from typing import Any
 
 # The formats a model without segments (gpt-4o-transcribe, gpt-4o-mini-transcribe) cannot give.
@@ -16,8 +17,10 @@ def segments_of(answer: dict[str, Any], duration: float) -> list[dict[str, Any]]
     return [{"id": 0, "start": 0.0, "end": duration, "text": answer["text"]}]
 
 
-def _clock(seconds: float, separator: str) -> str:
-    millis = max(0, round(seconds * 1000))
+def _clock(seconds: Any, separator: str) -> str:
+    # An OpenAI-compatible host may send a null or a string for a time: it shows as zero, not a crash.
+    valid = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds)
+    millis = max(0, round(seconds * 1000)) if valid else 0
     hours, rest = divmod(millis, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)

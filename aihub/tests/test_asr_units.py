@@ -153,6 +153,8 @@ def test_subtitles_are_rendered_from_segments() -> None:
     segments = [{"start": 0.0, "end": 1.5, "text": " Hello"}, {"start": 1.5, "end": 3661.25, "text": " world."}]
     assert srt(segments) == "1\n00:00:00,000 --> 00:00:01,500\nHello\n\n2\n00:00:01,500 --> 01:01:01,250\nworld.\n\n"
     assert vtt(segments) == "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello\n\n00:00:01.500 --> 01:01:01.250\nworld.\n"
+    # Times an OpenAI-compatible host got wrong show as zero rather than failing the call.
+    assert srt([{"start": None, "end": "2", "text": "x"}]) == "1\n00:00:00,000 --> 00:00:00,000\nx\n\n"
 
 
 def test_openai_formats_and_city_parts_from_one_transcript() -> None:
