@@ -8,7 +8,8 @@ against a limit named in the error.
 - Duration: read from the file's headers with mutagen (mp3, m4a/mp4, ogg/oga, flac, wav). For a file
   mutagen cannot read (webm, a damaged header) it is estimated from the size at ESTIMATE_BYTES_PER_SECOND
   (16 kbit/s, the low end of compressed speech), which overestimates any file of a higher bitrate:
-  the reservation then covers the call, and the bill uses the duration the upstream reports.
+  the reservation then covers the call, and the bill uses the duration the upstream reports, up
+  to the estimate reserved (a file of a lower bitrate is billed at the estimate).
   At most MAX_AUDIO_SECONDS (an hour): 400 `audio_too_long`.
 """
 
