@@ -60,3 +60,8 @@ def local(model: str, model_env: str) -> Deployment:
         model_env=model_env,
         legacy_completions=True,
     )
+
+
+# Deepgram's pre-recorded speech-to-text (POST /v1/listen); the adapter adds /v1 itself.
+def deepgram(model: str) -> Deployment:
+    return Deployment("deepgram", "deepgram", model, "DEEPGRAM_API_KEY", "DEEPGRAM_BASE_URL", "https://api.deepgram.com")

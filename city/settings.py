@@ -288,3 +288,20 @@ LOGGING = {
         "channels_redis.pubsub": {"filters": ["without_traceback"]},
     },
 }
+
+# Fetching a URL a user gives (city/safe_fetch.py: /v1/ai/asr's `url`). Addresses that are private,
+# loopback, link-local, shared, multicast or reserved are always refused, except in these networks
+# (comma-separated CIDRs, e.g. "10.20.0.0/16" for an internal media host; the tests allow 127.0.0.1/32
+# to reach their loopback servers). Empty: none.
+CITY_FETCH_ALLOWED_NETWORKS = env.list("CITY_FETCH_ALLOWED_NETWORKS", default=[])
+import ipaddress  # noqa: E402 (kept beside the one setting that needs it)
+
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+
+try:
+    [ipaddress.ip_network(network, strict=False) for network in CITY_FETCH_ALLOWED_NETWORKS]
+except ValueError:
+    raise ImproperlyConfigured("CITY_FETCH_ALLOWED_NETWORKS must be comma-separated networks such as 10.20.0.0/16.") from None
+# Seconds a whole fetch may take (resolution, redirects and the body), and the redirects it follows.
+CITY_FETCH_TIMEOUT_SECONDS = env.float("CITY_FETCH_TIMEOUT_SECONDS", default=30.0)
+CITY_FETCH_MAX_REDIRECTS = env.int("CITY_FETCH_MAX_REDIRECTS", default=3)

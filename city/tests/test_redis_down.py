@@ -21,6 +21,7 @@ import httpx
 import redis
 from django.contrib.auth import get_user_model
 
+from aihub.tests.test_asr_units import wav
 from aihub.tests.upstream.openai_sim import OpenAISim
 from city.livecity import BASE_DIR, LiveCityTestCase, free_port
 
@@ -196,6 +197,10 @@ class RedisDownTests(LiveCityTestCase):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/embeddings", "embeddings"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "text-embedding-3-small", "input": "Hi"}))
+        audio = {"file": ("clip.wav", wav(1.0), "audio/wav")}
+        call("ai/asr", lambda: user.post("/v1/ai/asr", data={"model": "whisper-1"}, files=audio))
+        for route in ("ai/audio/transcriptions", "audio/transcriptions", "ai/audio/translations", "audio/translations"):
+            call(route, partial(user.post, f"/v1/{route}", data={"model": "whisper-1"}, files=audio))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))
