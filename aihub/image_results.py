@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from aihub.models_images import KeptImages
@@ -65,7 +66,17 @@ def keep(
     )
 
 
-akeep = sync_to_async(keep)
+def _keep_detached(**kwargs: Any) -> KeptImages:
+    # The client has left, so the request's thread context has ended: this runs on a thread of its
+    # own, which keeps no database connection open after it.
+    close_old_connections()
+    try:
+        return keep(**kwargs)
+    finally:
+        connections.close_all()
+
+
+akeep = sync_to_async(_keep_detached, thread_sensitive=False)
 
 
 def not_found(request_id: str) -> ApiError:
