@@ -21,6 +21,8 @@ import httpx
 import redis
 from django.contrib.auth import get_user_model
 
+from aihub.image_results import keep as keep_images
+from aihub.tests.upstream.openai_images_sim import PNG, PNG_B64
 from aihub.tests.upstream.openai_sim import OpenAISim
 from city.livecity import BASE_DIR, LiveCityTestCase, free_port
 
@@ -124,6 +126,15 @@ class RedisDownTests(LiveCityTestCase):
         page = self.dashboard.get("/dashboard/keys/signin")
         signed_in = self.dashboard.post("/dashboard/keys/signin", data={**self.login, "csrfmiddlewaretoken": csrf_of(page)})
         self.assertEqual((signed_in.status_code, signed_in.headers["location"]), (302, "/dashboard/keys"))
+        self.kept_images = keep_images(
+            request_id="kept-while-redis-down",
+            studio_id=self.studio,
+            call_id="call_kept_redis_down",
+            model="gpt-image-1",
+            answer_id="img_kept",
+            parts=[{"type": "image", "data": PNG_B64, "mime": "image/png"}],
+            usage={"images": 1},
+        ).request_id
         get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
         self.admin_browser = self.http()
         self.admin_login(self.admin_browser)
@@ -196,6 +207,14 @@ class RedisDownTests(LiveCityTestCase):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/embeddings", "embeddings"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "text-embedding-3-small", "input": "Hi"}))
+        image = {"model": "gpt-image-1", "prompt": "Hi", "quality": "low", "size": "1024x1024"}
+        call("ai/image", lambda: user.post("/v1/ai/image", json=image))
+        for route in ("ai/images/generations", "images/generations"):
+            call(route, partial(user.post, f"/v1/{route}", json=image))
+        edit = {"data": {"model": "gpt-image-1", "prompt": "Hi"}, "files": {"image": ("a.png", PNG, "image/png")}}
+        for route in ("ai/images/edits", "images/edits"):
+            call(route, partial(user.post, f"/v1/{route}", **edit))
+        call("ai/image/result", lambda: user.get("/v1/ai/image/result", params={"request_id": self.kept_images}))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))
