@@ -211,9 +211,9 @@ class RedisDownTests(LiveCityTestCase):
         call("ai/image", lambda: user.post("/v1/ai/image", json=image))
         for route in ("ai/images/generations", "images/generations"):
             call(route, partial(user.post, f"/v1/{route}", json=image))
-        edit = {"data": {"model": "gpt-image-1", "prompt": "Hi"}, "files": {"image": ("a.png", PNG, "image/png")}}
+        edit, png = {"model": "gpt-image-1", "prompt": "Hi"}, {"image": ("a.png", PNG, "image/png")}
         for route in ("ai/images/edits", "images/edits"):
-            call(route, partial(user.post, f"/v1/{route}", **edit))
+            call(route, partial(user.post, f"/v1/{route}", data=edit, files=png))
         call("ai/image/result", lambda: user.get("/v1/ai/image/result", params={"request_id": self.kept_images}))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
