@@ -108,10 +108,7 @@ def _error(problem: InvalidRequest) -> Reply:
 
 
 class ImagesRoutes:
-    """The images routes of OpenAI's simulator; `image_requests` keeps each request's checked fields
-    (and, for edits, the files by field name) for tests to look at."""
-
-    image_requests: list[dict[str, Any]]
+    """The images routes of OpenAI's simulator (tests read an edit's form with `parse_form(sim.last_request)`)."""
 
     def images_route(self, request: Received) -> Reply | None:
         """The answer when `request` is one of these routes, else None."""
@@ -120,8 +117,6 @@ class ImagesRoutes:
             return Reply(body=PNG, content_type="image/png")
         if request.method != "POST" or not (path.endswith("/images/generations") or path.endswith("/images/edits")):
             return None
-        if not hasattr(self, "image_requests"):
-            self.image_requests = []
         try:
             if not request.headers.get("authorization", "").startswith("Bearer "):
                 raise InvalidRequest(
@@ -135,7 +130,6 @@ class ImagesRoutes:
                 files: dict[str, list[FormPart]] = {}
             else:
                 fields, files = self._edit_form(request)
-            self.image_requests.append({**fields, "files": files})
             return Reply.json(self._generate(fields, edit=path.endswith("/images/edits"), files=files, base=_base_of(request, path)))
         except InvalidRequest as problem:
             return _error(problem)
