@@ -30,6 +30,7 @@ from aihub.image_requests import (
     ImageInput,
     Pricing,
     Upload,
+    at_most,
     bill,
     check,
     check_uploads,
@@ -124,8 +125,11 @@ async def _run(
             usage=usage_shown(ai.meter, answer),
         )
 
+    async def asked_for(up: Upstream) -> dict[str, Any]:
+        return at_most(await attempt(up), price[0].worst.units)
+
     async with ai:
-        answer = await ai.answer_kept(attempt, orphaned)
+        answer = await ai.answer_kept(asked_for, orphaned)
         bill(ai.meter, ai.model, price[0], answer, edit=edit)
         return await ai.respond(answer_of(ai, answer, answer_id))
 

@@ -4,6 +4,7 @@ ImageRules), the files an edit sends, the worst case reserved, and the usage a c
 Checked in that order, all before `admit` counts anything: a refused request changes nothing.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,8 @@ from aihub.catalog_types import Model
 from aihub.estimate import Worst, count_tokens, worst_media
 from aihub.metering import Meter
 from city.errors import ApiError
+
+log = logging.getLogger("aihub.images")
 
 # Fields by route: City's /v1/ai/image, and OpenAI's images/generations and images/edits.
 STRING_FIELDS = {
@@ -289,11 +292,22 @@ def images_made(answer: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for item in data if isinstance(item, dict) and (item.get("b64_json") or item.get("url"))] if isinstance(data, list) else []
 
 
+def at_most(answer: dict[str, Any], n: int) -> dict[str, Any]:
+    """The answer with the images asked for and no more: Gemini may make several in one answer,
+    and City answers (and bills) the n the request reserved."""
+    made = images_made(answer)
+    if len(made) > n:
+        answer = {**answer, "data": made[:n]}
+    return answer
+
+
 def bill(meter: Meter, model: Model, price: Pricing, answer: dict[str, Any], *, edit: bool) -> None:
     """Put what the call made on the meter: the images, and for token-priced models the upstream's
     token usage (image input at its own price), else City's count (the input as reserved, each image
-    at its worst-case output)."""
-    made = len(images_made(answer))
+    at its worst-case output). Never past the reservation: the budgets were checked against it, and
+    an upstream can report more (a larger input image than reserved for, Gemini's text or thinking
+    tokens, more images than asked), which City then bears rather than overrun a budget."""
+    made = min(len(images_made(answer)), meter.worst_units)
     meter.units = made
     if not (model.input_price or model.output_price):
         return
@@ -307,9 +321,19 @@ def bill(meter: Meter, model: Model, price: Pricing, answer: dict[str, Any], *, 
             image = min(max(details["image_tokens"], 0), input_tokens)
         else:
             image = input_tokens if edit else 0  # no split given: an edit's input is taken as images, at their price
-        meter.prompt_tokens = input_tokens - image + image_input_tokens(model, image)
-        meter.completion_tokens = output_tokens
+        prompt_tokens = input_tokens - image + image_input_tokens(model, image)
+        meter.prompt_tokens = min(prompt_tokens, meter.ceiling[0])
+        meter.completion_tokens = min(output_tokens, meter.ceiling[1])
         meter.usage_estimated = False
+        if (meter.prompt_tokens, meter.completion_tokens) != (prompt_tokens, output_tokens):
+            log.warning(
+                "call %s: %s reported %s input and %s output tokens, over the %s and %s reserved; billed as reserved",
+                meter.call_id,
+                model.id,
+                prompt_tokens,
+                output_tokens,
+                *meter.ceiling,
+            )
         return
     meter.prompt_tokens = meter.ceiling[0]
     meter.completion_tokens = min(price.output_per_image * made, meter.ceiling[1])

@@ -18,7 +18,7 @@ from aihub.catalog import models_by_id
 from aihub.catalog_images import MODELS, RULES, aspect_ratio
 from aihub.catalog_types import IMAGE, IMAGES, usd, usd_per_unit
 from aihub.image_api import CITY_IMAGE, EDITS, GENERATIONS, upstream_body
-from aihub.image_requests import Upload, bill, check, check_uploads, pricing
+from aihub.image_requests import Upload, at_most, bill, check, check_uploads, pricing
 from aihub.metering import Meter
 from aihub.models_images import KeptImages
 from aihub.tests.upstream.openai_images_sim import PNG, tiny_png
@@ -201,6 +201,32 @@ def test_the_bill_takes_the_upstream_s_usage_with_image_input_at_its_own_price()
     dmeter = _meter(dalle.id, dprice.worst)
     bill(dmeter, dalle, dprice, {"data": [{"url": "https://x/y.png"}]}, edit=False)
     assert (dmeter.record(200)["units"], dmeter.record(200)["cost"]) == (1, 120_000_000_000)
+
+
+def test_the_bill_never_passes_the_reservation_when_the_upstream_reports_more() -> None:
+    gpt = model("gpt-image-1")
+    price = pricing(gpt, RULES[gpt.id], {"prompt": "a red fox", "quality": "low", "size": "1024x1024"}, input_images=1)
+    meter = _meter(gpt.id, price.worst)
+    # a huge input image at high fidelity, and more output than OpenAI's table gives
+    usage = {"input_tokens": 50_000, "output_tokens": 9_000, "input_tokens_details": {"text_tokens": 5, "image_tokens": 49_995}}
+    bill(meter, gpt, price, {"data": [{"b64_json": "x"}], "usage": usage}, edit=True)
+    record = meter.record(200)
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (price.worst.input_tokens, price.worst.output_tokens)
+    assert record["cost"] <= price.worst.cost * 1_000_000
+    flash = model("gemini-2.5-flash-image")
+    fprice = pricing(flash, RULES[flash.id], {"prompt": "two cats"})
+    fmeter = _meter(flash.id, fprice.worst)
+    two = {"data": [{"b64_json": "x"}, {"b64_json": "y"}], "usage": {"input_tokens": 3, "output_tokens": 2 * 1290 + 40}}
+    bill(fmeter, flash, fprice, two, edit=False)  # Gemini made two images (and some text) for n=1
+    record = fmeter.record(200)
+    assert (record["units"], record["completion_tokens"]) == (1, 1290)
+    assert record["cost"] <= fprice.worst.cost * 1_000_000
+    assert at_most(two, 1)["data"] == [{"b64_json": "x"}] and len(two["data"]) == 2  # the answer carries what is billed
+    imagen = model("imagen-4.0-generate-001")
+    iprice = pricing(imagen, RULES[imagen.id], {"prompt": "p", "n": 2})
+    imeter = _meter(imagen.id, iprice.worst)
+    bill(imeter, imagen, iprice, {"data": [{"b64_json": "x"}] * 3}, edit=False)
+    assert (imeter.record(200)["units"], imeter.record(200)["cost"]) == (2, iprice.worst.cost * 1_000_000)
 
 
 def test_gpt_image_requests_go_without_response_format_and_city_s_fields() -> None:
