@@ -5,6 +5,7 @@ Checked in that order, all before `admit` counts anything: a refused request cha
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,7 @@ GPT_IMAGE_HIGH_FIDELITY_TOKENS = 6_240
 GEMINI_IMAGE_INPUT_TOKENS = 24 * 258
 
 PNG, JPEG, WEBP = "image/png", "image/jpeg", "image/webp"
+FORM_INTEGER = re.compile(r"-?[0-9]{1,9}")
 
 
 class ImageInput:
@@ -111,8 +113,8 @@ class ImageInput:
 
 def _typed(name: str, value: Any) -> Any:
     if name in INTEGER_FIELDS:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
+        if isinstance(value, str) and FORM_INTEGER.fullmatch(value.strip()):
+            value = int(value)  # ASCII digits only: str.isdigit() also passes "²", which int() refuses
         if not isinstance(value, int) or isinstance(value, bool):
             raise ApiError(400, f"{name} must be an integer.", param=name, code="invalid_type")
         return value

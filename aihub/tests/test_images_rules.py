@@ -71,6 +71,9 @@ def test_the_input_specs_refuse_unknown_fields_and_coerce_form_strings() -> None
         CITY_IMAGE.validate({"model": "gpt-image-1"})
     with refused(400, "n", "invalid_type"):
         EDITS.validate({"model": "gpt-image-1", "prompt": "a cat", "n": "two"})
+    for bad in ("²", "1e3", "99999999999999999999"):  # a digit int() refuses, and a number no route takes
+        with refused(400, "n", "invalid_type"):
+            EDITS.validate({"model": "gpt-image-1", "prompt": "a cat", "n": bad})
     with refused(400, "stream", "unsupported_parameter"):
         GENERATIONS.validate({"model": "gpt-image-1", "prompt": "a cat", "stream": True})
     assert EDITS.validate({"model": "gpt-image-1", "prompt": "a cat", "n": "3", "output_compression": "80", "stream": "false"}) == {
