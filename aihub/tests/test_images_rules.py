@@ -1,6 +1,7 @@
 """Image requests in process: the catalog's prices, what each model takes, the files an edit sends,
 the worst case reserved and the usage billed, Google's translation, and the kept results' life."""
 
+import asyncio
 import base64
 import struct
 import zlib
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from aihub import image_results
 from aihub.adapters import gemini_images
+from aihub.adapters.base import Upstream
 from aihub.catalog import models_by_id
 from aihub.catalog_images import MODELS, RULES, aspect_ratio
 from aihub.catalog_types import IMAGE, IMAGES, usd, usd_per_unit
@@ -21,6 +23,7 @@ from aihub.image_api import CITY_IMAGE, EDITS, GENERATIONS, upstream_body
 from aihub.image_requests import Upload, at_most, bill, check, check_uploads, pricing
 from aihub.metering import Meter
 from aihub.models_images import KeptImages
+from aihub.pipeline import AiCall
 from aihub.tests.upstream.openai_images_sim import PNG, tiny_png
 from city.errors import ApiError
 
@@ -230,6 +233,48 @@ def test_the_bill_never_passes_the_reservation_when_the_upstream_reports_more() 
     imeter = _meter(imagen.id, iprice.worst)
     bill(imeter, imagen, iprice, {"data": [{"b64_json": "x"}] * 3}, edit=False)
     assert (imeter.record(200)["units"], imeter.record(200)["cost"]) == (2, iprice.worst.cost * 1_000_000)
+
+
+def test_an_answer_that_lands_as_its_client_leaves_is_billed_and_kept() -> None:
+    """The upstream's answer and the client's leaving in the same turn of the loop: the images were
+    made (and billed to City), so they are billed and kept, not settled as nothing."""
+    gpt = model("gpt-image-1")
+    price = pricing(gpt, RULES[gpt.id], {"prompt": "a fox", "quality": "low", "size": "1024x1024"})
+    meter = _meter(gpt.id, price.worst)
+    records: list[dict[str, Any]] = []
+    meter.on_finish = records.append
+    upstream = Upstream("openai", "openai", "gpt-image-1", "http://127.0.0.1:9", None)
+    ai = AiCall(model=gpt, upstreams=[upstream], meter=meter, headers={})
+    answer = {"data": [{"b64_json": "x"}], "usage": {"input_tokens": 2, "output_tokens": 272}}
+    kept: list[dict[str, Any]] = []
+
+    async def orphaned(made: dict[str, Any]) -> None:
+        bill(meter, gpt, price, made, edit=False)
+        kept.append(made)
+
+    async def main() -> None:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def attempt(up: Any) -> dict[str, Any]:
+            await gate
+            return answer
+
+        async def handler() -> None:
+            async with ai:
+                await ai.answer_kept(attempt, orphaned)
+
+        task = asyncio.ensure_future(handler())
+        await asyncio.sleep(0)  # the handler waits on the upstream
+        gate.set_result(None)  # the upstream answers …
+        task.cancel()  # … as the client leaves
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert kept == [answer]
+    assert [(r["status"], r["units"], r["completion_tokens"]) for r in records] == [(499, 1, 272)]
 
 
 def test_gpt_image_requests_go_without_response_format_and_city_s_fields() -> None:
