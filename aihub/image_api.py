@@ -85,11 +85,16 @@ def _rules(data: dict[str, Any]) -> tuple[Model | None, ImageRules | None]:
 
 
 def upstream_body(data: dict[str, Any]) -> dict[str, Any]:
-    """The request for the adapter: City's own field left out, and `response_format` where the model
-    refuses it (the GPT image models always answer base64)."""
+    """The request for the adapter: City's own field left out, `response_format` where the model
+    refuses it (the GPT image models always answer base64), and DALL·E 3's `quality: auto` sent as
+    `standard`, the quality City reserved and bills ("auto" lets OpenAI choose, possibly hd at twice
+    the price, and DALL·E's answer does not say which it made)."""
     _, rules = _rules(data)
     dropped = {"studio_id", "response_format"} if rules is not None and rules.family == "gpt-image" else {"studio_id"}
-    return {key: value for key, value in data.items() if key not in dropped}
+    body = {key: value for key, value in data.items() if key not in dropped}
+    if rules is not None and rules.family == "dall-e" and body.get("quality") == "auto":
+        body["quality"] = "standard"
+    return body
 
 
 async def _run(

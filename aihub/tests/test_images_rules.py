@@ -283,6 +283,7 @@ def test_gpt_image_requests_go_without_response_format_and_city_s_fields() -> No
         "prompt": "p",
     }
     assert upstream_body({"model": "dall-e-3", "prompt": "p", "response_format": "url"})["response_format"] == "url"
+    assert upstream_body({"model": "dall-e-3", "prompt": "p", "quality": "auto"})["quality"] == "standard"  # as reserved
 
 
 def test_openai_sizes_map_to_google_s_aspect_ratios_or_none() -> None:
