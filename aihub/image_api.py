@@ -9,7 +9,7 @@ client that leaves mid-call is still billed for what the upstream made, and the 
 (aihub/image_results.py) for pickup by the call's request id.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -33,6 +33,7 @@ from aihub.image_requests import (
     at_most,
     bill,
     check,
+    check_sizes,
     check_uploads,
     images_made,
     pricing,
@@ -217,7 +218,7 @@ async def edits(call: Call) -> HttpResponseBase:
     images: list[MediaFile] = []
     mask: MediaFile | None = None
     if model is not None and rules is not None:
-        images, mask = check_uploads(model, rules, await _uploads(call.files, rules.max_file_bytes))
+        images, mask = await edit_files(call.files, model, rules)
     body = upstream_body(call.data)
 
     async def attempt(up: Upstream) -> dict[str, Any]:
@@ -229,18 +230,20 @@ async def edits(call: Call) -> HttpResponseBase:
     return await _run(call, call.data, attempt, input_images=len(images), edit=True, answer_of=_openai_answer)
 
 
-async def _uploads(files: dict[str, list[UploadedFile]], limit: int) -> list[Upload]:
-    """The files, read on a worker thread (Django spools large ones to disk); one over the model's
-    limit is not read at all, as check_uploads refuses it by its size."""
+async def edit_files(
+    files: Mapping[str, Sequence[UploadedFile]], model: Model, rules: ImageRules
+) -> tuple[list[MediaFile], MediaFile | None]:
+    """The edit's files, checked: their count and sizes before a byte is read (Django has spooled large
+    ones to disk), then read on a worker thread and typed by their content."""
     found = [(name, upload) for name in EDIT_FILES for upload in files.get(name, [])]
+    check_sizes(model, rules, [Upload(name, upload.name or name, upload.size or 0, b"") for name, upload in found])
 
     def read(upload: UploadedFile) -> bytes:
-        if (upload.size or 0) > limit:
-            return b""
         upload.seek(0)
         return upload.read()
 
-    return await sync_to_async(lambda: [Upload(name, upload.name or name, upload.size or 0, read(upload)) for name, upload in found])()
+    uploads = await sync_to_async(lambda: [Upload(name, upload.name or name, upload.size or 0, read(upload)) for name, upload in found])()
+    return check_uploads(model, rules, uploads)
 
 
 async def result(call: Call) -> Any:

@@ -195,6 +195,12 @@ class Upload:
 
 def check_uploads(model: Model, rules: ImageRules, uploads: list[Upload]) -> tuple[list[MediaFile], MediaFile | None]:
     """The edit's images and mask, checked: count, size (each and together), type; a 4xx naming the limit."""
+    check_sizes(model, rules, uploads)
+    return typed_files(model, rules, uploads)
+
+
+def check_sizes(model: Model, rules: ImageRules, uploads: list[Upload]) -> None:
+    """The count and sizes of an edit's files, which need none of their bytes: checked before any is read."""
     images = [u for u in uploads if u.field == "image"]
     masks = [u for u in uploads if u.field == "mask"]
     if not images:
@@ -220,6 +226,12 @@ def check_uploads(model: Model, rules: ImageRules, uploads: list[Upload]) -> tup
             param="image",
             code="file_too_large",
         )
+
+
+def typed_files(model: Model, rules: ImageRules, uploads: list[Upload]) -> tuple[list[MediaFile], MediaFile | None]:
+    """The edit's files as read, typed by their first bytes (not by the name or type the client gave)."""
+    images = [u for u in uploads if u.field == "image"]
+    masks = [u for u in uploads if u.field == "mask"]
     files = []
     for upload in images:
         kind = sniffed_type(upload.data)

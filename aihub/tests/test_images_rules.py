@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import TestCase
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from aihub.adapters.base import Upstream
 from aihub.catalog import models_by_id
 from aihub.catalog_images import MODELS, RULES, aspect_ratio
 from aihub.catalog_types import IMAGE, IMAGES, usd, usd_per_unit
-from aihub.image_api import CITY_IMAGE, EDITS, GENERATIONS, upstream_body
+from aihub.image_api import CITY_IMAGE, EDITS, GENERATIONS, edit_files, upstream_body
 from aihub.image_requests import Upload, at_most, bill, check, check_uploads, pricing
 from aihub.metering import Meter
 from aihub.models_images import KeptImages
@@ -147,6 +148,34 @@ def test_an_edits_files_are_checked_for_count_size_and_type() -> None:
         check_uploads(flash, RULES[flash.id], [Upload("image", "a.png", len(PNG), PNG), Upload("mask", "m.png", len(PNG), PNG)])
     with refused(413, "image", "file_too_large"):  # Gemini: 20 MB for the whole request's inline data
         check_uploads(flash, RULES[flash.id], [Upload("image", f"{i}.png", 7_000_000, PNG) for i in range(3)])
+
+
+class CountedUpload(SimpleUploadedFile):
+    """An upload that counts its reads and claims the size it is given (as a spooled large one would)."""
+
+    reads = 0
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(name, PNG, "image/png")
+        self.size = size
+
+    def read(self, *args: Any) -> bytes:
+        CountedUpload.reads += 1
+        return super().read(*args)
+
+
+def test_an_edit_s_files_are_refused_by_count_and_size_before_any_is_read() -> None:
+    flash = model("gemini-2.5-flash-image")
+    CountedUpload.reads = 0
+    three = {"image": [CountedUpload(f"{i}.png", 7_000_000) for i in range(3)]}  # each within 20 MB, not together
+    with refused(413, "image", "file_too_large"):
+        asyncio.run(edit_files(three, flash, RULES[flash.id]))
+    many = {"image": [CountedUpload(f"{i}.png", len(PNG)) for i in range(17)]}
+    with refused(400, "image", "too_many_files"):
+        asyncio.run(edit_files(many, model("gpt-image-1"), RULES["gpt-image-1"]))
+    assert CountedUpload.reads == 0
+    images, mask = asyncio.run(edit_files({"image": [CountedUpload("a.png", len(PNG))]}, flash, RULES[flash.id]))
+    assert ([f.data for f in images], mask, CountedUpload.reads) == ([PNG], None, 1)
 
 
 def test_the_worst_case_is_openai_s_table_times_n_and_the_variant_s_price() -> None:
