@@ -283,5 +283,8 @@ class ImagesLiveTests(AiLiveTestCase):
         )
         self.error(stranger, 404, "request_id", "not_found")
         self.error(self.user.get("/v1/ai/image/result", params={"request_id": "never"}), 404, "request_id", "not_found")
+        # billed once and kept once (the pickups above ran past the usage writer's flush interval)
+        self.assertEqual(UsageRecord.objects.filter(request_id="fox-1").count(), 1)
+        self.assertEqual(KeptImages.objects.filter(request_id="fox-1").count(), 1)
         KeptImages.objects.filter(request_id="fox-1").update(expires_at=timezone.now() - timedelta(seconds=1))
         self.error(self.user.get("/v1/ai/image/result", params={"request_id": "fox-1"}), 404, "request_id", "not_found")
