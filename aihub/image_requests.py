@@ -4,6 +4,7 @@ ImageRules), the files an edit sends, the worst case reserved, and the usage a c
 Checked in that order, all before `admit` counts anything: a refused request changes nothing.
 """
 
+import contextvars
 import logging
 import re
 from dataclasses import dataclass
@@ -289,7 +290,10 @@ def pricing(model: Model, rules: ImageRules, data: dict[str, Any], input_images:
         return Pricing(worst_media(model, n, model.unit_prices.get(variant, model.unit_price)))
     if rules.family == "imagen":
         return Pricing(worst_media(model, n))
-    text = count_tokens(model, data["prompt"])
+    # Counted exactly even where no plan asks it (admit's rough counting): the bill never passes the
+    # reservation, so a rough count (a quarter of the characters) would undercharge a CJK prompt.
+    # A fresh context holds no rough-counting flag; an image prompt is at most 32,000 characters.
+    text = contextvars.Context().run(count_tokens, model, data["prompt"])
     if rules.family == "gemini":
         image_tokens = input_images * GEMINI_IMAGE_INPUT_TOKENS
         per_image = GEMINI_IMAGE_OUTPUT_TOKENS

@@ -20,6 +20,7 @@ from aihub.adapters.base import Upstream
 from aihub.catalog import models_by_id
 from aihub.catalog_images import MODELS, RULES, aspect_ratio
 from aihub.catalog_types import IMAGE, IMAGES, usd, usd_per_unit
+from aihub.estimate import count_tokens, rough_counting
 from aihub.image_api import CITY_IMAGE, EDITS, GENERATIONS, edit_files, upstream_body
 from aihub.image_requests import Upload, at_most, bill, check, check_uploads, pricing
 from aihub.metering import Meter
@@ -194,6 +195,10 @@ def test_the_worst_case_is_openai_s_table_times_n_and_the_variant_s_price() -> N
     assert pricing(imagen, RULES[imagen.id], {"prompt": "p", "n": 4}).worst.cost == 160_000
     flash = model("gemini-2.5-flash-image")
     assert pricing(flash, RULES[flash.id], {"prompt": "p"}).worst.output_tokens == 1290
+    cjk = {"prompt": "一只在雪地里的红狐狸" * 20}  # a token a character or so, where the rough count takes four
+    with rough_counting():  # admit's counting when no plan needs an exact one
+        rough = pricing(gpt, RULES[gpt.id], cjk).worst
+    assert rough.input_tokens == count_tokens(gpt, cjk["prompt"]) > (len(cjk["prompt"]) + 3) // 4
 
 
 def _meter(model_id: str, worst: Any) -> Meter:
