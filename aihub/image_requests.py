@@ -340,22 +340,36 @@ def bill(meter: Meter, model: Model, price: Pricing, answer: dict[str, Any], *, 
         else:
             image = input_tokens if edit else 0  # no split given: an edit's input is taken as images, at their price
         prompt_tokens = input_tokens - image + image_input_tokens(model, image)
-        meter.prompt_tokens = min(prompt_tokens, meter.ceiling[0])
-        meter.completion_tokens = min(output_tokens, meter.ceiling[1])
+        meter.prompt_tokens, meter.completion_tokens = within_reservation(meter, model, prompt_tokens, output_tokens)
         meter.usage_estimated = False
         if (meter.prompt_tokens, meter.completion_tokens) != (prompt_tokens, output_tokens):
             log.warning(
-                "call %s: %s reported %s input and %s output tokens, over the %s and %s reserved; billed as reserved",
+                "call %s: %s reported %s input and %s output tokens, past the reservation (%s and %s); billed %s and %s",
                 meter.call_id,
                 model.id,
                 prompt_tokens,
                 output_tokens,
                 *meter.ceiling,
+                meter.prompt_tokens,
+                meter.completion_tokens,
             )
         return
     meter.prompt_tokens = meter.ceiling[0]
     meter.completion_tokens = min(price.output_per_image * made, meter.ceiling[1])
     meter.usage_estimated = True
+
+
+def within_reservation(meter: Meter, model: Model, prompt: int, completion: int) -> tuple[int, int]:
+    """The upstream's tokens as reported while their cost (with the images) is within the reservation;
+    past it, the output at most as reserved and the input what the rest of the reservation pays for."""
+    reserved = meter.ceiling[0] * model.input_price + meter.ceiling[1] * model.output_price + meter.worst_units * meter.unit_price
+    images = meter.units * meter.unit_price
+    if prompt * model.input_price + completion * model.output_price + images <= reserved:
+        return prompt, completion
+    completion = min(completion, meter.ceiling[1])
+    if model.input_price:
+        prompt = min(prompt, (reserved - images - completion * model.output_price) // model.input_price)
+    return prompt, completion
 
 
 def _count(value: Any) -> bool:

@@ -253,6 +253,11 @@ def test_the_bill_never_passes_the_reservation_when_the_upstream_reports_more() 
     record = meter.record(200)
     assert (record["prompt_tokens"], record["completion_tokens"]) == (price.worst.input_tokens, price.worst.output_tokens)
     assert record["cost"] <= price.worst.cost * 1_000_000
+    auto = pricing(gpt, RULES[gpt.id], {"prompt": "a red fox"})  # auto: reserved at high quality, the largest size
+    ameter = _meter(gpt.id, auto.worst)
+    over_in = {"input_tokens": auto.worst.input_tokens + 7, "output_tokens": 4160}  # a few more input tokens, less output
+    bill(ameter, gpt, auto, {"data": [{"b64_json": "x"}], "usage": over_in}, edit=False)
+    assert (ameter.prompt_tokens, ameter.completion_tokens) == (auto.worst.input_tokens + 7, 4160)  # within it: as reported
     flash = model("gemini-2.5-flash-image")
     fprice = pricing(flash, RULES[flash.id], {"prompt": "two cats"})
     fmeter = _meter(flash.id, fprice.worst)
