@@ -134,3 +134,6 @@ class UsageDailyRollup(RollupSums):
 
     def __str__(self) -> str:
         return f"{self.day} {self.studio_id} {self.model}: {self.requests}"
+
+
+from aihub.models_images import KeptImages  # noqa: E402, F401  (its own module: kept image results)

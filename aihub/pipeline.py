@@ -256,8 +256,10 @@ class AiCall:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            if task.done():
-                raise
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                raise  # failed: already recorded (or, for a bug, recorded as the client's leaving by __aexit__)
+            # Still running, or answered in the same turn of the loop as the client left: either way
+            # the upstream made something, which is billed and kept.
             self._detached = True
             finishing = asyncio.ensure_future(self._finish_orphaned(task, orphaned))
             _settling.add(finishing)

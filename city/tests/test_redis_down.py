@@ -22,6 +22,8 @@ import redis
 from django.contrib.auth import get_user_model
 
 from aihub.tests.test_asr_units import wav
+from aihub.image_results import keep as keep_images
+from aihub.tests.upstream.openai_images_sim import PNG, PNG_B64
 from aihub.tests.upstream.openai_sim import OpenAISim
 from city.livecity import BASE_DIR, LiveCityTestCase, free_port
 
@@ -125,6 +127,15 @@ class RedisDownTests(LiveCityTestCase):
         page = self.dashboard.get("/dashboard/keys/signin")
         signed_in = self.dashboard.post("/dashboard/keys/signin", data={**self.login, "csrfmiddlewaretoken": csrf_of(page)})
         self.assertEqual((signed_in.status_code, signed_in.headers["location"]), (302, "/dashboard/keys"))
+        self.kept_images = keep_images(
+            request_id="kept-while-redis-down",
+            studio_id=self.studio,
+            call_id="call_kept_redis_down",
+            model="gpt-image-1",
+            answer_id="img_kept",
+            parts=[{"type": "image", "data": PNG_B64, "mime": "image/png"}],
+            usage={"images": 1},
+        ).request_id
         get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
         self.admin_browser = self.http()
         self.admin_login(self.admin_browser)
@@ -201,6 +212,14 @@ class RedisDownTests(LiveCityTestCase):
         call("ai/asr", lambda: user.post("/v1/ai/asr", data={"model": "whisper-1"}, files=audio))
         for route in ("ai/audio/transcriptions", "audio/transcriptions", "ai/audio/translations", "audio/translations"):
             call(route, partial(user.post, f"/v1/{route}", data={"model": "whisper-1"}, files=audio))
+        image = {"model": "gpt-image-1", "prompt": "Hi", "quality": "low", "size": "1024x1024"}
+        call("ai/image", lambda: user.post("/v1/ai/image", json=image))
+        for route in ("ai/images/generations", "images/generations"):
+            call(route, partial(user.post, f"/v1/{route}", json=image))
+        edit, png = {"model": "gpt-image-1", "prompt": "Hi"}, {"image": ("a.png", PNG, "image/png")}
+        for route in ("ai/images/edits", "images/edits"):
+            call(route, partial(user.post, f"/v1/{route}", data=edit, files=png))
+        call("ai/image/result", lambda: user.get("/v1/ai/image/result", params={"request_id": self.kept_images}))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))
