@@ -60,3 +60,8 @@ def local(model: str, model_env: str) -> Deployment:
         model_env=model_env,
         legacy_completions=True,
     )
+
+
+# ElevenLabs' own API (text-to-speech): its adapter appends /v1/text-to-speech/{voice_id}.
+def elevenlabs(model: str) -> Deployment:
+    return Deployment("elevenlabs", "elevenlabs", model, "ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL", "https://api.elevenlabs.io")

@@ -9,6 +9,7 @@ import httpx
 
 from aihub.adapters.anthropic import AnthropicAdapter
 from aihub.adapters.base import Adapter, Upstream
+from aihub.adapters.elevenlabs import ElevenLabsAdapter
 from aihub.adapters.gemini import GeminiAdapter
 from aihub.adapters.openai_compat import OpenAICompatAdapter
 from aihub.adapters.pool import client_for
@@ -17,6 +18,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "openai": OpenAICompatAdapter,
     "anthropic": AnthropicAdapter,
     "gemini": GeminiAdapter,
+    "elevenlabs": ElevenLabsAdapter,
 }
 
 # Adapters live as long as their client (per loop, per base URL).
