@@ -11,8 +11,8 @@ Each call reserves its characters (and, for token-priced models, its worst-case 
 aihub/speech_request.py) before the upstream call. Retries and fail-over happen before the first
 byte (the adapters check the status before handing the audio over). A streamed call is billed just
 before its last chunk goes out; a client that leaves mid-stream is billed the same (the upstream
-bills the text it was sent) and recorded as 499; an upstream that breaks mid-stream ends the answer
-abruptly, so that a cut-off file is never taken for a whole one.
+bills the text it was sent) and recorded as 499; an upstream that breaks mid-stream ends the audio
+short, recorded as 502 (see `relayed`).
 """
 
 import base64
@@ -145,6 +145,7 @@ async def whole(upstream: Upstream, body: dict[str, object]) -> bytes:
 async def relayed(meter: Meter, stream: MediaStream, ask: Speech) -> AsyncGenerator[bytes, None]:
     """The audio as it arrives. One chunk is held back, so that the call is settled before the last goes out."""
     size = 0
+    held: bytes | None = None
     try:
         held = await anext(stream.chunks, None)
         meter.first_token()
@@ -162,8 +163,11 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech) -> AsyncGenera
     except UpstreamError as exc:
         settle(meter, ask, None)  # the upstream ran, and bills the text it was sent
         meter.finish(exc.status, exc.code or "upstream_error")
+        # The answer ends short. Raising instead would abort it under uvicorn, but leave Daphne's
+        # connection open with no end (its error page cannot follow a started response).
         log.warning("the %s upstream broke off the audio of call %s: %s", meter.provider, meter.call_id, exc.message)
-        raise  # the answer ends without its last chunk: a client sees a broken transfer, not a short file
+        if held is not None:
+            yield held  # what arrived before the break
     finally:
         await stream.chunks.aclose()
         if not meter.finished:  # the client left
