@@ -196,6 +196,9 @@ class RedisDownTests(LiveCityTestCase):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/embeddings", "embeddings"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "text-embedding-3-small", "input": "Hi"}))
+        call("ai/tts", lambda: user.post("/v1/ai/tts", json={"model": "tts-1", "text": "Hi"}))
+        for route in ("ai/audio/speech", "audio/speech"):
+            call(route, partial(user.post, f"/v1/{route}", json={"model": "tts-1", "input": "Hi", "voice": "alloy"}))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))
