@@ -143,31 +143,27 @@ async def whole(upstream: Upstream, body: dict[str, object]) -> bytes:
 
 
 async def relayed(meter: Meter, stream: MediaStream, ask: Speech) -> AsyncGenerator[bytes, None]:
-    """The audio as it arrives. One chunk is held back, so that the call is settled before the last goes out."""
+    """The audio as it arrives. The call is settled once the upstream's answer ends, before this
+    generator does (`AiCall.events` waits for the settlement before the response's end goes out)."""
     size = 0
-    held: bytes | None = None
     try:
-        held = await anext(stream.chunks, None)
-        meter.first_token()
-        while held is not None:
-            size += len(held)
-            following = await anext(stream.chunks, None)
-            if following is None:
-                settle(meter, ask, size)
-                meter.finish(200)
-            yield held
-            held = following
-        if not meter.finished:  # no audio at all
-            settle(meter, ask, 0)
-            meter.finish(200)
+        async for chunk in stream.chunks:
+            if not size:
+                meter.first_token()
+            size += len(chunk)
+            yield chunk
+        settle(meter, ask, size)
+        meter.finish(200)
     except UpstreamError as exc:
         settle(meter, ask, None)  # the upstream ran, and bills the text it was sent
         meter.finish(exc.status, exc.code or "upstream_error")
         # The answer ends short. Raising instead would abort it under uvicorn, but leave Daphne's
         # connection open with no end (its error page cannot follow a started response).
         log.warning("the %s upstream broke off the audio of call %s: %s", meter.provider, meter.call_id, exc.message)
-        if held is not None:
-            yield held  # what arrived before the break
+    except Exception:
+        log.exception("relaying the audio of call %s from %s failed", meter.call_id, meter.provider)
+        settle(meter, ask, None)
+        meter.finish(500, "internal_error")
     finally:
         await stream.chunks.aclose()
         if not meter.finished:  # the client left

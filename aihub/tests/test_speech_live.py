@@ -237,4 +237,8 @@ class SpeechLiveTests(AiLiveTestCase):
         budget = planned(monthly_budget=0.001)  # gpt-4o-mini-tts's worst case for 4,000 characters is far over it
         out = budget.post("/v1/ai/tts", json={"model": "gpt-4o-mini-tts", "text": "b" * 4000})
         self.assert_error(out, 402, None)
-        self.assertEqual(len(self.sim.requests), 2)  # the two within their plans
+        # One call at a time: a streamed call's slot is free once its last byte is read.
+        single = planned(max_concurrency=1)
+        for _ in range(3):
+            self.assertEqual(single.post("/v1/audio/speech", json={"model": "tts-1", "input": TEXT, "voice": "alloy"}).status_code, 200)
+        self.assertEqual(len(self.sim.requests), 5)  # the calls within their plans
