@@ -2,7 +2,8 @@
 
 Each model's `meta` says what it takes, and the routes check requests against it (aihub/speech_api.py):
 `voices` (None: any voice id of the provider's own form), `default_voice` (City's route, when the
-request names none), `formats`, `max_characters`, `speed` (its range), `instructions` and `custom_voices` (OpenAI's `{"id"}` voices).
+request names none), `formats`, `max_characters`, `speed` (its range), `instructions`, `custom_voices` (OpenAI's `{"id"}` voices) and `sse` (OpenAI's
+`stream_format: "sse"`).
 
 Prices, as read in December 2026:
 - OpenAI: platform.openai.com/docs/pricing, "Transcription and speech generation": tts-1 $15.00 and
@@ -15,8 +16,9 @@ Prices, as read in December 2026:
   (Multilingual v2 10,000; v3 5,000; Flash and Turbo v2.5 40,000); speed 0.7–1.2: the API reference,
   "Create speech", voice_settings.speed.
 
-gpt-4o-mini-tts's answer (raw audio) carries no usage: City counts its tokens itself (see
-aihub/speech_api.py `speech_tokens`), and records the characters too, at no price of their own.
+gpt-4o-mini-tts's raw-audio answer carries no usage: City counts its tokens itself (see
+aihub/speech_request.py), unless the client asked for OpenAI's speech events (`stream_format: "sse"`),
+whose last event reports them; the characters are recorded too, at no price of their own.
 """
 
 from aihub.catalog_deployments import elevenlabs, openai
@@ -44,6 +46,7 @@ def _openai_meta(voices: tuple[str, ...], *, instructions: bool) -> dict[str, ob
         "speed": OPENAI_SPEED,
         "instructions": instructions,
         "custom_voices": instructions,  # {"id": "voice_…"}: gpt-4o-mini-tts only, as instructions
+        "sse": instructions,  # stream_format "sse" (OpenAI's speech events, with usage): the same
     }
 
 
@@ -55,6 +58,7 @@ def _elevenlabs_meta(max_characters: int) -> dict[str, object]:
         "max_characters": max_characters,
         "speed": ELEVENLABS_SPEED,
         "instructions": False,
+        "sse": False,
     }
 
 

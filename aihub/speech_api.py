@@ -5,7 +5,8 @@
 output_tokens?}}`; with `Accept: audio/*` (or one audio type, which picks the format when `format`
 is not given) it answers the audio itself, streamed as the upstream makes it.
 /v1/ai/audio/speech and its twin /v1/audio/speech take OpenAI's CreateSpeechRequest and answer the
-audio, streamed, as OpenAI does.
+audio, streamed, as OpenAI does; with `stream_format: "sse"` (gpt-4o-mini-tts), OpenAI's speech
+events as the upstream sends them, whose last one reports the usage City bills.
 
 Each call reserves its characters (and, for token-priced models, its worst-case tokens; see
 aihub/speech_request.py) before the upstream call. Retries and fail-over happen before the first
@@ -18,8 +19,9 @@ short, recorded as 502 (see `relayed`).
 import base64
 import logging
 from collections.abc import AsyncGenerator
-from typing import cast
+from typing import Any, cast
 
+import orjson
 from django.http import HttpResponseBase
 
 from aihub.adapters import adapter_for
@@ -35,12 +37,12 @@ from aihub.speech_request import (
     TTS_REQUEST,
     Speech,
     check_for_model,
-    check_stream_format,
     speech_tokens,
     token_priced,
     usage_of,
     worst_speech,
 )
+from aihub.streaming import data_frame, error_payload
 from aihub.upstreams import known_model
 from city.calls import Call
 from city.errors import ApiError
@@ -87,14 +89,15 @@ async def tts(call: Call) -> HttpResponseBase:
 
 
 async def audio_speech(call: Call) -> HttpResponseBase:
-    """POST /v1/ai/audio/speech (and /v1/audio/speech): OpenAI's, the audio streamed."""
-    check_stream_format(call.data)
+    """POST /v1/ai/audio/speech (and /v1/audio/speech): OpenAI's, the audio (or its events) streamed."""
     ask = SPEECH_REQUEST.speech(call.data)
     ai = await admitted(call, ask)
     async with ai:
         ai.meter.streamed = True
         body = ask.upstream_body(ai.model)
         stream = cast(MediaStream, await ai.answer(lambda up: opened(up, body)))
+        if ask.stream_format == "sse":
+            return ai.events(relayed(ai.meter, stream, ask, SpeechDone()))
         return ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
 
 
@@ -142,24 +145,32 @@ async def whole(upstream: Upstream, body: dict[str, object]) -> bytes:
     return b"".join(pieces)
 
 
-async def relayed(meter: Meter, stream: MediaStream, ask: Speech) -> AsyncGenerator[bytes, None]:
-    """The audio as it arrives. The call is settled once the upstream's answer ends, before this
-    generator does (`AiCall.events` waits for the settlement before the response's end goes out)."""
+async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechDone | None" = None) -> AsyncGenerator[bytes, None]:
+    """The audio (with `done`, OpenAI's speech events, their usage read on the way) as it arrives.
+    The call is settled once the upstream's answer ends, before this generator does
+    (`AiCall.events` waits for the settlement before the response's end goes out)."""
     size = 0
     try:
         async for chunk in stream.chunks:
             if not size:
                 meter.first_token()
             size += len(chunk)
+            if done is not None:
+                done.feed(chunk)
             yield chunk
-        settle(meter, ask, size)
+        if done is None:
+            settle(meter, ask, size)
+        else:
+            settle(meter, ask, None, done.finished())
         meter.finish(200)
     except UpstreamError as exc:
         settle(meter, ask, None)  # the upstream ran, and bills the text it was sent
         meter.finish(exc.status, exc.code or "upstream_error")
-        # The answer ends short. Raising instead would abort it under uvicorn, but leave Daphne's
-        # connection open with no end (its error page cannot follow a started response).
         log.warning("the %s upstream broke off the audio of call %s: %s", meter.provider, meter.call_id, exc.message)
+        if done is not None:
+            yield data_frame(error_payload(exc))
+        # Raw audio ends short. Raising instead would abort it under uvicorn, but leave Daphne's
+        # connection open with no end (its error page cannot follow a started response).
     except Exception:
         log.exception("relaying the audio of call %s from %s failed", meter.call_id, meter.provider)
         settle(meter, ask, None)
@@ -171,12 +182,54 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech) -> AsyncGenera
             meter.finish(CLIENT_CLOSED, "client_closed")
 
 
-def settle(meter: Meter, ask: Speech, audio_bytes: int | None) -> None:
-    """The call's usage: its characters; for token-priced models, City's count of the tokens (the
-    answer carries none), within the reservation."""
+def settle(meter: Meter, ask: Speech, audio_bytes: int | None, reported: dict[str, Any] | None = None) -> None:
+    """The call's usage: its characters; for token-priced models, the tokens the upstream reported
+    (speech events only), else City's count of them, within the reservation."""
     meter.units = ask.characters
-    if token_priced(meter.model):
+    if token_priced(meter.model) and not meter.use(reported):
         meter.estimate(speech_tokens(ask, audio_bytes))
+
+
+class SpeechDone:
+    """Reads the usage off an OpenAI speech event stream's last event,
+    `data: {"type": "speech.audio.done", "usage": {"input_tokens", "output_tokens", "total_tokens"}}`,
+    as its bytes go by. Only a line that may be that event is kept (the audio deltas' lines are long)."""
+
+    LONGEST_LINE = 4096
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.skipping = False  # within a line too long to be the one sought
+        self.usage: dict[str, Any] | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if not self.skipping:
+                self._read(self.pending + chunk[start:end])
+            self.pending, self.skipping = b"", False
+            start = end + 1
+        if not self.skipping:
+            self.pending += chunk[start:]
+            if len(self.pending) > self.LONGEST_LINE:
+                self.pending, self.skipping = b"", True
+
+    def finished(self) -> dict[str, Any] | None:
+        """The usage in OpenAI's chat shape (what Meter.use takes), or None when none was reported."""
+        if not self.skipping:
+            self._read(self.pending)
+        return self.usage
+
+    def _read(self, line: bytes) -> None:
+        if not line.startswith(b"data:") or b"speech.audio.done" not in line:
+            return
+        try:
+            event = orjson.loads(line[5:])
+        except orjson.JSONDecodeError:
+            return
+        usage = event.get("usage") if isinstance(event, dict) else None
+        if isinstance(usage, dict) and isinstance(usage.get("input_tokens"), int) and isinstance(usage.get("output_tokens"), int):
+            self.usage = {"prompt_tokens": usage["input_tokens"], "completion_tokens": usage["output_tokens"]}
 
 
 def raw_audio_format(accept: str, ask: Speech) -> str | None:
@@ -244,8 +297,8 @@ ACTIONS: tuple[Action, ...] = (
         audio_speech,
         allow=(USER,),
         input=SPEECH_REQUEST,
-        description="OpenAI's text to speech: the audio, streamed.",
-        responds=tuple(MIME_TYPES.values()),
+        description="OpenAI's text to speech: the audio, streamed (or, with stream_format sse, its events).",
+        responds=(*MIME_TYPES.values(), "text/event-stream"),
     ),
 )
 ALIASES: dict[str, str] = {"audio/speech": "audio/speech"}

@@ -10,7 +10,8 @@ model: $0.015 a minute at $12 per million audio tokens). That length is measured
 tells it (pcm, and wav's PCM data: 24 kHz, 16-bit, mono), else expected from the text at
 EXPECTED_CHARACTERS_PER_SECOND over `speed`. The reservation assumes the slowest plausible speech
 (SLOWEST_CHARACTERS_PER_SECOND, and no speed-up: instructions may ask for slow, dramatic reading),
-and a settlement never bills past it.
+and a settlement never bills past it. A client that asks for OpenAI's speech events
+(`stream_format: "sse"`) is billed the usage their last event reports instead.
 """
 
 import math
@@ -68,6 +69,7 @@ class Speech:
     speed: float | None
     instructions: str | None
     names: Names
+    stream_format: str = "audio"  # OpenAI's route only: "sse" asks for OpenAI's speech events
 
     @property
     def characters(self) -> int:
@@ -92,6 +94,8 @@ class Speech:
             body["speed"] = self.speed
         if self.instructions:
             body["instructions"] = self.instructions
+        if self.stream_format == "sse":
+            body["stream_format"] = "sse"
         return body
 
 
@@ -132,6 +136,7 @@ class SpeechInput:
             speed=float(speed) if speed is not None else None,
             instructions=data.get("instructions"),
             names=self.names,
+            stream_format=data.get("stream_format") or "audio",
         )
 
     def json_schema(self) -> JsonSchema:
@@ -171,16 +176,6 @@ SPEECH_REQUEST = SpeechInput(
 )
 
 
-def check_stream_format(data: dict[str, Any]) -> None:
-    if data.get("stream_format") == "sse":
-        raise ApiError(
-            400,
-            "stream_format 'sse' is not supported: City streams the audio itself (stream_format 'audio', the default).",
-            param="stream_format",
-            code="unsupported_value",
-        )
-
-
 # --- Checks against the model -------------------------------------------------------------------
 
 
@@ -211,6 +206,13 @@ def check_for_model(model: Model, ask: Speech) -> None:
             f"speed must be from {speed['min']} to {speed['max']} for {model.id} (1.0 is normal).",
             param="speed",
             code="invalid_value",
+        )
+    if ask.stream_format == "sse" and not meta.get("sse"):
+        raise ApiError(
+            400,
+            f"{model.id} answers no speech events: leave out stream_format 'sse' to have the audio streamed (gpt-4o-mini-tts takes it).",
+            param="stream_format",
+            code="unsupported_value",
         )
     if ask.instructions is not None:
         if not meta.get("instructions"):

@@ -1,7 +1,7 @@
 """OpenAI audio/speech: the OpenAICompatAdapter methods of these names delegate here.
 
-`POST {base}/audio/speech` `{model, input, voice, response_format, speed, instructions?}` answers the
-audio itself. The answer is opened, its status checked (an error is read and raised as
+`POST {base}/audio/speech` `{model, input, voice, response_format, speed, instructions?,
+stream_format?}` answers the audio itself (or, with `stream_format: "sse"`, OpenAI's speech events). The answer is opened, its status checked (an error is read and raised as
 UpstreamError, so that retries and fail-over happen before any byte reaches City's client), and
 handed back as a MediaStream whose chunks are relayed as they arrive.
 """
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from aihub.adapters.openai_compat import OpenAICompatAdapter
 
 # OpenAI's speech fields; anything else in the body is City's own and stays here.
-SPEECH_FIELDS = ("input", "voice", "response_format", "speed", "instructions")
+SPEECH_FIELDS = ("input", "voice", "response_format", "speed", "instructions", "stream_format")
 
 
 async def speech(adapter: "OpenAICompatAdapter", upstream: Upstream, body: dict[str, Any]) -> MediaStream:

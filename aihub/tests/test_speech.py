@@ -11,7 +11,7 @@ from aihub.adapters.base import Upstream, UpstreamError
 from aihub.adapters.elevenlabs import ElevenLabsAdapter, error_of
 from aihub.catalog import models_by_id
 from aihub.catalog_types import CHARACTERS, TTS
-from aihub.speech_api import raw_audio_format
+from aihub.speech_api import SpeechDone, raw_audio_format
 from aihub.speech_request import (
     CITY_NAMES,
     OPENAI_NAMES,
@@ -152,3 +152,19 @@ def test_elevenlabs_refuses_a_format_it_has_no_equivalent_for_before_calling() -
     with pytest.raises(UpstreamError) as refused:
         asyncio.run(speak())
     assert (refused.value.status, refused.value.param) == (400, "response_format")
+
+
+def test_the_usage_of_speech_events_is_read_across_chunks_past_long_lines() -> None:
+    delta = b'data: {"type": "speech.audio.delta", "audio": "' + b"QUJD" * 5000 + b'"}\n\n'
+    done = b'data: {"type": "speech.audio.done", "usage": {"input_tokens": 7, "output_tokens": 90, "total_tokens": 97}}\n\n'
+    stream = delta * 3 + done
+    for size in (1, 7, 4096, len(stream)):
+        reader = SpeechDone()
+        for start in range(0, len(stream), size):
+            reader.feed(stream[start : start + size])
+        assert reader.finished() == {"prompt_tokens": 7, "completion_tokens": 90}, size
+        assert len(reader.pending) <= SpeechDone.LONGEST_LINE
+    unfinished = SpeechDone()
+    unfinished.feed(delta + done.rstrip())  # no closing blank line
+    assert unfinished.finished() == {"prompt_tokens": 7, "completion_tokens": 90}
+    assert SpeechDone().finished() is None

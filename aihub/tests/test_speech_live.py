@@ -2,6 +2,7 @@
 of the OpenAI and ElevenLabs simulators; metering, plans and errors."""
 
 import base64
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -67,7 +68,15 @@ class SpeechLiveTests(AiLiveTestCase):
         self.assertEqual(audio[:4] + audio[8:12], b"RIFFWAVE")
         self.assertEqual(self.sim.last_request.json["instructions"], "Cheerfully.")
 
-        plain, steered = self.records(2)
+        # OpenAI's speech events, passed through; their last one's usage is what City bills.
+        events = self.sdk.audio.speech.create(model="gpt-4o-mini-tts", voice="coral", input=TEXT, stream_format="sse")
+        self.assertEqual(events.response.headers["content-type"], "text/event-stream")
+        data = [json.loads(line[6:]) for line in events.text.splitlines() if line.startswith("data: ")]
+        self.assertEqual([e["type"] for e in data], ["speech.audio.delta"] * (len(data) - 1) + ["speech.audio.done"])
+        self.assertEqual(b"".join(base64.b64decode(e["audio"]) for e in data[:-1]), speech_audio("mp3", TEXT, "coral"))
+        reported = data[-1]["usage"]
+
+        plain, steered, evented = self.records(3)
         self.assertEqual((plain.status, plain.unit, plain.units, plain.modality), (200, "characters", len(TEXT), "tts"))
         self.assertEqual(plain.cost, len(TEXT) * 15 * PICO_PER_MICRO)  # $15 per million characters
         self.assertTrue(plain.streamed)
@@ -81,6 +90,9 @@ class SpeechLiveTests(AiLiveTestCase):
         self.assertEqual((steered.prompt_tokens, steered.completion_tokens, steered.usage_estimated), (prompt, output, True))
         self.assertEqual((steered.unit, steered.units), ("characters", len(TEXT)))
         self.assertEqual(steered.cost, prompt * 600_000 + output * 12_000_000)
+        usage = (evented.prompt_tokens, evented.completion_tokens, evented.usage_estimated, evented.units)
+        self.assertEqual(usage, (reported["input_tokens"], reported["output_tokens"], False, len(TEXT)))
+        self.assertEqual(evented.cost, reported["input_tokens"] * 600_000 + reported["output_tokens"] * 12_000_000)
 
     def test_tts_answers_parts_or_the_raw_audio_streamed(self) -> None:
         answer = self.ok(self.user.post("/v1/ai/tts", json={"model": "tts-1-hd", "text": TEXT}))

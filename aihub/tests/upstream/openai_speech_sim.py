@@ -4,17 +4,19 @@ Checked as OpenAI's API reference ("Create speech") describes the request: a bea
 of known fields only, `model`, `input` (at most 4,096 characters) and `voice` required, the voice one
 of the model's, `response_format` one of six, `speed` 0.25–4.0, `instructions` not for tts-1 and
 tts-1-hd. The answer is audio of the asked format (`speech_audio`: deterministic, so a test can
-compare what reached it byte for byte), streamed in CHUNK_BYTES chunks with the format's Content-Type.
+compare what reached it byte for byte), streamed in CHUNK_BYTES chunks with the format's Content-Type;
+with `stream_format: "sse"` (gpt-4o-mini-tts only), OpenAI's speech events (`speech_events`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import struct
 from collections.abc import Callable
 from typing import Any
 
-from aihub.tests.upstream.sim import Received, Reply
+from aihub.tests.upstream.sim import Received, Reply, sse
 
 CHUNK_BYTES = 4096
 MAX_INPUT = 4096
@@ -74,6 +76,15 @@ def chunked(audio: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
     return [audio[i : i + size] for i in range(0, len(audio), size)] or [b""]
 
 
+def speech_events(text: str, audio: bytes) -> list[str]:
+    """OpenAI's speech events for `audio`: a `speech.audio.delta` per chunk, then `speech.audio.done`
+    with the usage (the simulator's own count: a token per 4 characters in, per 64 bytes out)."""
+    deltas = [sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()}) for piece in chunked(audio)]
+    input_tokens, output_tokens = -(-len(text) // 4), -(-len(audio) // 64)
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+    return [*deltas, sse({"type": "speech.audio.done", "usage": usage})]
+
+
 class SpeechRoutes:
     error_body: Callable[[int, str], Any]  # OpenAISim's error shape
 
@@ -111,6 +122,10 @@ class SpeechRoutes:
         if body.get("instructions") is not None and model != "gpt-4o-mini-tts":
             return self._refuse(400, f"instructions are not supported with {model}.", "instructions", "unsupported_parameter")
         audio = speech_audio(fmt, text, voice if isinstance(voice, str) else voice["id"])
+        if body.get("stream_format", "audio") == "sse":
+            if model != "gpt-4o-mini-tts":
+                return self._refuse(400, f"stream_format 'sse' is not supported with {model}.", "stream_format", "invalid_value")
+            return Reply.sse(speech_events(text, audio))
         return Reply(content_type=CONTENT_TYPES[fmt], chunks=chunked(audio))
 
     def _refuse(self, status: int, message: str, param: str | None, code: str | None) -> Reply:
