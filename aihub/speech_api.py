@@ -10,10 +10,10 @@ events as the upstream sends them, whose last one reports the usage City bills.
 
 Each call reserves its characters (and, for token-priced models, its worst-case tokens; see
 aihub/speech_request.py) before the upstream call. Retries and fail-over happen before the first
-byte (the adapters check the status before handing the audio over). A streamed call is billed just
-before its last chunk goes out; a client that leaves mid-stream is billed the same (the upstream
-bills the text it was sent) and recorded as 499; an upstream that breaks mid-stream ends the audio
-short, recorded as 502 (see `relayed`).
+byte (the adapters check the status before handing the audio over). A streamed call is billed when
+the upstream's answer ends, before City's ends; a client that leaves mid-stream is billed the same
+(the upstream bills the text it was sent) and recorded as 499; an upstream that breaks mid-stream
+ends the audio short, recorded as 502 (see `relayed`).
 """
 
 import base64
@@ -77,7 +77,7 @@ async def tts(call: Call) -> HttpResponseBase:
             ai.meter.streamed = True
             stream = cast(MediaStream, await ai.answer(lambda up: opened(up, body)))
             return ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
-        audio = cast(bytes, await ai.answer(lambda up: whole(up, body)))
+        audio = cast(bytes, await ai.answer(lambda up: whole(up, body, ai.meter)))
         settle(ai.meter, ask, len(audio))
         answer = {
             "id": new_id("tts"),
@@ -123,13 +123,15 @@ async def opened(upstream: Upstream, body: dict[str, object]) -> MediaStream:
         ) from None
 
 
-async def whole(upstream: Upstream, body: dict[str, object]) -> bytes:
+async def whole(upstream: Upstream, body: dict[str, object], meter: Meter) -> bytes:
     """The whole audio, read within the attempt: a break mid-answer is retried like any failure."""
     stream = await opened(upstream, body)
     pieces: list[bytes] = []
     size = 0
     try:
         async for chunk in stream.chunks:
+            if not size:
+                meter.first_token()
             size += len(chunk)
             if size > MAX_BUFFERED_AUDIO_BYTES:
                 raise UpstreamError(
