@@ -65,3 +65,8 @@ def local(model: str, model_env: str) -> Deployment:
 # Deepgram's pre-recorded speech-to-text (POST /v1/listen); the adapter adds /v1 itself.
 def deepgram(model: str) -> Deployment:
     return Deployment("deepgram", "deepgram", model, "DEEPGRAM_API_KEY", "DEEPGRAM_BASE_URL", "https://api.deepgram.com")
+
+
+# ElevenLabs' own API (text-to-speech): its adapter appends /v1/text-to-speech/{voice_id}.
+def elevenlabs(model: str) -> Deployment:
+    return Deployment("elevenlabs", "elevenlabs", model, "ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL", "https://api.elevenlabs.io")

@@ -10,6 +10,7 @@ import httpx
 from aihub.adapters.anthropic import AnthropicAdapter
 from aihub.adapters.base import Adapter, Upstream
 from aihub.adapters.deepgram import DeepgramAdapter
+from aihub.adapters.elevenlabs import ElevenLabsAdapter
 from aihub.adapters.gemini import GeminiAdapter
 from aihub.adapters.openai_compat import OpenAICompatAdapter
 from aihub.adapters.pool import client_for
@@ -19,6 +20,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "anthropic": AnthropicAdapter,
     "gemini": GeminiAdapter,
     "deepgram": DeepgramAdapter,
+    "elevenlabs": ElevenLabsAdapter,
 }
 
 # Adapters live as long as their client (per loop, per base URL).

@@ -21,8 +21,8 @@ import httpx
 import redis
 from django.contrib.auth import get_user_model
 
-from aihub.tests.test_asr_units import wav
 from aihub.image_results import keep as keep_images
+from aihub.tests.test_asr_units import wav
 from aihub.tests.upstream.openai_images_sim import PNG, PNG_B64
 from aihub.tests.upstream.openai_sim import OpenAISim
 from city.livecity import BASE_DIR, LiveCityTestCase, free_port
@@ -220,6 +220,9 @@ class RedisDownTests(LiveCityTestCase):
         for route in ("ai/images/edits", "images/edits"):
             call(route, partial(user.post, f"/v1/{route}", data=edit, files=png))
         call("ai/image/result", lambda: user.get("/v1/ai/image/result", params={"request_id": self.kept_images}))
+        call("ai/tts", lambda: user.post("/v1/ai/tts", json={"model": "tts-1", "text": "Hi"}))
+        for route in ("ai/audio/speech", "audio/speech"):
+            call(route, partial(user.post, f"/v1/{route}", json={"model": "tts-1", "input": "Hi", "voice": "alloy"}))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))

@@ -1,0 +1,170 @@
+"""Text to speech in process: the catalog's prices, the request checks, the cost estimates, Accept
+negotiation and ElevenLabs' error shapes (the live path is test_speech_live.py)."""
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from aihub.adapters.base import Upstream, UpstreamError
+from aihub.adapters.elevenlabs import ElevenLabsAdapter, error_of
+from aihub.catalog import models_by_id
+from aihub.catalog_types import CHARACTERS, TTS
+from aihub.speech_api import SpeechDone, raw_audio_format
+from aihub.speech_request import (
+    CITY_NAMES,
+    OPENAI_NAMES,
+    SPEECH_REQUEST,
+    TTS_REQUEST,
+    Speech,
+    check_for_model,
+    speech_tokens,
+    worst_speech,
+)
+from city.errors import ApiError
+
+
+def ask(text: str = "Hello.", **fields: Any) -> Speech:
+    values: dict[str, Any] = {"voice": None, "format": None, "speed": None, "instructions": None, **fields}
+    return Speech(
+        fields.pop("model", "tts-1"), text, values["voice"], values["format"], values["speed"], values["instructions"], CITY_NAMES
+    )
+
+
+def test_the_speech_models_are_priced_per_character_or_by_token() -> None:
+    models = models_by_id()
+    prices = {m: (models[m].unit, models[m].public_meta()["price"]["per_character"]) for m in ("tts-1", "tts-1-hd", "eleven_v3")}
+    assert prices == {"tts-1": (CHARACTERS, "0.000015"), "tts-1-hd": (CHARACTERS, "0.00003"), "eleven_v3": (CHARACTERS, "0.0001")}
+    assert models["eleven_flash_v2_5"].unit_price == models["eleven_turbo_v2_5"].unit_price == 50_000_000
+    mini = models["gpt-4o-mini-tts"]
+    assert (mini.input_price, mini.output_price, mini.unit_price, mini.modalities) == (600_000, 12_000_000, 0, (TTS,))
+    assert models["eleven_multilingual_v2"].deployments[0].adapter == "elevenlabs"
+
+
+def test_the_worst_case_reserves_characters_and_slow_speech() -> None:
+    models = models_by_id()
+    assert worst_speech(models["tts-1"], ask("a" * 4096)).cost == 61_440  # 4,096 × $15/M = $0.06144
+    mini = models["gpt-4o-mini-tts"]
+    fast = ask("a" * 1500, model="gpt-4o-mini-tts", speed=2.0)
+    worst = worst_speech(mini, fast)
+    # Read at 8 characters a second, the speed-up not counted on: 187.5 s × 1,250 tokens a minute.
+    assert (worst.units, worst.output_tokens) == (1500, 3907)
+    assert worst.cost == -(-(worst.input_tokens * 600_000 + 3907 * 12_000_000) // 1_000_000)
+    assert speech_tokens(fast, None) == 1042  # expected: 15 characters a second × 2 → 50 s
+    assert speech_tokens(ask(model="gpt-4o-mini-tts", format="pcm"), 480_000) == 209  # 10 s of 24 kHz 16-bit PCM
+    assert speech_tokens(ask(model="gpt-4o-mini-tts", format="wav"), 480_044) == 209  # the same, after a 44-byte header
+    assert speech_tokens(fast, None) <= worst.output_tokens
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "code"),
+    [
+        ({"voice": "verse"}, "voice", "invalid_value"),
+        ({"voice": {"id": "voice_123"}}, "voice", "invalid_value"),
+        ({"text": "x" * 4097}, "text", "text_too_long"),
+        ({"speed": 0.2}, "speed", "invalid_value"),
+        ({"instructions": "Slowly."}, "instructions", "unsupported_parameter"),
+    ],
+)
+def test_a_request_is_checked_against_its_model(fields: dict[str, Any], param: str, code: str) -> None:
+    text = fields.pop("text", "Hello.")
+    with pytest.raises(ApiError) as refused:
+        check_for_model(models_by_id()["tts-1"], ask(text, **fields))
+    assert (refused.value.status, refused.value.param, refused.value.code) == (400, param, code)
+
+
+def test_elevenlabs_voices_are_ids_and_its_formats_its_own() -> None:
+    model = models_by_id()["eleven_multilingual_v2"]
+    check_for_model(model, ask(voice="21m00Tcm4TlvDq8ikWAM", format="opus", speed=0.7))
+    for fields, param in (({"voice": "../../v1/user"}, "voice"), ({"format": "flac"}, "format"), ({"speed": 1.21}, "speed")):
+        with pytest.raises(ApiError) as refused:
+            check_for_model(model, ask(**fields))
+        assert refused.value.param == param
+    check_for_model(
+        models_by_id()["gpt-4o-mini-tts"], Speech("gpt-4o-mini-tts", "Hi", {"id": "voice_1"}, None, None, "Calm.", OPENAI_NAMES)
+    )
+
+
+def test_the_input_specs_refuse_unknown_fields_and_wrong_types() -> None:
+    for spec, data, param in (
+        (TTS_REQUEST, {"model": "tts-1", "text": "Hi", "voice_settings": {}}, "voice_settings"),
+        (TTS_REQUEST, {"model": "tts-1", "text": "Hi", "format": "ogg"}, "format"),
+        (TTS_REQUEST, {"model": "tts-1", "text": "Hi", "speed": True}, "speed"),
+        (SPEECH_REQUEST, {"model": "tts-1", "input": "Hi"}, "voice"),
+        (SPEECH_REQUEST, {"model": "tts-1", "input": "Hi", "voice": {"name": "x"}}, "voice.id"),
+    ):
+        with pytest.raises(ApiError) as refused:
+            spec.validate(data)
+        assert (refused.value.status, refused.value.param) == (400, param)
+    assert TTS_REQUEST.json_schema()["additionalProperties"] is False
+    assert SPEECH_REQUEST.json_schema()["required"] == ["model", "input", "voice"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "fmt", "answer"),
+    [
+        ("", None, None),
+        ("application/json", None, None),
+        ("*/*", None, None),
+        ("audio/*", None, "mp3"),
+        ("audio/*", "flac", "flac"),
+        ("audio/wav", None, "wav"),
+        ("audio/x-wav;q=0.5, audio/ogg", None, "opus"),
+        ("application/json, audio/*;q=0.5", None, None),
+        ("application/json;q=0.2, audio/mpeg", None, "mp3"),
+        ("audio/pcm", "pcm", "pcm"),
+        ("audio/*;q=0", None, None),
+    ],
+)
+def test_accept_picks_raw_audio_and_its_format(accept: str, fmt: str | None, answer: str | None) -> None:
+    assert raw_audio_format(accept, ask(format=fmt)) == answer
+
+
+def test_accept_that_no_format_meets_is_406() -> None:
+    for accept, fmt in (("audio/mpeg", "wav"), ("audio/x-unknown", None)):
+        with pytest.raises(ApiError) as refused:
+            raw_audio_format(accept, ask(format=fmt))
+        assert (refused.value.status, refused.value.code) == (406, "not_acceptable")
+
+
+def test_elevenlabs_errors_keep_their_message_and_name_the_voice() -> None:
+    voice = error_of(404, b'{"detail": {"status": "voice_not_found", "message": "A voice with voice_id x does not exist."}}', "elevenlabs")
+    assert (voice.status, voice.param, voice.code, voice.retryable) == (400, "voice", "voice_not_found", False)
+    assert voice.message == "A voice with voice_id x does not exist."
+    invalid = error_of(422, b'{"detail": [{"loc": ["body", "text"], "msg": "Field required", "type": "missing"}]}', "elevenlabs")
+    assert (invalid.status, invalid.message) == (422, "ElevenLabs refused the request: Field required (text).")
+    busy = error_of(429, b'{"detail": {"status": "too_many_concurrent_requests", "message": "Busy."}}', "elevenlabs")
+    assert (busy.status, busy.retryable, busy.code) == (429, True, "too_many_concurrent_requests")
+    down = error_of(503, b'{"detail": {"status": "internal", "message": "Down."}}', "elevenlabs")
+    assert (down.status, down.retryable, down.code) == (503, True, "upstream_unavailable")
+    assert "Down." in down.message
+    assert error_of(400, b"plain words", "elevenlabs").message == "plain words"
+
+
+def test_elevenlabs_refuses_a_format_it_has_no_equivalent_for_before_calling() -> None:
+    upstream = Upstream("elevenlabs", "elevenlabs", "eleven_v3", "http://127.0.0.1:9", "key")
+
+    async def speak() -> None:
+        async with httpx.AsyncClient() as client:
+            await ElevenLabsAdapter(client).speech(upstream, {"input": "Hi", "voice": "JBFqnCBsd6RMkjVDRZzb", "response_format": "aac"})
+
+    with pytest.raises(UpstreamError) as refused:
+        asyncio.run(speak())
+    assert (refused.value.status, refused.value.param) == (400, "response_format")
+
+
+def test_the_usage_of_speech_events_is_read_across_chunks_past_long_lines() -> None:
+    delta = b'data: {"type": "speech.audio.delta", "audio": "' + b"QUJD" * 5000 + b'"}\n\n'
+    done = b'data: {"type": "speech.audio.done", "usage": {"input_tokens": 7, "output_tokens": 90, "total_tokens": 97}}\n\n'
+    stream = delta * 3 + done
+    for size in (1, 7, 4096, len(stream)):
+        reader = SpeechDone()
+        for start in range(0, len(stream), size):
+            reader.feed(stream[start : start + size])
+        assert reader.finished() == {"prompt_tokens": 7, "completion_tokens": 90}, size
+        assert len(reader.pending) <= SpeechDone.LONGEST_LINE
+    unfinished = SpeechDone()
+    unfinished.feed(delta + done.rstrip())  # no closing blank line
+    assert unfinished.finished() == {"prompt_tokens": 7, "completion_tokens": 90}
+    assert SpeechDone().finished() is None
