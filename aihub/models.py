@@ -134,3 +134,6 @@ class UsageDailyRollup(RollupSums):
 
     def __str__(self) -> str:
         return f"{self.day} {self.studio_id} {self.model}: {self.requests}"
+
+
+from aihub.models_video import VideoJob  # noqa: E402, F401  (video jobs: their own module)
