@@ -105,6 +105,8 @@ class RedisDownTests(LiveCityTestCase):
             "DEEPSEEK_BASE_URL": self.sim.url,
             "OPENAI_API_KEY": "sk-test-openai-not-real",
             "OPENAI_BASE_URL": self.sim.url + "/v1",
+            "VIDEO_OPENAI_BASE_URL": self.sim.url + "/v1",
+            "VIDEO_OPENAI_API_KEY": "sk-test-video-not-real",
             "GITHUB_CLIENT_ID": "city-test-client",
             "GITHUB_CLIENT_SECRET": "city-test-secret-not-real",
         }.items():
@@ -196,6 +198,11 @@ class RedisDownTests(LiveCityTestCase):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/embeddings", "embeddings"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "text-embedding-3-small", "input": "Hi"}))
+        video = {"model": "sora-2", "prompt": "A kite"}
+        job = value(call("ai/video", lambda: user.post("/v1/ai/video", json=video)), "id")
+        call("ai/video/result", lambda: user.get("/v1/ai/video/result", params={"id": job}))
+        call("ai/videos", lambda: user.post("/v1/videos", json=video))
+        call("videos", lambda: user.get("/v1/videos"))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))
