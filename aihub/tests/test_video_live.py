@@ -4,6 +4,7 @@ and the retention purge."""
 
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -244,9 +245,10 @@ class VideoLiveTests(AiLiveTestCase):
         failed = self.until(job["id"], "failed")
         self.assertEqual(failed["error"], {"code": "moderation_blocked", "message": "Your request was blocked by our moderation system."})
         self.assertNotIn("parts", failed)
-        for _ in range(3):  # polled again, on both routes: refunded once
-            self.result(job["id"])
-            self.ok(self.user.get(f"/v1/videos/{job['id']}"))
+        # Polled again, several at once on both routes: refunded once.
+        with ThreadPoolExecutor(6) as pool:
+            polls = [f"/v1/ai/video/result?id={job['id']}", f"/v1/videos/{job['id']}"] * 3
+            self.assertEqual({r.status_code for r in pool.map(self.user.get, polls)}, {200})
         records = self.records(2)
         self.assertEqual(
             [(r.call_id, r.units, r.cost, r.unit, r.modality, r.route) for r in records],
@@ -259,6 +261,9 @@ class VideoLiveTests(AiLiveTestCase):
         self.sim.video_failure = None
         again = self.ok(self.user.post("/v1/ai/video", json={"model": "sora-2", "prompt": "Calm sea", "seconds": 4}))
         self.assertEqual(again["status"], "queued")
+        # The month's spend is back to $0.40 spent, not below: one more job is over the budget.
+        over = self.user.post("/v1/ai/video", json={"model": "sora-2", "prompt": "Once more", "seconds": 4})
+        self.assertEqual(self.error(over, 402)["code"], "monthly_budget_exceeded")
 
     def test_a_veo_operation_error_is_a_failed_job_refunded(self) -> None:
         self.gemini.veo_failure = {"code": 3, "message": "The prompt could not be submitted."}
