@@ -29,7 +29,7 @@ from aihub.estimate import worst_media
 from aihub.models_video import COMPLETED, VideoJob
 from aihub.pipeline import admit
 from aihub.upstreams import known_model
-from aihub.video_jobs import city_result, delete_content, refresh, studio_job, video_object
+from aihub.video_jobs import VIDEO_ID, city_result, delete_content, refresh, studio_job, video_object
 from city.calls import Call
 from city.errors import ApiError
 from city.ids import new_id
@@ -276,8 +276,8 @@ async def _list(call: Call) -> dict[str, Any]:
     rows = VideoJob.objects.filter(studio_id=call.studio_id(), deleted=False)
     after = call.data.get("after")
     if after:
-        if not isinstance(after, str):
-            raise ApiError(400, "after must be a video id.", param="after", code="invalid_type")
+        if not isinstance(after, str) or not VIDEO_ID.match(after):
+            raise ApiError(400, "after must be a video id (video_…).", param="after", code="invalid_value")
         rows = rows.filter(id__gt=after) if order == "asc" else rows.filter(id__lt=after)
     # Ids are ULIDs: their order is their creation order.
     found = [job async for job in rows.order_by("id" if order == "asc" else "-id")[: limit + 1]]

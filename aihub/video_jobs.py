@@ -16,6 +16,7 @@ download or a refund in half.
 
 import asyncio
 import logging
+import re
 import tempfile
 from datetime import timedelta
 from typing import Any
@@ -43,6 +44,8 @@ FETCH_STALE = timedelta(seconds=120)
 MAX_VIDEO_BYTES = 1024 * 1024 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024  # a video larger than this is spooled to a temporary file on its way to storage
 MIME_EXTENSIONS = {"video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov"}
+
+VIDEO_ID = re.compile(r"^video_[0-9a-z]{26}$")
 
 _running: set[asyncio.Task[Any]] = set()
 
@@ -87,9 +90,11 @@ async def studio_job(studio_id: str, job_id: object) -> VideoJob:
     """The studio's job of that id; 404 for any other (another studio's, deleted, unknown)."""
     if not isinstance(job_id, str) or not job_id:
         raise ApiError(400, "Name the video: id is required.", param="id", code="missing_field")
-    job = await VideoJob.objects.filter(pk=job_id, studio_id=studio_id, deleted=False).afirst()
+    job = None
+    if VIDEO_ID.match(job_id):  # anything else is no id of City's (and never reaches a query: PostgreSQL refuses NUL)
+        job = await VideoJob.objects.filter(pk=job_id, studio_id=studio_id, deleted=False).afirst()
     if job is None:
-        raise ApiError(404, f"No video '{job_id[:60]}' in this studio.", param="id", code="video_not_found")
+        raise ApiError(404, f"No video '{job_id[:60]!r}' in this studio.", param="id", code="video_not_found")
     return job
 
 

@@ -54,12 +54,13 @@ class VideoLiveTests(AiLiveTestCase):
         return self.ok((client or self.user).get("/v1/ai/video/result", params={"id": job_id}))
 
     def until(self, job_id: str, *statuses: str, client: httpx.Client | None = None) -> dict[str, Any]:
-        return wait_until(
-            lambda: (found := self.result(job_id, client))["status"] in statuses and found,
-            timeout=POLL_SECONDS,
-            interval=0.2,
-            message=f"video {job_id} reaches {statuses}",
-        )
+        def reached() -> dict[str, Any] | None:
+            found = self.result(job_id, client)
+            return found if found["status"] in statuses else None
+
+        found = wait_until(reached, timeout=POLL_SECONDS, interval=0.2, message=f"video {job_id} reaches {statuses}")
+        assert found is not None
+        return found
 
     def error(self, response: httpx.Response, status: int, param: str | None = None) -> dict[str, Any]:
         self.assertEqual(response.status_code, status, response.text[:500])
@@ -168,7 +169,8 @@ class VideoLiveTests(AiLiveTestCase):
                 413,
                 "input_reference",
             ),
-            (self.user.get("/v1/ai/video/result", params={"id": "video_unknown"}), 404, "id"),
+            (self.user.get("/v1/ai/video/result", params={"id": "video_01kbx0000000000000000000zz"}), 404, "id"),
+            (self.user.get("/v1/videos/video_unknown%00x"), 404, None),
             (self.user.get("/v1/ai/video/result"), 400, "id"),
             (self.user.get("/v1/videos", params={"limit": "0"}), 400, "limit"),
         ]
@@ -254,7 +256,7 @@ class VideoLiveTests(AiLiveTestCase):
             [(r.call_id, r.units, r.cost, r.unit, r.modality, r.route) for r in records],
             [
                 (records[0].call_id, 4, 4 * usd_per_unit("0.10"), "seconds", "video", "video"),
-                (records[0].call_id + ":refund", -4, -4 * usd_per_unit("0.10"), "seconds", "video", "video"),
+                (f"{records[0].call_id}:refund", -4, -4 * usd_per_unit("0.10"), "seconds", "video", "video"),
             ],
         )
         self.assertTrue(VideoJob.objects.get(pk=job["id"]).refund_settled)
