@@ -353,7 +353,7 @@ class RedisLedger:
         keys = [f"city:{{{studio_id}}}:refund:{refund_id}"]
         keys += [f"city:{{{studio_id}}}:budget:{kind}:{scope_id}:{month}" for kind, scope_id in scopes]
         expire_at = next_month_start(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)) + timedelta(days=BUDGET_KEEP_DAYS)
-        return int(await self._evalsha("REFUND", keys, [micro, pico, int(expire_at.timestamp() * 1000)])) == 1
+        return int(await self._evalsha("REFUND", keys, [-micro, -pico, int(expire_at.timestamp() * 1000)])) == 1
 
     # --- forget -------------------------------------------------------------------------------
 

@@ -234,7 +234,7 @@ async def delete_content(job: VideoJob) -> None:
 def purge_expired(now: Any) -> int:
     """Delete the stored videos whose retention ended by `now` (sync: manage.py purge_media); how many."""
     purged = 0
-    for job in VideoJob.objects.filter(expires_at__lte=now, purged=False).exclude(content_name="").iterator():
+    for job in VideoJob.objects.filter(expires_at__lte=now, purged=False, deleted=False).exclude(content_name="").iterator():
         default_storage.delete(job.content_name)
         purged += VideoJob.objects.filter(pk=job.pk, purged=False).update(purged=True)
     return purged

@@ -2,8 +2,11 @@
 objects, a refund's record, and the embedded ledger's refund."""
 
 import asyncio
+import uuid
+from typing import Any
 
 import pytest
+import redis
 
 from aihub.adapters.base import MediaFile, UpstreamError
 from aihub.adapters.gemini_video import predict_request, video_of
@@ -12,8 +15,10 @@ from aihub.catalog_types import SECONDS, VIDEO, usd_per_unit
 from aihub.estimate import worst_media
 from aihub.ledger import ScopeLimits
 from aihub.ledger_local import Budget, LocalLedger
+from aihub.ledger_redis import RedisLedger
 from aihub.models_video import VideoJob
 from aihub.refunds import refund_record
+from city.liveredis import LiveRedis
 
 
 def test_the_video_models_are_priced_per_second_with_sora_pro_by_size() -> None:
@@ -81,3 +86,27 @@ def test_the_embedded_ledger_refunds_once_with_the_remainder_borrowed() -> None:
     for scope in (studio, token):
         budget = ledger.budget(scope, "2026-12")
         assert budget is not None and (budget.micro, budget.pico) == (299_999, 999_998)
+
+
+def test_the_redis_ledger_refunds_once_in_one_script_with_the_remainder_borrowed(settings: Any) -> None:
+    own = None if settings.REDIS_URL else LiveRedis()
+    url = settings.REDIS_URL or own.url  # type: ignore[union-attr]
+    try:
+        client = redis.Redis.from_url(url)
+        studio = f"studio_refund_{uuid.uuid4().hex[:8]}"
+        keys = [f"city:{{{studio}}}:budget:studio:{studio}:2026-12", f"city:{{{studio}}}:budget:token:tok_1:2026-12"]
+        for key in keys:
+            client.hset(key, mapping={"micro": 400_000, "pico": 5, "held": 0})
+        ledger = RedisLedger(url)
+        scopes = [("studio", studio), ("token", "tok_1"), ("token", "tok_never_built")]
+        for cost in (100_000 * 1_000_000 + 7, 300_000 * 1_000_000):  # a remainder borrowed, then none (no "-0" sent)
+            assert asyncio.run(ledger.refund(f"call_{cost}:refund", studio, scopes, "2026-12", cost)) is True
+        assert asyncio.run(ledger.refund(f"call_{cost}:refund", studio, scopes, "2026-12", cost)) is False  # once
+        for key in keys:
+            assert client.hmget(key, ["micro", "pico"]) == [b"-1", b"999998"]
+        assert not client.exists(f"city:{{{studio}}}:budget:token:tok_never_built:2026-12")  # left to its rebuild
+        client.delete(*keys)
+        client.close()
+    finally:
+        if own is not None:
+            own.stop()
