@@ -275,6 +275,16 @@ class VideoLiveTests(AiLiveTestCase):
         wait_until(lambda: UsageRecord.objects.filter(studio_id=self.studio["id"], units=-8).exists(), timeout=5)
         self.assertEqual(sum(r.cost for r in UsageRecord.objects.filter(studio_id=self.studio["id"])), 0)
 
+    def test_an_upstream_failure_at_create_makes_no_job_and_costs_nothing(self) -> None:
+        self.sim.fail(500, times=2)  # the first try and its retry
+        error = self.error(self.user.post("/v1/ai/video", json={"model": "sora-2", "prompt": "A kite", "seconds": 12}), 502)
+        self.assertEqual(error["code"], "upstream_error")
+        self.assertFalse(VideoJob.objects.exists())
+        self.assertEqual([(r.status, r.units, r.cost) for r in self.records(1)], [(502, 0, 0)])
+        self.sim.video_seconds_to_complete = 0.5  # the simulator's clock instead of its poll count
+        job = self.ok(self.user.post("/v1/ai/video", json={"model": "sora-2", "prompt": "A kite"}))
+        self.assertEqual(self.until(job["id"], "completed")["progress"], 100)
+
     def test_plans_apply_a_model_outside_is_403_and_a_clip_over_the_cap_402(self) -> None:
         self.plan(models=["sora-2*"], max_cost_per_request=1.50)
         denied = self.error(self.user.post("/v1/ai/video", json={"model": "veo-3.0-generate-001", "prompt": "x"}), 403, "model")

@@ -5,14 +5,15 @@ As OpenAI's API reference describes them: a create (JSON, or multipart/form-data
 `input_reference` image) needs a bearer key, a prompt, a known model, seconds "4" | "8" | "12" and
 a size the model renders, and refuses other fields; it answers a video object `queued`. Each GET of
 the video moves it on: `in_progress` (progress 50) until `video_polls_to_complete` polls have been
-made, then `completed` (or `failed` with an error, for a job created while `video_failure` was
-set). The content of a completed video is VIDEO_BYTES (MP4-like: it starts with an `ftyp` box).
+made (or `video_seconds_to_complete` have passed, when set), then `completed` (or `failed` with an
+error, for a job created while `video_failure` was set). The content of a completed video is VIDEO_BYTES (MP4-like: it starts with an `ftyp` box).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -39,6 +40,7 @@ class SimVideo:
     seconds: str
     size: str
     polls: int = 0
+    created: float = field(default_factory=time.monotonic)
     failure: dict[str, str] | None = None
     reference: tuple[str, str, bytes] | None = None  # (file name, content type, bytes)
     deleted: bool = False
@@ -48,6 +50,7 @@ class SimVideo:
 class VideosRoutes:
     # Switches (instance attributes once set; these are the defaults).
     video_polls_to_complete = 2
+    video_seconds_to_complete: float | None = None  # set: a video completes this long after its creation instead
     video_failure: dict[str, str] | None = None  # set: jobs created now end failed with this error
 
     @property
@@ -123,7 +126,11 @@ class VideosRoutes:
     def _state(self, video: SimVideo) -> tuple[str, int]:
         if video.polls == 0:
             return "queued", 0
-        if video.polls < self.video_polls_to_complete:
+        if self.video_seconds_to_complete is not None:
+            running = time.monotonic() - video.created < self.video_seconds_to_complete
+        else:
+            running = video.polls < self.video_polls_to_complete
+        if running:
             return "in_progress", 50
         return ("failed", 100) if video.failure else ("completed", 100)
 
