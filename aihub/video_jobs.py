@@ -181,7 +181,7 @@ async def _fetch(job: VideoJob, upstream: Upstream, adapter: Adapter) -> None:
         await VideoJob.objects.filter(pk=job.pk, fetching_at=now).aupdate(fetching_at=None)
         return
     stored = timezone.now()
-    updated = await VideoJob.objects.filter(pk=job.pk, status__in=RUNNING).aupdate(
+    updated = await VideoJob.objects.filter(pk=job.pk, status__in=RUNNING, deleted=False).aupdate(
         status=COMPLETED,
         progress=100,
         completed_at=stored,
