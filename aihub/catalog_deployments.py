@@ -70,3 +70,19 @@ def deepgram(model: str) -> Deployment:
 # ElevenLabs' own API (text-to-speech): its adapter appends /v1/text-to-speech/{voice_id}.
 def elevenlabs(model: str) -> Deployment:
     return Deployment("elevenlabs", "elevenlabs", model, "ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL", "https://api.elevenlabs.io")
+
+
+# A host that serves OpenAI's Videos API (POST /v1/videos, GET /v1/videos/{id}, …/content) after
+# OpenAI shut its own down in 2026: reached by its base URL only (there is no default host); the
+# key is sent when set.
+def openai_video(model: str) -> Deployment:
+    return Deployment(
+        "openai-video",
+        "openai",
+        model,
+        "VIDEO_OPENAI_API_KEY",
+        "VIDEO_OPENAI_BASE_URL",
+        "",
+        base_url_required=True,
+        api_key_required=False,
+    )

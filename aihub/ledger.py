@@ -88,6 +88,8 @@ class Backend(Protocol):
 
     def forget(self, records: list[dict[str, Any]]) -> None: ...
 
+    async def refund(self, refund_id: str, studio_id: str, scopes: list[tuple[str, str]], month: str, cost: int) -> bool: ...
+
 
 _backends: dict[str, Backend] = {}
 
@@ -130,6 +132,14 @@ def settle_later(call_id: str, studio_id: str, *, cost: int, tokens: int, record
     counters are settled later (the keeper retries), so no slot or budget stays held. Sync; raises
     nothing of its own."""
     backend().settle_later(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id})
+
+
+async def refund(refund_id: str, studio_id: str, scopes: list[tuple[str, str]], month: str, cost: int) -> bool:
+    """Give `cost` (1e-12 USD, positive) back to `month`'s spend of each scope ((kind, id): the studio,
+    and the token when the call had one), once per `refund_id`; True when this call did it. The refund's
+    usage record (negative cost) must be written first: a budget counter rebuilt from the records
+    (a restart, Redis losing it) then already has it. With Redis, raises RedisDown when it does not answer."""
+    return await backend().refund(refund_id, studio_id, scopes, month, cost)
 
 
 def start() -> None:

@@ -129,6 +129,7 @@ class LocalLedger:
         self._journal_pid = 0  # the process that opened the journal (a forked child opens its own)
         self._journal_lock = threading.Lock()
         self._started_pid = 0
+        self._refunds: set[str] = set()
 
     def start(self) -> None:
         """Replay crashed processes' journals and open ours now, on a thread of its own (the server may
@@ -318,6 +319,24 @@ class LocalLedger:
                         self._journal.append("written", call.r.call_id)
             if self._journal is not None and not self._calls:
                 self._journal.rotate_if_idle()
+
+    async def refund(self, refund_id: str, studio_id: str, scopes: list[tuple[str, str]], month: str, cost: int) -> bool:
+        """Lower `month`'s spend of each scope ((kind, id)) by `cost` (1e-12 USD), once per `refund_id`.
+        A counter not built yet is left alone: its rebuild reads the refund's usage record, as does the
+        rebuild after a restart."""
+        micro, pico = split_cost(cost)
+        with self._lock:
+            if refund_id in self._refunds:
+                return False
+            self._refunds.add(refund_id)
+            for kind, scope_id in scopes:
+                budget = self._budgets.get(f"{kind}:{scope_id}:{month}")
+                if budget is None:
+                    continue
+                budget.pico -= pico
+                borrow, budget.pico = divmod(budget.pico, 1_000_000)
+                budget.micro += borrow - micro
+        return True
 
     # For tests and the admin: a scope's counters.
     def budget(self, scope: ScopeLimits, month: str) -> Budget | None:

@@ -104,7 +104,7 @@ def sha(source: str) -> str:
     return hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
 
 
-SHAS = {name: sha(getattr(scripts, name)) for name in ("RESERVE", "SETTLE", "INIT_BUDGET", "FORGET")}
+SHAS = {name: sha(getattr(scripts, name)) for name in ("RESERVE", "SETTLE", "INIT_BUDGET", "FORGET", "REFUND")}
 
 
 def record_json(record: dict[str, Any]) -> str:
@@ -343,6 +343,17 @@ class RedisLedger:
             self.mark_down(exc)
             raise RedisDown from exc
         return plan_keys(studio_id, call_id, raw)
+
+    # --- refund -------------------------------------------------------------------------------
+
+    async def refund(self, refund_id: str, studio_id: str, scopes: list[tuple[str, str]], month: str, cost: int) -> bool:
+        """Lower `month`'s settled spend of each scope ((kind, id)) by `cost` (1e-12 USD), in one script,
+        once per `refund_id`; True when this call did it. Raises RedisDown."""
+        micro, pico = split_cost(cost)
+        keys = [f"city:{{{studio_id}}}:refund:{refund_id}"]
+        keys += [f"city:{{{studio_id}}}:budget:{kind}:{scope_id}:{month}" for kind, scope_id in scopes]
+        expire_at = next_month_start(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)) + timedelta(days=BUDGET_KEEP_DAYS)
+        return int(await self._evalsha("REFUND", keys, [-micro, -pico, int(expire_at.timestamp() * 1000)])) == 1
 
     # --- forget -------------------------------------------------------------------------------
 

@@ -242,3 +242,25 @@ end
 if not state then redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 0
 """
+
+# KEYS: the refund's marker (city:{S}:refund:<call_id>), then the budget keys of the refunded call's
+# scopes for the month. ARGV: -micro, -pico (the refund, negated in Python: Lua's -0 would reach Redis
+# as "-0", which HINCRBY refuses), marker_expire_at_ms.
+# Lowers each existing counter's settled spend by the refund, once per marker: a retry after a lost
+# answer changes nothing. The marker is set last, so a script that failed midway is retried. A missing
+# counter is left missing: its rebuild reads the refund's usage record, written before this runs.
+# Returns 1 refunded now, 0 refunded before.
+REFUND = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('HINCRBY', KEYS[i], 'pico', ARGV[2]) < 0 then
+      redis.call('HINCRBY', KEYS[i], 'pico', 1000000)
+      redis.call('HINCRBY', KEYS[i], 'micro', -1)
+    end
+    redis.call('HINCRBY', KEYS[i], 'micro', ARGV[1])
+  end
+end
+redis.call('SET', KEYS[1], 1, 'PXAT', ARGV[3])
+return 1
+"""

@@ -137,3 +137,4 @@ class UsageDailyRollup(RollupSums):
 
 
 from aihub.models_images import KeptImages  # noqa: E402, F401  (its own module: kept image results)
+from aihub.models_video import VideoJob  # noqa: E402, F401  (video jobs: their own module)

@@ -15,7 +15,7 @@ from city.registry import registry
 from city.testing import ApiTestMixin
 from city.validation import StrictBooleanField, StrictCharField
 
-METHODS = {"get", "post", "head"}
+METHODS = {"get", "post", "head", "delete"}
 
 
 class OpenApiDocumentTests(ApiTestMixin, TestCase):

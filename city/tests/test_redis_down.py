@@ -108,6 +108,8 @@ class RedisDownTests(LiveCityTestCase):
             "DEEPSEEK_BASE_URL": self.sim.url,
             "OPENAI_API_KEY": "sk-test-openai-not-real",
             "OPENAI_BASE_URL": self.sim.url + "/v1",
+            "VIDEO_OPENAI_BASE_URL": self.sim.url + "/v1",
+            "VIDEO_OPENAI_API_KEY": "sk-test-video-not-real",
             "GITHUB_CLIENT_ID": "city-test-client",
             "GITHUB_CLIENT_SECRET": "city-test-secret-not-real",
         }.items():
@@ -223,6 +225,11 @@ class RedisDownTests(LiveCityTestCase):
         call("ai/tts", lambda: user.post("/v1/ai/tts", json={"model": "tts-1", "text": "Hi"}))
         for route in ("ai/audio/speech", "audio/speech"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "tts-1", "input": "Hi", "voice": "alloy"}))
+        video = {"model": "sora-2", "prompt": "A kite"}
+        job = value(call("ai/video", lambda: user.post("/v1/ai/video", json=video)), "id")
+        call("ai/video/result", lambda: user.get("/v1/ai/video/result", params={"id": job}))
+        call("ai/videos", lambda: user.post("/v1/videos", json=video))
+        call("videos", lambda: user.get("/v1/videos"))
         call("ai/logs", lambda: user.get("/v1/ai/logs"))
         call("ai/usage", lambda: user.get("/v1/ai/usage"))
         call("accounts/login", lambda: guest.post("/v1/accounts/login", json=self.login))
