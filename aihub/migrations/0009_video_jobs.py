@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('aihub', '0007_media_units'),
+        ('aihub', '0008_kept_images'),
         ('studios', '0005_plans'),
     ]
 

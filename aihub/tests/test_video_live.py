@@ -209,6 +209,7 @@ class VideoLiveTests(AiLiveTestCase):
         out = io.StringIO()
         call_command("purge_media", stdout=out)
         self.assertIn("videos: 1 deleted", out.getvalue())
+        self.assertIn("kept images: 0 deleted", out.getvalue())
         self.assertFalse(default_storage.exists(sora.content_name))
         self.assertEqual(self.error(self.user.get(f"/v1/ai/videos/{sora.id}/content"), 404)["code"], "video_expired")
         self.assertNotIn("parts", self.result(sora.id))

@@ -11,11 +11,12 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from aihub import video_jobs
+from aihub import image_results, video_jobs
 
 # (what, purge(now) → how many were deleted)
 PURGES: list[tuple[str, Callable[[datetime], int]]] = [
     ("videos", video_jobs.purge_expired),
+    ("kept images", image_results.purge_expired),
 ]
 
 
