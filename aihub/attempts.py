@@ -7,7 +7,9 @@ upstream; anything that fails later is reported to the client, never retried.
 Rules: a `retryable` error (connect error, timeout, upstream 5xx, 429) is retried on the same
 deployment after a pause, then the next deployment is tried; an upstream 401/403/404 (that
 deployment's key or model name is wrong) goes straight to the next deployment; any other 4xx is
-the request's own fault and is answered at once. The last error is what the client sees.
+the request's own fault and is answered at once. An adapter without the operation (Deepgram asked
+for speech) raises NotImplementedError: the next deployment is tried, and if none has it the
+client gets a 400 `unsupported_model` naming the model. The last error is what the client sees.
 """
 
 import asyncio
@@ -49,6 +51,15 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
             meter.provider, meter.deployment = upstream.provider, upstream.model
             try:
                 return await attempt(upstream)
+            except NotImplementedError:
+                last = UpstreamError(
+                    f"The model '{meter.model.id}' cannot do this through {upstream.provider}.",
+                    status=400,
+                    retryable=False,
+                    code="unsupported_model",
+                    param="model",
+                )
+                break  # next deployment: its protocol may have the operation
             except UpstreamError as exc:
                 metrics.upstream_error(upstream.provider, exc.status)
                 last = with_base_url_hint(exc, upstream) if exc.status == 404 else exc

@@ -146,15 +146,8 @@ def _checked(data: dict[str, Any], *, edit: bool = False) -> None:
         check(model, rules, data, edit=edit)
 
 
-def _no_method(model_id: str) -> ApiError:
-    return ApiError(400, f"The model '{model_id}' cannot do this through its provider.", param="model", code="unsupported_model")
-
-
 async def _generate(up: Upstream, body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return await adapter_for(up).images(up, body)
-    except NotImplementedError:
-        raise _no_method(str(body.get("model"))) from None
+    return await adapter_for(up).images(up, body)
 
 
 def city_parts(answer: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -222,10 +215,7 @@ async def edits(call: Call) -> HttpResponseBase:
     body = upstream_body(call.data)
 
     async def attempt(up: Upstream) -> dict[str, Any]:
-        try:
-            return await adapter_for(up).image_edit(up, body, images, mask)
-        except NotImplementedError:
-            raise _no_method(str(body.get("model"))) from None
+        return await adapter_for(up).image_edit(up, body, images, mask)
 
     return await _run(call, call.data, attempt, input_images=len(images), edit=True, answer_of=_openai_answer)
 

@@ -111,16 +111,7 @@ async def admitted(call: Call, ask: Speech) -> AiCall:
 
 # `ai.answer` is typed for JSON answers; these attempts answer audio (the casts above).
 async def opened(upstream: Upstream, body: dict[str, object]) -> MediaStream:
-    try:
-        return await adapter_for(upstream).speech(upstream, body)
-    except NotImplementedError:
-        raise UpstreamError(
-            f"The model '{body['model']}' is served by {upstream.provider}, which City cannot ask for speech.",
-            status=400,
-            retryable=False,
-            code="unsupported_model",
-            param="model",
-        ) from None
+    return await adapter_for(upstream).speech(upstream, body)
 
 
 async def whole(upstream: Upstream, body: dict[str, object], meter: Meter) -> bytes:

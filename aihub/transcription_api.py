@@ -14,7 +14,6 @@ city/safe_fetch.py (never a private address, within the size and time limits).
 import base64
 import binascii
 import math
-from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -326,13 +325,6 @@ def no_method(model_id: str, what: str) -> ApiError:
     return ApiError(400, f"The model '{model_id}' does not offer {what}.", param="model", code="unsupported_model")
 
 
-async def answered(ai: AiCall, attempt: Callable[[Upstream], Any], what: str) -> dict[str, Any]:
-    try:
-        return await ai.answer(attempt)
-    except NotImplementedError:
-        raise no_method(ai.model.id, what) from None
-
-
 def upstream_body(data: dict[str, Any]) -> dict[str, Any]:
     return {
         k: data[k] for k in ("language", "prompt", "temperature", "timestamp_granularities", "include", "chunking_strategy") if k in data
@@ -348,7 +340,7 @@ async def asr(call: Call) -> HttpResponseBase:
     body = upstream_body(call.data)
     ai = await admit(call, call.data.get("model"), (ASR,), "asr", lambda model: worst_asr(model, audio, body.get("prompt")))
     async with ai:
-        answer = await answered(ai, lambda up: adapter_for(up).transcribe(up, body, audio.file), "transcription")
+        answer = await ai.answer(lambda up: adapter_for(up).transcribe(up, body, audio.file))
         seconds, _ = bill(ai, audio, answer)
         return await ai.respond(parts_answer(new_id("asr"), ai.model.id, answer, round(seconds, 3), city_usage(ai)))
 
@@ -384,9 +376,9 @@ async def _openai_route(call: Call, task: str) -> HttpResponseBase:
     ai = await admit(call, model_id, (ASR,), "asr", lambda model: worst_asr(model, audio, body.get("prompt")), prepare)
     async with ai:
         if task == "translate":
-            answer = await answered(ai, lambda up: adapter_for(up).translate(up, body, audio.file), "translations")
+            answer = await ai.answer(lambda up: adapter_for(up).translate(up, body, audio.file))
         else:
-            answer = await answered(ai, lambda up: adapter_for(up).transcribe(up, body, audio.file), "transcription")
+            answer = await ai.answer(lambda up: adapter_for(up).transcribe(up, body, audio.file))
         seconds, usage = bill(ai, audio, answer)
         rendered = openai_answer(
             answer,

@@ -184,10 +184,7 @@ async def start_job(call: Call, default_model: str | None, shape: Callable[[Vide
 
     async def attempt(upstream: Upstream) -> dict[str, Any]:
         chosen[:] = [upstream]
-        try:
-            return await adapter_for(upstream).video_create(upstream, body, reference)
-        except NotImplementedError:
-            raise ApiError(400, f"The model '{model.id}' cannot make videos through its provider.", param="model") from None
+        return await adapter_for(upstream).video_create(upstream, body, reference)
 
     async with ai:
         video = await ai.answer(attempt)

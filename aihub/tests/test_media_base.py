@@ -103,3 +103,27 @@ def test_a_multipart_form_reads_as_the_openai_sdk_sends_it() -> None:
     data, files = asyncio.run(read_form(request))
     assert data == {"model": "whisper-1", "timestamp_granularities": ["word", "segment"], "include": ["logprobs"]}
     assert list(files) == ["file"] and files["file"][0].read() == b"ID3 fake"
+
+
+def test_a_deployment_without_the_operation_fails_over_then_names_the_model() -> None:
+    from aihub.adapters.base import Upstream, UpstreamError
+    from aihub.attempts import first_success
+
+    call: Any = type("FakeCall", (), {"identity": None, "request_id": "r"})()
+    meter = Meter(call, "studio_x", IMAGE_MODEL, "image", ceiling=(0, 0))
+    deepgram = Upstream("deepgram", "deepgram", "nova-3", "http://127.0.0.1:1", None)
+    openai = Upstream("openai", "openai", "test-image", "http://127.0.0.1:2", None)
+    asked: list[str] = []
+
+    async def attempt(upstream: Upstream) -> dict[str, Any]:
+        asked.append(upstream.provider)
+        if upstream.adapter == "deepgram":
+            raise NotImplementedError
+        return {"created": 1}
+
+    assert asyncio.run(first_success([deepgram, openai], attempt, meter)) == {"created": 1}
+    assert asked == ["deepgram", "openai"] and meter.provider == "openai"
+    with pytest.raises(UpstreamError) as refused:
+        asyncio.run(first_success([deepgram], attempt, meter))
+    assert (refused.value.status, refused.value.code, refused.value.param) == (400, "unsupported_model", "model")
+    assert "test-image" in refused.value.message and "deepgram" in refused.value.message
