@@ -137,6 +137,17 @@ class ModelBoardTests(AdminPagesTestCase):
         self.assertContains(page, "<code>DEEPSEEK_API_KEY</code>", html=True)
         self.assertContains(page, "counted in this studio's usage and spend")
 
+    def test_media_models_show_their_unit_price_and_no_test_button(self) -> None:
+        page = self.browser.get(BOARD)
+        rows = {row["model"].id: row for row in page.context["rows"]}
+        self.assertEqual((rows["dall-e-3"]["unit_price"], rows["dall-e-3"]["media"]), ("$0.04 / image", True))
+        self.assertEqual(rows["tts-1"]["unit_price"], "$0.000015 / character")
+        self.assertEqual(rows["whisper-1"]["unit_price"], "$0.0001 / second")
+        self.assertEqual((rows["deepseek-v4-flash"]["unit_price"], rows["deepseek-v4-flash"]["media"]), ("—", False))
+        self.assertNotContains(page, 'value="dall-e-3">Test</button>')
+        tried = self.browser.post(TEST, {"model": "dall-e-3", "studio_id": self.alice_studio.id})
+        self.assertEqual((tried.context["outcome"].status, tried.context["outcome"].error_code), (400, "unsupported_model"))
+
     def test_the_test_button_reports_a_refusal_from_the_pipeline(self) -> None:
         page = self.browser.post(TEST, {"model": "deepseek-v4-flash", "studio_id": self.alice_studio.id})
         self.assertEqual(page.status_code, 200)

@@ -13,6 +13,7 @@ from accounts.models import Account
 from accounts.operations import create_account
 from aihub.metering import insert_records
 from aihub.models import COST_UNITS_PER_USD, UsageRecord
+from aihub.testing import usage_record
 from aihub.tests.live import AiLiveTestCase
 from city.waiting import wait_until
 from studios import operations
@@ -152,6 +153,21 @@ class UsageApiTests(CityTestCase):
             self.assertEqual(
                 [int(line[name]) for name in ("requests", "errors", "input_tokens")], [row["requests"], row["errors"], row["input_tokens"]]
             )
+
+    def test_media_units_add_up_per_model(self) -> None:
+        insert_records(
+            [usage_record(studio_id=self.alice_studio.id, created_at=T0, model="dall-e-3", unit="images", units=n, cost=n) for n in (1, 2)]
+        )
+        rows = {row["model"]: row for row in self.usage(self.admin_key, group_by="model")["rows"]}
+        self.assertEqual((rows["dall-e-3"]["unit"], rows["dall-e-3"]["units"]), ("images", 3))
+        self.assertEqual((rows["deepseek-v4-flash"]["unit"], rows["deepseek-v4-flash"]["units"]), (None, 0))
+        self.assertNotIn("units", self.usage(self.admin_key, group_by="day")["rows"][0])  # units of several models do not add up
+        table = list(
+            csv.DictReader(
+                io.StringIO(self.get(USAGE, {**RANGE, "group_by": "model", "format": "csv"}, token=self.admin_key).content.decode())
+            )
+        )
+        self.assertEqual({(row["unit"], row["units"]) for row in table if row["model"] == "dall-e-3"}, {("images", "3")})
 
     def test_bad_input_is_a_400_that_names_the_field(self) -> None:
         bad = [
