@@ -38,6 +38,8 @@ class Handler(BaseHTTPRequestHandler):
             self._redirect("/audio.wav")
         elif self.path == "/to-metadata":
             self._redirect("http://169.254.169.254/latest/meta-data/")
+        elif self.path == "/to-file":
+            self._redirect("file:///etc/passwd")
         elif self.path == "/to-ipv6-loopback":
             self._redirect(f"http://[::1]:{port}/audio.wav")
         elif self.path.startswith("/loop"):
@@ -234,6 +236,8 @@ def test_a_redirect_to_a_private_address_is_checked_and_refused(server: str) -> 
             run_fetch(server + "/to-metadata")
         with pytest.raises(FetchRefused):
             run_fetch(server + "/to-ipv6-loopback")  # the same server, but not through the allowed network
+        with pytest.raises(FetchRefused, match="http:// or https://"):
+            run_fetch(server + "/to-file")  # a redirect's scheme is checked as the first URL's
 
 
 def test_redirects_are_limited(server: str) -> None:
