@@ -9,7 +9,7 @@ Their messages can be shown to the user as they are: they name the URL's problem
 address, a header or an exception of City's.
 
 How it holds:
-1. The host is resolved once (asyncio's getaddrinfo; a numeric host such as 2130706433, 0x7f000001
+1. The host is resolved once (getaddrinfo, on threads of its own; a numeric host such as 2130706433, 0x7f000001
    or 017700000001 is read as the IPv4 address the C library would make of it, without a lookup),
    and the fetch is refused if ANY address is private, loopback, link-local, multicast, reserved,
    unspecified, shared (100.64.0.0/10) or IPv6 site-local (fec0::/10), directly or as the IPv4
@@ -26,9 +26,11 @@ How it holds:
 """
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -42,6 +44,10 @@ SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known NAT64 prefix (RFC 6052)
 # What inet_aton reads as an IPv4 address: 1 to 4 parts, each decimal, octal (0…) or hex (0x…).
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
+# The lookups of names users give run on threads of their own: a name whose DNS never answers holds
+# its thread until the C resolver gives up, well past the fetch's time limit, and must not hold the
+# loop's default executor, through which City's own upstream connections resolve their hosts.
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="safe-fetch-dns")
 
 
 class FetchRefused(Exception):
@@ -178,7 +184,8 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     if literal is not None:
         return [literal]
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().run_in_executor(_LOOKUPS, lookup)
     except (socket.gaierror, UnicodeError):
         raise FetchFailed(f"The URL's host {host} could not be resolved.") from None
     found: list[IPAddress] = []

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -37,6 +38,8 @@ class Handler(BaseHTTPRequestHandler):
             self._redirect("/audio.wav")
         elif self.path == "/to-metadata":
             self._redirect("http://169.254.169.254/latest/meta-data/")
+        elif self.path == "/to-file":
+            self._redirect("file:///etc/passwd")
         elif self.path == "/to-ipv6-loopback":
             self._redirect(f"http://[::1]:{port}/audio.wav")
         elif self.path.startswith("/loop"):
@@ -121,31 +124,47 @@ def test_it_fetches_from_an_allowed_network_with_the_name_in_the_host_header(ser
     assert Handler.seen_hosts[-1] == server.removeprefix("http://")
 
 
-def test_the_connection_goes_to_the_address_checked_not_to_a_second_lookup(server: str) -> None:
+def test_the_connection_goes_to_the_address_checked_not_to_a_second_lookup(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """DNS rebinding: the name answers loopback (allowed here) once, then a private address. A second
     lookup by the HTTP client would connect to 10.0.0.1, which the network guard fails the test for."""
     port = int(server.rsplit(":", 1)[1])
     answers = iter(["127.0.0.1", "10.0.0.1", "10.0.0.1"])
     lookups: list[object] = []
+    real = socket.getaddrinfo
 
-    async def fetch_through_a_rebinding_resolver() -> object:
-        loop = asyncio.get_running_loop()
-        real = loop.getaddrinfo
+    def rebinding(host: object, *args: object, **kwargs: object) -> object:
+        if host in ("rebind.test", b"rebind.test"):
+            lookups.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
 
-        async def rebinding(host: object, *args: object, **kwargs: object) -> object:
-            if host in ("rebind.test", b"rebind.test"):
-                lookups.append(host)
-                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
-            return await real(host, *args, **kwargs)  # type: ignore[arg-type]
-
-        loop.getaddrinfo = rebinding  # type: ignore[method-assign,assignment]
-        return await fetch(f"http://rebind.test:{port}/audio.wav", max_bytes=LIMIT)
-
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     with LOOPBACK_ALLOWED:
-        fetched = asyncio.run(fetch_through_a_rebinding_resolver())
+        fetched = run_fetch(f"http://rebind.test:{port}/audio.wav")
     assert fetched.data == b"RIFF-audio"  # type: ignore[attr-defined]
     assert Handler.seen_hosts[-1] == f"rebind.test:{port}"
     assert len(lookups) == 1
+
+
+def test_a_lookup_does_not_wait_for_the_loops_default_executor(server: str) -> None:
+    """A user's name whose DNS hangs must not hold the threads City's own connections resolve on (nor
+    wait for them): with the loop's default executor busy, the fetch still resolves and answers."""
+    port = server.rsplit(":", 1)[1]
+    release = threading.Event()
+
+    async def fetch_while_the_default_executor_is_busy() -> object:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        busy = loop.run_in_executor(None, release.wait, 5)
+        try:
+            return await fetch(f"http://localhost:{port}/audio.wav", max_bytes=LIMIT, timeout_seconds=1)
+        finally:
+            release.set()
+            await busy
+
+    with LOOPBACK_ALLOWED:
+        fetched = asyncio.run(fetch_while_the_default_executor_is_busy())
+    assert fetched.data == b"RIFF-audio"  # type: ignore[attr-defined]
 
 
 def test_a_unicode_host_name_goes_on_the_wire_in_its_ascii_form(server: str) -> None:
@@ -217,6 +236,8 @@ def test_a_redirect_to_a_private_address_is_checked_and_refused(server: str) -> 
             run_fetch(server + "/to-metadata")
         with pytest.raises(FetchRefused):
             run_fetch(server + "/to-ipv6-loopback")  # the same server, but not through the allowed network
+        with pytest.raises(FetchRefused, match="http:// or https://"):
+            run_fetch(server + "/to-file")  # a redirect's scheme is checked as the first URL's
 
 
 def test_redirects_are_limited(server: str) -> None:
