@@ -27,7 +27,7 @@ from aihub.adapters.base import MediaFile, Upstream
 from aihub.adapters.openai_transcription import gives_segments
 from aihub.catalog_types import ASR, Model
 from aihub.estimate import Worst, count_tokens, worst_media
-from aihub.pipeline import AiCall, admit
+from aihub.pipeline import AiCall, admit, precheck
 from aihub.transcription_audio import (
     AUDIO_TYPES,
     MAX_AUDIO_BYTES,
@@ -336,6 +336,8 @@ def upstream_body(data: dict[str, Any]) -> dict[str, Any]:
 
 async def asr(call: Call) -> HttpResponseBase:
     """POST /v1/ai/asr: the transcript as City's parts."""
+    if call.data.get("url") is not None:
+        await precheck(call, call.data.get("model"), (ASR,))  # a refused caller makes City fetch nothing
     audio = await asr_audio(call)
     body = upstream_body(call.data)
     ai = await admit(call, call.data.get("model"), (ASR,), "asr", lambda model: worst_asr(model, audio, body.get("prompt")))

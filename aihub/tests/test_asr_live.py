@@ -218,6 +218,12 @@ class OpenAITranscriptionTests(AsrTestCase):
         self.ok(self.admin.post("/v1/studios/plans/assign", json={"plan_id": plan["id"], "studio_id": self.studio["id"]}))
         error = self.error(self.asr(files={"file": ("clip.wav", wav(1.0), "audio/wav")}, model="whisper-1"), 403)
         self.assertEqual((error["code"], error["param"]), ("model_not_allowed", "model"))
+        host = AudioHost().start()
+        self.addCleanup(host.stop)
+        host.body = wav(1.0)
+        error = self.error(self.asr(model="whisper-1", url=host.url + "/clip.wav"), 403)
+        self.assertEqual(error["code"], "model_not_allowed")
+        self.assertEqual(host.requests, [])  # refused before City fetched anything for it
         # A cap under a minute of whisper-1 ($0.006): 61 seconds are refused before the upstream.
         capped = self.ok(
             self.admin.post("/v1/studios/plans/create", json={"name": f"cap {self.studio['id']}", "max_cost_per_request": 0.006})
