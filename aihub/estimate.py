@@ -171,6 +171,11 @@ def rough_counting() -> Iterator[None]:
         _rough.reset(token)
 
 
+def counting_roughly() -> bool:
+    """Whether counts are rough here (inside rough_counting): a route may bound its input otherwise."""
+    return _rough.get()
+
+
 def _o200k(text: str) -> int:
     if _rough.get():
         return (len(text) + 3) // 4

@@ -4,7 +4,6 @@ ImageRules), the files an edit sends, the worst case reserved, and the usage a c
 Checked in that order, all before `admit` counts anything: a refused request changes nothing.
 """
 
-import contextvars
 import logging
 import re
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 from aihub.adapters.base import MediaFile
 from aihub.catalog_images import GEMINI_IMAGE_OUTPUT_TOKENS, GPT_IMAGE_OUTPUT_TOKENS, IMAGE_INPUT_PRICES, MB, ImageRules
 from aihub.catalog_types import Model
-from aihub.estimate import Worst, count_tokens, worst_media
+from aihub.estimate import Worst, count_tokens, counting_roughly, worst_media
 from aihub.metering import Meter
 from city.errors import ApiError
 
@@ -290,10 +289,13 @@ def pricing(model: Model, rules: ImageRules, data: dict[str, Any], input_images:
         return Pricing(worst_media(model, n, model.unit_prices.get(variant, model.unit_price)))
     if rules.family == "imagen":
         return Pricing(worst_media(model, n))
-    # Counted exactly even where no plan asks it (admit's rough counting): the bill never passes the
-    # reservation, so a rough count (a quarter of the characters) would undercharge a CJK prompt.
-    # A fresh context holds no rough-counting flag; an image prompt is at most 32,000 characters.
-    text = contextvars.Context().run(count_tokens, model, data["prompt"])
+    if counting_roughly():
+        # No plan caps or budgets this call, so the tokenizer stays unloaded (a second on a busy
+        # event loop); but the bill never passes the reservation, and a quarter of the characters
+        # would undercharge a CJK prompt. A token is at least one byte of UTF-8, in any tokenizer.
+        text = len(data["prompt"].encode("utf-8"))
+    else:
+        text = count_tokens(model, data["prompt"])
     if rules.family == "gemini":
         image_tokens = input_images * GEMINI_IMAGE_INPUT_TOKENS
         per_image = GEMINI_IMAGE_OUTPUT_TOKENS
