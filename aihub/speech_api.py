@@ -16,6 +16,7 @@ the upstream's answer ends, before City's ends; a client that leaves mid-stream 
 ends the audio short, recorded as 502 (see `relayed`).
 """
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncGenerator
@@ -42,7 +43,7 @@ from aihub.speech_request import (
     usage_of,
     worst_speech,
 )
-from aihub.streaming import data_frame, error_payload
+from aihub.streaming import EventStreamResponse, data_frame, error_payload
 from aihub.upstreams import known_model
 from city.calls import Call
 from city.errors import ApiError
@@ -76,7 +77,7 @@ async def tts(call: Call) -> HttpResponseBase:
         if raw is not None:
             ai.meter.streamed = True
             stream = cast(MediaStream, await ai.answer(lambda up: opened(up, body)))
-            return ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
+            return streamed(ai, stream, ask)
         audio = cast(bytes, await ai.answer(lambda up: whole(up, body, ai.meter)))
         settle(ai.meter, ask, len(audio))
         answer = {
@@ -96,9 +97,52 @@ async def audio_speech(call: Call) -> HttpResponseBase:
         ai.meter.streamed = True
         body = ask.upstream_body(ai.model)
         stream = cast(MediaStream, await ai.answer(lambda up: opened(up, body)))
-        if ask.stream_format == "sse":
-            return ai.events(relayed(ai.meter, stream, ask, SpeechDone()))
-        return ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
+        return streamed(ai, stream, ask)
+
+
+def streamed(ai: AiCall, stream: MediaStream, ask: Speech) -> EventStreamResponse:
+    """The opened upstream answer relayed to the client: the audio, or (sse) OpenAI's speech events."""
+    if ask.stream_format == "sse":
+        response = ai.events(relayed(ai.meter, stream, ask, SpeechDone()))
+    else:
+        response = ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
+    closed_with(response, ai.meter, stream, ask)
+    return response
+
+
+# Upstream answers being closed for responses never relayed: a task nobody holds may be collected.
+_closing: set["asyncio.Task[None]"] = set()
+
+
+def closed_with(response: EventStreamResponse, meter: Meter, stream: MediaStream, ask: Speech) -> None:
+    """A client gone after the upstream answered but before `relayed` began (Django drops the
+    response unsent and only calls its close()): the call is billed as `relayed` bills a client
+    that leaves, and the upstream answer closed then, not when the garbage collector finds it.
+    After a relay this changes nothing: the meter is finished and the stream closed."""
+    loop = asyncio.get_running_loop()
+
+    def close() -> None:  # Django calls it from a worker thread (sync_to_async)
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_never_relayed, meter, stream, ask)
+
+    # What HttpResponseBase.close() runs (Django registers its own closers there); the stubs omit it.
+    response._resource_closers.append(close)  # type: ignore[attr-defined]
+
+
+def _never_relayed(meter: Meter, stream: MediaStream, ask: Speech) -> None:
+    if not meter.finished:
+        settle(meter, ask, None)
+        meter.finish(CLIENT_CLOSED, "client_closed")
+    task = asyncio.ensure_future(_close(stream))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close(stream: MediaStream) -> None:
+    try:
+        await stream.chunks.aclose()
+    except RuntimeError:  # being relayed after all: the relay closes it
+        pass
 
 
 async def admitted(call: Call, ask: Speech) -> AiCall:
@@ -178,10 +222,10 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechD
         settle(meter, ask, None)
         meter.finish(500, "internal_error")
     finally:
-        await stream.chunks.aclose()
-        if not meter.finished:  # the client left
+        if not meter.finished:  # the client left; billed before the close's await, which may be cut short
             settle(meter, ask, None)
             meter.finish(CLIENT_CLOSED, "client_closed")
+        await stream.chunks.aclose()
 
 
 def settle(meter: Meter, ask: Speech, audio_bytes: int | None, reported: dict[str, Any] | None = None) -> None:

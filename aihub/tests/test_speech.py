@@ -7,11 +7,13 @@ from typing import Any
 import httpx
 import pytest
 
-from aihub.adapters.base import Upstream, UpstreamError
+from aihub.adapters.base import MediaStream, Upstream, UpstreamError
 from aihub.adapters.elevenlabs import ElevenLabsAdapter, error_of
+from aihub.adapters.openai_compat import OpenAICompatAdapter
 from aihub.catalog import models_by_id
 from aihub.catalog_types import CHARACTERS, TTS
-from aihub.speech_api import SpeechDone, raw_audio_format
+from aihub.metering import CLIENT_CLOSED, Meter
+from aihub.speech_api import SpeechDone, closed_with, raw_audio_format, relayed
 from aihub.speech_request import (
     CITY_NAMES,
     OPENAI_NAMES,
@@ -22,6 +24,8 @@ from aihub.speech_request import (
     speech_tokens,
     worst_speech,
 )
+from aihub.streaming import EventStreamResponse
+from aihub.tests.upstream.openai_sim import OpenAISim
 from city.errors import ApiError
 
 
@@ -168,3 +172,69 @@ def test_the_usage_of_speech_events_is_read_across_chunks_past_long_lines() -> N
     unfinished.feed(delta + done.rstrip())  # no closing blank line
     assert unfinished.finished() == {"prompt_tokens": 7, "completion_tokens": 90}
     assert SpeechDone().finished() is None
+
+
+LONG_TEXT = "A sentence to be spoken slowly. " * 8  # 17 s of simulated mp3: 60 chunks
+
+
+def meter_of(model_id: str, ask: Speech, records: list[dict[str, Any]]) -> Meter:
+    call: Any = type("FakeCall", (), {"identity": type("I", (), {"token_id": None, "account_id": None})(), "request_id": "r"})()
+    call.action = type("A", (), {"name": "tts"})()
+    model = models_by_id()[model_id]
+    worst = worst_speech(model, ask)
+    return Meter(
+        call,
+        "studio_x",
+        model,
+        TTS,
+        ceiling=(worst.input_tokens, worst.output_tokens),
+        unit_price=worst.unit_price,
+        worst_units=worst.units,
+        on_finish=records.append,
+    )
+
+
+async def opened_from(sim: OpenAISim, client: httpx.AsyncClient, text: str) -> MediaStream:
+    upstream = Upstream("openai", "openai", "tts-1", sim.url + "/v1", "sk-test")
+    return await OpenAICompatAdapter(client).speech(upstream, {"model": "tts-1", "input": text, "voice": "alloy", "response_format": "mp3"})
+
+
+def test_closing_an_opened_audio_stream_before_its_first_chunk_closes_the_upstream() -> None:
+    with OpenAISim() as sim:
+        sim.chunk_delay_seconds = 0.05
+
+        async def open_and_close() -> None:
+            async with httpx.AsyncClient() as client:
+                stream = await opened_from(sim, client, LONG_TEXT)
+                await stream.chunks.aclose()  # nothing read: a client gone before the relay began
+                assert await asyncio.to_thread(sim.wait_for_cancellation, 1.0), "the upstream answer was left open"
+
+        asyncio.run(open_and_close())
+        assert sim.cancellations[0].chunks_sent < 10
+
+
+def test_a_response_closed_unsent_bills_the_call_and_closes_the_upstream() -> None:
+    """Django drops a response whose client left before it was sent, and calls only its close()."""
+    records: list[dict[str, Any]] = []
+    speech = ask(LONG_TEXT)
+    with OpenAISim() as sim:
+        sim.chunk_delay_seconds = 0.05
+
+        async def answer_then_leave() -> None:
+            async with httpx.AsyncClient() as client:
+                stream = await opened_from(sim, client, LONG_TEXT)
+                meter = meter_of("tts-1", speech, records)
+                response = EventStreamResponse(relayed(meter, stream, speech), content_type="audio/mpeg")
+                closed_with(response, meter, stream, speech)
+                await asyncio.to_thread(response.close)  # as Django's ASGI handler does, off the loop
+                for _ in range(100):  # the close is handed to the loop
+                    if records:
+                        break
+                    await asyncio.sleep(0.01)
+                assert await asyncio.to_thread(sim.wait_for_cancellation, 1.0), "the upstream answer was left open"
+                response.close()  # again, as after a relay: nothing more happens
+
+        asyncio.run(answer_then_leave())
+    (record,) = records
+    assert (record["status"], record["error_code"], record["units"]) == (CLIENT_CLOSED, "client_closed", len(LONG_TEXT))
+    assert record["cost"] == len(LONG_TEXT) * 15_000_000  # tts-1: $15 per million characters, in 1e-12 USD
