@@ -230,10 +230,28 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechD
 
 def settle(meter: Meter, ask: Speech, audio_bytes: int | None, reported: dict[str, Any] | None = None) -> None:
     """The call's usage: its characters; for token-priced models, the tokens the upstream reported
-    (speech events only), else City's count of them, within the reservation."""
+    (speech events only), else City's count of them, within the reservation either way."""
     meter.units = ask.characters
-    if token_priced(meter.model) and not meter.use(reported):
+    if not token_priced(meter.model):
+        return
+    if not meter.use(reported):
         meter.estimate(speech_tokens(ask, audio_bytes))
+        return
+    # Nothing caps a speech answer's audio tokens upstream (unlike max_tokens for text): a count past
+    # the reservation's is billed at the reservation, which is the most a call may cost its studio.
+    prompt_cap, output_cap = meter.ceiling
+    if meter.prompt_tokens > prompt_cap or meter.completion_tokens > output_cap:
+        log.warning(
+            "call %s: %s reported %s input and %s output tokens, past the %s and %s reserved; billed at the reservation",
+            meter.call_id,
+            meter.provider,
+            meter.prompt_tokens,
+            meter.completion_tokens,
+            prompt_cap,
+            output_cap,
+        )
+        meter.prompt_tokens, meter.completion_tokens = min(meter.prompt_tokens, prompt_cap), min(meter.completion_tokens, output_cap)
+        meter.usage_estimated = True
 
 
 class SpeechDone:

@@ -13,7 +13,7 @@ from aihub.adapters.openai_compat import OpenAICompatAdapter
 from aihub.catalog import models_by_id
 from aihub.catalog_types import CHARACTERS, TTS
 from aihub.metering import CLIENT_CLOSED, Meter
-from aihub.speech_api import SpeechDone, closed_with, raw_audio_format, relayed
+from aihub.speech_api import SpeechDone, closed_with, raw_audio_format, relayed, settle
 from aihub.speech_request import (
     CITY_NAMES,
     OPENAI_NAMES,
@@ -238,3 +238,21 @@ def test_a_response_closed_unsent_bills_the_call_and_closes_the_upstream() -> No
     (record,) = records
     assert (record["status"], record["error_code"], record["units"]) == (CLIENT_CLOSED, "client_closed", len(LONG_TEXT))
     assert record["cost"] == len(LONG_TEXT) * 15_000_000  # tts-1: $15 per million characters, in 1e-12 USD
+
+
+def test_reported_speech_usage_is_billed_within_the_reservation() -> None:
+    model = models_by_id()["gpt-4o-mini-tts"]
+    speech = ask("Hi.", model="gpt-4o-mini-tts")
+    worst = worst_speech(model, speech)
+    assert worst.output_tokens == 42  # a word alone: two seconds of audio reserved, not 3 characters' worth
+    records: list[dict[str, Any]] = []
+    within, past = meter_of("gpt-4o-mini-tts", speech, records), meter_of("gpt-4o-mini-tts", speech, records)
+    settle(within, speech, None, {"prompt_tokens": worst.input_tokens, "completion_tokens": 30})
+    settle(past, speech, None, {"prompt_tokens": worst.input_tokens + 5, "completion_tokens": 900})
+    within.finish(200)
+    past.finish(200)
+    kept, capped = records
+    assert (kept["prompt_tokens"], kept["completion_tokens"], kept["usage_estimated"]) == (worst.input_tokens, 30, False)
+    assert (capped["prompt_tokens"], capped["completion_tokens"], capped["usage_estimated"]) == (worst.input_tokens, 42, True)
+    assert capped["units"] == 3
+    assert capped["cost"] <= worst.cost * 1_000_000  # a record's cost is in 1e-12 USD, a reservation's in 1e-6

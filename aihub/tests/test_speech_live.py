@@ -14,7 +14,7 @@ import openai
 from aihub.catalog import models_by_id
 from aihub.estimate import count_tokens, rough_counting
 from aihub.models import UsageRecord
-from aihub.speech_request import CITY_NAMES, Speech, speech_tokens
+from aihub.speech_request import CITY_NAMES, Speech, speech_tokens, worst_speech
 from aihub.tests.live import OPENAI_KEY, AiLiveTestCase
 from aihub.tests.upstream.elevenlabs_sim import ElevenLabsSim
 from aihub.tests.upstream.openai_speech_sim import speech_audio
@@ -75,8 +75,12 @@ class SpeechLiveTests(AiLiveTestCase):
         self.assertEqual([e["type"] for e in data], ["speech.audio.delta"] * (len(data) - 1) + ["speech.audio.done"])
         self.assertEqual(b"".join(base64.b64decode(e["audio"]) for e in data[:-1]), speech_audio("mp3", TEXT, "coral"))
         reported = data[-1]["usage"]
+        # A count past the reservation (nothing caps a speech answer's tokens upstream) is billed at it.
+        self.sim.speech_output_tokens = 50_000
+        past = self.sdk.audio.speech.create(model="gpt-4o-mini-tts", voice="coral", input=TEXT, stream_format="sse")
+        self.assertIn('"output_tokens":50000', past.text.replace(" ", ""))
 
-        plain, steered, evented = self.records(3)
+        plain, steered, evented, capped = self.records(4)
         self.assertEqual((plain.status, plain.unit, plain.units, plain.modality), (200, "characters", len(TEXT), "tts"))
         self.assertEqual(plain.cost, len(TEXT) * 15 * PICO_PER_MICRO)  # $15 per million characters
         self.assertTrue(plain.streamed)
@@ -93,6 +97,11 @@ class SpeechLiveTests(AiLiveTestCase):
         usage = (evented.prompt_tokens, evented.completion_tokens, evented.usage_estimated, evented.units)
         self.assertEqual(usage, (reported["input_tokens"], reported["output_tokens"], False, len(TEXT)))
         self.assertEqual(evented.cost, reported["input_tokens"] * 600_000 + reported["output_tokens"] * 12_000_000)
+        with rough_counting():
+            worst = worst_speech(model, Speech("gpt-4o-mini-tts", TEXT, "coral", None, None, None, CITY_NAMES))
+        self.assertLess(reported["output_tokens"], worst.output_tokens)  # the simulator's count is OpenAI's rate
+        self.assertEqual((capped.status, capped.completion_tokens, capped.usage_estimated), (200, worst.output_tokens, True))
+        self.assertLessEqual(capped.cost, worst.cost * PICO_PER_MICRO)
 
     def test_tts_answers_parts_or_the_raw_audio_streamed(self) -> None:
         answer = self.ok(self.user.post("/v1/ai/tts", json={"model": "tts-1-hd", "text": TEXT}))
