@@ -302,6 +302,7 @@ def raw_audio_format(accept: str, ask: Speech) -> str | None:
     audio_q, json_q = 0.0, 0.0
     wildcard = False
     named: list[tuple[float, str]] = []
+    refused: set[str] = set()  # formats whose type is given q=0: not acceptable, even under audio/*
     for item in accept.split(","):
         media, *params = (piece.strip() for piece in item.split(";"))
         media = media.lower()
@@ -313,17 +314,19 @@ def raw_audio_format(accept: str, ask: Speech) -> str | None:
                     wildcard = True
                 else:
                     named.append((q, media))
+            elif media in AUDIO_TYPE_FORMATS:
+                refused.add(AUDIO_TYPE_FORMATS[media])
         elif media in ("application/json", "application/*"):
             json_q = max(json_q, q)
     if audio_q <= 0 or audio_q <= json_q:
         return None
     formats = {AUDIO_TYPE_FORMATS[media] for _, media in named if media in AUDIO_TYPE_FORMATS}
     if ask.format is not None:
-        if wildcard or ask.format in formats:
+        if ask.format not in refused and (wildcard or ask.format in formats):
             return ask.format
         raise _not_acceptable(f"format '{ask.format}' is {MIME_TYPES[ask.format]}, which the Accept header does not take.", "format")
     if wildcard:
-        return DEFAULT_FORMAT
+        return next(fmt for fmt in (DEFAULT_FORMAT, *FORMATS) if fmt not in refused)
     for _, media in sorted(named, key=lambda found: -found[0]):
         if media in AUDIO_TYPE_FORMATS:
             return AUDIO_TYPE_FORMATS[media]

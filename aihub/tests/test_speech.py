@@ -119,6 +119,8 @@ def test_the_input_specs_refuse_unknown_fields_and_wrong_types() -> None:
         ("application/json;q=0.2, audio/mpeg", None, "mp3"),
         ("audio/pcm", "pcm", "pcm"),
         ("audio/*;q=0", None, None),
+        ("audio/mpeg;q=0, audio/*", None, "opus"),  # q=0: not mp3, though audio/* takes any
+        ("audio/*, audio/mp3;q=0", "wav", "wav"),
     ],
 )
 def test_accept_picks_raw_audio_and_its_format(accept: str, fmt: str | None, answer: str | None) -> None:
@@ -126,7 +128,7 @@ def test_accept_picks_raw_audio_and_its_format(accept: str, fmt: str | None, ans
 
 
 def test_accept_that_no_format_meets_is_406() -> None:
-    for accept, fmt in (("audio/mpeg", "wav"), ("audio/x-unknown", None)):
+    for accept, fmt in (("audio/mpeg", "wav"), ("audio/x-unknown", None), ("audio/*, audio/mpeg;q=0", "mp3")):
         with pytest.raises(ApiError) as refused:
             raw_audio_format(accept, ask(format=fmt))
         assert (refused.value.status, refused.value.code) == (406, "not_acceptable")
