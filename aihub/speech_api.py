@@ -78,7 +78,7 @@ async def tts(call: Call) -> HttpResponseBase:
             ai.meter.streamed = True
             stream = cast(MediaStream, await ai.answer(lambda up: opened(up, body)))
             return streamed(ai, stream, ask)
-        audio = cast(bytes, await ai.answer(lambda up: whole(up, body, ai.meter)))
+        audio = cast(bytes, await ai.answer(lambda up: whole(up, body, ai.meter, ask)))
         settle(ai.meter, ask, len(audio))
         answer = {
             "id": new_id("tts"),
@@ -167,7 +167,7 @@ async def opened(upstream: Upstream, body: dict[str, object]) -> MediaStream:
         ) from None
 
 
-async def whole(upstream: Upstream, body: dict[str, object], meter: Meter) -> bytes:
+async def whole(upstream: Upstream, body: dict[str, object], meter: Meter, ask: Speech) -> bytes:
     """The whole audio, read within the attempt: a break mid-answer is retried like any failure."""
     stream = await opened(upstream, body)
     pieces: list[bytes] = []
@@ -178,12 +178,15 @@ async def whole(upstream: Upstream, body: dict[str, object], meter: Meter) -> by
                 meter.first_token()
             size += len(chunk)
             if size > MAX_BUFFERED_AUDIO_BYTES:
+                # The request's to change (its text, or Accept), so a 4xx; billed, as the upstream made the audio.
+                settle(meter, ask, size)
                 raise UpstreamError(
-                    f"The audio is longer than {MAX_BUFFERED_AUDIO_BYTES // (1024 * 1024)} MiB, too long for a JSON answer: "
-                    "ask with Accept: audio/* to have it streamed.",
-                    status=502,
+                    f"The audio of this {ask.names.text} is longer than {MAX_BUFFERED_AUDIO_BYTES // (1024 * 1024)} MiB, too "
+                    "long for a JSON answer: ask with Accept: audio/* to have it streamed, or split the text.",
+                    status=400,
                     retryable=False,
                     code="audio_too_large",
+                    param=ask.names.text,
                 )
             pieces.append(chunk)
     finally:

@@ -163,13 +163,17 @@ class SpeechLiveTests(AiLiveTestCase):
         self.assert_error(self.user.post(tts, json={"model": "eleven_v3", "text": TEXT, "speed": 1.5}), 400, "speed")
         self.assert_error(self.user.post(tts, json={"model": "eleven_multilingual_v2", "text": "a" * 10_001}), 400, "text", "text_too_long")
         self.ok(self.user.post(tts, json={"model": "eleven_flash_v2_5", "text": "a" * 10_001}))  # Flash takes 40,000
+        # 12 minutes of PCM (35 MB) is more than a JSON answer holds: the request's to change, and billed, as it was made.
+        too_long = self.user.post(tts, json={"model": "eleven_flash_v2_5", "text": "a" * 11_000, "format": "pcm"})
+        self.assert_error(too_long, 400, "text", "audio_too_large")
         self.eleven.fail(500)
         failed = self.user.post(tts, json={"model": "eleven_turbo_v2_5", "text": TEXT})
         self.assert_error(failed, 502, None, "upstream_error")
 
-        records = self.records(5)
-        self.assertEqual([r.status for r in records], [200, 200, 400, 200, 502])
-        multilingual, flash, unknown_voice, long_flash, broken = records
+        records = self.records(6)
+        self.assertEqual([r.status for r in records], [200, 200, 400, 200, 400, 502])
+        multilingual, flash, unknown_voice, long_flash, too_long_record, broken = records
+        self.assertEqual((too_long_record.units, too_long_record.cost), (11_000, 11_000 * 50 * PICO_PER_MICRO))
         self.assertEqual(multilingual.cost, len(TEXT) * 100 * PICO_PER_MICRO)  # $0.10 per 1,000 characters
         self.assertEqual((flash.units, flash.cost), (len(TEXT), len(TEXT) * 50 * PICO_PER_MICRO))
         self.assertEqual((long_flash.units, long_flash.provider), (10_001, "elevenlabs"))
