@@ -278,7 +278,7 @@ def worst_speech(model: Model, ask: Speech) -> Worst:
     if not token_priced(model):
         return worst_media(model, ask.characters)
     slowest = min(ask.speed or 1.0, 1.0)
-    shortest = math.ceil(SHORTEST_RESERVED_SECONDS * AUDIO_TOKENS_PER_MINUTE / 60)
+    shortest = -(-SHORTEST_RESERVED_SECONDS * AUDIO_TOKENS_PER_MINUTE // 60)
     return worst_media(
         model,
         ask.characters,
