@@ -213,7 +213,7 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechD
             settle(meter, ask, None, done.finished())
         meter.finish(200)
     except UpstreamError as exc:
-        settle(meter, ask, None)  # the upstream ran, and bills the text it was sent
+        settle(meter, ask, None, _reported(done))  # the upstream ran, and bills the text it was sent
         meter.finish(exc.status, exc.code or "upstream_error")
         log.warning("the %s upstream broke off the audio of call %s: %s", meter.provider, meter.call_id, exc.message)
         if done is not None:
@@ -222,13 +222,19 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechD
         # connection open with no end (its error page cannot follow a started response).
     except Exception:
         log.exception("relaying the audio of call %s from %s failed", meter.call_id, meter.provider)
-        settle(meter, ask, None)
+        settle(meter, ask, None, _reported(done))
         meter.finish(500, "internal_error")
     finally:
         if not meter.finished:  # the client left; billed before the close's await, which may be cut short
-            settle(meter, ask, None)
+            settle(meter, ask, None, _reported(done))
             meter.finish(CLIENT_CLOSED, "client_closed")
         await stream.chunks.aclose()
+
+
+def _reported(done: "SpeechDone | None") -> dict[str, Any] | None:
+    """The usage the speech events reported before the stream ended early (a client that left just
+    after the last event still has it billed), if any."""
+    return done.finished() if done is not None else None
 
 
 def settle(meter: Meter, ask: Speech, audio_bytes: int | None, reported: dict[str, Any] | None = None) -> None:

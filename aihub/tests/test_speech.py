@@ -2,6 +2,7 @@
 negotiation and ElevenLabs' error shapes (the live path is test_speech_live.py)."""
 
 import asyncio
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -258,3 +259,27 @@ def test_reported_speech_usage_is_billed_within_the_reservation() -> None:
     assert (capped["prompt_tokens"], capped["completion_tokens"], capped["usage_estimated"]) == (worst.input_tokens, 42, True)
     assert capped["units"] == 3
     assert capped["cost"] <= worst.cost * 1_000_000  # a record's cost is in 1e-12 USD, a reservation's in 1e-6
+
+
+def test_a_client_that_leaves_after_the_last_speech_event_is_billed_its_reported_usage() -> None:
+    speech = Speech("gpt-4o-mini-tts", "Hello there.", "coral", None, None, None, OPENAI_NAMES, stream_format="sse")
+    events = [
+        b'data: {"type": "speech.audio.delta", "audio": "QUJD"}\n\n',
+        b'data: {"type": "speech.audio.done", "usage": {"input_tokens": 3, "output_tokens": 40, "total_tokens": 43}}\n\n',
+    ]
+
+    async def upstream() -> AsyncGenerator[bytes, None]:
+        for event in events:
+            yield event
+
+    async def leave_after_the_last_event() -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        meter = meter_of("gpt-4o-mini-tts", speech, records)
+        relay = relayed(meter, MediaStream("text/event-stream", upstream()), speech, SpeechDone())
+        assert [await anext(relay), await anext(relay)] == events
+        await relay.aclose()  # the client is gone before the stream's end
+        return records
+
+    (record,) = asyncio.run(leave_after_the_last_event())
+    assert (record["status"], record["prompt_tokens"], record["completion_tokens"]) == (CLIENT_CLOSED, 3, 40)
+    assert record["usage_estimated"] is False
