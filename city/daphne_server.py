@@ -66,6 +66,12 @@ class CityWebRequest(WebRequest):
         super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
 
     def basic_error(self, status: int, status_text: bytes, body: str) -> None:
+        if self._response_started:
+            # The app failed mid-body (a stream whose upstream broke): no error page can follow the
+            # headers, and Daphne's would raise and leave the client waiting. Cutting the connection
+            # before the last chunk tells the client the body is incomplete.
+            self.channel.transport.abortConnection()
+            return
         message, code = DAPHNE_REFUSALS.get(body, (f"{body}.", CODE_BY_STATUS.get(status)))
         content = orjson.dumps(error_body(message, TYPE_BY_STATUS.get(status, "api_error"), code=code))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
