@@ -13,7 +13,8 @@ aihub/speech_request.py) before the upstream call. Retries and fail-over happen 
 byte (the adapters check the status before handing the audio over). A streamed call is billed when
 the upstream's answer ends, before City's ends; a client that leaves mid-stream is billed the same
 (the upstream bills the text it was sent) and recorded as 499; an upstream that breaks mid-stream
-ends the audio short, recorded as 502 (see `relayed`).
+is recorded as 502 and billed, and the audio's connection cut short (its events end with an error
+event instead; see `relayed`).
 """
 
 import asyncio
@@ -218,8 +219,11 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechD
         log.warning("the %s upstream broke off the audio of call %s: %s", meter.provider, meter.call_id, exc.message)
         if done is not None:
             yield data_frame(error_payload(exc))
-        # Raw audio ends short. Raising instead would abort it under uvicorn, but leave Daphne's
-        # connection open with no end (its error page cannot follow a started response).
+        else:
+            # Raw audio has no place for an error: the connection is cut before the body's end
+            # (uvicorn, and City's Daphne), so that the client knows its audio is short rather than
+            # saving a clean, truncated 200.
+            raise AudioBrokenOff(exc.message) from None
     except Exception:
         log.exception("relaying the audio of call %s from %s failed", meter.call_id, meter.provider)
         settle(meter, ask, None, _reported(done))
@@ -229,6 +233,10 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechD
             settle(meter, ask, None, _reported(done))
             meter.finish(CLIENT_CLOSED, "client_closed")
         await stream.chunks.aclose()
+
+
+class AudioBrokenOff(Exception):
+    """The upstream broke off raw audio already streaming: the response must end incomplete."""
 
 
 def _reported(done: "SpeechDone | None") -> dict[str, Any] | None:

@@ -218,13 +218,18 @@ class SpeechLiveTests(AiLiveTestCase):
         self.assert_error(failed, 502, None, "upstream_error")
         parts = self.user.post("/v1/ai/tts", json={"model": "tts-1", "text": TEXT})
         self.assert_error(parts, 502, None, "upstream_error")
-        # Broken mid-stream: the audio ends short (the bytes sent are not taken back), billed as made.
+        # Broken mid-stream: the bytes sent are not taken back, and the connection is cut before the
+        # body's end, so the client knows its audio is short; billed as made.
         self.sim.reset()
         self.sim.fail_after_chunks, self.sim.chunk_delay_seconds = 3, 0.05
-        cut = self.user.post("/v1/audio/speech", json={"model": "tts-1", "input": TEXT * 2, "voice": "alloy"})
-        self.assertEqual(cut.status_code, 200)
-        self.assertTrue(speech_audio("mp3", TEXT * 2, "alloy").startswith(cut.content))
-        self.assertEqual(len(cut.content), 3 * 4096)  # the three chunks sent before the break
+        received = bytearray()
+        with self.assertRaises(httpx.TransportError):  # not a clean, truncated 200
+            with self.user.stream("POST", "/v1/audio/speech", json={"model": "tts-1", "input": TEXT * 2, "voice": "alloy"}) as cut:
+                self.assertEqual(cut.status_code, 200)
+                for chunk in cut.iter_bytes():
+                    received += chunk
+        self.assertTrue(speech_audio("mp3", TEXT * 2, "alloy").startswith(bytes(received)))
+        self.assertEqual(len(received), 3 * 4096)  # the three chunks sent before the break
         ok, *broken, short = self.records(4)
         self.assertEqual((ok.status, ok.units), (200, len(TEXT)))
         self.assertEqual([(r.status, r.units, r.cost) for r in broken], [(502, 0, 0), (502, 0, 0)])
