@@ -20,7 +20,7 @@ event instead; see `relayed`).
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
 import orjson
@@ -69,7 +69,9 @@ AUDIO_TYPE_FORMATS = {
 async def tts(call: Call) -> HttpResponseBase:
     """POST /v1/ai/tts: City's parts, or the raw audio when the client accepts audio."""
     ask = TTS_REQUEST.speech(call.data)
-    raw = raw_audio_format(call.request.headers.get("Accept", ""), ask)
+    model = known_model(ask.model)
+    takes = (model.meta.get("formats") or FORMATS) if TTS in model.modalities else FORMATS
+    raw = raw_audio_format(call.request.headers.get("Accept", ""), ask, takes)
     if raw is not None:
         ask = ask.with_format(raw)
     ai = await admitted(call, ask)
@@ -313,11 +315,11 @@ class SpeechDone:
             self.usage = {"prompt_tokens": usage["input_tokens"], "completion_tokens": usage["output_tokens"]}
 
 
-def raw_audio_format(accept: str, ask: Speech) -> str | None:
+def raw_audio_format(accept: str, ask: Speech, takes: Sequence[str] = FORMATS) -> str | None:
     """The format to answer as raw audio, or None for City's JSON parts: audio when an audio type is
-    accepted above JSON. One audio type (not audio/*) picks the format when the request names none."""
-    audio_q, json_q = 0.0, 0.0
-    wildcard = False
+    accepted above JSON. When the request names no format, the best-ranked audio type of one the
+    model `takes` picks it (audio/*: mp3, else the model's first)."""
+    audio_q, json_q, wildcard_q = 0.0, 0.0, 0.0
     named: list[tuple[float, str]] = []
     refused: set[str] = set()  # formats whose type is given q=0: not acceptable, even under audio/*
     for item in accept.split(","):
@@ -328,7 +330,7 @@ def raw_audio_format(accept: str, ask: Speech) -> str | None:
             audio_q = max(audio_q, q)
             if q > 0:
                 if media == "audio/*":
-                    wildcard = True
+                    wildcard_q = max(wildcard_q, q)
                 else:
                     named.append((q, media))
             elif media in AUDIO_TYPE_FORMATS:
@@ -339,15 +341,26 @@ def raw_audio_format(accept: str, ask: Speech) -> str | None:
         return None
     formats = {AUDIO_TYPE_FORMATS[media] for _, media in named if media in AUDIO_TYPE_FORMATS}
     if ask.format is not None:
-        if ask.format not in refused and (wildcard or ask.format in formats):
+        if ask.format not in refused and (wildcard_q > 0 or ask.format in formats):
             return ask.format
         raise _not_acceptable(f"format '{ask.format}' is {MIME_TYPES[ask.format]}, which the Accept header does not take.", "format")
-    if wildcard:
-        return next(fmt for fmt in (DEFAULT_FORMAT, *FORMATS) if fmt not in refused)
-    for _, media in sorted(named, key=lambda found: -found[0]):
-        if media in AUDIO_TYPE_FORMATS:
-            return AUDIO_TYPE_FORMATS[media]
-    raise _not_acceptable(f"City cannot answer {named[0][1]}: it answers {', '.join(MIME_TYPES.values())} (or audio/*).", None)
+    best = next(
+        (
+            (q, AUDIO_TYPE_FORMATS[media])
+            for q, media in sorted(named, key=lambda found: -found[0])
+            if AUDIO_TYPE_FORMATS.get(media) in takes
+        ),
+        None,
+    )
+    if best is not None and best[0] >= wildcard_q:
+        return best[1]
+    anything = next((fmt for fmt in (DEFAULT_FORMAT, *takes) if fmt in takes and fmt not in refused), None)
+    if wildcard_q > 0 and anything is not None:
+        return anything
+    if best is not None:
+        return best[1]
+    answered = ", ".join(MIME_TYPES[fmt] for fmt in takes)
+    raise _not_acceptable(f"{ask.model} cannot answer the audio types the Accept header takes: it answers {answered}.", None)
 
 
 def _quality(params: list[str]) -> float:

@@ -129,11 +129,29 @@ def test_accept_picks_raw_audio_and_its_format(accept: str, fmt: str | None, ans
     assert raw_audio_format(accept, ask(format=fmt)) == answer
 
 
+@pytest.mark.parametrize(
+    ("accept", "answer"),
+    [
+        ("audio/wav, audio/mpeg;q=0.5", "mp3"),  # ElevenLabs makes no wav: the next type it makes
+        ("audio/flac, audio/*;q=0.1", "mp3"),
+        ("audio/*, audio/mpeg;q=0", "opus"),
+        ("audio/wav;q=0.5, audio/*", "mp3"),  # audio/* ranks higher
+        ("audio/pcm, audio/*", "pcm"),  # the named type, at the same rank
+    ],
+)
+def test_accept_picks_a_format_the_model_makes(accept: str, answer: str) -> None:
+    assert raw_audio_format(accept, ask(model="eleven_v3"), ("mp3", "opus", "pcm")) == answer
+
+
 def test_accept_that_no_format_meets_is_406() -> None:
     for accept, fmt in (("audio/mpeg", "wav"), ("audio/x-unknown", None), ("audio/*, audio/mpeg;q=0", "mp3")):
         with pytest.raises(ApiError) as refused:
             raw_audio_format(accept, ask(format=fmt))
         assert (refused.value.status, refused.value.code) == (406, "not_acceptable")
+    with pytest.raises(ApiError) as refused:  # not a 400 naming `format`, a field the request left out
+        raw_audio_format("audio/wav, audio/flac", ask(model="eleven_v3"), ("mp3", "opus", "pcm"))
+    assert (refused.value.status, refused.value.param) == (406, None)
+    assert "audio/mpeg, audio/opus, audio/pcm" in refused.value.message
 
 
 def test_elevenlabs_errors_keep_their_message_and_name_the_voice() -> None:

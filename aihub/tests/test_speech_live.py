@@ -160,6 +160,12 @@ class SpeechLiveTests(AiLiveTestCase):
         unknown = self.user.post(tts, json={"model": "eleven_v3", "text": TEXT, "voice": "A" * 20})
         self.assert_error(unknown, 400, "voice", "voice_not_found")  # ElevenLabs' own refusal, named
         self.assert_error(self.user.post(tts, json={"model": "eleven_v3", "text": TEXT, "format": "wav"}), 400, "format")
+        wav = self.user.post(tts, json={"model": "eleven_v3", "text": TEXT}, headers={"Accept": "audio/wav"})
+        self.assert_error(wav, 406, None, "not_acceptable")  # the model makes no wav; the request named no format
+        pcm_flash = self.user.post(tts, json={"model": "eleven_flash_v2_5", "text": TEXT}, headers={"Accept": "audio/wav, audio/pcm;q=0.5"})
+        self.assertEqual(
+            (pcm_flash.headers["content-type"], pcm_flash.content), ("audio/pcm", speech_audio("pcm", TEXT, "JBFqnCBsd6RMkjVDRZzb"))
+        )
         self.assert_error(self.user.post(tts, json={"model": "eleven_v3", "text": TEXT, "speed": 1.5}), 400, "speed")
         self.assert_error(self.user.post(tts, json={"model": "eleven_multilingual_v2", "text": "a" * 10_001}), 400, "text", "text_too_long")
         self.ok(self.user.post(tts, json={"model": "eleven_flash_v2_5", "text": "a" * 10_001}))  # Flash takes 40,000
@@ -170,9 +176,9 @@ class SpeechLiveTests(AiLiveTestCase):
         failed = self.user.post(tts, json={"model": "eleven_turbo_v2_5", "text": TEXT})
         self.assert_error(failed, 502, None, "upstream_error")
 
-        records = self.records(6)
-        self.assertEqual([r.status for r in records], [200, 200, 400, 200, 400, 502])
-        multilingual, flash, unknown_voice, long_flash, too_long_record, broken = records
+        records = self.records(7)
+        self.assertEqual([r.status for r in records], [200, 200, 400, 200, 200, 400, 502])
+        multilingual, flash, unknown_voice, _, long_flash, too_long_record, broken = records
         self.assertEqual((too_long_record.units, too_long_record.cost), (11_000, 11_000 * 50 * PICO_PER_MICRO))
         self.assertEqual(multilingual.cost, len(TEXT) * 100 * PICO_PER_MICRO)  # $0.10 per 1,000 characters
         self.assertEqual((flash.units, flash.cost), (len(TEXT), len(TEXT) * 50 * PICO_PER_MICRO))
