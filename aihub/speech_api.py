@@ -13,12 +13,14 @@ aihub/speech_request.py) before the upstream call. Retries and fail-over happen 
 byte (the adapters check the status before handing the audio over). A streamed call is billed when
 the upstream's answer ends, before City's ends; a client that leaves mid-stream is billed the same
 (the upstream bills the text it was sent) and recorded as 499; an upstream that breaks mid-stream
-ends the audio short, recorded as 502 (see `relayed`).
+is recorded as 502 and billed, and the audio's connection cut short (its events end with an error
+event instead; see `relayed`).
 """
 
+import asyncio
 import base64
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
 import orjson
@@ -42,7 +44,7 @@ from aihub.speech_request import (
     usage_of,
     worst_speech,
 )
-from aihub.streaming import data_frame, error_payload
+from aihub.streaming import EventStreamResponse, data_frame, error_payload
 from aihub.upstreams import known_model
 from city.calls import Call
 from city.errors import ApiError
@@ -67,7 +69,9 @@ AUDIO_TYPE_FORMATS = {
 async def tts(call: Call) -> HttpResponseBase:
     """POST /v1/ai/tts: City's parts, or the raw audio when the client accepts audio."""
     ask = TTS_REQUEST.speech(call.data)
-    raw = raw_audio_format(call.request.headers.get("Accept", ""), ask)
+    model = known_model(ask.model)
+    takes = (model.meta.get("formats") or FORMATS) if TTS in model.modalities else FORMATS
+    raw = raw_audio_format(call.request.headers.get("Accept", ""), ask, takes)
     if raw is not None:
         ask = ask.with_format(raw)
     ai = await admitted(call, ask)
@@ -76,8 +80,8 @@ async def tts(call: Call) -> HttpResponseBase:
         if raw is not None:
             ai.meter.streamed = True
             stream = cast(MediaStream, await ai.answer(lambda up: opened(up, body)))
-            return ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
-        audio = cast(bytes, await ai.answer(lambda up: whole(up, body, ai.meter)))
+            return streamed(ai, stream, ask)
+        audio = cast(bytes, await ai.answer(lambda up: whole(up, body, ai.meter, ask)))
         settle(ai.meter, ask, len(audio))
         answer = {
             "id": new_id("tts"),
@@ -96,9 +100,52 @@ async def audio_speech(call: Call) -> HttpResponseBase:
         ai.meter.streamed = True
         body = ask.upstream_body(ai.model)
         stream = cast(MediaStream, await ai.answer(lambda up: opened(up, body)))
-        if ask.stream_format == "sse":
-            return ai.events(relayed(ai.meter, stream, ask, SpeechDone()))
-        return ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
+        return streamed(ai, stream, ask)
+
+
+def streamed(ai: AiCall, stream: MediaStream, ask: Speech) -> EventStreamResponse:
+    """The opened upstream answer relayed to the client: the audio, or (sse) OpenAI's speech events."""
+    if ask.stream_format == "sse":
+        response = ai.events(relayed(ai.meter, stream, ask, SpeechDone()))
+    else:
+        response = ai.events(relayed(ai.meter, stream, ask), content_type=MIME_TYPES[ask.audio_format])
+    closed_with(response, ai.meter, stream, ask)
+    return response
+
+
+# Upstream answers being closed for responses never relayed: a task nobody holds may be collected.
+_closing: set["asyncio.Task[None]"] = set()
+
+
+def closed_with(response: EventStreamResponse, meter: Meter, stream: MediaStream, ask: Speech) -> None:
+    """A client gone after the upstream answered but before `relayed` began (Django drops the
+    response unsent and only calls its close()): the call is billed as `relayed` bills a client
+    that leaves, and the upstream answer closed then, not when the garbage collector finds it.
+    After a relay this changes nothing: the meter is finished and the stream closed."""
+    loop = asyncio.get_running_loop()
+
+    def close() -> None:  # Django calls it from a worker thread (sync_to_async)
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_never_relayed, meter, stream, ask)
+
+    # What HttpResponseBase.close() runs (Django registers its own closers there); the stubs omit it.
+    response._resource_closers.append(close)  # type: ignore[attr-defined]
+
+
+def _never_relayed(meter: Meter, stream: MediaStream, ask: Speech) -> None:
+    if not meter.finished:
+        settle(meter, ask, None)
+        meter.finish(CLIENT_CLOSED, "client_closed")
+    task = asyncio.ensure_future(_close(stream))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close(stream: MediaStream) -> None:
+    try:
+        await stream.chunks.aclose()
+    except RuntimeError:  # being relayed after all: the relay closes it
+        pass
 
 
 async def admitted(call: Call, ask: Speech) -> AiCall:
@@ -114,7 +161,7 @@ async def opened(upstream: Upstream, body: dict[str, object]) -> MediaStream:
     return await adapter_for(upstream).speech(upstream, body)
 
 
-async def whole(upstream: Upstream, body: dict[str, object], meter: Meter) -> bytes:
+async def whole(upstream: Upstream, body: dict[str, object], meter: Meter, ask: Speech) -> bytes:
     """The whole audio, read within the attempt: a break mid-answer is retried like any failure."""
     stream = await opened(upstream, body)
     pieces: list[bytes] = []
@@ -125,12 +172,15 @@ async def whole(upstream: Upstream, body: dict[str, object], meter: Meter) -> by
                 meter.first_token()
             size += len(chunk)
             if size > MAX_BUFFERED_AUDIO_BYTES:
+                # The request's to change (its text, or Accept), so a 4xx; billed, as the upstream made the audio.
+                settle(meter, ask, size)
                 raise UpstreamError(
-                    f"The audio is longer than {MAX_BUFFERED_AUDIO_BYTES // (1024 * 1024)} MiB, too long for a JSON answer: "
-                    "ask with Accept: audio/* to have it streamed.",
-                    status=502,
+                    f"The audio of this {ask.names.text} is longer than {MAX_BUFFERED_AUDIO_BYTES // (1024 * 1024)} MiB, too "
+                    "long for a JSON answer: ask with Accept: audio/* to have it streamed, or split the text.",
+                    status=400,
                     retryable=False,
                     code="audio_too_large",
+                    param=ask.names.text,
                 )
             pieces.append(chunk)
     finally:
@@ -157,30 +207,61 @@ async def relayed(meter: Meter, stream: MediaStream, ask: Speech, done: "SpeechD
             settle(meter, ask, None, done.finished())
         meter.finish(200)
     except UpstreamError as exc:
-        settle(meter, ask, None)  # the upstream ran, and bills the text it was sent
+        settle(meter, ask, None, _reported(done))  # the upstream ran, and bills the text it was sent
         meter.finish(exc.status, exc.code or "upstream_error")
         log.warning("the %s upstream broke off the audio of call %s: %s", meter.provider, meter.call_id, exc.message)
         if done is not None:
             yield data_frame(error_payload(exc))
-        # Raw audio ends short. Raising instead would abort it under uvicorn, but leave Daphne's
-        # connection open with no end (its error page cannot follow a started response).
+        else:
+            # Raw audio has no place for an error: the connection is cut before the body's end
+            # (uvicorn, and City's Daphne), so that the client knows its audio is short rather than
+            # saving a clean, truncated 200.
+            raise AudioBrokenOff(exc.message) from None
     except Exception:
         log.exception("relaying the audio of call %s from %s failed", meter.call_id, meter.provider)
-        settle(meter, ask, None)
+        settle(meter, ask, None, _reported(done))
         meter.finish(500, "internal_error")
     finally:
-        await stream.chunks.aclose()
-        if not meter.finished:  # the client left
-            settle(meter, ask, None)
+        if not meter.finished:  # the client left; billed before the close's await, which may be cut short
+            settle(meter, ask, None, _reported(done))
             meter.finish(CLIENT_CLOSED, "client_closed")
+        await stream.chunks.aclose()
+
+
+class AudioBrokenOff(Exception):
+    """The upstream broke off raw audio already streaming: the response must end incomplete."""
+
+
+def _reported(done: "SpeechDone | None") -> dict[str, Any] | None:
+    """The usage the speech events reported before the stream ended early (a client that left just
+    after the last event still has it billed), if any."""
+    return done.finished() if done is not None else None
 
 
 def settle(meter: Meter, ask: Speech, audio_bytes: int | None, reported: dict[str, Any] | None = None) -> None:
     """The call's usage: its characters; for token-priced models, the tokens the upstream reported
-    (speech events only), else City's count of them, within the reservation."""
+    (speech events only), else City's count of them, within the reservation either way."""
     meter.units = ask.characters
-    if token_priced(meter.model) and not meter.use(reported):
+    if not token_priced(meter.model):
+        return
+    if not meter.use(reported):
         meter.estimate(speech_tokens(ask, audio_bytes))
+        return
+    # Nothing caps a speech answer's audio tokens upstream (unlike max_tokens for text): a count past
+    # the reservation's is billed at the reservation, which is the most a call may cost its studio.
+    prompt_cap, output_cap = meter.ceiling
+    if meter.prompt_tokens > prompt_cap or meter.completion_tokens > output_cap:
+        log.warning(
+            "call %s: %s reported %s input and %s output tokens, past the %s and %s reserved; billed at the reservation",
+            meter.call_id,
+            meter.provider,
+            meter.prompt_tokens,
+            meter.completion_tokens,
+            prompt_cap,
+            output_cap,
+        )
+        meter.prompt_tokens, meter.completion_tokens = min(meter.prompt_tokens, prompt_cap), min(meter.completion_tokens, output_cap)
+        meter.usage_estimated = True
 
 
 class SpeechDone:
@@ -225,12 +306,13 @@ class SpeechDone:
             self.usage = {"prompt_tokens": usage["input_tokens"], "completion_tokens": usage["output_tokens"]}
 
 
-def raw_audio_format(accept: str, ask: Speech) -> str | None:
+def raw_audio_format(accept: str, ask: Speech, takes: Sequence[str] = FORMATS) -> str | None:
     """The format to answer as raw audio, or None for City's JSON parts: audio when an audio type is
-    accepted above JSON. One audio type (not audio/*) picks the format when the request names none."""
-    audio_q, json_q = 0.0, 0.0
-    wildcard = False
+    accepted above JSON. When the request names no format, the best-ranked audio type of one the
+    model `takes` picks it (audio/*: mp3, else the model's first)."""
+    audio_q, json_q, wildcard_q = 0.0, 0.0, 0.0
     named: list[tuple[float, str]] = []
+    refused: set[str] = set()  # formats whose type is given q=0: not acceptable, even under audio/*
     for item in accept.split(","):
         media, *params = (piece.strip() for piece in item.split(";"))
         media = media.lower()
@@ -239,24 +321,37 @@ def raw_audio_format(accept: str, ask: Speech) -> str | None:
             audio_q = max(audio_q, q)
             if q > 0:
                 if media == "audio/*":
-                    wildcard = True
+                    wildcard_q = max(wildcard_q, q)
                 else:
                     named.append((q, media))
+            elif media in AUDIO_TYPE_FORMATS:
+                refused.add(AUDIO_TYPE_FORMATS[media])
         elif media in ("application/json", "application/*"):
             json_q = max(json_q, q)
     if audio_q <= 0 or audio_q <= json_q:
         return None
     formats = {AUDIO_TYPE_FORMATS[media] for _, media in named if media in AUDIO_TYPE_FORMATS}
     if ask.format is not None:
-        if wildcard or ask.format in formats:
+        if ask.format not in refused and (wildcard_q > 0 or ask.format in formats):
             return ask.format
         raise _not_acceptable(f"format '{ask.format}' is {MIME_TYPES[ask.format]}, which the Accept header does not take.", "format")
-    if wildcard:
-        return DEFAULT_FORMAT
-    for _, media in sorted(named, key=lambda found: -found[0]):
-        if media in AUDIO_TYPE_FORMATS:
-            return AUDIO_TYPE_FORMATS[media]
-    raise _not_acceptable(f"City cannot answer {named[0][1]}: it answers {', '.join(MIME_TYPES.values())} (or audio/*).", None)
+    best = next(
+        (
+            (q, AUDIO_TYPE_FORMATS[media])
+            for q, media in sorted(named, key=lambda found: -found[0])
+            if AUDIO_TYPE_FORMATS.get(media) in takes
+        ),
+        None,
+    )
+    if best is not None and best[0] >= wildcard_q:
+        return best[1]
+    anything = next((fmt for fmt in (DEFAULT_FORMAT, *takes) if fmt in takes and fmt not in refused), None)
+    if wildcard_q > 0 and anything is not None:
+        return anything
+    if best is not None:
+        return best[1]
+    answered = ", ".join(MIME_TYPES[fmt] for fmt in takes)
+    raise _not_acceptable(f"{ask.model} cannot answer the audio types the Accept header takes: it answers {answered}.", None)
 
 
 def _quality(params: list[str]) -> float:

@@ -9,9 +9,10 @@ output tokens from the audio's length at AUDIO_TOKENS_PER_MINUTE (OpenAI's own e
 model: $0.015 a minute at $12 per million audio tokens). That length is measured where the format
 tells it (pcm, and wav's PCM data: 24 kHz, 16-bit, mono), else expected from the text at
 EXPECTED_CHARACTERS_PER_SECOND over `speed`. The reservation assumes the slowest plausible speech
-(SLOWEST_CHARACTERS_PER_SECOND, and no speed-up: instructions may ask for slow, dramatic reading),
-and a settlement never bills past it. A client that asks for OpenAI's speech events
-(`stream_format: "sse"`) is billed the usage their last event reports instead.
+(SLOWEST_CHARACTERS_PER_SECOND, and no speed-up: instructions may ask for slow, dramatic reading)
+and no less than SHORTEST_RESERVED_SECONDS (a word alone still makes a second or so of audio), and a
+settlement never bills past it. A client that asks for OpenAI's speech events (`stream_format:
+"sse"`) is billed the usage their last event reports instead, within the reservation too.
 """
 
 import math
@@ -42,6 +43,7 @@ ELEVENLABS_VOICE_ID = re.compile(r"[A-Za-z0-9]{20}")
 AUDIO_TOKENS_PER_MINUTE = 1250
 EXPECTED_CHARACTERS_PER_SECOND = 15  # about 150 words a minute at speed 1.0
 SLOWEST_CHARACTERS_PER_SECOND = 8  # slow, deliberate reading
+SHORTEST_RESERVED_SECONDS = 2
 PCM_BYTES_PER_SECOND = 48_000  # 24,000 samples of 2 bytes
 WAV_HEADER_BYTES = 44
 
@@ -276,11 +278,12 @@ def worst_speech(model: Model, ask: Speech) -> Worst:
     if not token_priced(model):
         return worst_media(model, ask.characters)
     slowest = min(ask.speed or 1.0, 1.0)
+    shortest = -(-SHORTEST_RESERVED_SECONDS * AUDIO_TOKENS_PER_MINUTE // 60)
     return worst_media(
         model,
         ask.characters,
         input_tokens=input_tokens(model, ask),
-        output_tokens=audio_tokens(ask.characters, slowest, SLOWEST_CHARACTERS_PER_SECOND),
+        output_tokens=max(audio_tokens(ask.characters, slowest, SLOWEST_CHARACTERS_PER_SECOND), shortest),
     )
 
 

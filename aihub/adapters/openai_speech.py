@@ -49,11 +49,17 @@ async def open_audio(
             await response.aclose()
         raise error_of(response.status_code, body, provider)
     content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
-    return MediaStream(content_type, _chunks(response, provider))
+    chunks = _chunks(response, provider)
+    # Started up to its `try`, so that closing it closes the response even before a chunk is read
+    # (a client gone before the relay began), and so does its collection (asyncio closes a started
+    # generator that is dropped). An unstarted generator's aclose() skips its `finally`.
+    await anext(chunks)
+    return MediaStream(content_type, chunks)
 
 
 async def _chunks(response: httpx.Response, provider: str) -> AsyncGenerator[bytes, None]:
     try:
+        yield b""  # taken by open_audio (see there), never relayed
         async for chunk in response.aiter_bytes():
             if chunk:
                 yield chunk

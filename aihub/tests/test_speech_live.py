@@ -14,7 +14,7 @@ import openai
 from aihub.catalog import models_by_id
 from aihub.estimate import count_tokens, rough_counting
 from aihub.models import UsageRecord
-from aihub.speech_request import CITY_NAMES, Speech, speech_tokens
+from aihub.speech_request import CITY_NAMES, Speech, speech_tokens, worst_speech
 from aihub.tests.live import OPENAI_KEY, AiLiveTestCase
 from aihub.tests.upstream.elevenlabs_sim import ElevenLabsSim
 from aihub.tests.upstream.openai_speech_sim import speech_audio
@@ -75,8 +75,12 @@ class SpeechLiveTests(AiLiveTestCase):
         self.assertEqual([e["type"] for e in data], ["speech.audio.delta"] * (len(data) - 1) + ["speech.audio.done"])
         self.assertEqual(b"".join(base64.b64decode(e["audio"]) for e in data[:-1]), speech_audio("mp3", TEXT, "coral"))
         reported = data[-1]["usage"]
+        # A count past the reservation (nothing caps a speech answer's tokens upstream) is billed at it.
+        self.sim.speech_output_tokens = 50_000
+        past = self.sdk.audio.speech.create(model="gpt-4o-mini-tts", voice="coral", input=TEXT, stream_format="sse")
+        self.assertIn('"output_tokens":50000', past.text.replace(" ", ""))
 
-        plain, steered, evented = self.records(3)
+        plain, steered, evented, capped = self.records(4)
         self.assertEqual((plain.status, plain.unit, plain.units, plain.modality), (200, "characters", len(TEXT), "tts"))
         self.assertEqual(plain.cost, len(TEXT) * 15 * PICO_PER_MICRO)  # $15 per million characters
         self.assertTrue(plain.streamed)
@@ -93,6 +97,11 @@ class SpeechLiveTests(AiLiveTestCase):
         usage = (evented.prompt_tokens, evented.completion_tokens, evented.usage_estimated, evented.units)
         self.assertEqual(usage, (reported["input_tokens"], reported["output_tokens"], False, len(TEXT)))
         self.assertEqual(evented.cost, reported["input_tokens"] * 600_000 + reported["output_tokens"] * 12_000_000)
+        with rough_counting():
+            worst = worst_speech(model, Speech("gpt-4o-mini-tts", TEXT, "coral", None, None, None, CITY_NAMES))
+        self.assertLess(reported["output_tokens"], worst.output_tokens)  # the simulator's count is OpenAI's rate
+        self.assertEqual((capped.status, capped.completion_tokens, capped.usage_estimated), (200, worst.output_tokens, True))
+        self.assertLessEqual(capped.cost, worst.cost * PICO_PER_MICRO)
 
     def test_tts_answers_parts_or_the_raw_audio_streamed(self) -> None:
         answer = self.ok(self.user.post("/v1/ai/tts", json={"model": "tts-1-hd", "text": TEXT}))
@@ -151,16 +160,26 @@ class SpeechLiveTests(AiLiveTestCase):
         unknown = self.user.post(tts, json={"model": "eleven_v3", "text": TEXT, "voice": "A" * 20})
         self.assert_error(unknown, 400, "voice", "voice_not_found")  # ElevenLabs' own refusal, named
         self.assert_error(self.user.post(tts, json={"model": "eleven_v3", "text": TEXT, "format": "wav"}), 400, "format")
+        wav = self.user.post(tts, json={"model": "eleven_v3", "text": TEXT}, headers={"Accept": "audio/wav"})
+        self.assert_error(wav, 406, None, "not_acceptable")  # the model makes no wav; the request named no format
+        pcm_flash = self.user.post(tts, json={"model": "eleven_flash_v2_5", "text": TEXT}, headers={"Accept": "audio/wav, audio/pcm;q=0.5"})
+        self.assertEqual(
+            (pcm_flash.headers["content-type"], pcm_flash.content), ("audio/pcm", speech_audio("pcm", TEXT, "JBFqnCBsd6RMkjVDRZzb"))
+        )
         self.assert_error(self.user.post(tts, json={"model": "eleven_v3", "text": TEXT, "speed": 1.5}), 400, "speed")
         self.assert_error(self.user.post(tts, json={"model": "eleven_multilingual_v2", "text": "a" * 10_001}), 400, "text", "text_too_long")
         self.ok(self.user.post(tts, json={"model": "eleven_flash_v2_5", "text": "a" * 10_001}))  # Flash takes 40,000
+        # 12 minutes of PCM (35 MB) is more than a JSON answer holds: the request's to change, and billed, as it was made.
+        too_long = self.user.post(tts, json={"model": "eleven_flash_v2_5", "text": "a" * 11_000, "format": "pcm"})
+        self.assert_error(too_long, 400, "text", "audio_too_large")
         self.eleven.fail(500)
         failed = self.user.post(tts, json={"model": "eleven_turbo_v2_5", "text": TEXT})
         self.assert_error(failed, 502, None, "upstream_error")
 
-        records = self.records(5)
-        self.assertEqual([r.status for r in records], [200, 200, 400, 200, 502])
-        multilingual, flash, unknown_voice, long_flash, broken = records
+        records = self.records(7)
+        self.assertEqual([r.status for r in records], [200, 200, 400, 200, 200, 400, 502])
+        multilingual, flash, unknown_voice, _, long_flash, too_long_record, broken = records
+        self.assertEqual((too_long_record.units, too_long_record.cost), (11_000, 11_000 * 50 * PICO_PER_MICRO))
         self.assertEqual(multilingual.cost, len(TEXT) * 100 * PICO_PER_MICRO)  # $0.10 per 1,000 characters
         self.assertEqual((flash.units, flash.cost), (len(TEXT), len(TEXT) * 50 * PICO_PER_MICRO))
         self.assertEqual((long_flash.units, long_flash.provider), (10_001, "elevenlabs"))
@@ -205,13 +224,18 @@ class SpeechLiveTests(AiLiveTestCase):
         self.assert_error(failed, 502, None, "upstream_error")
         parts = self.user.post("/v1/ai/tts", json={"model": "tts-1", "text": TEXT})
         self.assert_error(parts, 502, None, "upstream_error")
-        # Broken mid-stream: the audio ends short (the bytes sent are not taken back), billed as made.
+        # Broken mid-stream: the bytes sent are not taken back, and the connection is cut before the
+        # body's end, so the client knows its audio is short; billed as made.
         self.sim.reset()
         self.sim.fail_after_chunks, self.sim.chunk_delay_seconds = 3, 0.05
-        cut = self.user.post("/v1/audio/speech", json={"model": "tts-1", "input": TEXT * 2, "voice": "alloy"})
-        self.assertEqual(cut.status_code, 200)
-        self.assertTrue(speech_audio("mp3", TEXT * 2, "alloy").startswith(cut.content))
-        self.assertEqual(len(cut.content), 3 * 4096)  # the three chunks sent before the break
+        received = bytearray()
+        with self.assertRaises(httpx.TransportError):  # not a clean, truncated 200
+            with self.user.stream("POST", "/v1/audio/speech", json={"model": "tts-1", "input": TEXT * 2, "voice": "alloy"}) as cut:
+                self.assertEqual(cut.status_code, 200)
+                for chunk in cut.iter_bytes():
+                    received += chunk
+        self.assertTrue(speech_audio("mp3", TEXT * 2, "alloy").startswith(bytes(received)))
+        self.assertEqual(len(received), 3 * 4096)  # the three chunks sent before the break
         ok, *broken, short = self.records(4)
         self.assertEqual((ok.status, ok.units), (200, len(TEXT)))
         self.assertEqual([(r.status, r.units, r.cost) for r in broken], [(502, 0, 0), (502, 0, 0)])

@@ -4,7 +4,8 @@
     xi-api-key: …
     {"text", "model_id", "voice_settings": {"stability", "similarity_boost", "speed"}?}
 
-answers audio bytes (streamed in chunks, Content-Type of the format). Errors as ElevenLabs sends
+answers audio bytes (streamed in chunks, Content-Type of the format); a body that is not JSON is a
+422, as FastAPI answers it. Errors as ElevenLabs sends
 them: `{"detail": {"status", "message"}}`, and validation errors `{"detail": [{"loc", "msg", "type"}]}`
 with 422. Known voices: VOICES; models and their character limits: MODELS.
 """
@@ -43,7 +44,7 @@ class ElevenLabsSim(SimServer):
             return self._detail(401, "needs_authorization", "Neither authorization header nor xi-api-key received, please provide one.")
         voice = found.group(1)
         body = request.json
-        if not isinstance(body, dict):
+        if not request.headers.get("content-type", "").startswith("application/json") or not isinstance(body, dict):
             return self._invalid(["body"], "Input should be a valid dictionary", "dict_type")
         text = body.get("text")
         if not isinstance(text, str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ CONTENT_TYPES = {
 }
 FIELDS = ("model", "input", "voice", "instructions", "response_format", "speed", "stream_format")
 SECONDS_PER_CHARACTER = 1 / 15  # how long the simulated speech runs
+AUDIO_TOKENS_PER_MINUTE = 1250  # gpt-4o-mini-tts's audio output tokens, by OpenAI's pricing page
 MP3_FRAME = 417  # bytes of an MPEG-1 Layer III frame at 128 kbit/s, 44.1 kHz, unpadded
 MP3_HEADER = b"\xff\xfb\x90\x64"  # its frame header: sync, MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, stereo
 
@@ -76,17 +78,23 @@ def chunked(audio: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
     return [audio[i : i + size] for i in range(0, len(audio), size)] or [b""]
 
 
-def speech_events(text: str, audio: bytes) -> list[str]:
+def speech_events(text: str, audio: bytes, output_tokens: int | None = None) -> list[str]:
     """OpenAI's speech events for `audio`: a `speech.audio.delta` per chunk, then `speech.audio.done`
-    with the usage (the simulator's own count: a token per 4 characters in, per 64 bytes out)."""
+    with the usage (the simulator's own count: a token per 4 characters in, and out the audio's length
+    at AUDIO_TOKENS_PER_MINUTE, OpenAI's rate; or `output_tokens`)."""
     deltas = [sse({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()}) for piece in chunked(audio)]
-    input_tokens, output_tokens = -(-len(text) // 4), -(-len(audio) // 64)
+    seconds = max(len(text), 1) * SECONDS_PER_CHARACTER
+    input_tokens = -(-len(text) // 4)
+    if output_tokens is None:
+        output_tokens = math.ceil(seconds * AUDIO_TOKENS_PER_MINUTE / 60)
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
     return [*deltas, sse({"type": "speech.audio.done", "usage": usage})]
 
 
 class SpeechRoutes:
     error_body: Callable[[int, str], Any]  # OpenAISim's error shape
+    # The output tokens the speech events report, in place of the simulator's count (None).
+    speech_output_tokens: int | None = None
 
     def speech_route(self, request: Received) -> Reply | None:
         """The answer when `request` is one of these routes, else None."""
@@ -125,7 +133,7 @@ class SpeechRoutes:
         if body.get("stream_format", "audio") == "sse":
             if model != "gpt-4o-mini-tts":
                 return self._refuse(400, f"stream_format 'sse' is not supported with {model}.", "stream_format", "invalid_value")
-            return Reply.sse(speech_events(text, audio))
+            return Reply.sse(speech_events(text, audio, self.speech_output_tokens))
         return Reply(content_type=CONTENT_TYPES[fmt], chunks=chunked(audio))
 
     def _refuse(self, status: int, message: str, param: str | None, code: str | None) -> Reply:
