@@ -245,7 +245,7 @@ class ImagesLiveTests(AiLiveTestCase):
             None,
             "per_request_budget_exceeded",
         )
-        self.assertIn("1 images of 'dall-e-3'", over["message"])
+        self.assertIn("1 image of 'dall-e-3'", over["message"])
         self.plan(monthly_budget=0.05)
         self.ok(self.user.post("/v1/ai/image", json={"model": "dall-e-3", "prompt": "x"}))  # $0.04 of $0.05
         self.error(self.user.post("/v1/ai/image", json={"model": "dall-e-3", "prompt": "x"}), 402, None)
