@@ -86,6 +86,10 @@ def test_the_embedded_ledger_refunds_once_with_the_remainder_borrowed() -> None:
     for scope in (studio, token):
         budget = ledger.budget(scope, "2026-12")
         assert budget is not None and (budget.micro, budget.pico) == (299_999, 999_998)
+    # A counter that somehow holds less than a refund stops at zero.
+    assert asyncio.run(ledger.refund("call_2:refund", "s1", scopes, "2026-12", 300_000 * 1_000_000)) is True
+    budget = ledger.budget(studio, "2026-12")
+    assert budget is not None and (budget.micro, budget.pico) == (0, 0)
 
 
 def test_the_redis_ledger_refunds_once_in_one_script_with_the_remainder_borrowed(settings: Any) -> None:
@@ -99,11 +103,15 @@ def test_the_redis_ledger_refunds_once_in_one_script_with_the_remainder_borrowed
             client.hset(key, mapping={"micro": 400_000, "pico": 5, "held": 0})
         ledger = RedisLedger(url)
         scopes = [("studio", studio), ("token", "tok_1"), ("token", "tok_never_built")]
-        for cost in (100_000 * 1_000_000 + 7, 300_000 * 1_000_000):  # a remainder borrowed, then none (no "-0" sent)
+        for cost in (100_000 * 1_000_000 + 7, 200_000 * 1_000_000):  # a remainder borrowed, then none (no "-0" sent)
             assert asyncio.run(ledger.refund(f"call_{cost}:refund", studio, scopes, "2026-12", cost)) is True
         assert asyncio.run(ledger.refund(f"call_{cost}:refund", studio, scopes, "2026-12", cost)) is False  # once
         for key in keys:
-            assert client.hmget(key, ["micro", "pico"]) == [b"-1", b"999998"]
+            assert client.hmget(key, ["micro", "pico"]) == [b"99999", b"999998"]
+        # A counter that somehow holds less than a refund stops at zero, never below.
+        assert asyncio.run(ledger.refund("call_big:refund", studio, scopes, "2026-12", 100_000 * 1_000_000)) is True
+        for key in keys:
+            assert client.hmget(key, ["micro", "pico"]) == [b"0", b"0"]
         assert not client.exists(f"city:{{{studio}}}:budget:token:tok_never_built:2026-12")  # left to its rebuild
         client.delete(*keys)
         client.close()
