@@ -311,7 +311,10 @@ async def _content(call: Call, job_id: str) -> HttpResponseBase:
         raise ApiError(
             409, f"The video '{job.id}' is {job.status}; its content is there once it is completed.", code="video_not_ready", param="id"
         )
-    stored = await sync_to_async(default_storage.open)(job.content_name, "rb")
+    try:
+        stored = await sync_to_async(default_storage.open)(job.content_name, "rb")
+    except FileNotFoundError:  # deleted or purged since the row was read
+        raise ApiError(404, f"The video '{job.id}' was deleted or has expired.", param="id", code="video_expired") from None
     response = StreamingHttpResponse(_read(stored), content_type=job.content_type or "video/mp4")
     response["Content-Length"] = str(job.content_bytes)
     return response

@@ -212,6 +212,10 @@ class VideoLiveTests(AiLiveTestCase):
         self.assertFalse(default_storage.exists(sora.content_name))
         self.assertEqual(self.error(self.user.get(f"/v1/ai/videos/{sora.id}/content"), 404)["code"], "video_expired")
         self.assertNotIn("parts", self.result(sora.id))
+        # A video deleted (or purged) between the row's read and the file's: 404, not a 500.
+        veo = VideoJob.objects.get(model="veo-3.1-fast-generate-preview")
+        default_storage.delete(veo.content_name)
+        self.assertEqual(self.error(self.user.get(f"/v1/videos/{veo.id}/content"), 404)["code"], "video_expired")
         records = self.records(2)
         self.assertEqual(
             [(r.model, r.units, r.cost) for r in records],
