@@ -321,7 +321,7 @@ class LocalLedger:
                 self._journal.rotate_if_idle()
 
     async def refund(self, refund_id: str, studio_id: str, scopes: list[tuple[str, str]], month: str, cost: int) -> bool:
-        """Lower `month`'s spend of each scope ((kind, id)) by `cost` (1e-12 USD), once per `refund_id`.
+        """Lower `month`'s spend of each scope ((kind, id)) by `cost` (1e-12 USD), once per `refund_id`, never below zero.
         A counter not built yet is left alone: its rebuild reads the refund's usage record, as does the
         rebuild after a restart."""
         micro, pico = split_cost(cost)
@@ -336,6 +336,8 @@ class LocalLedger:
                 budget.pico -= pico
                 borrow, budget.pico = divmod(budget.pico, 1_000_000)
                 budget.micro += borrow - micro
+                if budget.micro < 0:  # it holds the refunded charge: only one that lost it could go below
+                    budget.micro, budget.pico = 0, 0
         return True
 
     # For tests and the admin: a scope's counters.

@@ -244,21 +244,25 @@ return 0
 """
 
 # KEYS: the refund's marker (city:{S}:refund:<call_id>), then the budget keys of the refunded call's
-# scopes for the month. ARGV: -micro, -pico (the refund, negated in Python: Lua's -0 would reach Redis
-# as "-0", which HINCRBY refuses), marker_expire_at_ms.
+# scopes for the month it was billed in. ARGV: -micro, -pico (the refund, negated in Python: Lua's -0
+# would reach Redis as "-0", which HINCRBY refuses), marker_expire_at_ms.
 # Lowers each existing counter's settled spend by the refund, once per marker: a retry after a lost
-# answer changes nothing. The marker is set last, so a script that failed midway is retried. A missing
-# counter is left missing: its rebuild reads the refund's usage record, written before this runs.
-# Returns 1 refunded now, 0 refunded before.
+# answer changes nothing. Never below zero (the counter holds the refunded charge, so only a counter
+# that lost it meanwhile could go there). The marker is set last, so a script that failed midway is
+# retried. A missing counter is left missing: its rebuild reads the refund's usage record, written
+# before this runs. Returns 1 refunded now, 0 refunded before.
 REFUND = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 2, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
+    local borrow = 0
     if redis.call('HINCRBY', KEYS[i], 'pico', ARGV[2]) < 0 then
       redis.call('HINCRBY', KEYS[i], 'pico', 1000000)
-      redis.call('HINCRBY', KEYS[i], 'micro', -1)
+      borrow = 1
     end
-    redis.call('HINCRBY', KEYS[i], 'micro', ARGV[1])
+    if redis.call('HINCRBY', KEYS[i], 'micro', tonumber(ARGV[1]) - borrow) < 0 then
+      redis.call('HSET', KEYS[i], 'micro', 0, 'pico', 0)
+    end
   end
 end
 redis.call('SET', KEYS[1], 1, 'PXAT', ARGV[3])

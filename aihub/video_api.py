@@ -13,6 +13,7 @@ DELETE /videos/{id}, GET /videos/{id}/content?variant=video (the MP4, served by 
 storage; `thumbnail` and `spritesheet` are 400: City keeps the video only).
 """
 
+import logging
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -26,14 +27,16 @@ from aihub.adapters import adapter_for
 from aihub.adapters.base import MediaFile, Upstream
 from aihub.catalog_types import VIDEO, Model
 from aihub.estimate import worst_media
-from aihub.models_video import COMPLETED, VideoJob
-from aihub.pipeline import admit
+from aihub.models_video import COMPLETED, QUEUED, RUNNING, VideoJob
+from aihub.pipeline import AiCall, admit
 from aihub.upstreams import known_model
-from aihub.video_jobs import VIDEO_ID, city_result, delete_content, refresh, studio_job, video_object
+from aihub.video_jobs import VIDEO_ID, city_result, delete_content, detached, refresh, studio_job, video_object
 from city.calls import Call
 from city.errors import ApiError
 from city.ids import new_id
 from city.registry import USER, Action
+
+log = logging.getLogger("aihub.video")
 
 MAX_PROMPT_CHARS = 10_000
 MAX_REFERENCE_BYTES = 20 * 1024 * 1024
@@ -180,6 +183,20 @@ async def start_job(call: Call, default_model: str | None, shape: Callable[[Vide
     seconds, size = body["seconds"], body["size"]
     price = model.unit_prices.get(size, model.unit_price)
     ai = await admit(call, model.id, needs=(VIDEO,), modality="video", worst_of=lambda m: worst_media(m, seconds, price))
+    # Made to its end even if the client leaves: an upstream that accepted renders (and bills) the video,
+    # and the studio finds its job in GET /v1/videos.
+    return await detached(_create_job(call, ai, model, body, reference, shape))
+
+
+def _deployment_index(model: Model, upstream: Upstream) -> int:
+    found = (i for i, d in enumerate(model.deployments) if d.provider == upstream.provider and d.base_url_env == upstream.base_url_env)
+    return next(found, 0)
+
+
+async def _create_job(
+    call: Call, ai: AiCall, model: Model, body: dict[str, Any], reference: MediaFile | None, shape: Callable[[VideoJob], dict[str, Any]]
+) -> HttpResponseBase:
+    seconds = body["seconds"]
     chosen: list[Upstream] = []
 
     async def attempt(upstream: Upstream) -> dict[str, Any]:
@@ -187,15 +204,10 @@ async def start_job(call: Call, default_model: str | None, shape: Callable[[Vide
         return await adapter_for(upstream).video_create(upstream, body, reference)
 
     async with ai:
-        video = await ai.answer(attempt)
-        ai.meter.units = seconds  # accepted: the upstream renders (and bills) the whole clip
-        upstream = chosen[0]
-        index = next(
-            (i for i, d in enumerate(model.deployments) if d.provider == upstream.provider and d.base_url_env == upstream.base_url_env), 0
-        )
-        meter, identity = ai.meter, call.identity
-        record = meter.record(200)
-        status = video.get("status")
+        meter, identity, first = ai.meter, call.identity, ai.upstreams[0]
+        # The row before the upstream is asked: a process that dies once the upstream accepted leaves a
+        # job without an upstream id, which is failed and refunded (video_jobs.PENDING_STALE), not a
+        # charge (the ledger's reaper bills the dead call) with nothing to show for it.
         job = await VideoJob.objects.acreate(
             id=new_id("video"),
             studio_id=meter.studio_id,
@@ -204,19 +216,42 @@ async def start_job(call: Call, default_model: str | None, shape: Callable[[Vide
             request_id=call.request_id,
             route=call.action.name,
             model=model.id,
-            provider=upstream.provider,
-            deployment_index=index,
-            upstream_model=upstream.model,
-            base_url_env=upstream.base_url_env,
-            upstream_id=video["id"],
-            status=status if status in ("queued", "in_progress") else "queued",
+            provider=first.provider,
+            deployment_index=_deployment_index(model, first),
+            upstream_model=first.model,
+            base_url_env=first.base_url_env,
+            upstream_id="",
+            status=QUEUED,
             prompt=body["prompt"],
             seconds=seconds,
-            size=size,
+            size=body["size"],
             call_id=meter.call_id,
-            cost=record["cost"],
+            created_at=meter.created_at,  # the call's: a refund is dated (and lands in the month) as the charge
         )
+        try:
+            video = await ai.answer(attempt)
+        except Exception:
+            await VideoJob.objects.filter(pk=job.pk, upstream_id="").adelete()
+            raise
+        meter.units = seconds  # accepted: the upstream renders (and bills) the whole clip
+        upstream = chosen[0]
+        status = video.get("status")
         # A job the upstream failed at once is "queued" here: the first poll records the failure and refunds it.
+        accepted: dict[str, Any] = {
+            "provider": upstream.provider,
+            "deployment_index": _deployment_index(model, upstream),
+            "upstream_model": upstream.model,
+            "base_url_env": upstream.base_url_env,
+            "upstream_id": video["id"],
+            "status": status if status in RUNNING else QUEUED,
+            "cost": meter.record(200)["cost"],
+        }
+        if not await VideoJob.objects.filter(pk=job.pk, upstream_id="", status=QUEUED).aupdate(**accepted):
+            log.warning("video job %s was given up on before its upstream accepted it; it stays failed and refunded", job.id)
+            job = await VideoJob.objects.aget(pk=job.pk)
+        else:
+            for name, value in accepted.items():
+                setattr(job, name, value)
         return await ai.respond(shape(job))
 
 
@@ -308,7 +343,10 @@ async def _content(call: Call, job_id: str) -> HttpResponseBase:
         raise ApiError(
             409, f"The video '{job.id}' is {job.status}; its content is there once it is completed.", code="video_not_ready", param="id"
         )
-    stored = await sync_to_async(default_storage.open)(job.content_name, "rb")
+    try:
+        stored = await sync_to_async(default_storage.open)(job.content_name, "rb")
+    except FileNotFoundError:  # deleted or purged since the row was read
+        raise ApiError(404, f"The video '{job.id}' was deleted or has expired.", param="id", code="video_expired") from None
     response = StreamingHttpResponse(_read(stored), content_type=job.content_type or "video/mp4")
     response["Content-Length"] = str(job.content_bytes)
     return response

@@ -9,19 +9,23 @@ A poll (`refresh`):
   content is always there to serve. A download that fails is released and tried by a later poll
   (a claim older than FETCH_STALE is taken over: its process may have died);
 - failed job: claim the refund (`refunded` False → True) and refund it (aihub/refunds.py); if the
-  ledger could not be told (Redis away), a later poll retries that step.
+  ledger could not be told (Redis away), a later poll retries that step;
+- a job whose create never heard the upstream's answer (no upstream id: its process died mid-create)
+  is failed once PENDING_STALE has passed, and one still running RUN_LIMIT after its creation is given
+  up on; both are refunded what their call was billed.
 The upstream work runs in a task of its own, so that a client that leaves mid-poll does not cut a
-download or a refund in half.
+download or a refund in half. Jobs nobody polls are polled by `manage.py purge_media` (`sweep`).
 """
 
 import asyncio
 import logging
 import re
 import tempfile
+from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -29,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from aihub import refunds
-from aihub.adapters import adapter_for
+from aihub.adapters import adapter_for, pool
 from aihub.adapters.base import Adapter, MediaStream, Upstream, UpstreamError
 from aihub.catalog import models_by_id
 from aihub.models_video import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RUNNING, VideoJob
@@ -40,6 +44,13 @@ log = logging.getLogger("aihub.video")
 
 CHECK_INTERVAL = timedelta(seconds=1)
 FETCH_STALE = timedelta(seconds=120)
+# A create takes its job's row before it asks the upstream; a row still without an upstream id this
+# long after is a create whose process died (far past any create's timeouts and retries).
+PENDING_STALE = timedelta(minutes=30)
+# A job running this long after its creation is given up on (no video API takes a day to render).
+RUN_LIMIT = timedelta(hours=24)
+# `sweep` asks the upstream about a running job nobody has polled for this long.
+SWEEP_AFTER = timedelta(minutes=10)
 # The largest video City stores (a 12-second 1080p clip is tens of MB).
 MAX_VIDEO_BYTES = 1024 * 1024 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024  # a video larger than this is spooled to a temporary file on its way to storage
@@ -98,21 +109,52 @@ async def studio_job(studio_id: str, job_id: object) -> VideoJob:
     return job
 
 
+T = TypeVar("T")
+
+
+async def detached(work: Coroutine[Any, Any, T]) -> T:
+    """`work`'s result, the work run to its end even if the caller is cancelled (the client left).
+
+    The caller waits for it even then, and is cancelled only once it is done: the work's database calls
+    run on the request's thread (asgiref's ThreadSensitiveContext), which is gone once the request's
+    handler returns, so work left running after that would fail at its next query."""
+    task = asyncio.ensure_future(work)
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    left = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            left = True
+    if left:
+        raise asyncio.CancelledError
+    return result
+
+
 async def refresh(job: VideoJob) -> VideoJob:
     """The job now, after asking the upstream if it is time to (see the module docstring)."""
     if job.deleted:
         return job
     if job.status in RUNNING or (job.status == FAILED and not job.refund_settled):
-        task = asyncio.ensure_future(_refresh(job))
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-        await asyncio.shield(task)
+        await detached(_refresh(job))
         job = await VideoJob.objects.aget(pk=job.pk)
     return job
 
 
 async def _refresh(job: VideoJob) -> None:
-    if job.status in RUNNING and await _claim_check(job):
+    now = timezone.now()
+    if job.status in RUNNING and not job.upstream_id:
+        if job.created_at <= now - PENDING_STALE:
+            await _fail(job, "create_lost", "City lost this job while the upstream was asked to start it.", pending=True)
+            job = await VideoJob.objects.aget(pk=job.pk)
+    elif job.status in RUNNING and job.created_at <= now - RUN_LIMIT:
+        await _fail(job, "timed_out", f"The video was not ready {RUN_LIMIT.total_seconds() / 3600:g} hours after it was asked for.")
+        job = await VideoJob.objects.aget(pk=job.pk)
+    elif job.status in RUNNING and await _claim_check(job):
         await _ask_upstream(job)
         job = await VideoJob.objects.aget(pk=job.pk)
     if job.status == FAILED and not job.refund_settled:
@@ -162,10 +204,11 @@ async def _ask_upstream(job: VideoJob) -> None:
         )
 
 
-async def _fail(job: VideoJob, code: str, message: str) -> None:
-    await VideoJob.objects.filter(pk=job.pk, status__in=RUNNING).aupdate(
-        status=FAILED, error_code=code, error_message=message[:2000], completed_at=timezone.now()
-    )
+async def _fail(job: VideoJob, code: str, message: str, pending: bool = False) -> None:
+    rows = VideoJob.objects.filter(pk=job.pk, status__in=RUNNING)
+    if pending:  # only while its create has still not written the upstream's id
+        rows = rows.filter(upstream_id="")
+    await rows.aupdate(status=FAILED, error_code=code, error_message=message[:2000], completed_at=timezone.now())
 
 
 async def _fetch(job: VideoJob, upstream: Upstream, adapter: Adapter) -> None:
@@ -222,7 +265,7 @@ async def _refund_once(job: VideoJob) -> None:
             return  # another process refunds it
     elif not await _claim_check(job, FAILED):
         return  # the ledger step of an earlier refund is retried at most once per CHECK_INTERVAL
-    if await refunds.refund(job, job.completed_at or timezone.now()):
+    if await refunds.refund(job):
         await VideoJob.objects.filter(pk=job.pk).aupdate(refund_settled=True)
 
 
@@ -238,3 +281,28 @@ def purge_expired(now: Any) -> int:
         default_storage.delete(job.content_name)
         purged += VideoJob.objects.filter(pk=job.pk, purged=False).update(purged=True)
     return purged
+
+
+def sweep(now: Any) -> int:
+    """Poll the jobs nobody polls (sync: manage.py purge_media): running ones not checked for SWEEP_AFTER,
+    and failed ones whose refund is not settled, so that each reaches its end and a failed one its
+    refund; how many were polled."""
+    stale = Q(checked_at__isnull=True) | Q(checked_at__lte=now - SWEEP_AFTER)
+    found = Q(status__in=RUNNING) & stale | Q(status=FAILED, refund_settled=False)
+    ids = list(VideoJob.objects.filter(found, deleted=False, created_at__lte=now).values_list("pk", flat=True))
+    if ids:
+        async_to_sync(_sweep)(ids)
+    return len(ids)
+
+
+async def _sweep(ids: list[str]) -> None:
+    try:
+        for job_id in ids:
+            try:
+                job = await VideoJob.objects.filter(pk=job_id).afirst()
+                if job is not None:
+                    await refresh(job)
+            except Exception:  # one job's trouble stops no other's
+                log.exception("sweeping video job %s failed", job_id)
+    finally:
+        await pool.close_all()

@@ -213,6 +213,10 @@ class VideoLiveTests(AiLiveTestCase):
         self.assertFalse(default_storage.exists(sora.content_name))
         self.assertEqual(self.error(self.user.get(f"/v1/ai/videos/{sora.id}/content"), 404)["code"], "video_expired")
         self.assertNotIn("parts", self.result(sora.id))
+        # A video deleted (or purged) between the row's read and the file's: 404, not a 500.
+        veo = VideoJob.objects.get(model="veo-3.1-fast-generate-preview")
+        default_storage.delete(veo.content_name)
+        self.assertEqual(self.error(self.user.get(f"/v1/videos/{veo.id}/content"), 404)["code"], "video_expired")
         records = self.records(2)
         self.assertEqual(
             [(r.model, r.units, r.cost) for r in records],
@@ -275,6 +279,20 @@ class VideoLiveTests(AiLiveTestCase):
         self.assertEqual(failed["error"], {"code": "3", "message": "The prompt could not be submitted."})
         wait_until(lambda: UsageRecord.objects.filter(studio_id=self.studio["id"], units=-8).exists(), timeout=5)
         self.assertEqual(sum(r.cost for r in UsageRecord.objects.filter(studio_id=self.studio["id"])), 0)
+
+    def test_a_client_that_leaves_mid_create_still_gets_its_job_written_before_the_upstream_answers(self) -> None:
+        self.sim.latency_seconds = 1.5
+        with self.assertRaises(httpx.ReadTimeout):
+            self.user.post("/v1/ai/video", json={"model": "sora-2", "prompt": "A kite", "seconds": 8}, timeout=0.5)
+        self.sim.latency_seconds = 0.0
+        # The upstream is still being asked; the job's row is there already (a crash now leaves a job to refund).
+        pending = VideoJob.objects.get(studio_id=self.studio["id"])
+        self.assertEqual((pending.upstream_id, pending.status), ("", "queued"))
+        wait_until(lambda: VideoJob.objects.filter(pk=pending.pk).exclude(upstream_id="").exists(), timeout=5, message="accepted")
+        listed = self.ok(self.user.get("/v1/videos"))["data"]
+        self.assertEqual([(v["id"], v["seconds"]) for v in listed], [(pending.id, "8")])
+        self.assertEqual(self.until(pending.id, "completed")["progress"], 100)
+        self.assertEqual([(r.call_id, r.units, r.cost) for r in self.records(1)], [(pending.call_id, 8, 8 * usd_per_unit("0.10"))])
 
     def test_an_upstream_failure_at_create_makes_no_job_and_costs_nothing(self) -> None:
         self.sim.fail(500, times=2)  # the first try and its retry

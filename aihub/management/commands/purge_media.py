@@ -2,6 +2,8 @@
 
 Run it from cron (hourly is plenty). A purged video's job stays, so that its id answers 404
 `video_expired` rather than `video_not_found`. Each kind of kept media adds one line to PURGES.
+It also polls the video jobs nobody polls (video_jobs.sweep), so that each ends, and a failed one is
+refunded, even if its studio never asks again.
 """
 
 from collections.abc import Callable
@@ -27,3 +29,4 @@ class Command(BaseCommand):
         now = timezone.now()
         for what, purge in PURGES:
             self.stdout.write(f"{what}: {purge(now)} deleted")
+        self.stdout.write(f"unfinished videos: {video_jobs.sweep(now)} polled")
