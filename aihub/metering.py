@@ -36,6 +36,9 @@ _STOP = object()
 
 # Statuses recorded for calls that did not finish normally.
 CLIENT_CLOSED = 499  # the client went away before the answer was complete (nginx's convention)
+# The error code of a refund's record (aihub/refunds.py: a failed video job's money and units given
+# back), which is no call of its own.
+REFUNDED = "refunded"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from datetime import datetime
 from asgiref.sync import sync_to_async
 
 from aihub import ledger
-from aihub.metering import insert_records
+from aihub.metering import REFUNDED, insert_records
 from aihub.models import UsageRecord
 from aihub.models_video import VideoJob
 from studios.spend import month_key
@@ -53,7 +53,7 @@ def refund_record(job: VideoJob, when: datetime, cost: int, units: int) -> dict[
         "latency_ms": 0,
         "ttft_ms": None,
         "status": 200,
-        "error_code": "refunded",
+        "error_code": REFUNDED,
         "route": job.route,
         "deployment": job.upstream_model[:200],
         "streamed": False,

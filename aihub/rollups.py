@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connection
 
-from aihub.metering import CLIENT_CLOSED
+from aihub.metering import CLIENT_CLOSED, REFUNDED
 
 SUMMED = ("requests", "errors", "cancelled", "prompt_tokens", "completion_tokens", "cached_tokens", "units", "cost", "latency_ms")
 KEY = ("hour", "studio_id", "token_id", "account_id", "model")
@@ -34,7 +34,9 @@ class Sums:
 
     def add(self, record: dict[str, Any], when: datetime) -> None:
         status = record["status"]
-        self.requests += 1
+        if record.get("error_code") != REFUNDED:  # a refund gives back a call's cost and units: it is no request
+            self.requests += 1
+            self.latency_ms += record["latency_ms"]
         if status == CLIENT_CLOSED:
             self.cancelled += 1
         elif not 200 <= status < 300:
@@ -44,7 +46,6 @@ class Sums:
         self.cached_tokens += record.get("cached_tokens") or 0
         self.units += record.get("units") or 0
         self.cost += record["cost"]
-        self.latency_ms += record["latency_ms"]
         if self.last_at is None or when > self.last_at:
             self.last_at = when
 

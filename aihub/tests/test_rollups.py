@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, Sum
 
-from aihub.metering import insert_records
+from aihub.metering import REFUNDED, insert_records
 from aihub.models import UsageRecord, UsageRollup
 from aihub.usage_query import UsageFilter, grouped, totals
 from studios.testing import CityTestCase
@@ -20,7 +20,7 @@ def record(call_id: str, studio_id: str, *, at: datetime = T0, token_id: str | N
         "token_id": token_id,
         "account_id": None,
         "request_id": f"req_{call_id}",
-        "model": more.get("model", "deepseek-v4-flash"),
+        "model": "deepseek-v4-flash",
         "provider": "deepseek",
         "modality": "chat",
         "prompt_tokens": 100,
@@ -32,6 +32,7 @@ def record(call_id: str, studio_id: str, *, at: datetime = T0, token_id: str | N
         "status": status,
         "error_code": "",
         "cached_tokens": 10,
+        **more,
     }
 
 
@@ -68,3 +69,14 @@ class RollupTests(CityTestCase):
         insert_records([once, dict(once)])
         self.assertEqual(UsageRecord.objects.count(), 1)
         self.assertEqual(UsageRollup.objects.get().requests, 1)
+
+    def test_a_refund_gives_back_cost_and_units_and_is_no_request(self) -> None:
+        alice = self.alice_studio.id
+        charge = record("call_video", alice, model="sora-2", unit="seconds", units=8, cost=800_000_000_000, latency_ms=900)
+        refund = record(
+            "call_video:refund", alice, model="sora-2", unit="seconds", units=-8, cost=-800_000_000_000, error_code=REFUNDED, latency_ms=0
+        )
+        insert_records([charge, refund])
+        found = totals(UsageFilter(start=T0 - timedelta(days=1), end=T0 + timedelta(days=1), studio_id=alice))
+        self.assertEqual((found["requests"], found["errors"], found["cost"], found["units"]), (1, 0, 0, 0))
+        self.assertEqual(UsageRollup.objects.get(studio_id=alice).latency_ms, 900)
