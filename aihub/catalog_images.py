@@ -3,8 +3,10 @@ each takes (ImageRules: sizes, qualities, counts, prompt and file limits), which
 before anything is counted.
 
 Prices as the providers list them (read December 2026):
-- OpenAI (platform.openai.com/docs/pricing, "Image generation"): gpt-image-1 text input $5/M tokens,
-  image input $10/M, image output $40/M; gpt-image-1-mini text input $2/M, image input $2.50/M,
+- OpenAI (platform.openai.com/docs/pricing, "Image generation"): gpt-image-1.5 (its GPT image model
+  since December 2025) text input $5/M tokens, image input $8/M, image output $32/M — its per-image
+  prices ($0.009 / $0.034 / $0.133 at 1024×1024) are the same output-token table at $32/M;
+  gpt-image-1 text input $5/M tokens, image input $10/M, image output $40/M; gpt-image-1-mini text input $2/M, image input $2.50/M,
   image output $8/M; dall-e-3 per image, standard 1024×1024 $0.04, standard 1024×1792 / 1792×1024
   $0.08, hd 1024×1024 $0.08, hd wide $0.12. Output tokens per image by quality and size are
   OpenAI's table in its image generation guide (GPT_IMAGE_OUTPUT_TOKENS).
@@ -14,7 +16,7 @@ Prices as the providers list them (read December 2026):
 
 A model's `input_price` is its text input price. Image input (the pictures an edit sends) costs more
 on OpenAI's GPT image models; City bills it as text input tokens at the ratio of the two prices
-(IMAGE_INPUT_PRICES): exactly ×2 for gpt-image-1, ×5/4 rounded up for gpt-image-1-mini, so an image
+(IMAGE_INPUT_PRICES): exactly ×2 for gpt-image-1, ×8/5 and ×5/4 rounded up for gpt-image-1.5 and gpt-image-1-mini, so an image
 input token costs what OpenAI lists, give or take one text token. Cached input is billed as uncached.
 """
 
@@ -154,6 +156,19 @@ GEMINI_IMAGE_OUTPUT_TOKENS = 1290  # each image (Google's pricing page)
 
 MODELS: tuple[Model, ...] = (
     Model(
+        "gpt-image-1.5",
+        "GPT Image 1.5",
+        (openai("gpt-image-1.5"),),
+        modalities=(IMAGE,),
+        default_modes=(IMAGE,),
+        description="OpenAI's current GPT image model: generations and edits (up to 16 input images, masks), billed by tokens.",
+        tags=("openai", "image"),
+        input_price=usd("5"),
+        output_price=usd("32"),
+        unit=IMAGES,
+        meta={"image_input_per_million_tokens": "8"},
+    ),
+    Model(
         "gpt-image-1",
         "GPT Image 1",
         (openai("gpt-image-1"),),
@@ -247,6 +262,7 @@ MODELS: tuple[Model, ...] = (
 )
 
 RULES: dict[str, ImageRules] = {
+    "gpt-image-1.5": GPT_IMAGE_RULES,
     "gpt-image-1": GPT_IMAGE_RULES,
     "gpt-image-1-mini": GPT_IMAGE_RULES,
     "dall-e-3": DALL_E_3_RULES,
@@ -257,7 +273,7 @@ RULES: dict[str, ImageRules] = {
 }
 
 # Image input prices as (numerator, denominator) of the text input price: see the module docstring.
-IMAGE_INPUT_PRICES: dict[str, tuple[int, int]] = {"gpt-image-1": (2, 1), "gpt-image-1-mini": (5, 4)}
+IMAGE_INPUT_PRICES: dict[str, tuple[int, int]] = {"gpt-image-1.5": (8, 5), "gpt-image-1": (2, 1), "gpt-image-1-mini": (5, 4)}
 
 
 def aspect_ratio(model_id: str, size: str) -> tuple[str, str] | None:

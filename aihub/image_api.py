@@ -267,7 +267,7 @@ ACTIONS: tuple[Action, ...] = (
         methods=("POST",),
         allow=_USER,
         input=GENERATIONS,
-        description="OpenAI's images/generations: gpt-image-1, dall-e-3, Imagen 4 and Gemini image models behind one API.",
+        description="OpenAI's images/generations: gpt-image-1.5, gpt-image-1, dall-e-3, Imagen 4 and Gemini image models behind one API.",
     ),
     Action(
         "images/edits",

@@ -6,6 +6,7 @@ import base64
 import struct
 import zlib
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -65,6 +66,11 @@ def test_the_catalog_lists_real_models_with_their_list_prices() -> None:
     assert dalle.public_meta()["price"]["per_image_by_variant"]["standard/1024x1792"] == "0.08"
     assert model("imagen-4.0-fast-generate-001").public_meta()["price"]["per_image"] == "0.02"
     assert model("gemini-2.5-flash-image").output_price == usd("30")
+    current = model("gpt-image-1.5")  # OpenAI's per-image list prices are its token table at $32/M
+    assert (current.input_price, current.output_price) == (usd("5"), usd("32"))
+    for quality, listed in (("low", "0.009"), ("medium", "0.034"), ("high", "0.133")):
+        worst = pricing(current, RULES[current.id], {"prompt": "p", "quality": quality, "size": "1024x1024"}).worst
+        assert round(Decimal(worst.output_tokens * current.output_price) / 10**12, 3) == Decimal(listed)
 
 
 def test_the_input_specs_refuse_unknown_fields_and_coerce_form_strings() -> None:
@@ -242,6 +248,13 @@ def test_the_bill_takes_the_upstream_s_usage_with_image_input_at_its_own_price()
     dmeter = _meter(dalle.id, dprice.worst)
     bill(dmeter, dalle, dprice, {"data": [{"url": "https://x/y.png"}]}, edit=False)
     assert (dmeter.record(200)["units"], dmeter.record(200)["cost"]) == (1, 120_000_000_000)
+    # gpt-image-1.5: image input at $8/M is 8/5 of its $5/M text input (160 text-price tokens for 100)
+    current = model("gpt-image-1.5")
+    cprice = pricing(current, RULES[current.id], {"prompt": "a red fox", "quality": "low", "size": "1024x1024"}, input_images=1)
+    cmeter = _meter(current.id, cprice.worst)
+    cusage = {"input_tokens": 110, "output_tokens": 272, "input_tokens_details": {"text_tokens": 10, "image_tokens": 100}}
+    bill(cmeter, current, cprice, {"data": [{"b64_json": "x"}], "usage": cusage}, edit=True)
+    assert cmeter.record(200)["cost"] == 10 * 5_000_000 + 100 * 8_000_000 + 272 * 32_000_000
 
 
 def test_the_bill_never_passes_the_reservation_when_the_upstream_reports_more() -> None:
