@@ -19,7 +19,7 @@ import orjson
 from typing_extensions import override
 
 from aihub.adapters.base import Adapter, MediaStream, Upstream, UpstreamError, error_from_response
-from aihub.adapters.openai_speech import open_audio
+from aihub.adapters.media_stream import opened
 
 # OpenAI's formats → ElevenLabs' output_format of the same kind: OpenAI's pcm is 24 kHz 16-bit mono,
 # its opus an Ogg stream at 48 kHz. aac, flac and wav have no ElevenLabs equivalent.
@@ -54,7 +54,7 @@ class ElevenLabsAdapter(Adapter):
         request = self.client.build_request(
             "POST", url, params={"output_format": output_format}, content=orjson.dumps(payload), headers=self.headers(upstream)
         )
-        return await open_audio(self.client, request, upstream.provider, error_of)
+        return await opened(self.client, request, upstream.provider, error_of)
 
 
 def error_of(status: int, body: bytes, provider: str) -> UpstreamError:

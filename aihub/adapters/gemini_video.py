@@ -12,7 +12,6 @@ downloaded with the API key only from the deployment's own host (a redirect too)
 
 import base64
 import re
-from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -21,6 +20,7 @@ import orjson
 
 from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import MediaFile, MediaStream, Upstream, UpstreamError, error_from_response
+from aihub.adapters.media_stream import stream_of
 
 if TYPE_CHECKING:
     from aihub.adapters.gemini import GeminiAdapter
@@ -119,13 +119,7 @@ async def video_content(adapter: "GeminiAdapter", upstream: Upstream, upstream_i
             await response.aclose()
             uri = urljoin(uri, response.headers["location"])
             continue
-        if response.status_code >= 400:
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-            raise error_from_response(response.status_code, body, upstream.provider)
-        return MediaStream(response.headers.get("content-type") or "video/mp4", _chunks(response, upstream.provider))
+        return await stream_of(response, upstream.provider, default_type="video/mp4")
     raise _malformed(upstream, "too many redirects for the video")
 
 
@@ -149,15 +143,6 @@ def _video_uri(operation: dict[str, Any]) -> str | None:
 def _same_host(uri: str, base_url: str) -> bool:
     a, b = urlsplit(uri), urlsplit(base_url)
     return (a.scheme, a.netloc) == (b.scheme, b.netloc)
-
-
-async def _chunks(response: httpx.Response, provider: str) -> AsyncGenerator[bytes, None]:
-    try:
-        async with oa.transport_errors(provider):
-            async for chunk in response.aiter_bytes():
-                yield chunk
-    finally:
-        await response.aclose()
 
 
 def _headers(upstream: Upstream) -> dict[str, str]:

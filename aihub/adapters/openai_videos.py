@@ -6,7 +6,6 @@ OpenAI's API takes it); `model` becomes the upstream's name. Answers are OpenAI'
 passed on as they are; City keeps its own job (aihub/video_jobs.py) and shows its own id.
 """
 
-from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -15,6 +14,7 @@ import orjson
 
 from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import MediaFile, MediaStream, Upstream, UpstreamError, error_from_response
+from aihub.adapters.media_stream import opened
 
 if TYPE_CHECKING:
     from aihub.adapters.openai_compat import OpenAICompatAdapter
@@ -52,24 +52,7 @@ async def video_content(adapter: "OpenAICompatAdapter", upstream: Upstream, upst
     request = adapter.client.build_request(
         "GET", _video_url(upstream, upstream_id) + "/content", params={"variant": "video"}, headers=headers
     )
-    async with oa.transport_errors(upstream.provider):
-        response = await adapter.client.send(request, stream=True)
-    if response.status_code >= 400:
-        try:
-            body = await response.aread()
-        finally:
-            await response.aclose()
-        raise error_from_response(response.status_code, body, upstream.provider)
-    return MediaStream(response.headers.get("content-type") or "video/mp4", _chunks(response, upstream.provider))
-
-
-async def _chunks(response: httpx.Response, provider: str) -> AsyncGenerator[bytes, None]:
-    try:
-        async with oa.transport_errors(provider):
-            async for chunk in response.aiter_bytes():
-                yield chunk
-    finally:
-        await response.aclose()
+    return await opened(adapter.client, request, upstream.provider, default_type="video/mp4")
 
 
 def _video_url(upstream: Upstream, upstream_id: str) -> str:
