@@ -98,7 +98,10 @@ def path_item(service: Service, action: Action, operation_name: str, *, with_sub
         if method in ("GET", "HEAD"):
             parameters += query_parameters(schema)
         elif action.json_body:
-            operation["requestBody"] = {"required": bool(schema.get("required")), "content": {"application/json": {"schema": schema}}}
+            content = {"application/json": {"schema": schema}}
+            if action.upload:  # the same fields as a form, and the files the route names in its description
+                content["multipart/form-data"] = {"schema": {**schema, "additionalProperties": True}}
+            operation["requestBody"] = {"required": bool(schema.get("required")), "content": content}
         else:
             operation["requestBody"] = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
         if parameters:
@@ -121,7 +124,9 @@ def responses(action: Action, method: str) -> dict[str, Any]:
 def success_schema(media_type: str) -> dict[str, Any]:
     if media_type == "application/json":
         return {"type": "object"}
-    return {"type": "string"}  # a stream of server-sent events, or a page
+    if media_type.startswith(("audio/", "video/", "image/")):
+        return {"type": "string", "format": "binary"}
+    return {"type": "string"}  # a stream of server-sent events, a page, a CSV or a transcript's text
 
 
 def query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
