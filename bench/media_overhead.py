@@ -351,7 +351,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="City's uvicorn processes")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), help="default: a temporary SQLite file")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
-    parser.add_argument("--sim-nagle", action="store_true", help="leave Nagle's algorithm on in the simulator (its default)")
     parser.add_argument("--max-minutes", type=float, default=15.0, help="the run stops itself after this long")
     args = parser.parse_args()
     if args.quick:
@@ -376,13 +375,6 @@ def main() -> None:
         run.prepare_database(args)
         sim = OpenAISim().start()
         sim.latency_seconds = 0.0
-        if not args.sim_nagle:
-            # TCP_NODELAY on the simulator's sockets, as real upstreams' servers set it: with Nagle's
-            # algorithm on, its answers (headers and body in separate writes) wait out the reader's
-            # delayed ACK, about 40 ms, on some of the requests and not others.
-            handler = sim._server.RequestHandlerClass if sim._server is not None else None
-            assert handler is not None
-            handler.disable_nagle_algorithm = True  # type: ignore[attr-defined]
         started.append(sim)
         city = run.City(args, "uvicorn", args.workers)
         started.append(city)

@@ -343,6 +343,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, chunked streams
+    # TCP_NODELAY, as real upstreams' servers set it: with Nagle's algorithm on, an answer written in
+    # pieces (headers, then body) waits out the client's delayed ACK, about 40 ms, now and then.
+    disable_nagle_algorithm = True
     simulator: SimServer
     _in_flight = False  # this request is counted in the simulator's in_flight
 
