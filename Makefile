@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run serve-prod test lint browser redis-server migrate superuser bench clean
+.PHONY: run serve-prod test coverage lint browser redis-server migrate superuser bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,9 +42,15 @@ browser:
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
-# The suite, then the coverage of the application code ([tool.coverage.run] in pyproject.toml): the
-# files not fully covered and the TOTAL.
+# The suite.
 test: $(VENV)/.installed browser redis-server
+	mkdir -p var
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite measured: the coverage of the application code ([tool.coverage.run] in pyproject.toml),
+# in the test process and in every City process the live tests start; the files not fully covered
+# and the TOTAL. Tracing every line of every process makes the suite about a third slower.
+coverage: $(VENV)/.installed browser redis-server
 	mkdir -p var
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
