@@ -406,9 +406,7 @@ def main() -> None:
             "errors_logged": city.errors_logged(),
         }
         table = report(rows, meta)
-        (run.VAR / "media.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-        (run.VAR / "media.md").write_text(table + "\n")
-        print("\n" + table + f"\n\n(also in {run.VAR / 'media.md'} and media.json)")
+        run.save_report("media", table, {"meta": meta, "rows": rows})
     finally:
         signal.alarm(0)
         for item in reversed(started):

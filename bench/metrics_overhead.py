@@ -352,9 +352,7 @@ def main() -> None:
             "errors_logged": sum(city.errors_logged() for city in cities.values()),
         }
         table = report(hooks, cells, names, meta)
-        (run.VAR / "metrics.json").write_text(json.dumps({"meta": meta, "hooks": hooks, "cells": cells}, indent=2))
-        (run.VAR / "metrics.md").write_text(table + "\n")
-        print("\n" + table + f"\n\n(also in {run.VAR / 'metrics.md'} and metrics.json)")
+        run.save_report("metrics", table, {"meta": meta, "hooks": hooks, "cells": cells})
     finally:
         signal.alarm(0)
         for item in reversed(started):

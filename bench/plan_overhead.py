@@ -207,9 +207,7 @@ def main() -> None:
             "errors_logged": city.errors_logged(),
         }
         table = report(cells, meta)
-        (run.VAR / "plans.json").write_text(json.dumps({"meta": meta, "cells": cells}, indent=2))
-        (run.VAR / "plans.md").write_text(table + "\n")
-        print("\n" + table + f"\n\n(also in {run.VAR / 'plans.md'} and plans.json)")
+        run.save_report("plans", table, {"meta": meta, "cells": cells})
     finally:
         signal.alarm(0)
         for item in reversed(started):

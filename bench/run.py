@@ -371,6 +371,13 @@ def memory_run(wrk_path: str, city: City, token: str, requests: int, concurrency
 # --- report -----------------------------------------------------------------------------------
 
 
+def save_report(name: str, table: str, data: dict) -> None:
+    """The markdown table and its data as var/bench/<name>.md and <name>.json, and the table printed."""
+    (VAR / f"{name}.json").write_text(json.dumps(data, indent=2))
+    (VAR / f"{name}.md").write_text(table + "\n")
+    print("\n" + table + f"\n\n(also in {VAR / (name + '.md')} and {name}.json)")
+
+
 def ok(flag: bool) -> str:
     return "✓" if flag else "✗"
 
