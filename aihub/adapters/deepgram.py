@@ -17,6 +17,7 @@ import httpx
 import orjson
 from typing_extensions import override
 
+from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import Adapter, MediaFile, Upstream, UpstreamError, error_from_response, error_from_transport
 
 _RETRYABLE_4XX = {408, 409, 429}
@@ -40,13 +41,7 @@ class DeepgramAdapter(Adapter):
             raise error_from_transport(exc, upstream.provider) from None
         if response.status_code >= 400:
             raise _error(response.status_code, response.content, upstream.provider)
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise UpstreamError("Deepgram answered with something that is not JSON.", status=502, retryable=True, code="upstream_error")
-        return verbose_from_deepgram(answer)
+        return verbose_from_deepgram(oa.json_of(response.content, upstream.provider))
 
 
 def verbose_from_deepgram(answer: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
+from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import MediaFile, Upstream, UpstreamError, error_from_response, error_from_transport
 
 if TYPE_CHECKING:
@@ -66,11 +67,8 @@ async def _post(adapter: "OpenAICompatAdapter", upstream: Upstream, path: str, b
         raise error_from_transport(exc, upstream.provider) from None
     if response.status_code >= 400:
         raise error_from_response(response.status_code, response.content, upstream.provider)
-    try:
-        answer = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        answer = None
-    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
+    answer = oa.json_of(response.content, upstream.provider)
+    if not isinstance(answer.get("text"), str):
         raise UpstreamError(
             f"The {upstream.provider} upstream answered a transcription without its text.",
             status=502,
