@@ -64,6 +64,7 @@ class Meter:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     usage_estimated: bool = False
     ttft_ms: int | None = None
@@ -85,6 +86,8 @@ class Meter:
         self.prompt_tokens = prompt
         self.completion_tokens = completion if isinstance(completion, int) else 0
         self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens")
+        # Anthropic's cache writes, as its adapter reports them (OpenAI's usage has no such count).
+        self.cache_write_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_tokens")
         self.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
         self.usage_estimated = False
         return True
@@ -127,7 +130,15 @@ class Meter:
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "usage_estimated": self.usage_estimated or at_worst,
-            "cost": prompt * self.model.input_price + completion * self.model.output_price + units * self.unit_price,
+            "cost": (
+                (
+                    prompt * self.model.input_price
+                    if at_worst
+                    else self.model.prompt_cost(prompt, self.cached_tokens, self.cache_write_tokens)
+                )
+                + completion * self.model.output_price
+                + units * self.unit_price
+            ),
             "latency_ms": int((time.monotonic() - self.started) * 1000),
             "ttft_ms": self.ttft_ms,
             "status": status,
@@ -137,6 +148,7 @@ class Meter:
             "streamed": self.streamed,
             "cancelled": status == CLIENT_CLOSED,
             "cached_tokens": 0 if at_worst else self.cached_tokens,
+            "cache_write_tokens": 0 if at_worst else self.cache_write_tokens,
             "reasoning_tokens": 0 if at_worst else self.reasoning_tokens,
             "unit": self.model.unit,
             "units": units,
@@ -317,6 +329,7 @@ DEFAULTS: dict[str, Any] = {
     "streamed": False,
     "cancelled": False,
     "cached_tokens": 0,
+    "cache_write_tokens": 0,
     "reasoning_tokens": 0,
     "unit": "",
     "units": 0,

@@ -39,6 +39,9 @@ class UsageRecord(models.Model):
     cancelled = models.BooleanField(default=False)  # the client went away before the answer was complete
     cached_tokens = models.IntegerField(default=0)  # of prompt_tokens, read from the provider's cache
     reasoning_tokens = models.IntegerField(default=0)  # of completion_tokens, spent thinking
+    # Of prompt_tokens, written to the provider's cache (Anthropic's cache_creation_input_tokens),
+    # billed at the model's cache-write price.
+    cache_write_tokens = models.IntegerField(default=0)
     # Media calls: what they were billed in besides tokens ("images", "characters", "seconds"; the
     # catalog's Model.unit) and how many. A refund (a video job that failed) is a record of negative units and cost.
     unit = models.CharField(max_length=20, blank=True)
@@ -137,4 +140,5 @@ class UsageDailyRollup(RollupSums):
 
 
 from aihub.models_images import KeptImages  # noqa: E402, F401  (its own module: kept image results)
+from aihub.models_responses import StoredResponse  # noqa: E402, F401  (stored responses of the Responses API)
 from aihub.models_video import VideoJob  # noqa: E402, F401  (video jobs: their own module)

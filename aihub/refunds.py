@@ -59,6 +59,7 @@ def refund_record(job: VideoJob, when: datetime, cost: int, units: int) -> dict[
         "streamed": False,
         "cancelled": False,
         "cached_tokens": 0,
+        "cache_write_tokens": 0,
         "reasoning_tokens": 0,
         "unit": "seconds",
         "units": -units,

@@ -1,6 +1,6 @@
 """The ai service: the model catalog, City's text and media APIs and the OpenAI-compatible API."""
 
-from aihub import catalog, image_api, openai_request, speech_api, transcription_api, video_api
+from aihub import catalog, image_api, messages_api, openai_request, responses_api, speech_api, transcription_api, video_api
 from aihub.catalog_api import list_models
 from aihub.logs_api import LogsInput, logs
 from aihub.openai_api import chat_completions, completions, embeddings
@@ -77,6 +77,8 @@ SERVICE = Service(
         *speech_api.ACTIONS,
         *transcription_api.ACTIONS,
         *video_api.ACTIONS,
+        *responses_api.ACTIONS,
+        *messages_api.ACTIONS,
     ),
     aliases={
         "chat/completions": "chat/completions",
@@ -87,6 +89,8 @@ SERVICE = Service(
         **speech_api.ALIASES,
         **transcription_api.ALIASES,
         **video_api.ALIASES,
+        **responses_api.ALIASES,
+        **messages_api.ALIASES,
     },
     env=catalog.provider_keys(),
     env_consumers=catalog.env_consumers,

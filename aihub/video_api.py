@@ -34,6 +34,7 @@ from aihub.video_jobs import VIDEO_ID, city_result, delete_content, detached, re
 from city.calls import Call
 from city.errors import ApiError
 from city.ids import new_id
+from city.inputs import PassedOn
 from city.registry import USER, Action
 
 log = logging.getLogger("aihub.video")
@@ -46,23 +47,6 @@ LIST_FIELDS = ("studio_id", "after", "limit", "order")
 DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 20, 100
 OPENAI_DEFAULT_MODEL = "sora-2"  # what OpenAI's API makes when a create names no model
 CONTENT_CHUNK_BYTES = 256 * 1024
-
-
-class PassedOn:
-    """The routes check their own fields (one action takes a create, a list and a delete); this only
-    describes them for GET /v1/openapi.json."""
-
-    def __init__(self, properties: dict[str, Any], required: tuple[str, ...] = ()) -> None:
-        self.properties, self.required = properties, required
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        return data
-
-    def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "object", "properties": self.properties}
-        if self.required:
-            schema["required"] = list(self.required)
-        return schema
 
 
 _STRING, _SECONDS = {"type": "string"}, {"type": ["string", "integer"]}

@@ -41,15 +41,16 @@ async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
     try:
         response = await _dispatch(request, found, request_id)
     except ApiError as exc:
-        response = exc.response()
+        response = _error_answer(found.action, exc)
     except Exception as exc:
         if busy := database_busy(exc):
             log.warning("database busy on %s %s (request %s): %s", request.method, request.path, request_id, exc)
-            response = busy.response()
+            response = _error_answer(found.action, busy)
         else:
             log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
-            response = error_response(
-                500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error"
+            response = _error_answer(
+                found.action,
+                ApiError(500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error"),
             )
     response["X-Request-Id"] = request_id
     if request.method == "HEAD" and isinstance(response, HttpResponse):  # not a stream
@@ -57,6 +58,13 @@ async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
     # By the action's name, never the raw path: a client cannot grow the metric's label sets.
     metrics.count_http(f"{found.service_id}/{found.action.name}" if found.action else "unknown", response.status_code)
     return response
+
+
+def _error_answer(action: Action | None, exc: ApiError) -> HttpResponse:
+    """The error in the route's own shape (Anthropic's on Anthropic's routes), else City's."""
+    if action is not None and action.error_response is not None:
+        return action.error_response(exc)
+    return exc.response()
 
 
 async def _dispatch(request: HttpRequest, found: Resolution, request_id: str) -> HttpResponseBase:
@@ -74,7 +82,7 @@ async def _dispatch(request: HttpRequest, found: Resolution, request_id: str) ->
         raise ApiError(
             405, f"{request.method} is not allowed on this route; use {allowed}.", code="method_not_allowed", headers={"Allow": allowed}
         )
-    identity = await resolve_identity(request)
+    identity = await resolve_identity(request, api_key_header=action.api_key_header)
     check_allowed(identity, action)
     call = Call(request=request, identity=identity, action=action, data={}, subpath=found.subpath, request_id=request_id)
     try:

@@ -54,9 +54,13 @@ def is_admin_secret(credential: str) -> bool:
     return hmac.compare_digest(credential.encode(), settings.ADMIN_SECRET_KEY.encode())
 
 
-async def resolve_identity(request: HttpRequest) -> Identity:
-    """Raises ApiError 401 for an unknown, revoked or expired credential, 403 for a paused studio."""
+async def resolve_identity(request: HttpRequest, *, api_key_header: bool = False) -> Identity:
+    """Raises ApiError 401 for an unknown, revoked or expired credential, 403 for a paused studio.
+    With `api_key_header` (Anthropic's routes), a credential in `x-api-key` counts when no
+    Authorization header is sent, as Anthropic's SDKs and Claude Code send their key."""
     credential = bearer_credential(request)
+    if credential is None and api_key_header:
+        credential = request.headers.get("x-api-key", "").strip() or None
     if credential is None:
         return GUEST_IDENTITY
     if is_admin_secret(credential):

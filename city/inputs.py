@@ -81,3 +81,20 @@ def input_spec(declared: Any) -> InputSpec:
     if isinstance(declared, InputSpec):
         return declared
     raise TypeError(f"An action's input is a DRF serializer class or an InputSpec (validate, json_schema), not {declared!r}.")
+
+
+class PassedOn:
+    """For an action that checks its own fields (one action that takes a create, a list and a delete):
+    this only describes them for GET /v1/openapi.json, and passes everything on."""
+
+    def __init__(self, properties: dict[str, Any], required: tuple[str, ...] = ()) -> None:
+        self.properties, self.required = properties, required
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "object", "properties": self.properties}
+        if self.required:
+            schema["required"] = list(self.required)
+        return schema

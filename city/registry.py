@@ -10,11 +10,16 @@ import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from city.inputs import NO_INPUT, InputDeclaration, InputSpec, input_spec
+
+if TYPE_CHECKING:
+    from django.http import HttpResponse
+
+    from city.errors import ApiError
 
 GUEST = "guest"
 USER = "user"
@@ -61,6 +66,11 @@ class Action:
     # Also takes multipart/form-data (its files in `call.files`), and bodies up to CITY_MAX_UPLOAD_BYTES
     # rather than CITY_MAX_BODY_BYTES (JSON included: audio may come as base64).
     upload: bool = False
+    # Also takes the credential in `x-api-key` (as Anthropic's SDKs send it) when no Authorization is sent.
+    api_key_header: bool = False
+    # How this route answers an error, for routes that speak another API's error shape (Anthropic's);
+    # None: City's (OpenAI's) {"error": {message, type, code, param}}.
+    error_response: "Callable[[ApiError], HttpResponse] | None" = None
 
     @property
     def is_async(self) -> bool:

@@ -98,10 +98,28 @@ class Adapter:
       object now; `video_content(upstream, upstream_id)` → a MediaStream of the finished video.
     Errors: raise UpstreamError (never httpx exceptions) — 4xx with the upstream's message,
     connect errors 502 retryable, upstream 5xx/429-overload 502/503 retryable, timeouts 504 retryable.
+
+    Native protocols, passed through where the upstream speaks the client's protocol (issue 11):
+    - `messages(upstream, body, headers)` → the Anthropic `message` object as the upstream answered
+      it, for an Anthropic Messages request body (the client's, `model` set to the upstream's);
+      `headers` are the client's `anthropic-version` / `anthropic-beta` to pass on.
+    - `messages_stream(upstream, body, headers)` → yields the upstream's Anthropic stream events as
+      dicts (`message_start` … `message_stop`, `ping` included); an `error` event or a cut stream
+      raises UpstreamError.
+    - `count_tokens(upstream, body, headers)` → Anthropic's `{"input_tokens": n}`.
     """
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
+
+    async def messages(self, upstream: Upstream, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def messages_stream(self, upstream: Upstream, body: dict[str, Any], headers: dict[str, str]) -> AsyncGenerator[dict[str, Any], None]:
+        raise NotImplementedError
+
+    async def count_tokens(self, upstream: Upstream, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        raise NotImplementedError
 
     async def chat(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
