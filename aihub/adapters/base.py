@@ -27,6 +27,7 @@ class Upstream:
     legacy_completions: bool = False
     max_output_tokens: int = 0  # the model's ceiling on an answer, in tokens; 0: not known
     base_url_env: str = ""  # the env key the base URL came from, named in errors that point at it
+    api_key_env: str = ""  # the env key of City's key for this provider, named when the provider refuses it
 
 
 @dataclass(frozen=True)
