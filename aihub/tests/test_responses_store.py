@@ -24,6 +24,7 @@ from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import SCHEMA_PATH, validate
 from city.errors import ApiError
 from city.ids import new_id
+from city.tests.test_admin_pages import AdminPages
 from studios.models import Studio
 
 save = async_to_sync(responses_store.save)
@@ -289,3 +290,17 @@ class HistoryAndSaveTests(TestCase):
         with self.assertRaises(ApiError) as caught:
             history(self.studio.id, response["id"])
         self.assertIn("kept 7 days", caught.exception.message)
+
+
+class StoredResponsesAdminTests(AdminPages, TestCase):
+    def test_listed_read_only_without_contents(self) -> None:
+        studio = Studio.objects.create(name="Acme Games")
+        response = answer("A private answer.")
+        save(studio.id, None, response, "A private question.", None)
+        listing = self.page("/admin/aihub/storedresponse/", {"studio_id": studio.id}).content.decode()
+        self.assertIn(response["id"], listing)
+        detail = self.page(f"/admin/aihub/storedresponse/{response['id']}/change/").content.decode()
+        self.assertIn("deepseek-v4-flash", detail)
+        for page in (listing, detail):
+            self.assertNotIn("A private", page)
+        self.page("/admin/aihub/storedresponse/add/", status=403)
