@@ -172,6 +172,9 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             self.sdk.responses.input_items.list(rid, order="asc", limit=500)
         self.assertIn("limit", str(caught.exception))
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.sdk.responses.retrieve(rid, include=["message.input_image.image_url", "everything"])  # type: ignore[list-item]
+        self.assertIn("'everything'", str(caught.exception))
 
         # Cancel: City runs no background responses, so a stored one has finished and cannot be.
         with self.assertRaises(openai.BadRequestError) as caught:
@@ -215,6 +218,11 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
                     use(rid)
                 self.assertIn("not found", str(caught.exception))
         self.assertTrue(StoredResponse.objects.filter(pk=theirs).exists())  # their DELETE did nothing
+        # An id no response can have (PostgreSQL refuses a NUL in a query's text) is not found either.
+        for odd in ("resp_%00x", "x" * 300):
+            with self.subTest(odd=odd[:20]):
+                self.assertEqual(self.user.get(f"/v1/responses/{odd}").status_code, 404)
+                self.assertEqual(self.user.delete(f"/v1/responses/{odd}").status_code, 404)
         # The admin credential reads any studio's, naming it.
         admin_read = self.admin.get(f"/v1/responses/{theirs}", params={"studio_id": other_studio["id"]})
         self.assertEqual(self.ok(admin_read)["id"], theirs)
