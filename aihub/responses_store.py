@@ -84,7 +84,7 @@ async def conversation(studio_id: str, response_id: str) -> tuple[list[StoredRes
     """The studio's unexpired stored responses from `response_id` back to the first of its
     conversation, newest first, and the id at which the walk stopped short (None: it reached the
     first): one query, however long the conversation (an agent's tool loop may chain hundreds)."""
-    rows = await sync_to_async(list)(StoredResponse.objects.raw(CONVERSATION_SQL, [response_id, studio_id, studio_id, MAX_TURNS]))
+    rows = await sync_to_async(chain_rows)(studio_id, response_id)
     now = timezone.now()
     kept: list[StoredResponse] = []
     seen: set[str] = set()
@@ -98,6 +98,10 @@ async def conversation(studio_id: str, response_id: str) -> tuple[list[StoredRes
         kept.append(row)
         wanted = row.previous_response_id
     return kept, wanted or None
+
+
+def chain_rows(studio_id: str, response_id: str) -> list[StoredResponse]:
+    return list(StoredResponse.objects.raw(CONVERSATION_SQL, [response_id, studio_id, studio_id, MAX_TURNS]))
 
 
 # Turns a conversation walk follows at most: a guard against a hand-edited loop of rows (each row
