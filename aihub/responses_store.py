@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from aihub.models_responses import StoredResponse
@@ -210,8 +211,8 @@ async def input_items(call: Call, response_id: str) -> dict[str, Any]:
     return {
         "object": "list",
         "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
+        "first_id": data[0].get("id") if data else None,
+        "last_id": data[-1].get("id") if data else None,
         "has_more": has_more,
     }
 
@@ -245,7 +246,7 @@ def purge_expired(now: datetime) -> int:
 # ——— Helpers ———
 
 
-def live(call: Call, response_id: str) -> Any:
+def live(call: Call, response_id: str) -> "QuerySet[StoredResponse]":
     """The caller's studio's unexpired response of that id, as a queryset (empty when there is none)."""
     return StoredResponse.objects.filter(pk=response_id, studio_id=call.studio_id(), expires_at__gt=timezone.now())
 
@@ -311,7 +312,8 @@ def stored_item(given: dict[str, Any]) -> dict[str, Any]:
     kind = item.setdefault("type", "message" if "role" in item else "item")
     if kind == "item_reference":
         return item  # names an item already stored (its own id)
-    item.setdefault("id", new_id(ITEM_ID_PREFIXES.get(kind, "item")))
+    if not isinstance(item.get("id"), str) or not item["id"]:
+        item["id"] = new_id(ITEM_ID_PREFIXES.get(kind, "item"))
     if kind in ("message", "function_call", "function_call_output"):
         item.setdefault("status", "completed")
     if kind == "message":
