@@ -210,7 +210,10 @@ def worst_chat(model: Model, body: dict[str, Any]) -> Worst:
     if _served_by_claude(model) and _uses_tools(body):
         media += CLAUDE_TOOL_SYSTEM_PROMPT
     answers = _answers(body, "n")
-    return _worst(model, _scaled(model, text) + media, body, answers)
+    # Claude's adapter forwards fields that are not OpenAI's as they are: a top-level `cache_control`
+    # (Anthropic's automatic caching) may have the prompt written to the cache.
+    price = _messages_input_price(model, {"cache_control": body["cache_control"]}) if "cache_control" in body else None
+    return _worst(model, _scaled(model, text) + media, body, answers, input_price=price)
 
 
 def _chat_input(model: Model, body: dict[str, Any]) -> tuple[int, int]:
@@ -513,10 +516,13 @@ def output_cap(model: Model, body: dict[str, Any]) -> tuple[int, bool]:
     return cap, requested is not None
 
 
-def _worst(model: Model, input_tokens: int, body: dict[str, Any], answers: int) -> Worst:
+def _worst(model: Model, input_tokens: int, body: dict[str, Any], answers: int, input_price: int | None = None) -> Worst:
     cap, explicit = output_cap(model, body)
     output_tokens = cap * answers
-    return Worst(input_tokens, output_tokens, cost_of(model, input_tokens, output_tokens), explicit, answers)
+    if input_price is None or input_price == model.input_price:
+        return Worst(input_tokens, output_tokens, cost_of(model, input_tokens, output_tokens), explicit, answers)
+    cost = -(-(input_tokens * input_price + output_tokens * model.output_price) // 1_000_000)
+    return Worst(input_tokens, output_tokens, cost, explicit, answers, input_price=input_price)
 
 
 def cost_of(model: Model, input_tokens: int, output_tokens: int) -> int:

@@ -210,6 +210,7 @@ REQUEST_FIELDS = {
     "mcp_servers",
     "context_management",
     "output_config",
+    "cache_control",  # automatic caching: a breakpoint on the last cacheable block
 }
 # What /v1/messages/count_tokens takes: the prompt, never the answer's settings.
 COUNT_TOKENS_FIELDS = {
@@ -297,7 +298,7 @@ def request_problem(body: dict[str, Any], *, count_tokens: bool = False) -> str 
 
 def _cache_control_problem(body: dict[str, Any]) -> str | None:
     """Where and how prompt caching's `cache_control` may appear (Anthropic's prompt caching guide)."""
-    places: list[tuple[str, Any, bool]] = []  # (where, block, may carry cache_control)
+    places: list[tuple[str, Any, bool]] = [("", body, True)]  # (where, block, may carry cache_control)
     system = body.get("system")
     for i, block in enumerate(system if isinstance(system, list) else []):
         places.append((f"system.{i}", block, True))
@@ -313,12 +314,13 @@ def _cache_control_problem(body: dict[str, Any]) -> str | None:
         control = block.get("cache_control") if isinstance(block, dict) else None
         if control is None:
             continue
+        name = f"{where}.cache_control" if where else "cache_control"
         if not cacheable:
-            return f"{where}.cache_control: Extra inputs are not permitted"
+            return f"{name}: Extra inputs are not permitted"
         if not isinstance(control, dict) or control.get("type") != "ephemeral" or set(control) - {"type", "ttl"}:
-            return f"{where}.cache_control: Input should be {{'type': 'ephemeral'}} with an optional ttl"
+            return f"{name}: Input should be {{'type': 'ephemeral'}} with an optional ttl"
         if control.get("ttl", "5m") not in ("5m", "1h"):
-            return f"{where}.cache_control.ttl: Input should be '5m' or '1h'"
+            return f"{name}.ttl: Input should be '5m' or '1h'"
         breakpoints += 1
     if breakpoints > MAX_CACHE_BREAKPOINTS:
         return f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
