@@ -317,6 +317,7 @@ def _json_tokens(value: Any) -> int:
 
 # --- Anthropic Messages ------------------------------------------------------------------------
 
+
 def worst_messages(model: Model, body: dict[str, Any]) -> Worst:
     """The worst case of an Anthropic Messages body (POST /v1/messages), whichever provider serves it.
 
