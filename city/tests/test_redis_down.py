@@ -206,6 +206,8 @@ class RedisDownTests(LiveCityTestCase):
         call("ai/stream", lambda: user.post("/v1/ai/stream", json={"model": "deepseek-v4-flash", "prompt": "Hi"}))
         for route in ("ai/chat/completions", "chat/completions"):
             call(route, partial(user.post, f"/v1/{route}", json=chat))
+        count = {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "Hi"}]}
+        call("ai/messages/count_tokens", lambda: user.post("/v1/messages/count_tokens", json=count))
         for route in ("ai/completions", "completions"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/embeddings", "embeddings"):
