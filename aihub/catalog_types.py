@@ -122,6 +122,13 @@ class Model:
             "input_per_million_tokens": _usd(self.input_price),
             "output_per_million_tokens": _usd(self.output_price),
         }
+        for name, cache_price in (
+            ("cached_input_per_million_tokens", self.cache_read_price),
+            ("cache_write_per_million_tokens", self.cache_write_price),
+            ("cache_write_1h_per_million_tokens", self.cache_write_1h_price),
+        ):
+            if cache_price is not None:
+                price[name] = _usd(cache_price)
         meta: dict[str, Any] = {"context_window": self.context_window, "max_output_tokens": self.max_output_tokens, "price": price}
         if self.unit:
             singular = self.unit.removesuffix("s")
