@@ -65,6 +65,10 @@ class Meter:
     completion_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of the writes, those kept an hour (priced apart; not a column of their own)
+    # The input price the reservation used when not the model's (Worst.input_price: a request asking
+    # for prompt caching), so that a crash bills the worst case it reserved.
+    worst_input_price: int | None = None
     reasoning_tokens: int = 0
     usage_estimated: bool = False
     ttft_ms: int | None = None
@@ -85,9 +89,11 @@ class Meter:
             return False
         self.prompt_tokens = prompt
         self.completion_tokens = completion if isinstance(completion, int) else 0
-        self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens")
+        # DeepSeek reports its cache hits as prompt_cache_hit_tokens (besides, lately, OpenAI's field).
+        self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens") or _count(usage.get("prompt_cache_hit_tokens"))
         # Anthropic's cache writes, as its adapter reports them (OpenAI's usage has no such count).
         self.cache_write_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_tokens")
+        self.cache_write_1h_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_1h_tokens")
         self.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
         self.usage_estimated = False
         return True
@@ -132,9 +138,9 @@ class Meter:
             "usage_estimated": self.usage_estimated or at_worst,
             "cost": (
                 (
-                    prompt * self.model.input_price
+                    prompt * (self.model.input_price if self.worst_input_price is None else self.worst_input_price)
                     if at_worst
-                    else self.model.prompt_cost(prompt, self.cached_tokens, self.cache_write_tokens)
+                    else self.model.prompt_cost(prompt, self.cached_tokens, self.cache_write_tokens, self.cache_write_1h_tokens)
                 )
                 + completion * self.model.output_price
                 + units * self.unit_price
@@ -165,8 +171,11 @@ class Meter:
 def _detail(usage: dict[str, Any], details: str, name: str) -> int:
     """usage[details][name] when the upstream reported it as a count, else 0."""
     found = usage.get(details)
-    count = found.get(name) if isinstance(found, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 0
+    return _count(found.get(name) if isinstance(found, dict) else None)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class UsageWriter:
