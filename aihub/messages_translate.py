@@ -2,9 +2,9 @@
 Anthropic `message`: how `/v1/messages` reaches every provider that is not Anthropic (the adapters
 speak OpenAI chat; aihub/messages_events.py does the same for streams).
 
-Request: `system` (a string or text blocks) → one system message; user text, `image` (base64 or URL)
-and `document` blocks (a base64 PDF → a `file` part; plain text or a content source → text) → content
-parts; `tool_result` blocks → `tool` messages ahead of the rest of their turn (their images follow in a
+Request: `system` (a string or text blocks) → one system message, and so does a `system` message
+within the conversation; user text, `image` (base64 or URL), `document` (a base64 PDF → a `file` part;
+plain text or a content source → text) and `search_result` blocks (→ text) → content parts; `tool_result` blocks → `tool` messages ahead of the rest of their turn (their images follow in a
 user message: tool messages hold text only); assistant `tool_use` → `tool_calls`, `thinking` →
 `reasoning_content` (for the OpenAI-compatible hosts that want it back in a tool loop); custom `tools` →
 functions, `tool_choice` (+ `disable_parallel_tool_use` → `parallel_tool_calls: false`), `max_tokens`,
@@ -137,7 +137,9 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         blocks = message["content"]
         if isinstance(blocks, str):
             blocks = [{"type": "text", "text": blocks}]
-        if message["role"] == "user":
+        if message["role"] == "system":
+            chat.extend(_system(message["content"]))
+        elif message["role"] == "user":
             chat.extend(_user_turn(blocks, param))
         else:
             if i == len(messages) - 1:
@@ -177,6 +179,8 @@ def _user_parts(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
         return [_image_part(block["source"], f"{where}.source")]
     if kind == "document":
         return _document_parts(block, where)
+    if kind == "search_result":
+        return [{"type": "text", "text": _search_result_text(block, where)}]
     if kind in ("thinking", "redacted_thinking", "tool_use"):
         raise invalid(f"{where}.type", f"{where}.type '{kind}' belongs in an assistant turn.", "invalid_value")
     raise _unsupported_block(kind, where)
@@ -237,6 +241,21 @@ def _document_parts(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
     raise invalid(f"{at}.type", f"{at}.type '{kind}' is not available on this model: send the document as base64 (a PDF) or text.")
 
 
+def _search_result_text(block: dict[str, Any], where: str) -> str:
+    """A search result (retrieved text the model may cite) as the text it holds: its title and source
+    first. Only Claude answers with the citations it allows."""
+    _no_citations(block, where)
+    texts = [block[name] for name in ("title", "source") if isinstance(block.get(name), str) and block[name]]
+    content = block.get("content")
+    for k, inner in enumerate(content if isinstance(content, list) else ()):
+        if not isinstance(inner, dict) or inner.get("type") != "text" or not isinstance(inner.get("text"), str):
+            raise invalid(f"{where}.content[{k}]", f"{where}.content[{k}] must be a text block.", "invalid_value")
+        texts.append(inner["text"])
+    if not isinstance(content, list):
+        raise invalid(f"{where}.content", f"{where}.content is required: a list of text blocks.", "missing_field")
+    return "\n\n".join(texts)
+
+
 def _tool_result(block: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]]]:
     """(the text of a tool result, the images it holds). An error result says so in its text, as the
     tool message has no flag for it."""
@@ -254,6 +273,8 @@ def _tool_result(block: dict[str, Any], where: str) -> tuple[str, list[dict[str,
         elif inner["type"] == "document":
             for part in _document_parts(inner, inner_where):
                 (texts.append(part["text"]) if part["type"] == "text" else images.append(part))
+        elif inner["type"] == "search_result":
+            texts.append(_search_result_text(inner, inner_where))
         else:
             raise _unsupported_block(inner["type"], inner_where)
     text = "\n".join(texts)
@@ -301,6 +322,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
                 f"tools[{i}].type '{kind}' is a tool Anthropic runs on its own servers; this model can only call "
                 "the client's own tools (with an input_schema).",
             )
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise invalid(f"tools[{i}].name", f"tools[{i}].name is required.", "missing_field")
         if not isinstance(tool.get("input_schema"), dict):
             raise invalid(f"tools[{i}].input_schema", f"tools[{i}].input_schema is required: a JSON Schema object.", "missing_field")
         function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
@@ -316,6 +339,8 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
     if choice is None or "tools" not in chat:
         return  # Anthropic's tool_choice without tools asks for nothing
     kind = choice["type"]
+    if kind not in ("auto", "any", "none", "tool"):
+        raise invalid("tool_choice.type", f"tool_choice.type '{kind}' is not available on this model: use auto, any, tool or none.")
     chat["tool_choice"] = {
         "auto": "auto",
         "any": "required",

@@ -272,7 +272,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 "messages[0].content[0].source.type",
             ),
             (
-                {"messages": [{"role": "user", "content": [{"type": "search_result", "source": "s", "title": "t", "content": []}]}]},
+                {"messages": [{"role": "user", "content": [{"type": "container_upload", "file_id": "file_1"}]}]},
                 "messages[0].content[0].type",
             ),
             ({"n": 2}, "n"),
