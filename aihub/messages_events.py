@@ -44,7 +44,8 @@ class ChunkTranslator:
         self.thinking = thinking
         self.index = -1  # the open content block's index, -1 before the first
         self.open: str | None = None  # its kind: "thinking", "text" or "tool_use"
-        self.tool_block: dict[int, int] = {}  # OpenAI tool call index → its content block index
+        self.tool_block: dict[int, int] = {}  # OpenAI tool call index → its (latest) content block index
+        self.tool_id: dict[int, str] = {}  # … and that call's id
         self.pinged = False
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -98,11 +99,13 @@ class ChunkTranslator:
         events: list[dict[str, Any]] = []
         index = call.get("index", 0)
         function = call.get("function") or {}
-        if index not in self.tool_block:
+        call_id = call.get("id")
+        # A new call: an index not seen, or one seen with another id (servers that number every call 0).
+        if index not in self.tool_block or (call_id and call_id != self.tool_id[index]):
             name = str(function.get("name") or "")
-            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id") or new_tool_use_id(), "name": name, "input": {}}
+            block: dict[str, Any] = {"type": "tool_use", "id": call_id or new_tool_use_id(), "name": name, "input": {}}
             events += self._block("tool_use", block, new=True)
-            self.tool_block[index] = self.index
+            self.tool_block[index], self.tool_id[index] = self.index, block["id"]
             self.generated.append(name)
         elif self.tool_block[index] != self.index:
             raise UpstreamError(

@@ -105,6 +105,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 )
                 validate_message(raw.http_response.json())
                 message = raw.parse()
+                self.assertEqual(message._request_id, raw.http_response.headers["x-request-id"])
                 self.assertEqual((message.model, message.role, message.stop_reason), (model, "assistant", "end_turn"))
                 self.assertEqual([(b.type, getattr(b, "text", None)) for b in message.content], [("text", sim.script.text)])
                 self.assertEqual((message.usage.input_tokens, message.usage.output_tokens), (11, 7))

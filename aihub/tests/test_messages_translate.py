@@ -292,6 +292,20 @@ class StreamTranslationTests(unittest.TestCase):
         self.assertEqual([e["type"] for e in events], ["message_start", "ping", "message_delta", "message_stop"])
         self.assertEqual(events[-2]["delta"]["stop_reason"], "max_tokens")
 
+    def test_calls_that_all_come_as_index_0_are_told_apart_by_their_ids(self) -> None:
+        events = stream_of(
+            [
+                chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": '{"x": 1}'}}]}),
+                chunk({"tool_calls": [{"index": 0, "id": "b", "function": {"name": "g", "arguments": "{"}}]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}),
+                chunk({}, "tool_calls"),
+            ]
+        )
+        blocks = [(e["content_block"]["id"], e["content_block"]["name"]) for e in events if e["type"] == "content_block_start"]
+        self.assertEqual(blocks, [("a", "f"), ("b", "g")])
+        second = "".join(e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta" and e["index"] == 1)
+        self.assertEqual(second, "{}")
+
     def test_interleaved_tool_call_arguments_are_an_upstream_error(self) -> None:
         translator = ChunkTranslator("m", 1, thinking=False)
         translator.feed(chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}))
