@@ -15,7 +15,7 @@ from aihub import messages_count
 from aihub.adapters import adapter_for
 from aihub.adapters.anthropic import PASSED_HEADERS
 from aihub.adapters.base import Upstream
-from aihub.anthropic_errors import anthropic_error_response
+from aihub.anthropic_errors import ERROR_SCHEMA, anthropic_error_response
 from aihub.catalog_types import OPENAI, TEXT
 from aihub.estimate import worst_messages
 from aihub.messages_events import native_events, translated_events
@@ -141,6 +141,7 @@ ACTIONS: tuple[Action, ...] = (
         input=MESSAGES,
         api_key_header=True,
         error_response=anthropic_error_response,
+        error_schema=ERROR_SCHEMA,
         description="Anthropic's Messages API on every model, streaming included; the token in x-api-key or as a bearer.",
         responds=(JSON, SSE),
     ),
@@ -152,6 +153,7 @@ ACTIONS: tuple[Action, ...] = (
         input=COUNT_TOKENS,
         api_key_header=True,
         error_response=anthropic_error_response,
+        error_schema=ERROR_SCHEMA,
         description="Anthropic's token count of a Messages request, on every model.",
     ),
 )
