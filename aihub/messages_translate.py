@@ -4,7 +4,8 @@ speak OpenAI chat; aihub/messages_events.py does the same for streams).
 
 Request: `system` (a string or text blocks) → one system message, and so does a `system` message
 within the conversation; user text, `image` (base64 or URL), `document` (a base64 PDF → a `file` part;
-plain text or a content source → text) and `search_result` blocks (→ text) → content parts; `tool_result` blocks → `tool` messages ahead of the rest of their turn (their images follow in a
+plain text or a content source → text) and `search_result` blocks (→ text) → content parts;
+`tool_result` blocks → `tool` messages ahead of the rest of their turn (their images follow in a
 user message: tool messages hold text only); assistant `tool_use` → `tool_calls`, `thinking` →
 `reasoning_content` (for the OpenAI-compatible hosts that want it back in a tool loop); custom `tools` →
 functions, `tool_choice` (+ `disable_parallel_tool_use` → `parallel_tool_calls: false`), `max_tokens`,
@@ -51,8 +52,14 @@ EFFORT_BY_BUDGET = ((8192, "low"), (16384, "medium"))
 TOP_EFFORT = "high"
 # City's own request fields, never sent upstream.
 CITY_FIELDS = ("studio_id",)
-# Anthropic fields that only steer bookkeeping or Anthropic's own infrastructure, never the answer.
+# What becomes of each of Anthropic's request fields (aihub/messages_request.py): translated; left out,
+# as it steers bookkeeping or Anthropic's own infrastructure, never the answer; refused when set.
+TRANSLATED_FIELDS = frozenset(
+    {"model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k"}
+    | {"tools", "tool_choice", "thinking", "output_config"}
+)
 HINT_FIELDS = frozenset({"metadata", "service_tier", "inference_geo", "speed", "diagnostics", "cache_control", "context_management"})
+REFUSED_FIELDS = ("container", "mcp_servers")
 # Providers whose chat API takes an assistant's earlier reasoning back as `reasoning_content` (DeepSeek
 # and Kimi want it in a tool loop while thinking); OpenAI and Gemini have no such field.
 NO_REASONING_CONTENT = frozenset({"openai", "google"})
@@ -97,7 +104,7 @@ def chat_request(body: dict[str, Any], model: Model) -> dict[str, Any]:
         chat["reasoning_effort"] = effort
     if (response_format := _response_format(body.get("output_config"))) is not None:
         chat["response_format"] = response_format
-    for name in ("container", "mcp_servers"):
+    for name in REFUSED_FIELDS:
         if body.get(name):
             raise invalid(name, f"{name} is served by Anthropic's own servers; it is not available on '{model.id}'. Remove it.")
     for name, value in body.items():

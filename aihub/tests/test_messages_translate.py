@@ -9,8 +9,15 @@ from typing import Any
 from aihub.adapters.base import Upstream, UpstreamError
 from aihub.catalog import models_by_id
 from aihub.messages_events import ChunkTranslator
-from aihub.messages_request import MESSAGES
-from aihub.messages_translate import chat_request, for_upstream, message_from_completion
+from aihub.messages_request import ANTHROPIC_FIELDS, MESSAGES
+from aihub.messages_translate import (
+    HINT_FIELDS,
+    REFUSED_FIELDS,
+    TRANSLATED_FIELDS,
+    chat_request,
+    for_upstream,
+    message_from_completion,
+)
 from aihub.tests.anthropic_schema import assert_event_order, validate_event, validate_message
 from city.errors import ApiError
 
@@ -121,6 +128,9 @@ class RequestTranslationTests(unittest.TestCase):
             {"model": "gpt-4.1", "max_tokens": 100, "messages": HI, "thinking": {"type": "enabled", "budget_tokens": 50}}
         )
         self.assertNotIn("reasoning_effort", chat_request(request, NO_REASONING))  # a model that does not reason answers without
+
+    def test_every_anthropic_field_is_translated_left_out_or_refused(self) -> None:
+        self.assertEqual(ANTHROPIC_FIELDS, TRANSLATED_FIELDS | HINT_FIELDS | set(REFUSED_FIELDS))
 
     def test_hints_are_left_out_and_extensions_forwarded(self) -> None:
         chat = translated(
