@@ -80,7 +80,7 @@ def new_tool_use_id() -> str:
 def shows_thinking(body: dict[str, Any]) -> bool:
     """Whether the answer carries thinking blocks: the request turned thinking on and did not omit it."""
     thinking = body.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive") and thinking.get("display") != "omitted"
+    return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled") and thinking.get("display") != "omitted"
 
 
 # --- Request ------------------------------------------------------------------------------------
@@ -365,9 +365,7 @@ def _reasoning_effort(body: dict[str, Any], model: Model) -> str | None:
     effort = (body.get("output_config") or {}).get("effort")
     if effort is not None and effort not in oa.REASONING_EFFORTS:
         raise invalid("output_config.effort", f"output_config.effort must be one of {', '.join(oa.REASONING_EFFORTS)}.", "invalid_value")
-    kind = thinking.get("type")
-    if kind not in (None, "enabled", "adaptive", "disabled"):
-        raise invalid("thinking.type", f"thinking.type '{kind}' is not available on this model: use enabled, adaptive or disabled.")
+    kind = thinking.get("type")  # enabled (with a budget), adaptive, between_tools …: the model thinks as it sees fit
     if "reasoning" not in model.tags or kind == "disabled":
         return None
     if kind == "enabled" and effort is None:

@@ -123,6 +123,7 @@ class RequestTranslationTests(unittest.TestCase):
                 chat = translated(max_tokens=64000, thinking={"type": "enabled", "budget_tokens": budget})
                 self.assertEqual(chat["reasoning_effort"], effort)
         self.assertEqual(translated(thinking={"type": "adaptive"}, output_config={"effort": "max"})["reasoning_effort"], "max")
+        self.assertNotIn("reasoning_effort", translated(thinking={"type": "between_tools"}))  # the model's own default
         self.assertNotIn("reasoning_effort", translated(thinking={"type": "disabled"}, output_config={"effort": "low"}))
         request = MESSAGES.validate(
             {"model": "gpt-4.1", "max_tokens": 100, "messages": HI, "thinking": {"type": "enabled", "budget_tokens": 50}}
