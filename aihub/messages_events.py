@@ -194,10 +194,17 @@ async def native_events(
     (message_start's, updated by each message_delta's cumulative counts)."""
     usage: dict[str, Any] = {}
     generated: list[str] = []
+    delta_seen = [False]  # message_delta's output count is the answer's; before it, City counts what came
 
     def count() -> None:
-        if not ("input_tokens" in usage and meter.use(openai_usage(usage))):
+        if "input_tokens" not in usage:
             meter.estimate(estimate_tokens("".join(generated)))
+            return
+        counted = dict(usage)
+        if not delta_seen[0]:
+            reported = usage.get("output_tokens")
+            counted["output_tokens"] = max(reported if isinstance(reported, int) else 0, estimate_tokens("".join(generated)))
+        meter.use(openai_usage(counted))
 
     async def events() -> AsyncGenerator[dict[str, Any], None]:
         event = first
@@ -208,6 +215,7 @@ async def native_events(
                 usage.update(event["message"].get("usage") or {})
             elif kind == "message_delta":
                 usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
+                delta_seen[0] = True
             elif kind == "content_block_delta":
                 delta = event.get("delta") or {}
                 generated.append(str(delta.get("text") or delta.get("thinking") or delta.get("partial_json") or ""))
