@@ -10,7 +10,7 @@ It checks a request as the real API does where an adapter could get it wrong (he
 `tool_result` blocks that answer the previous turn's `tool_use` blocks, block shapes, temperature range; with extended thinking on, a budget of at least 1024 below
 `max_tokens`, no temperature but 1, no `top_k`, `top_p` of 0.95–1 only, no forced tool, and a tool
 loop's assistant turn that opens with the thinking blocks this simulator signed) and refuses with
-Anthropic's 400. With thinking on, the answer opens with a signed thinking block (`script.reasoning`);
+Anthropic's 400. With thinking on (enabled, or adaptive), the answer opens with a signed thinking block (`script.reasoning`);
 a forced tool other than `script.tool_call`'s is called with `script.json`. It answers `sim.script`
 (see sim.Script), or, after `sim.play("name")`, the recorded payload `anthropic/name.json`.
 """
@@ -40,6 +40,8 @@ ERROR_TYPES = {
 # The anthropic-version values the API takes: the one City's chat translation sends, and the newer one
 # the official anthropic SDK (2.x) sends, which a native call passes on.
 API_VERSIONS = {"2023-01-01", "2023-06-01", "2026-10-21"}
+# The counts a `message_delta` event's usage carries.
+DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
@@ -94,7 +96,7 @@ class AnthropicSim(SimServer):
         return None
 
     def _thinking_block(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        if (body.get("thinking") or {}).get("type") != "enabled":
+        if (body.get("thinking") or {}).get("type") not in ("enabled", "adaptive"):  # adaptive: Claude chooses to, here
             return None
         return {"type": "thinking", "thinking": self.script.reasoning, "signature": signature_of(self.script.reasoning)}
 
@@ -184,8 +186,9 @@ class AnthropicSim(SimServer):
             yield sse({"type": "content_block_delta", "index": index, "delta": delta}, event="content_block_delta")
         yield sse({"type": "content_block_stop", "index": index}, event="content_block_stop")
         message_delta: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}}
-        if self.script.usage is not None:
-            message_delta["usage"] = {"output_tokens": self.script.usage[1]}
+        if (usage := self._usage()) is not None:
+            # As the API sends it: the counts so far, cumulative (the input's repeated), not increments.
+            message_delta["usage"] = {key: usage[key] for key in DELTA_USAGE}
         yield sse(message_delta, event="message_delta")
         yield sse({"type": "message_stop"}, event="message_stop")
 
