@@ -225,7 +225,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
             [("thinking", "Thinking it over."), ("text", "Two pictures and two documents.")],
         )
         sent = self.sim.last_request.json
-        self.assertEqual((sent["reasoning_effort"], sent["max_tokens"]), ("medium", 16000))
+        self.assertEqual((sent["reasoning_effort"], sent["max_tokens"], sent["thinking"]), ("medium", 16000, {"type": "enabled"}))
         self.assertEqual(sent["messages"][1], {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."})
         self.assertEqual(
             sent["messages"][2]["content"],
