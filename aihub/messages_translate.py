@@ -129,11 +129,14 @@ def thinking_toggle(body: dict[str, Any], model: Model) -> str | None:
 
 def for_upstream(chat: dict[str, Any], upstream: Upstream, *, thinking: bool, toggle: str | None = None) -> dict[str, Any]:
     """The chat body as `upstream` takes it: OpenAI's reasoning models refuse `max_tokens` (its
-    `max_completion_tokens` is the same limit); Gemini shows its thoughts only when asked; DeepSeek
-    thinks unless told not to, by its own `thinking` toggle (`toggle`, from thinking_toggle)."""
+    `max_completion_tokens` is the same limit); Gemini shows its thoughts only when asked, and stops
+    thinking by `reasoning_effort: "none"`; DeepSeek thinks unless told not to, by its own `thinking`
+    toggle (`toggle`, from thinking_toggle)."""
     body = chat
     if upstream.provider == "deepseek" and toggle is not None and "thinking" not in chat:
         body = {**body, "thinking": {"type": toggle}}
+    if upstream.adapter == "gemini" and toggle == "disabled" and "reasoning_effort" not in chat:
+        body = {**body, "reasoning_effort": "none"}  # the least thinking the model allows (none where it can stop)
     if upstream.provider == "openai":
         body = {key: value for key, value in chat.items() if key != "max_tokens"}
         body["max_completion_tokens"] = chat["max_tokens"]

@@ -258,6 +258,13 @@ class MessagesSDKTests(AllProtocolsTestCase):
         self.assertEqual(config["thinkingConfig"], {"includeThoughts": True, "thinkingBudget": 16384})
         parts = self.gemini.last_request.json["contents"][-1]["parts"]
         self.assertEqual([next(iter(p)) for p in parts], ["text", "inlineData", "fileData", "text", "inlineData", "text"])
+        # Thinking turned off: Gemini 2.5 Flash thinks by default, so it is told to stop.
+        self.ok(
+            self.user.post(
+                "/v1/messages", json={"model": "gemini-2.5-flash", "max_tokens": 50, "messages": HI, "thinking": {"type": "disabled"}}
+            )
+        )
+        self.assertEqual(self.gemini.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingBudget": 0})
 
     def test_what_another_provider_cannot_take_is_a_400_naming_the_field(self) -> None:
         refused: list[tuple[dict[str, Any], str]] = [

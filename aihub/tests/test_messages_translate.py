@@ -171,6 +171,8 @@ class RequestTranslationTests(unittest.TestCase):
             self.assertEqual(sent["thinking"], {"type": toggle})
             self.assertNotIn("thinking", for_upstream(chat, upstream("moonshot", "openai"), thinking=False, toggle=toggle))
         self.assertIsNone(thinking_toggle({"thinking": {"type": "enabled", "budget_tokens": 2000}}, NO_REASONING))
+        stopped = for_upstream(chat, upstream("google", "gemini"), thinking=False, toggle="disabled")
+        self.assertEqual(stopped["reasoning_effort"], "none")
         openai = for_upstream(chat, upstream("openai", "openai"), thinking=False)
         self.assertEqual((openai["max_completion_tokens"], "max_tokens" in openai), (100, False))
         self.assertNotIn("reasoning_content", openai["messages"][1])
