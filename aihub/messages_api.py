@@ -83,7 +83,7 @@ async def messages(call: Call) -> HttpResponseBase:
                 raise
             upstreams[:] = native  # the fail-over deployments cannot take this request; Anthropic's can
 
-    ai = await admit(call, body["model"], (OPENAI, TEXT), "messages", lambda model: worst_messages(model, body), prepare)
+    ai = await admit(call, body["model"], (OPENAI, TEXT), "chat", lambda model: worst_messages(model, body), prepare)
     async with ai:
         thinking = shows_thinking(body)
         headers = anthropic_headers(call)

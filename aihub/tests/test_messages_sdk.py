@@ -399,7 +399,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                     counts, completion = (1000, 300, 600), 9
                 else:
                     counts, completion = (11, 3, 0), 7
-                self.assertEqual((record.route, record.streamed, record.status), ("messages", stream, 200))
+                self.assertEqual((record.route, record.modality, record.streamed, record.status), ("messages", "chat", stream, 200))
                 self.assertEqual((record.prompt_tokens, record.cached_tokens, record.cache_write_tokens), counts)
                 self.assertEqual(record.cost, catalog.prompt_cost(*counts) + completion * catalog.output_price)
 
