@@ -196,8 +196,7 @@ def _user_turn(blocks: list[dict[str, Any]], param: str) -> list[dict[str, Any]]
 
 def _user_parts(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
     kind = block["type"]
-    if kind == "text":
-        _no_citations(block, where)
+    if kind == "text":  # its `citations`, if any, annotate an earlier answer: the text is what counts
         return [{"type": "text", "text": block["text"]}] if block["text"] else []
     if kind == "image":
         return [_image_part(block["source"], f"{where}.source")]
@@ -219,8 +218,9 @@ def _unsupported_block(kind: str, where: str) -> ApiError:
 
 
 def _no_citations(block: dict[str, Any], where: str) -> None:
+    """A document or search result that asks for an answer citing it (`citations: {"enabled": true}`)."""
     citations = block.get("citations")
-    if citations and (not isinstance(citations, dict) or citations.get("enabled") is not False):
+    if isinstance(citations, dict) and citations.get("enabled") is True:
         raise invalid(f"{where}.citations", f"{where}.citations: only Claude answers with citations; remove them.")
 
 
