@@ -146,6 +146,13 @@ class MessagesSDKTests(AllProtocolsTestCase):
         )
         self.assertEqual(keyed.status_code, 200, keyed.text[:300])
         self.assertEqual(validate_message(keyed.json()).model, "claude-haiku-4-5")
+        # The SDK's beta client (what Claude Code uses): /v1/messages?beta=true, its betas passed on to Anthropic.
+        for model, sim, provider in self.upstreams:
+            with self.subTest(model=model):
+                beta = self.sdk().beta.messages.create(model=model, max_tokens=20, messages=HI, betas=["context-management-2025-06-27"])
+                self.assertEqual((beta.model, beta.content[0].type), (model, "text"))
+                if provider == "anthropic":
+                    self.assertEqual(sim.last_request.headers["anthropic-beta"], "context-management-2025-06-27")
 
     def test_stream_on_every_provider(self) -> None:
         for model, sim, _ in self.upstreams:
