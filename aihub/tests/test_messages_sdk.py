@@ -149,7 +149,9 @@ class MessagesSDKTests(AllProtocolsTestCase):
         # The SDK's beta client (what Claude Code uses): /v1/messages?beta=true, its betas passed on to Anthropic.
         for model, sim, provider in self.upstreams:
             with self.subTest(model=model):
-                beta = self.sdk().beta.messages.create(model=model, max_tokens=20, messages=HI, betas=["context-management-2025-06-27"])
+                beta = self.sdk().beta.messages.create(
+                    model=model, max_tokens=20, messages=[{"role": "user", "content": "Say hi."}], betas=["context-management-2025-06-27"]
+                )
                 self.assertEqual((beta.model, beta.content[0].type), (model, "text"))
                 if provider == "anthropic":
                     self.assertEqual(sim.last_request.headers["anthropic-beta"], "context-management-2025-06-27")
