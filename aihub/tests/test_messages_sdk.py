@@ -29,6 +29,31 @@ PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADh
 PDF_B64 = base64.b64encode(b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF").decode()
 
 
+def deepseek_thinking(request: Any) -> Reply:
+    """DeepSeek answering in thinking mode: `reasoning_content` before the answer, streamed or not."""
+    body = request.json
+    thought, text = "Thinking it over.", "Two pictures and two documents."
+    usage = {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}
+    base = {"id": "chatcmpl-think", "created": 1_767_225_600, "model": body["model"]}
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": text, "reasoning_content": thought}
+        return Reply.json(
+            {**base, "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
+        )
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return sse({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    events = [chunk({"role": "assistant", "content": None, "reasoning_content": thought[:8]}), chunk({"reasoning_content": thought[8:]})]
+    events += [
+        chunk({"content": text}),
+        chunk({}, "stop"),
+        sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}),
+        sse("[DONE]"),
+    ]
+    return Reply.sse(events)
+
+
 class MessagesSDKTests(AllProtocolsTestCase):
     def setUp(self) -> None:
         super().setUp()
@@ -80,6 +105,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 )
                 validate_message(raw.http_response.json())
                 message = raw.parse()
+                self.assertEqual(message._request_id, raw.http_response.headers["x-request-id"])
                 self.assertEqual((message.model, message.role, message.stop_reason), (model, "assistant", "end_turn"))
                 self.assertEqual([(b.type, getattr(b, "text", None)) for b in message.content], [("text", sim.script.text)])
                 self.assertEqual((message.usage.input_tokens, message.usage.output_tokens), (11, 7))
@@ -120,6 +146,15 @@ class MessagesSDKTests(AllProtocolsTestCase):
         )
         self.assertEqual(keyed.status_code, 200, keyed.text[:300])
         self.assertEqual(validate_message(keyed.json()).model, "claude-haiku-4-5")
+        # The SDK's beta client (what Claude Code uses): /v1/messages?beta=true, its betas passed on to Anthropic.
+        for model, sim, provider in self.upstreams:
+            with self.subTest(model=model):
+                beta = self.sdk().beta.messages.create(
+                    model=model, max_tokens=20, messages=[{"role": "user", "content": "Say hi."}], betas=["context-management-2025-06-27"]
+                )
+                self.assertEqual((beta.model, beta.content[0].type), (model, "text"))
+                if provider == "anthropic":
+                    self.assertEqual(sim.last_request.headers["anthropic-beta"], "context-management-2025-06-27")
 
     def test_stream_on_every_provider(self) -> None:
         for model, sim, _ in self.upstreams:
@@ -199,7 +234,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
             [("thinking", "Thinking it over."), ("text", "Two pictures and two documents.")],
         )
         sent = self.sim.last_request.json
-        self.assertEqual((sent["reasoning_effort"], sent["max_tokens"]), ("medium", 16000))
+        self.assertEqual((sent["reasoning_effort"], sent["max_tokens"], sent["thinking"]), ("medium", 16000, {"type": "enabled"}))
         self.assertEqual(sent["messages"][1], {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."})
         self.assertEqual(
             sent["messages"][2]["content"],
@@ -232,6 +267,13 @@ class MessagesSDKTests(AllProtocolsTestCase):
         self.assertEqual(config["thinkingConfig"], {"includeThoughts": True, "thinkingBudget": 16384})
         parts = self.gemini.last_request.json["contents"][-1]["parts"]
         self.assertEqual([next(iter(p)) for p in parts], ["text", "inlineData", "fileData", "text", "inlineData", "text"])
+        # Thinking turned off: Gemini 2.5 Flash thinks by default, so it is told to stop.
+        self.ok(
+            self.user.post(
+                "/v1/messages", json={"model": "gemini-2.5-flash", "max_tokens": 50, "messages": HI, "thinking": {"type": "disabled"}}
+            )
+        )
+        self.assertEqual(self.gemini.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingBudget": 0})
 
     def test_what_another_provider_cannot_take_is_a_400_naming_the_field(self) -> None:
         refused: list[tuple[dict[str, Any], str]] = [
@@ -247,7 +289,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 "messages[0].content[0].source.type",
             ),
             (
-                {"messages": [{"role": "user", "content": [{"type": "search_result", "source": "s", "title": "t", "content": []}]}]},
+                {"messages": [{"role": "user", "content": [{"type": "container_upload", "file_id": "file_1"}]}]},
                 "messages[0].content[0].type",
             ),
             ({"n": 2}, "n"),
@@ -307,15 +349,22 @@ class MessagesSDKTests(AllProtocolsTestCase):
         for model, sim, _ in self.upstreams:
             with self.subTest(model=model):
                 sim.reset()
-                sim.script.stream_pieces = 6
-                sim.fail_after_chunks = 3
+                sim.script.text, sim.script.stream_pieces = "one two three four five six seven eight nine ten", 10
+                sim.fail_after_chunks = 5
                 response = self.user.post("/v1/messages", json={"model": model, "max_tokens": 50, "messages": HI, "stream": True})
                 events = stream_events(response.text)
                 self.assertEqual((events[0]["type"], events[-1]["type"]), ("message_start", "error"))
                 self.assertEqual(events[-1]["error"]["type"], "api_error")
+                self.assertIn("text_delta", [e["delta"]["type"] for e in events if e["type"] == "content_block_delta"])
                 with self.assertRaises(anthropic.APIStatusError):
                     with self.sdk().messages.stream(model=model, max_tokens=50, messages=HI) as stream:
                         stream.until_done()
+        records = self.records(6)
+        self.assertEqual({(r.route, r.status, r.streamed) for r in records}, {("messages", 502, True)})
+        # Anthropic's message_start said the input; the output is what came before the break, as City counts it.
+        claude = [r for r in records if r.provider == "anthropic"]
+        self.assertEqual({(r.prompt_tokens, r.usage_estimated) for r in claude}, {(11, False)})
+        self.assertTrue(all(r.completion_tokens > 1 for r in claude), [r.completion_tokens for r in claude])
 
     def test_a_client_that_leaves_cancels_the_upstream(self) -> None:
         for model, sim, _ in self.upstreams:
@@ -359,7 +408,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                     counts, completion = (1000, 300, 600), 9
                 else:
                     counts, completion = (11, 3, 0), 7
-                self.assertEqual((record.route, record.streamed, record.status), ("messages", stream, 200))
+                self.assertEqual((record.route, record.modality, record.streamed, record.status), ("messages", "chat", stream, 200))
                 self.assertEqual((record.prompt_tokens, record.cached_tokens, record.cache_write_tokens), counts)
                 self.assertEqual(record.cost, catalog.prompt_cost(*counts) + completion * catalog.output_price)
 
@@ -396,27 +445,20 @@ class MessagesSDKTests(AllProtocolsTestCase):
                     self.assertEqual(sent["context_management"], body["context_management"])
                     self.assertEqual(sim.last_request.headers["anthropic-beta"], headers["anthropic-beta"])
 
-
-def deepseek_thinking(request: Any) -> Reply:
-    """DeepSeek answering in thinking mode: `reasoning_content` before the answer, streamed or not."""
-    body = request.json
-    thought, text = "Thinking it over.", "Two pictures and two documents."
-    usage = {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}
-    base = {"id": "chatcmpl-think", "created": 1_767_225_600, "model": body["model"]}
-    if not body.get("stream"):
-        message = {"role": "assistant", "content": text, "reasoning_content": thought}
-        return Reply.json(
-            {**base, "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
-        )
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return sse({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-    events = [chunk({"role": "assistant", "content": None, "reasoning_content": thought[:8]}), chunk({"reasoning_content": thought[8:]})]
-    events += [
-        chunk({"content": text}),
-        chunk({}, "stop"),
-        sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}),
-        sse("[DONE]"),
-    ]
-    return Reply.sse(events)
+    def test_a_model_on_anthropic_and_a_translated_fail_over(self) -> None:
+        self.set_env(OPENROUTER_API_KEY="sk-or-test-not-real", OPENROUTER_BASE_URL=self.sim.url + "/api/v1")
+        self.anthropic.fail(500)
+        body = {"model": "claude-sonnet-4-6", "max_tokens": 50, "messages": HI}
+        # Anthropic fails: OpenRouter (an OpenAI-compatible deployment) answers through translation.
+        message = validate_message(self.ok(self.user.post("/v1/messages", json=body)))
+        self.assertEqual((message.model, message.content[0].type), ("claude-sonnet-4-6", "text"))
+        self.assertEqual(self.sim.last_request.path, "/api/v1/chat/completions")
+        # A request only Anthropic can take is not sent to the fail-over: Anthropic's failure is the answer.
+        served = len(self.sim.requests)
+        response = self.user.post("/v1/messages", json={**body, "container": "container_1"})
+        self.assertEqual(response.status_code, 502, response.text[:300])
+        self.assertEqual(validate_error(response.json()).error.type, "api_error")
+        self.assertEqual(len(self.sim.requests), served)
+        self.assertEqual(self.anthropic.last_request.json["container"], "container_1")
+        providers = [(r.provider, r.status) for r in self.records(2)]
+        self.assertEqual(providers, [("openrouter", 200), ("anthropic", 502)])
