@@ -284,3 +284,24 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(failed["output"][0]["type"], "message")
         records = wait_for_records(self.studio["id"], 2)
         self.assertEqual([(r.route, r.status) for r in records], [("responses", 503), ("responses", 502)])
+
+    def test_previous_response_id_continues_the_conversation_on_every_provider(self) -> None:
+        client = self.sdk()
+        for model, sim in self.upstreams():
+            with self.subTest(model=model):
+                first = client.responses.create(model=model, input="My name is Ada.", instructions="Answer in French.")
+                streamed = self.stream_events({"model": model, "input": "Remember it.", "previous_response_id": first.id})
+                middle = streamed[-1]["response"]["id"]  # stored before response.completed went out
+                last = client.responses.create(model=model, input="What is my name?", previous_response_id=middle)
+                self.assertEqual((last.previous_response_id, last.output_text), (middle, sim.script.text))
+                sent = json.dumps(sim.last_request.json)
+                for said in ("My name is Ada.", "Remember it.", "What is my name?", sim.script.text):
+                    self.assertIn(said, sent)
+                self.assertNotIn("Answer in French.", sent)  # instructions are not carried over, as on OpenAI
+                self.assertEqual(client.responses.retrieve(last.id).output_text, sim.script.text)
+                items = [item.id for item in client.responses.input_items.list(last.id)]
+                self.assertEqual(len(items), 1)
+                unstored = client.responses.create(model=model, input="Forget it.", store=False)
+                with self.assertRaises(openai.BadRequestError) as caught:
+                    client.responses.create(model=model, input="And now?", previous_response_id=unstored.id)
+                self.assertEqual(getattr(caught.exception, "param", None), "previous_response_id")
