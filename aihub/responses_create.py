@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.http import HttpResponseBase
+from django.utils import timezone
 
 from aihub import responses_store
 from aihub import responses_translate as rt
@@ -25,6 +26,7 @@ from aihub.adapters.base import Upstream, UpstreamError
 from aihub.catalog_types import OPENAI, TEXT
 from aihub.estimate import worst_chat
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
+from aihub.models_responses import StoredResponse
 from aihub.openai_api import chat_message_text
 from aihub.pipeline import admit, settle_usage
 from aihub.responses_events import ResponseEvents
@@ -41,20 +43,23 @@ async def create(call: Call) -> HttpResponseBase:
     studio_id = call.studio_id()
     previous = request.get("previous_response_id")
     history = await responses_store.history(studio_id, previous) if previous else []
-    input_items = rt.normalized_input(request)
+    response_id = new_id("resp")
+    ids = rt.ItemIds(response_id)
+    referenced = await referenced_items(studio_id, rt.item_references(request))
+    input_items = rt.normalized_input(request, ids, referenced)
     body, namespaced = rt.chat_body(request, history, input_items)
     with in_responses_terms():  # the worst case is worked out with the adapter's own translation
         ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
-    response = rt.response_object(new_id("resp"), int(time.time()), ai.model.id, request, status="in_progress", output=[])
+    response = rt.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
     keep = Keeper(studio_id, call.identity.token_id, input_items, previous, store=request.get("store") is not False)
     async with ai:
         with in_responses_terms():
             if request.get("stream") is True:
                 stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, upstream_body(body, up)))
-                return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced), keep))
+                return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced, ids), keep))
             answer = await ai.answer(lambda up: adapter_for(up).chat(up, upstream_body(body, up)))
             settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
-            output, finish_reason = rt.output_of(answer, namespaced)
+            output, finish_reason = rt.output_of(answer, namespaced, ids)
             response["output"] = output
             status, incomplete = rt.status_of(finish_reason)
             rt.finished(response, status, incomplete, usage_of(ai.meter))
@@ -85,6 +90,21 @@ def in_responses_terms() -> Iterator[None]:
             exc.message = exc.message.replace(f"`{head}`", f"`{RESPONSES_NAMES[head]}`")
             exc.param = RESPONSES_NAMES[head] if head != "messages" else "input"
         raise
+
+
+async def referenced_items(studio_id: str, wanted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """The items `item_reference`s name (see responses_translate.item_references), by id, from this
+    studio's stored responses that have not expired: one query, only when the input has references."""
+    if not wanted:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    rows = StoredResponse.objects.filter(id__in=list(wanted), studio_id=studio_id, expires_at__gt=timezone.now())
+    async for row in rows.only("id", "input_items", "response"):
+        ids = set(wanted[row.id])
+        for item in [*(row.response.get("output") or ()), *row.input_items]:
+            if isinstance(item, dict) and item.get("id") in ids:
+                found[item["id"]] = item
+    return found
 
 
 def upstream_body(body: dict[str, Any], upstream: Upstream) -> dict[str, Any]:

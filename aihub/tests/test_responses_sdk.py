@@ -245,7 +245,9 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
             ({"background": True}, "background"),
             ({"conversation": "conv_1"}, "conversation"),
             ({"include": ["message.output_text.logprobs"]}, "include[0]"),
-            ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
+            ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].id"),
+            ({"input": [{"type": "item_reference", "id": "msg_01kx0000000000000000000000_0"}]}, "input[0].id"),
+            ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
             (
                 {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1", "detail": "auto"}]}]},
                 "input[0].content[0].file_id",
@@ -305,3 +307,26 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
                 with self.assertRaises(openai.BadRequestError) as caught:
                     client.responses.create(model=model, input="And now?", previous_response_id=unstored.id)
                 self.assertEqual(getattr(caught.exception, "param", None), "previous_response_id")
+
+    def test_item_references_name_the_items_of_stored_responses(self) -> None:
+        """As the Vercel AI SDK sends a tool loop's earlier steps while `store` is on."""
+        self.sim.script.tool_call = ("get_weather", {"city": "Paris"})
+        client = self.sdk()
+        first = client.responses.create(model="deepseek-v4-flash", input="Weather?", tools=[WEATHER])
+        call = first.output[0]
+        assert isinstance(call, ResponseFunctionToolCall)
+        self.sim.script.tool_call = None
+        turn: list[Any] = [
+            {"role": "user", "content": "Weather?"},
+            {"type": "item_reference", "id": call.id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+        ]
+        second = client.responses.create(model="deepseek-v4-flash", input=turn, tools=[WEATHER])
+        self.assertEqual(second.output_text, self.sim.script.text)
+        messages = self.sim.last_request.json["messages"]
+        self.assertEqual(messages[1]["tool_calls"][0]["id"], call.call_id)
+        self.assertEqual((messages[2]["role"], messages[2]["tool_call_id"]), ("tool", call.call_id))
+        client.responses.delete(first.id)
+        with self.assertRaises(openai.BadRequestError) as caught:
+            client.responses.create(model="deepseek-v4-flash", input=turn, tools=[WEATHER])
+        self.assertEqual(getattr(caught.exception, "param", None), "input[1].id")
