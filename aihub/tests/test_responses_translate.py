@@ -204,14 +204,16 @@ class StreamEventsTests(SimpleTestCase):
         self.assertEqual([e["sequence_number"] for e in sent], list(range(len(sent))))
         self.assertEqual(
             [e["type"].removeprefix("response.") for e in sent],
-            ["created", "in_progress"]
-            + ["output_item.added", "reasoning_summary_part.added", "reasoning_summary_text.delta", "reasoning_summary_text.delta"]
-            + ["reasoning_summary_text.done", "reasoning_summary_part.done", "output_item.done"]
-            + ["output_item.added", "content_part.added", "output_text.delta", "output_text.delta"]
-            + ["output_text.done", "content_part.done", "output_item.done"]
-            + ["output_item.added", "function_call_arguments.delta", "output_item.added", "function_call_arguments.delta"]
-            + ["function_call_arguments.delta", "function_call_arguments.done", "output_item.done"]
-            + ["function_call_arguments.done", "output_item.done", "completed"],
+            [
+                *("created", "in_progress"),
+                *("output_item.added", "reasoning_summary_part.added", "reasoning_summary_text.delta", "reasoning_summary_text.delta"),
+                *("reasoning_summary_text.done", "reasoning_summary_part.done", "output_item.done"),
+                *("output_item.added", "content_part.added", "output_text.delta", "output_text.delta"),
+                *("output_text.done", "content_part.done", "output_item.done"),
+                *("output_item.added", "function_call_arguments.delta", "output_item.added", "function_call_arguments.delta"),
+                *("function_call_arguments.delta", "function_call_arguments.done", "output_item.done"),
+                *("function_call_arguments.done", "output_item.done", "completed"),
+            ],
         )
         output = sent[-1]["response"]["output"]
         self.assertEqual([item["type"] for item in output], ["reasoning", "message", "function_call", "function_call"])
