@@ -153,7 +153,7 @@ class RequestTranslationTests(SimpleTestCase):
         self.assertEqual(rt.item_references({"input": [{"type": "item_reference", "id": "fc_01abc_1"}]}), {"resp_01abc": ["fc_01abc_1"]})
 
     def test_refusals_name_the_field(self) -> None:
-        for request, param in [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"input": "Hi", "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[0].type"),
             (
                 {"input": "Hi", "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "custom", "name": "x"}]}]},
@@ -171,7 +171,8 @@ class RequestTranslationTests(SimpleTestCase):
                 "input[0].content[0].file_url",
             ),
             ({"input": []}, "input"),
-        ]:
+        ]
+        for request, param in cases:
             with self.subTest(param=param):
                 with self.assertRaises(ApiError) as caught:
                     translated(request)
