@@ -676,7 +676,7 @@ def response_object(
         "temperature": request.get("temperature", 1.0),
         "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
         "tool_choice": request.get("tool_choice", "auto"),
-        "tools": request.get("tools") or [],
+        "tools": [echoed_tool(tool) for tool in request.get("tools") or ()],
         "top_p": request.get("top_p", 1.0),
         "truncation": request.get("truncation") or "disabled",
         "usage": None,
@@ -685,6 +685,14 @@ def response_object(
     }
     # OpenAI leaves out what a request did not set (its schema takes no null there).
     return {key: value for key, value in response.items() if value is not None or key in NULLABLE}
+
+
+def echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A request's tool as the response shows it: a function with the `parameters` and `strict` it was
+    given (null and false when left out: chat's default, which is what the upstream applied)."""
+    if tool.get("type") != "function":
+        return tool
+    return {**tool, "parameters": tool.get("parameters"), "strict": bool(tool.get("strict"))}
 
 
 # The response's fields that are present even when null.

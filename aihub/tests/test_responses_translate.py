@@ -210,6 +210,22 @@ class RequestTranslationTests(SimpleTestCase):
         body, _ = translated({"input": [{"role": "user", "content": "Hi"}, foreign, {"role": "assistant", "content": "Hello"}]})
         self.assertNotIn("thinking_blocks", body["messages"][1])
 
+    def test_the_response_shows_the_request_as_openai_does(self) -> None:
+        request = {
+            "model": "m",
+            "input": "Hi",
+            "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}, {"type": "custom", "name": "apply_patch"}],
+            "tool_choice": "auto",
+            "reasoning": {"effort": "low"},
+            "text": {"format": {"type": "json_object"}},
+        }
+        response = rt.response_object("resp_01e", 1, "m", request, status="in_progress", output=[])
+        validate(response, "Response")
+        self.assertEqual(response["tools"][0], {"type": "function", "name": "f", "parameters": None, "strict": False})
+        self.assertEqual(
+            (response["reasoning"], response["text"]["format"], response["store"]), ({"effort": "low"}, {"type": "json_object"}, True)
+        )
+
     def test_item_ids_name_their_response(self) -> None:
         ids = rt.ItemIds("resp_01abc")
         self.assertEqual([ids("msg"), ids("fc")], ["msg_01abc_0", "fc_01abc_1"])
