@@ -1,7 +1,7 @@
 """`POST /v1/responses`: a Responses request through the one AI-call pipeline, onto any provider.
 
     check the request (400 naming the field) → the conversation behind `previous_response_id`
-    (404 when there is none) → the chat body (aihub/responses_translate.py; 400 for what cannot be
+    and the items `item_reference`s name (400 naming them when not stored) → the chat body (aihub/responses_translate.py; 400 for what cannot be
     translated) → admit (plans, limits, the worst case reserved on the chat body) → the upstream's
     chat answer or stream through its adapter → the `response` object or the Responses stream events
     (aihub/responses_events.py) → stored unless `store` is false → settled
@@ -40,6 +40,7 @@ log = logging.getLogger("aihub")
 
 
 async def create(call: Call) -> HttpResponseBase:
+    """POST /v1/responses (and /v1/ai/responses): the steps in the module docstring."""
     request = {key: value for key, value in check_request(call.data).items() if key not in rt.CITY_FIELDS}
     studio_id = call.studio_id()
     previous = request.get("previous_response_id")
