@@ -286,6 +286,12 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(failed["output"][0]["type"], "message")
         records = wait_for_records(self.studio["id"], 2)
         self.assertEqual([(r.route, r.status) for r in records], [("responses", 503), ("responses", 502)])
+        self.sim.reset()
+        self.sim.script.finish = "length"  # the answer was cut by its output cap
+        cut = self.sdk().responses.create(model="deepseek-v4-flash", input="Hi", max_output_tokens=7)
+        assert cut.incomplete_details is not None
+        self.assertEqual((cut.status, cut.incomplete_details.reason), ("incomplete", "max_output_tokens"))
+        self.assertEqual(self.stream_events({"model": "deepseek-v4-flash", "input": "Hi"})[-1]["type"], "response.incomplete")
 
     def test_previous_response_id_continues_the_conversation_on_every_provider(self) -> None:
         client = self.sdk()
