@@ -23,7 +23,7 @@ from django.utils import timezone
 from aihub import responses_store
 from aihub import responses_translate as rt
 from aihub.adapters import adapter_for
-from aihub.adapters.base import Upstream, UpstreamError
+from aihub.adapters.base import UpstreamError
 from aihub.catalog_types import OPENAI, TEXT
 from aihub.estimate import worst_chat
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
@@ -49,7 +49,7 @@ async def create(call: Call) -> HttpResponseBase:
     ids = rt.ItemIds(response_id)
     referenced = await referenced_items(studio_id, rt.item_references(request))
     input_items = rt.normalized_input(request, ids, referenced)
-    body, namespaced, tool_paths = rt.chat_body(request, history, input_items)
+    body, namespaced, tool_paths, summaries = rt.chat_body(request, history, input_items)
     with in_responses_terms(tool_paths):  # the worst case is worked out with the adapter's own translation
         ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
     response = rt.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
@@ -57,9 +57,13 @@ async def create(call: Call) -> HttpResponseBase:
     async with ai:
         with in_responses_terms(tool_paths):
             if request.get("stream") is True:
-                stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, upstream_body(body, up)))
+                stream, first = await ai.open_stream(
+                    lambda up: adapter_for(up).chat_stream(up, rt.for_upstream(body, up.provider, up.adapter, summaries=summaries))
+                )
                 return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced, ids), keep))
-            answer = await ai.answer(lambda up: adapter_for(up).chat(up, upstream_body(body, up)))
+            answer = await ai.answer(
+                lambda up: adapter_for(up).chat(up, rt.for_upstream(body, up.provider, up.adapter, summaries=summaries))
+            )
             settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
             output, finish_reason = rt.output_of(answer, namespaced, ids)
             response["output"] = output
@@ -116,10 +120,6 @@ async def referenced_items(studio_id: str, wanted: dict[str, list[str]]) -> dict
             if isinstance(item, dict) and item.get("id") in ids:
                 found[item["id"]] = item
     return found
-
-
-def upstream_body(body: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
-    return rt.for_upstream(body, upstream.provider, upstream.adapter)
 
 
 def usage_of(meter: Meter) -> dict[str, Any]:

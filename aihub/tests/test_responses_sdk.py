@@ -192,6 +192,12 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(kinds[2:4], ["response.output_item.added", "response.reasoning_summary_part.added"])
         self.assertEqual(events[-1]["response"]["output"][0]["type"], "reasoning")
         self.assertEqual(events[-1]["response"]["output"][1]["type"], "message")
+        # Gemini shows its thought summaries when reasoning.summary asks for them (Codex CLI does).
+        summarized = client.responses.create(model="gemini-3-flash-preview", input="Hi", reasoning={"effort": "low", "summary": "auto"})
+        thought = summarized.output[0]
+        assert isinstance(thought, ResponseReasoningItem)
+        self.assertEqual(thought.summary[0].text, self.gemini.script.reasoning)
+        self.assertEqual(summarized.output_text, self.gemini.script.text)
 
     def test_a_codex_cli_request_works_on_every_provider(self) -> None:
         """What Codex CLI sends (see DESIGN.md): developer messages, items with ids, a function, a
