@@ -24,6 +24,7 @@ from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import SCHEMA_PATH, validate
 from city.errors import ApiError
 from city.ids import new_id
+from city.tests.test_admin_pages import AdminPages
 from studios.models import Studio
 
 save = async_to_sync(responses_store.save)
@@ -107,7 +108,32 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
         save(studio_id or self.studio["id"], self.token_id, response, INPUT, None)
         return response
 
-    def test_retrieve_list_input_items_cancel_and_delete(self) -> None:
+    def test_routes(self) -> None:
+        # One test (one database flush) for three sets of checks: the suite is near its time budget.
+        self.retrieve_list_input_items_cancel_and_delete()
+        self.input_items_of_a_continued_conversation()
+        self.another_studios_and_expired_responses_are_not_found()
+
+    def input_items_of_a_continued_conversation(self) -> None:
+        """A response made with previous_response_id lists the earlier turns' items before its own."""
+        first, second = answer("One."), answer("Two.")
+        save(self.studio["id"], self.token_id, first, "Count with me.", None)
+        save(self.studio["id"], self.token_id, second, [{"role": "user", "content": "Next?"}], first["id"])
+        listed = self.ok(self.user.get(f"/v1/responses/{second['id']}/input_items", params={"order": "asc"}))
+        validate(listed, "ResponseItemList")
+        texts = [(item["role"], item["content"][0]["text"]) for item in listed["data"]]
+        self.assertEqual(texts, [("user", "Count with me."), ("assistant", "One."), ("user", "Next?")])
+        self.assertEqual(listed["data"][1], first["output"][0])
+        self.assertEqual(
+            [item.id for item in self.sdk.responses.input_items.list(second["id"], limit=1)], [i["id"] for i in listed["data"]][::-1]
+        )
+        # Once the first is deleted, only what is still kept is listed.
+        self.sdk.responses.delete(first["id"])
+        listed = self.ok(self.user.get(f"/v1/responses/{second['id']}/input_items"))
+        self.assertEqual([item["content"][0]["text"] for item in listed["data"]], ["Next?"])
+        self.sdk.responses.delete(second["id"])
+
+    def retrieve_list_input_items_cancel_and_delete(self) -> None:
         response = self.stored(tool_call=True)
         rid = response["id"]
 
@@ -171,6 +197,9 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             self.sdk.responses.input_items.list(rid, order="asc", limit=500)
         self.assertIn("limit", str(caught.exception))
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.sdk.responses.retrieve(rid, include=["message.input_image.image_url", "everything"])  # type: ignore[list-item]
+        self.assertIn("'everything'", str(caught.exception))
 
         # Cancel: City runs no background responses, so a stored one has finished and cannot be.
         with self.assertRaises(openai.BadRequestError) as caught:
@@ -197,7 +226,7 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
             with self.assertRaises(openai.NotFoundError):
                 gone()
 
-    def test_another_studios_and_expired_responses_are_not_found(self) -> None:
+    def another_studios_and_expired_responses_are_not_found(self) -> None:
         other_studio = self.ok(self.admin.post("/v1/studios/create", json={"name": "Other Games"}))
         theirs = self.stored(other_studio["id"])["id"]
         expired = self.stored()["id"]
@@ -214,6 +243,11 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
                     use(rid)
                 self.assertIn("not found", str(caught.exception))
         self.assertTrue(StoredResponse.objects.filter(pk=theirs).exists())  # their DELETE did nothing
+        # An id no response can have (PostgreSQL refuses a NUL in a query's text) is not found either.
+        for odd in ("resp_%00x", "x" * 300):
+            with self.subTest(odd=odd[:20]):
+                self.assertEqual(self.user.get(f"/v1/responses/{odd}").status_code, 404)
+                self.assertEqual(self.user.delete(f"/v1/responses/{odd}").status_code, 404)
         # The admin credential reads any studio's, naming it.
         admin_read = self.admin.get(f"/v1/responses/{theirs}", params={"studio_id": other_studio["id"]})
         self.assertEqual(self.ok(admin_read)["id"], theirs)
@@ -222,7 +256,7 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
         out = io.StringIO()
         call_command("purge_responses", stdout=out)
         self.assertEqual(out.getvalue().strip(), "stored responses: 1 deleted")
-        self.assertEqual(set(StoredResponse.objects.values_list("pk", flat=True)), {theirs})
+        self.assertEqual(set(StoredResponse.objects.values_list("pk", flat=True)), {theirs})  # the first part's was deleted
 
 
 class HistoryAndSaveTests(TestCase):
@@ -267,11 +301,21 @@ class HistoryAndSaveTests(TestCase):
             self.assertEqual((caught.exception.status, caught.exception.param), (400, "previous_response_id"))
             self.assertEqual(caught.exception.code, "previous_response_not_found")
             self.assertIn(f"'{missing}' not found", caught.exception.message)
-        StoredResponse.objects.filter(pk=second["id"]).delete()
-        with self.assertRaises(ApiError) as caught:
-            history(self.studio.id, third["id"])
-        self.assertEqual((caught.exception.status, caught.exception.code), (400, "previous_response_not_found"))
-        self.assertIn(second["id"], caught.exception.message)
+        # A loop of rows (only a hand edit makes one) ends the walk instead of running forever.
+        StoredResponse.objects.filter(pk=first["id"]).update(previous_response_id=third["id"])
+        self.assertEqual(history(self.studio.id, third["id"]), items)
+        StoredResponse.objects.filter(pk=first["id"]).update(previous_response_id="")
+        # An expired or deleted response in the middle of the conversation breaks it.
+        for end in ("expire", "delete"):
+            rows = StoredResponse.objects.filter(pk=second["id"])
+            if end == "expire":
+                rows.update(expires_at=timezone.now())
+            else:
+                rows.delete()
+            with self.subTest(end=end), self.assertRaises(ApiError) as caught:
+                history(self.studio.id, third["id"])
+            self.assertEqual((caught.exception.status, caught.exception.code), (400, "previous_response_not_found"))
+            self.assertIn(f"continues response '{second['id']}'", caught.exception.message)
 
     @override_settings(CITY_RESPONSES_RETENTION_DAYS=7)
     def test_retention_and_what_is_kept(self) -> None:
@@ -289,3 +333,17 @@ class HistoryAndSaveTests(TestCase):
         with self.assertRaises(ApiError) as caught:
             history(self.studio.id, response["id"])
         self.assertIn("kept 7 days", caught.exception.message)
+
+
+class StoredResponsesAdminTests(AdminPages, TestCase):
+    def test_listed_read_only_without_contents(self) -> None:
+        studio = Studio.objects.create(name="Acme Games")
+        response = answer("A private answer.")
+        save(studio.id, None, response, "A private question.", None)
+        listing = self.page("/admin/aihub/storedresponse/", {"studio_id": studio.id}).content.decode()
+        self.assertIn(response["id"], listing)
+        detail = self.page(f"/admin/aihub/storedresponse/{response['id']}/change/").content.decode()
+        self.assertIn("deepseek-v4-flash", detail)
+        for page in (listing, detail):
+            self.assertNotIn("A private", page)
+        self.page("/admin/aihub/storedresponse/add/", status=403)
