@@ -46,6 +46,7 @@ log = logging.getLogger("aihub")
 async def create(call: Call) -> HttpResponseBase:
     """POST /v1/responses (and /v1/ai/responses): the steps in the module docstring."""
     request = {key: value for key, value in check_request(call.data).items() if key not in rt.CITY_FIELDS}
+    rt.refuse_what_city_does_not_keep(request)
     studio_id = call.studio_id()
     previous = request.get("previous_response_id")
     history = await responses_store.history(studio_id, previous) if previous else []

@@ -200,12 +200,16 @@ def for_upstream(body: dict[str, Any], provider: str, adapter: str, *, summaries
     return body
 
 
-def refuse_untranslatable(request: dict[str, Any]) -> None:
-    """The Responses features no chat upstream can give, asked for: a 400 naming the field."""
+def refuse_what_city_does_not_keep(request: dict[str, Any]) -> None:
+    """What needs state City does not keep, whatever the upstream: a 400 naming the field."""
     if request.get("background"):
         raise invalid("background", "City runs no background responses: remove `background` and wait for the answer (or stream it).")
     if request.get("conversation") is not None:
         raise invalid("conversation", "City keeps no conversations: chain responses with `previous_response_id` instead.")
+
+
+def refuse_untranslatable(request: dict[str, Any]) -> None:
+    """The Responses features no chat upstream can give, asked for: a 400 naming the field."""
     if request.get("prompt") is not None:
         raise invalid("prompt", "City keeps no prompt templates: send the prompt's text as `instructions` and `input`.")
     if request.get("context_management"):

@@ -454,6 +454,9 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual((sent.path, sent.json["model"], sent.json["store"]), ("/v1/responses", "gpt-4.1-mini", False))
         self.assertEqual(sent.json["tools"], [{"type": "web_search"}])
         self.assertEqual(sent.json["include"], ["web_search_call.action.sources", "reasoning.encrypted_content"])
+        for refused in ({"background": True}, {"conversation": "conv_1"}):
+            response = self.user.post("/v1/responses", json={"model": "gpt-4.1-mini", "input": "Hi", **refused})
+            self.assertEqual((response.status_code, response.json()["error"]["param"]), (400, next(iter(refused))))
 
         events = self.stream_events({"model": "gpt-4.1-mini", "input": "Again.", "previous_response_id": first.id})
         self.assertEqual((events[0]["type"], events[-1]["type"]), ("response.created", "response.completed"))
