@@ -32,11 +32,23 @@ def upstream_request(request: dict[str, Any], history: list[dict[str, Any]], inp
     """The body sent upstream: the client's, with the whole conversation as `input` (item ids left
     out: the upstream keeps nothing, so it knows none of them) and nothing stored there."""
     body = {key: value for key, value in request.items() if key not in rt.CITY_FIELDS and key != "previous_response_id"}
-    body["input"] = [{key: value for key, value in item.items() if key != "id"} for item in [*history, *input_items]]
+    body["input"] = [without_id(item) for item in [*history, *input_items]]
     body["store"] = False
     include = [value for value in request.get("include") or () if value != ENCRYPTED_REASONING]
     body["include"] = [*include, ENCRYPTED_REASONING]
     return body
+
+
+# Items whose id OpenAI's schema leaves optional: sent without one (City's ids mean nothing upstream,
+# where nothing is stored). The others keep City's id, which begins as OpenAI's does (`rs_`, `ws_` …);
+# a reasoning item is read from its encrypted_content.
+ID_OPTIONAL = frozenset({"message", "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output"})
+
+
+def without_id(item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("type", "message") in ID_OPTIONAL:
+        return {key: value for key, value in item.items() if key != "id"}
+    return item
 
 
 def rough_chat_body(request: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]]) -> dict[str, Any]:

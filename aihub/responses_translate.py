@@ -391,6 +391,14 @@ ITEM_PREFIX = {
     "custom_tool_call": "ctc",
     "custom_tool_call_output": "ctco",
     "reasoning": "rs",
+    # OpenAI's hosted tools' items, which only come from (and go back to) OpenAI's own API.
+    "web_search_call": "ws",
+    "file_search_call": "fs",
+    "computer_call": "cu",
+    "code_interpreter_call": "ci",
+    "image_generation_call": "ig",
+    "mcp_call": "mcp",
+    "local_shell_call": "lsh",
 }
 
 

@@ -6,8 +6,10 @@ from typing import Any
 
 from django.test import SimpleTestCase
 
+from aihub import responses_native as rn
 from aihub import responses_translate as rt
 from aihub.responses_events import ResponseEvents
+from aihub.responses_request import check_request
 from aihub.tests.openai_schema import validate
 from city.errors import ApiError
 
@@ -327,3 +329,43 @@ class StreamEventsTests(SimpleTestCase):
         failed = frames_as_events(events.fail("server_error", "The upstream broke.", rt.usage_of(1, 1, 0, 0, 0)))[0]
         validate(failed, "ResponseStreamEvent")
         self.assertEqual(failed["response"]["error"], {"code": "server_error", "message": "The upstream broke."})
+
+
+class PassThroughTests(SimpleTestCase):
+    def test_the_upstream_gets_the_whole_conversation_and_keeps_nothing(self) -> None:
+        history: list[dict[str, Any]] = [
+            {"id": "msg_01a_0", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"id": "rs_01a_1", "type": "reasoning", "summary": [], "encrypted_content": "gAAAA"},
+            {"id": "ws_01a_2", "type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "x"}},
+        ]
+        request = {
+            "model": "gpt-5",
+            "input": "More",
+            "previous_response_id": "resp_01a",
+            "include": ["reasoning.encrypted_content"],
+            "studio_id": "s",
+        }
+        check_request(
+            {k: v for k, v in request.items() if k != "studio_id"} | {"input": [history[2]]}
+        )  # hosted tools' items pass the shape check
+        body = rn.upstream_request(request, history, [{"id": "msg_01b_0", "type": "message", "role": "user", "content": "More"}])
+        self.assertEqual([item.get("id") for item in body["input"]], [None, "rs_01a_1", "ws_01a_2", None])
+        self.assertEqual((body["store"], body["include"]), (False, ["reasoning.encrypted_content"]))
+        for absent in ("previous_response_id", "studio_id"):
+            self.assertNotIn(absent, body)
+        self.assertEqual(
+            rn.chat_usage(
+                {
+                    "input_tokens": 9,
+                    "input_tokens_details": {"cached_tokens": 4},
+                    "output_tokens": 3,
+                    "output_tokens_details": {"reasoning_tokens": 2},
+                }
+            ),
+            {
+                "prompt_tokens": 9,
+                "completion_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 4},
+                "completion_tokens_details": {"reasoning_tokens": 2},
+            },
+        )
