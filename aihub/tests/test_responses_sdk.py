@@ -476,3 +476,9 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(client.responses.retrieve(middle["id"]).output_text, self.sim.script.text)
         records = wait_for_records(self.studio["id"], 2)
         self.assertEqual({(r.route, r.prompt_tokens, r.completion_tokens, r.status) for r in records}, {("responses", 11, 7, 200)})
+        self.sim.fail_after_chunks = 4  # the upstream's stream is cut mid-answer
+        failed = self.stream_events({"model": "gpt-4.1-mini", "input": "Hi"})[-1]
+        self.assertEqual(
+            (failed["type"], failed["response"]["status"], failed["response"]["error"]["code"]),
+            ("response.failed", "failed", "server_error"),
+        )
