@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from aihub import responses_output as ro
 from aihub import responses_translate as rt
 from aihub.adapters.base import UpstreamError
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
@@ -63,7 +64,7 @@ def rough_chat_body(request: dict[str, Any], history: list[dict[str, Any]], inpu
 
 
 def usage_of(meter: Meter) -> dict[str, Any]:
-    return rt.usage_of(meter.prompt_tokens, meter.completion_tokens, meter.cached_tokens, meter.cache_write_tokens, meter.reasoning_tokens)
+    return ro.usage_of(meter.prompt_tokens, meter.completion_tokens, meter.cached_tokens, meter.cache_write_tokens, meter.reasoning_tokens)
 
 
 def chat_usage(usage: Any) -> dict[str, Any] | None:
@@ -83,7 +84,7 @@ def chat_usage(usage: Any) -> dict[str, Any] | None:
 class Renamer:
     """The upstream's response and item ids → City's (one response's worth), and its model → City's."""
 
-    def __init__(self, response_id: str, model_id: str, ids: rt.ItemIds) -> None:
+    def __init__(self, response_id: str, model_id: str, ids: ro.ItemIds) -> None:
         self.response_id, self.model_id, self.ids = response_id, model_id, ids
         self.items: dict[str, str] = {}
 

@@ -10,7 +10,7 @@ import openai
 from openai.types.responses import FunctionToolParam, ResponseFunctionToolCall, ResponseReasoningItem
 from pydantic import BaseModel
 
-from aihub import responses_translate as rt
+from aihub import responses_output as ro
 from aihub.tests.live import AllProtocolsTestCase
 from aihub.tests.live_plans import wait_for_records
 from aihub.tests.openai_schema import validate
@@ -449,7 +449,7 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         first = raw.parse()
         self.assertEqual((first.model, first.output_text), ("gpt-4.1-mini", self.sim.script.text))
         self.assertNotEqual(first.id, "resp_sim1")
-        self.assertEqual(rt.response_of_item(first.output[0].id or ""), first.id)  # an item_reference to it resolves
+        self.assertEqual(ro.response_of_item(first.output[0].id or ""), first.id)  # an item_reference to it resolves
         sent = self.sim.last_request
         self.assertEqual((sent.path, sent.json["model"], sent.json["store"]), ("/v1/responses", "gpt-4.1-mini", False))
         self.assertEqual(sent.json["tools"], [{"type": "web_search"}])
