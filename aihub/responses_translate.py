@@ -16,6 +16,9 @@ Request (CreateResponse → a chat body):
   `parallel_tool_calls`, `text.format` → `response_format`, `text.verbosity` → `verbosity`,
   `reasoning.effort` → `reasoning_effort`, `max_output_tokens`, `temperature`, `top_p`,
   `user`, `safety_identifier`, `prompt_cache_key`, `service_tier` → their chat namesakes.
+- Kept on the response only: `metadata`, `store` (City keeps the response), `truncation`.
+  `max_tool_calls` bounds the calls of hosted tools, which never run here, and `truncation: auto`
+  only matters past the context window, where the upstream's 400 says so: both change nothing.
 - A field this module does not know is a provider extension (`top_k`, `thinking` …): forwarded to
   the chat body as it is, by the same rule as the chat route.
 
