@@ -158,6 +158,9 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
                 self.assertEqual(parsed.output_parsed, Greeting(greeting="Bonjour", words=1))
                 sent = json.dumps(sim.last_request.json)
                 self.assertIn("words", sent)  # the schema reached the provider in its own form
+                with self.sdk().responses.stream(model=model, input="Greet me.", text_format=Greeting) as stream:
+                    streamed = stream.get_final_response()
+                self.assertEqual(streamed.output_parsed, Greeting(greeting="Bonjour", words=1))
 
     def test_reasoning_comes_as_a_reasoning_item_and_goes_back_signed(self) -> None:
         self.anthropic.script.tool_call = ("get_weather", {"city": "Paris"})
