@@ -196,6 +196,11 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(kinds[2:4], ["response.output_item.added", "response.reasoning_summary_part.added"])
         self.assertEqual(events[-1]["response"]["output"][0]["type"], "reasoning")
         self.assertEqual(events[-1]["response"]["output"][1]["type"], "message")
+        with client.responses.stream(model="claude-sonnet-4-6", input="Hi", reasoning={"effort": "low"}) as stream:
+            kinds = [event.type for event in stream]  # the SDK's accumulator takes every event
+            final = stream.get_final_response()
+        self.assertIn("response.reasoning_summary_text.delta", kinds)
+        self.assertEqual((final.output[0].type, final.output_text), ("reasoning", self.anthropic.script.text))
         # Gemini shows its thought summaries when reasoning.summary asks for them (Codex CLI does).
         summarized = client.responses.create(model="gemini-3-flash-preview", input="Hi", reasoning={"effort": "low", "summary": "auto"})
         thought = summarized.output[0]
