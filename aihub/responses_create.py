@@ -79,10 +79,18 @@ async def create(call: Call) -> HttpResponseBase:
             ai, request, rn.upstream_request(request, history, input_items), rn.Renamer(response_id, ai.model.id, ids), keep
         )
     assert translation is not None
+    return await translated(ai, request, translation, ids, response_id, keep)
+
+
+async def translated(
+    ai: AiCall, request: dict[str, Any], translation: rt.Translation, ids: ro.ItemIds, response_id: str, keep: "Keeper"
+) -> HttpResponseBase:
+    """The request as a chat upstream answers its translation (aihub/responses_translate.py), turned
+    back into a response (aihub/responses_output.py) or its stream (aihub/responses_events.py)."""
     body, namespaced, summaries = translation.body, translation.namespaced, translation.summaries
     response = ro.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
     async with ai:
-        with in_responses_terms(tool_paths):
+        with in_responses_terms(translation.tool_paths):
             if request.get("stream") is True:
                 stream, first = await ai.open_stream(
                     lambda up: adapter_for(up).chat_stream(up, rt.for_upstream(body, up.provider, up.adapter, summaries=summaries))
