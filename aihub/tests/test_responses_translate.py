@@ -319,6 +319,29 @@ class StreamEventsTests(SimpleTestCase):
         self.assertEqual(len({item["id"] for item in output}), 5)
         self.assertEqual(sent[-1]["response"]["usage"]["input_tokens_details"], {"cached_tokens": 2, "cache_write_tokens": 0})
 
+    def test_a_refusal_is_a_content_part_of_its_own(self) -> None:
+        response = ro.response_object("resp_01r", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
+        events = ResponseEvents(response, {}, ro.ItemIds("resp_01r"))
+        frames = events.start()
+        for delta in ({"content": "Well, "}, {"refusal": "I can't "}, {"refusal": "help."}):
+            frames += events.chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        sent = frames_as_events(frames + events.close_items() + events.finish(ro.usage_of(1, 1, 0, 0, 0)))
+        for event in sent:
+            validate(event, "ResponseStreamEvent")
+        kinds = [e["type"].removeprefix("response.") for e in sent]
+        self.assertEqual(
+            kinds[kinds.index("output_text.done") :],
+            [
+                *("output_text.done", "content_part.done", "content_part.added", "refusal.delta", "refusal.delta"),
+                *("refusal.done", "content_part.done", "output_item.done", "completed"),
+            ],
+        )
+        self.assertEqual(
+            sent[-1]["response"]["output"][0]["content"],
+            [ro.text_part("Well, "), {"type": "refusal", "refusal": "I can't help."}],
+        )
+        self.assertEqual(events.generated_text(), "Well, I can't help.")
+
     def test_a_cut_answer_is_incomplete_and_a_failure_failed(self) -> None:
         for finish, kind in (("length", "response.incomplete"), ("content_filter", "response.incomplete")):
             response = ro.response_object("resp_01y", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
