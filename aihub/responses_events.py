@@ -5,8 +5,11 @@
       reasoning: output_item.added, reasoning_summary_part.added, reasoning_summary_text.delta…,
                  reasoning_summary_text.done, reasoning_summary_part.done, output_item.done
       message:   output_item.added, content_part.added, output_text.delta…, output_text.done,
-                 content_part.done, output_item.done
+                 content_part.done (a refusal: its own part, with refusal.delta… and refusal.done),
+                 output_item.done
       function:  output_item.added, function_call_arguments.delta…, function_call_arguments.done,
+                 output_item.done
+      custom:    output_item.added, custom_tool_call_input.delta…, custom_tool_call_input.done,
                  output_item.done
     response.completed (or response.incomplete), carrying the whole output and usage;
     response.failed instead when the upstream fails mid-way.
@@ -14,7 +17,7 @@
 Every event carries `sequence_number` (0, 1, 2 … in the order sent); items carry the ids the
 deltas name (`item_id`) and their place in `output` (`output_index`), which is how clients (the
 SDKs' stream accumulators, Codex CLI) put the pieces together. Reasoning and text are single items
-at a time: a new kind of delta closes the item before it; function calls stay open until the end
+at a time: a new kind of delta closes the item before it; tool calls stay open until the end
 (providers may interleave the arguments of parallel calls).
 """
 
