@@ -374,6 +374,11 @@ class PassThroughTests(SimpleTestCase):
         )  # hosted tools' items pass the shape check
         body = rn.upstream_request(request, history, [{"id": "msg_01b_0", "type": "message", "role": "user", "content": "More"}])
         self.assertEqual([item.get("id") for item in body["input"]], [None, "rs_01a_1", "ws_01a_2", None])
+        theirs = [
+            ro.reasoning_item("rs_01c_0", "Hmm.", [{"type": "thinking", "thinking": "Hmm.", "signature": "s"}]),
+            ro.reasoning_item("rs_01c_1", "Hmm.", []),
+        ]
+        self.assertEqual(rn.upstream_request(request, theirs, [])["input"], [])  # Claude's or DeepSeek's thinking stays out
         self.assertEqual((body["store"], body["include"]), (False, ["reasoning.encrypted_content"]))
         for absent in ("previous_response_id", "studio_id"):
             self.assertNotIn(absent, body)
