@@ -76,7 +76,11 @@ async def create(call: Call) -> HttpResponseBase:
     keep = Keeper(studio_id, call.identity.token_id, input_items, previous, store=request.get("store") is not False)
     if native[0]:
         return await passed_through(
-            ai, request, rn.upstream_request(request, history, input_items), rn.Renamer(response_id, ai.model.id, ids), keep
+            ai,
+            request,
+            rn.upstream_request(request, history, input_items, reasons="reasoning" in ai.model.tags),
+            rn.Renamer(response_id, ai.model.id, ids),
+            keep,
         )
     assert translation is not None
     return await translated(ai, request, translation, ids, response_id, keep)

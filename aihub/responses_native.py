@@ -29,14 +29,18 @@ log = logging.getLogger("aihub")
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 
-def upstream_request(request: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]]) -> dict[str, Any]:
+def upstream_request(
+    request: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]], *, reasons: bool = True
+) -> dict[str, Any]:
     """The body sent upstream: the client's, with the whole conversation as `input` (item ids left
-    out: the upstream keeps nothing, so it knows none of them) and nothing stored there."""
+    out: the upstream keeps nothing, so it knows none of them) and nothing stored there. Encrypted
+    reasoning is asked of a model that `reasons` only: OpenAI refuses it from the others."""
     body = {key: value for key, value in request.items() if key not in rt.CITY_FIELDS and key != "previous_response_id"}
     body["input"] = [without_id(item) for item in [*history, *input_items] if not foreign_reasoning(item)]
     body["store"] = False
-    include = [value for value in request.get("include") or () if value != ENCRYPTED_REASONING]
-    body["include"] = [*include, ENCRYPTED_REASONING]
+    if reasons:
+        include = [value for value in request.get("include") or () if value != ENCRYPTED_REASONING]
+        body["include"] = [*include, ENCRYPTED_REASONING]
     return body
 
 

@@ -382,6 +382,8 @@ class PassThroughTests(SimpleTestCase):
         self.assertEqual((body["store"], body["include"]), (False, ["reasoning.encrypted_content"]))
         for absent in ("previous_response_id", "studio_id"):
             self.assertNotIn(absent, body)
+        plain = rn.upstream_request({**request, "model": "gpt-4.1", "include": []}, history, [], reasons=False)
+        self.assertEqual(plain["include"], [])  # OpenAI refuses encrypted reasoning of a model that does not reason
         self.assertEqual(
             rn.chat_usage(
                 {
