@@ -1,0 +1,114 @@
+"""The clients that speak the newer protocols, pointed at City by base URL and key only, onto an
+OpenAI-compatible, an Anthropic and a Gemini upstream (their loopback simulators):
+
+- the Vercel AI SDK's default provider, `openai(id)` (the Responses API), from Node: `generateText`, and
+  `streamText` with a tool the SDK runs itself (aihub/tests/node/ai_sdk.mjs; `make test` installs the
+  pinned packages with `npm ci`);
+- the OpenAI Agents SDK with its default model class (OpenAIResponsesModel, the Responses API) running a
+  function tool.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import agents
+from openai import AsyncOpenAI
+
+from aihub.tests.live import AllProtocolsTestCase
+from aihub.tests.live_plans import wait_for_records
+from aihub.tests.tool_loop import answer_tool_results_with_text
+from aihub.tests.upstream.sim import SimServer
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+AI_SDK_SCRIPT = Path(__file__).resolve().parent / "node" / "ai_sdk.mjs"
+FORECAST = "sunny, 21 °C"  # what the tools answer, in the Node script and here
+CITY = "Paris"
+
+
+class NewProtocolClientsTests(AllProtocolsTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        # City's model on each kind of upstream, and its simulator.
+        self.upstreams: dict[str, SimServer] = {
+            "deepseek-v4-flash": self.sim,
+            "claude-haiku-4-5": self.anthropic,
+            "gemini-3-flash-preview": self.gemini,
+        }
+        for sim in self.upstreams.values():
+            sim.script.tool_call = ("get_weather", {"city": CITY})
+        answer_tool_results_with_text(*self.upstreams.values())
+
+    def assert_tool_round_trip(self, model: str, sim: SimServer) -> None:
+        """The upstream was asked twice with the tool offered: the call, then the answer to the tool's
+        result, which reached it (in its own wire format)."""
+        offered = [r for r in sim.requests if "get_weather" in json.dumps(r.json)]
+        self.assertGreaterEqual(len(offered), 2, f"{model}: {[r.path for r in sim.requests]}")
+        self.assertIn(FORECAST, json.dumps(offered[-1].json, ensure_ascii=False))
+
+    def test_vercel_ai_sdk_default_provider(self) -> None:
+        self.assertIsNotNone(shutil.which("node"), "Node.js is needed (the machine's; see the Makefile)")
+        self.assertTrue((REPOSITORY / "node_modules" / "ai").is_dir(), "run `make test` (it runs `npm ci`) or `npm ci`")
+        env = {
+            "PATH": os.environ["PATH"],
+            "OPENAI_BASE_URL": self.city.url + "/v1",
+            "OPENAI_API_KEY": self.token,
+            "CITY_MODELS": ",".join(self.upstreams),
+        }
+        done = subprocess.run(["node", str(AI_SDK_SCRIPT)], cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr[-3000:])
+        results: dict[str, Any] = json.loads(done.stdout)
+        text = self.sim.script.text
+        for model, sim in self.upstreams.items():
+            with self.subTest(model=model):
+                generated, streamed = results[model]["generate"], results[model]["stream"]
+                self.assertEqual(generated["text"], text)
+                self.assertEqual(generated["finishReason"], "stop")
+                self.assertEqual(generated["usage"], {"input": 11, "output": 7})
+                self.assertTrue(generated["responseId"].startswith("resp_"), generated["responseId"])
+                self.assertEqual(generated["modelId"], model)
+
+                first, second = streamed["steps"][0], streamed["steps"][1]
+                self.assertEqual(len(streamed["steps"]), 2, streamed["steps"])
+                self.assertEqual(first["toolCalls"], [{"name": "get_weather", "input": {"city": CITY}}])
+                self.assertEqual(first["toolResults"], [{"name": "get_weather", "output": {"city": CITY, "forecast": FORECAST}}])
+                self.assertEqual(first["finishReason"], "tool-calls")
+                self.assertEqual((second["text"], second["finishReason"]), (text, "stop"))
+                self.assertEqual(streamed["text"], text)
+                self.assertGreater(len(streamed["deltas"]), 1, "the answer came in one piece: not streamed")
+                self.assertEqual("".join(streamed["deltas"]), text)
+                self.assertIn("tool-input-delta", streamed["partTypes"])  # the call's arguments streamed too
+                self.assertEqual(streamed["usage"], {"input": 22, "output": 14})  # both steps
+                self.assert_tool_round_trip(model, sim)
+        records = wait_for_records(self.studio["id"], 3 * len(self.upstreams))
+        self.assertEqual({(r.model, r.route, r.status) for r in records}, {(m, "responses", 200) for m in self.upstreams})
+
+    def test_openai_agents_sdk_default_model_runs_a_function_tool(self) -> None:
+        calls: list[str] = []
+
+        @agents.function_tool
+        def get_weather(city: str) -> str:
+            """Weather of a city."""
+            calls.append(city)
+            return f"{city}: {FORECAST}"
+
+        client = AsyncOpenAI(base_url=self.city.url + "/v1", api_key=self.token, max_retries=0, timeout=10)
+        # The SDK's default provider and model class (Responses), on City's client; no traces sent to OpenAI.
+        config = agents.RunConfig(model_provider=agents.OpenAIProvider(openai_client=client), tracing_disabled=True)
+        for model, sim in self.upstreams.items():
+            with self.subTest(model=model):
+                agent = agents.Agent(name="Forecaster", instructions="Answer with the weather.", model=model, tools=[get_weather])
+                calls.clear()
+                result = agents.Runner.run_sync(agent, f"What is the weather in {CITY}?", run_config=config)
+                self.assertEqual(result.final_output, self.sim.script.text)
+                self.assertEqual(calls, [CITY])
+                self.assertEqual(
+                    [type(item).__name__ for item in result.new_items], ["ToolCallItem", "ToolCallOutputItem", "MessageOutputItem"]
+                )
+                self.assertEqual(sum(r.usage.input_tokens for r in result.raw_responses), 22)
+                self.assert_tool_round_trip(model, sim)
+        records = wait_for_records(self.studio["id"], 2 * len(self.upstreams))
+        self.assertEqual({(r.model, r.route, r.status) for r in records}, {(m, "responses", 200) for m in self.upstreams})
