@@ -1,11 +1,135 @@
 """`POST /v1/responses`: a Responses request through the one AI-call pipeline, onto any provider.
-Owned by the Responses work (issue 11)."""
+
+    check the request (400 naming the field) → the conversation behind `previous_response_id`
+    (404 when there is none) → the chat body (aihub/responses_translate.py; 400 for what cannot be
+    translated) → admit (plans, limits, the worst case reserved on the chat body) → the upstream's
+    chat answer or stream through its adapter → the `response` object or the Responses stream events
+    (aihub/responses_events.py) → stored unless `store` is false → settled
+
+The route's usage records say "responses" (the action's name), so the inbound protocol is recorded.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
 
 from django.http import HttpResponseBase
 
+from aihub import responses_store
+from aihub import responses_translate as rt
+from aihub.adapters import adapter_for
+from aihub.adapters.base import Upstream, UpstreamError
+from aihub.catalog_types import OPENAI, TEXT
+from aihub.estimate import worst_chat
+from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
+from aihub.openai_api import chat_message_text
+from aihub.pipeline import admit, settle_usage
+from aihub.responses_events import ResponseEvents
+from aihub.responses_request import check_request
 from city.calls import Call
-from city.errors import ApiError
+from city.ids import new_id
+
+log = logging.getLogger("aihub")
 
 
 async def create(call: Call) -> HttpResponseBase:
-    raise ApiError(501, "The Responses API is being built.", code="not_implemented")
+    request = {key: value for key, value in check_request(call.data).items() if key not in rt.CITY_FIELDS}
+    studio_id = call.studio_id()
+    previous = request.get("previous_response_id")
+    history = await responses_store.history(studio_id, previous) if previous else []
+    input_items = rt.normalized_input(request)
+    body, namespaced = rt.chat_body(request, history, input_items)
+    ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
+    response = rt.response_object(new_id("resp"), int(time.time()), ai.model.id, request, status="in_progress", output=[])
+    keep = Keeper(studio_id, call.identity.token_id, input_items, previous, store=request.get("store") is not False)
+    async with ai:
+        if request.get("stream") is True:
+            stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, upstream_body(body, up)))
+            return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced), keep))
+        answer = await ai.answer(lambda up: adapter_for(up).chat(up, upstream_body(body, up)))
+        settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
+        output, finish_reason = rt.output_of(answer, namespaced)
+        response["output"] = output
+        status, incomplete = rt.status_of(finish_reason)
+        rt.finished(response, status, incomplete, usage_of(ai.meter))
+        await keep(response)
+        return await ai.respond(response)
+
+
+def upstream_body(body: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
+    return rt.for_upstream(body, upstream.provider, upstream.adapter)
+
+
+def usage_of(meter: Meter) -> dict[str, Any]:
+    return rt.usage_of(meter.prompt_tokens, meter.completion_tokens, meter.cached_tokens, meter.cache_write_tokens, meter.reasoning_tokens)
+
+
+class Keeper:
+    """Stores a finished response unless the request said `store: false`."""
+
+    def __init__(self, studio_id: str, token_id: str | None, input_items: list[dict[str, Any]], previous: str | None, *, store: bool) -> None:
+        self.studio_id, self.token_id, self.input_items, self.previous, self.store = studio_id, token_id, input_items, previous, store
+
+    async def __call__(self, response: dict[str, Any]) -> None:
+        if not self.store:
+            return
+        try:
+            await responses_store.save(self.studio_id, self.token_id, response, self.input_items, self.previous)
+        except Exception:
+            # The answer was made and billed: the client gets it. A later previous_response_id naming
+            # it is then a clear 404, which is better than losing the answer too.
+            log.exception("storing response %s failed", response["id"])
+
+
+async def response_events(
+    stream: AsyncGenerator[dict[str, Any], None], first: dict[str, Any] | None, meter: Meter, events: ResponseEvents, keep: Keeper
+) -> AsyncGenerator[bytes, None]:
+    """The Responses stream: created and in_progress, then the output's events as the chunks come,
+    then response.completed with the whole output and usage (stored first, so that a client that
+    chains the next request at once finds it). The upstream's usage is taken for the record; without
+    one, City counts. A failure mid-way ends the stream with response.failed."""
+    status, error_code = 200, ""  # what the meter records if the stream ends by an exit not handled below
+    got_usage = False
+    try:
+        for frame in events.start():
+            yield frame
+        chunk = first
+        while chunk is not None:
+            if not chunk.get("choices") and "usage" in chunk:
+                got_usage = meter.use(chunk["usage"]) or got_usage
+            else:
+                for frame in events.chunk(chunk):
+                    yield frame
+            chunk = await anext(stream, None)
+        for frame in events.close_items():
+            yield frame
+        if not got_usage:
+            meter.estimate(estimate_tokens(events.generated_text()))
+        last = events.finish(usage_of(meter))
+        await keep(events.response)
+        meter.finish(200)  # before the last frame: the pipeline settles the call before it goes out
+        for frame in last:
+            yield frame
+    except UpstreamError as exc:
+        if not got_usage:
+            meter.estimate(estimate_tokens(events.generated_text()))
+        meter.finish(exc.status, exc.code or "upstream_error")
+        last = events.fail("rate_limit_exceeded" if exc.status == 429 else "server_error", exc.message, usage_of(meter))
+        await keep(events.response)
+        for frame in last:
+            yield frame
+    except (asyncio.CancelledError, GeneratorExit):
+        status, error_code = CLIENT_CLOSED, "client_closed"
+        if not got_usage:
+            meter.estimate(estimate_tokens(events.generated_text()))
+        raise
+    except Exception:
+        log.exception("relaying a Responses stream from %s failed", meter.provider)
+        meter.finish(500, "internal_error")
+        for frame in events.fail("server_error", "City failed while relaying the answer; the error is logged. Try again.", usage_of(meter)):
+            yield frame
+    finally:
+        await stream.aclose()  # the upstream request ends here, at once
+        meter.finish(status, error_code)

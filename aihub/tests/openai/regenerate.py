@@ -20,7 +20,7 @@ SOURCE_REPOSITORY = "https://github.com/openai/openai-openapi"
 SOURCE_COMMIT = "f85dbe223d40e1a31cba812ab2d755c7e98a92a3"
 SOURCE_COMMIT_DATE = "2026-08-21T20:48:10+00:00"
 
-TITLE = "OpenAI API schema subset: chat completions, completions, embeddings, models, errors, images, audio"
+TITLE = "OpenAI API schema subset: chat completions, responses, completions, embeddings, models, errors, images, audio"
 DESCRIPTION = (
     "Component schemas extracted from OpenAI's OpenAPI document, with every $ref they need included"
     ' under $defs. Validate an object against one definition with {"$schema": ..., "$defs": <this $defs>,'
@@ -31,6 +31,68 @@ TRANSFORMATIONS = [
     "OpenAPI 3.0 keyword 'nullable: true' rewritten as JSON Schema null-ability"
     " (type: [T, 'null'] plus null in enum, or anyOf [schema, {type: null}])",
     "dropped keys: 'x-*' extensions, 'example', 'discriminator'",
+]
+
+# The members of ResponseStreamEvent's anyOf, in the document's order (build() checks it is all of them).
+RESPONSE_STREAM_EVENTS = [
+    "ResponseAudioDeltaEvent",
+    "ResponseAudioDoneEvent",
+    "ResponseAudioTranscriptDeltaEvent",
+    "ResponseAudioTranscriptDoneEvent",
+    "ResponseCodeInterpreterCallCodeDeltaEvent",
+    "ResponseCodeInterpreterCallCodeDoneEvent",
+    "ResponseCodeInterpreterCallCompletedEvent",
+    "ResponseCodeInterpreterCallInProgressEvent",
+    "ResponseCodeInterpreterCallInterpretingEvent",
+    "ResponseCompletedEvent",
+    "ResponseContentPartAddedEvent",
+    "ResponseContentPartDoneEvent",
+    "ResponseCreatedEvent",
+    "ResponseErrorEvent",
+    "ResponseFileSearchCallCompletedEvent",
+    "ResponseFileSearchCallInProgressEvent",
+    "ResponseFileSearchCallSearchingEvent",
+    "ResponseFunctionCallArgumentsDeltaEvent",
+    "ResponseFunctionCallArgumentsDoneEvent",
+    "ResponseShellCallCommandAddedStreamingEvent",
+    "ResponseShellCallCommandDeltaStreamingEvent",
+    "ResponseShellCallCommandDoneStreamingEvent",
+    "ResponseShellCallOutputContentDeltaStreamingEvent",
+    "ResponseShellCallOutputContentDoneStreamingEvent",
+    "ResponseInProgressEvent",
+    "ResponseFailedEvent",
+    "ResponseIncompleteEvent",
+    "ResponseOutputItemAddedEvent",
+    "ResponseOutputItemDoneEvent",
+    "ResponseReasoningSummaryPartAddedEvent",
+    "ResponseReasoningSummaryPartDoneEvent",
+    "ResponseReasoningSummaryTextDeltaEvent",
+    "ResponseReasoningSummaryTextDoneEvent",
+    "ResponseReasoningTextDeltaEvent",
+    "ResponseReasoningTextDoneEvent",
+    "ResponseRefusalDeltaEvent",
+    "ResponseRefusalDoneEvent",
+    "ResponseTextDeltaEvent",
+    "ResponseTextDoneEvent",
+    "ResponseWebSearchCallCompletedEvent",
+    "ResponseWebSearchCallInProgressEvent",
+    "ResponseWebSearchCallSearchingEvent",
+    "ResponseImageGenCallCompletedEvent",
+    "ResponseImageGenCallGeneratingEvent",
+    "ResponseImageGenCallInProgressEvent",
+    "ResponseImageGenCallPartialImageEvent",
+    "ResponseMCPCallArgumentsDeltaEvent",
+    "ResponseMCPCallArgumentsDoneEvent",
+    "ResponseMCPCallCompletedEvent",
+    "ResponseMCPCallFailedEvent",
+    "ResponseMCPCallInProgressEvent",
+    "ResponseMCPListToolsCompletedEvent",
+    "ResponseMCPListToolsFailedEvent",
+    "ResponseMCPListToolsInProgressEvent",
+    "ResponseOutputTextAnnotationAddedEvent",
+    "ResponseQueuedEvent",
+    "ResponseCustomToolCallInputDeltaEvent",
+    "ResponseCustomToolCallInputDoneEvent",
 ]
 
 # The shapes City serves or accepts; everything they refer to comes along.
@@ -56,6 +118,14 @@ TARGETS = [
     "CreateTranscriptionResponseVerboseJson",
     "CreateTranscriptionResponseDiarizedJson",
     "CreateTranscriptionResponseStreamEvent",
+    # The Responses API: request, answer, every stream event (ResponseStreamEvent is their anyOf; each
+    # event is named too, so a test can validate against the exact event its `type` says), the
+    # input-items list.
+    "CreateResponse",
+    "Response",
+    "ResponseStreamEvent",
+    *RESPONSE_STREAM_EVENTS,
+    "ResponseItemList",
 ]
 ENDPOINTS = [
     ("post", "/chat/completions"),
@@ -66,6 +136,11 @@ ENDPOINTS = [
     ("post", "/images/generations"),
     ("post", "/audio/speech"),
     ("post", "/audio/transcriptions"),
+    ("post", "/responses"),
+    ("get", "/responses/{response_id}"),
+    ("delete", "/responses/{response_id}"),
+    ("get", "/responses/{response_id}/input_items"),
+    ("post", "/responses/{response_id}/cancel"),
 ]
 
 SCHEMA_REF = "#/components/schemas/"
@@ -164,14 +239,30 @@ def auth(document: dict[str, Any], operation: dict[str, Any]) -> str:
     return "Authorization: Bearer <api key>"
 
 
+def documented(operation: dict[str, Any]) -> Any:
+    """The example answer in an operation's x-oaiMeta, parsed."""
+    try:
+        return json.loads(operation["x-oaiMeta"]["examples"]["response"])
+    except (KeyError, ValueError) as error:
+        raise SystemExit(f"{operation['operationId']}: no schema and no JSON example answer ({error!r})") from error
+
+
 def endpoint(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
     operation = document["paths"][path][method]
     out: dict[str, Any] = {"operationId": operation["operationId"], "auth": auth(document, operation)}
     if "requestBody" in operation:
         out["request"] = contents(operation["requestBody"]["content"])
+    query = [parameter for parameter in operation.get("parameters", []) if parameter.get("in") == "query"]
+    if query:
+        out["query"] = {parameter["name"]: convert(parameter["schema"]) for parameter in query}
     responses: dict[str, Any] = {}
     for status, response in operation["responses"].items():
         ref = response.get("$ref")
+        if ref is None and "content" not in response:
+            # An answer the document gives no schema for (DELETE /responses/{id}): its documented
+            # example is all there is, kept so a test can compare against it.
+            responses[str(status)] = {"description": response["description"], "example": documented(operation)}
+            continue
         if ref is None:
             # An operation's own answer: only what it holds matters, per media type.
             responses[str(status)] = contents(response["content"])
@@ -188,6 +279,9 @@ def endpoint(document: dict[str, Any], method: str, path: str) -> dict[str, Any]
 
 def build(document: dict[str, Any], commit: str, commit_date: str) -> dict[str, Any]:
     schemas = document["components"]["schemas"]
+    members = [refs(member).pop() for member in schemas["ResponseStreamEvent"]["anyOf"]]
+    if members != RESPONSE_STREAM_EVENTS:
+        raise SystemExit(f"ResponseStreamEvent's members changed: RESPONSE_STREAM_EVENTS should be {members}")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": TITLE,

@@ -1,0 +1,204 @@
+"""Chat completion chunks → the Responses API's stream events, in OpenAI's order.
+
+    response.created, response.in_progress
+    per output item, in output order:
+      reasoning: output_item.added, reasoning_summary_part.added, reasoning_summary_text.delta…,
+                 reasoning_summary_text.done, reasoning_summary_part.done, output_item.done
+      message:   output_item.added, content_part.added, output_text.delta…, output_text.done,
+                 content_part.done, output_item.done
+      function:  output_item.added, function_call_arguments.delta…, function_call_arguments.done,
+                 output_item.done
+    response.completed (or response.incomplete), carrying the whole output and usage;
+    response.failed instead when the upstream fails mid-way.
+
+Every event carries `sequence_number` (0, 1, 2 … in the order sent); items carry the ids the
+deltas name (`item_id`) and their place in `output` (`output_index`), which is how clients (the
+SDKs' stream accumulators, Codex CLI) put the pieces together. Reasoning and text are single items
+at a time: a new kind of delta closes the item before it; function calls stay open until the end
+(providers may interleave the arguments of parallel calls).
+"""
+
+from typing import Any
+
+from aihub import responses_translate as rt
+from aihub.streaming import event_frame
+from city.ids import new_id
+
+
+class ResponseEvents:
+    """One stream's events: feed it chat chunks (`chunk`), then `finish` or `fail`. Each returns the
+    SSE frames to send. `response` is the response object, updated as the stream goes."""
+
+    def __init__(self, response: dict[str, Any], namespaced: dict[str, tuple[str, str]]) -> None:
+        self.response = response
+        self.output: list[dict[str, Any]] = response["output"]
+        self.namespaced = namespaced
+        self.sequence = 0
+        self.finish_reason: str | None = None
+        self._reasoning: tuple[int, list[str], list[dict[str, Any]]] | None = None  # (output index, text, thinking blocks)
+        self._message: tuple[int, list[str]] | None = None
+        self._calls: dict[int, tuple[int, list[str]]] = {}  # chat tool call index → (output index, arguments)
+
+    def event(self, kind: str, **fields: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return event_frame(kind, payload)
+
+    def start(self) -> list[bytes]:
+        return [self.event("response.created", response=self._snapshot()), self.event("response.in_progress", response=self._snapshot())]
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**self.response, "output": [dict(item) for item in self.output]}
+
+    # --- chunks -------------------------------------------------------------------------------------
+
+    def chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+        frames: list[bytes] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue  # Responses has one answer; n is never asked for
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("reasoning_content"), str) and delta["reasoning_content"]:
+                frames += self._reasoning_text(delta["reasoning_content"])
+            if delta.get("thinking_blocks"):
+                frames += self._open_reasoning()
+                assert self._reasoning is not None
+                self._reasoning[2].extend(b for b in delta["thinking_blocks"] if isinstance(b, dict))
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                frames += self._text(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                frames += self._call(call)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return frames
+
+    def _open_reasoning(self) -> list[bytes]:
+        if self._reasoning is not None:
+            return []
+        frames = self._close_message() + self._close_calls()
+        index = len(self.output)
+        self.output.append(rt.reasoning_item(new_id("rs"), "", [], status="in_progress"))
+        self._reasoning = (index, [], [])
+        return frames + [self.event("response.output_item.added", output_index=index, item=dict(self.output[index]))]
+
+    def _reasoning_text(self, text: str) -> list[bytes]:
+        frames = self._open_reasoning()
+        assert self._reasoning is not None
+        index, texts, _ = self._reasoning
+        item_id = self.output[index]["id"]
+        if not texts:
+            part = {"type": "summary_text", "text": ""}
+            frames.append(self.event("response.reasoning_summary_part.added", item_id=item_id, output_index=index, summary_index=0, part=part))
+        texts.append(text)
+        frames.append(self.event("response.reasoning_summary_text.delta", item_id=item_id, output_index=index, summary_index=0, delta=text))
+        return frames
+
+    def _close_reasoning(self) -> list[bytes]:
+        if self._reasoning is None:
+            return []
+        index, texts, blocks = self._reasoning
+        self._reasoning = None
+        item = self.output[index] = rt.reasoning_item(self.output[index]["id"], "".join(texts), blocks)
+        frames = []
+        if texts:
+            text = "".join(texts)
+            common = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+            frames.append(self.event("response.reasoning_summary_text.done", **common, text=text))
+            frames.append(self.event("response.reasoning_summary_part.done", **common, part={"type": "summary_text", "text": text}))
+        return frames + [self.event("response.output_item.done", output_index=index, item=item)]
+
+    def _text(self, text: str) -> list[bytes]:
+        frames = []
+        if self._message is None:
+            frames += self._close_reasoning() + self._close_calls()
+            index = len(self.output)
+            self.output.append(rt.message_item(new_id("msg"), [], status="in_progress"))
+            self._message = (index, [])
+            item_id = self.output[index]["id"]
+            frames.append(self.event("response.output_item.added", output_index=index, item=rt.message_item(item_id, [], "in_progress")))
+            frames.append(self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=rt.text_part("")))
+        index, texts = self._message
+        texts.append(text)
+        item_id = self.output[index]["id"]
+        frames.append(self.event("response.output_text.delta", item_id=item_id, output_index=index, content_index=0, delta=text, logprobs=[]))
+        return frames
+
+    def _close_message(self) -> list[bytes]:
+        if self._message is None:
+            return []
+        index, texts = self._message
+        self._message = None
+        text = "".join(texts)
+        item = self.output[index] = rt.message_item(self.output[index]["id"], [rt.text_part(text)])
+        common = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        return [
+            self.event("response.output_text.done", **common, text=text, logprobs=[]),
+            self.event("response.content_part.done", **common, part=rt.text_part(text)),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]
+
+    def _call(self, piece: dict[str, Any]) -> list[bytes]:
+        frames = []
+        chat_index = piece.get("index", 0)
+        function = piece.get("function") or {}
+        if chat_index not in self._calls:
+            frames += self._close_reasoning() + self._close_message()
+            index = len(self.output)
+            item = rt.function_call_item(
+                new_id("fc"), piece.get("id") or new_id("call"), function.get("name") or "", "", self.namespaced, status="in_progress"
+            )
+            self.output.append(item)
+            self._calls[chat_index] = (index, [])
+            frames.append(self.event("response.output_item.added", output_index=index, item=dict(item)))
+        index, arguments = self._calls[chat_index]
+        if function.get("arguments"):
+            arguments.append(function["arguments"])
+            frames.append(
+                self.event("response.function_call_arguments.delta", item_id=self.output[index]["id"], output_index=index, delta=function["arguments"])
+            )
+        return frames
+
+    def _close_calls(self) -> list[bytes]:
+        frames = []
+        for index, arguments in self._calls.values():
+            item = self.output[index] = {**self.output[index], "arguments": "".join(arguments), "status": "completed"}
+            frames.append(
+                self.event("response.function_call_arguments.done", item_id=item["id"], output_index=index, name=item["name"], arguments=item["arguments"])
+            )
+            frames.append(self.event("response.output_item.done", output_index=index, item=item))
+        self._calls.clear()
+        return frames
+
+    def generated_text(self) -> str:
+        """What the model made so far, for City's count when the upstream reports no usage."""
+        parts = []
+        for item in self.output:
+            parts += [p.get("text", "") for p in item.get("summary") or ()] + [p.get("text", "") for p in item.get("content") or ()]
+            parts.append(item.get("name", "") + item.get("arguments", "") if item["type"] == "function_call" else "")
+        if self._reasoning is not None:
+            parts += self._reasoning[1]
+        if self._message is not None:
+            parts += self._message[1]
+        for _, arguments in self._calls.values():
+            parts += arguments
+        return "".join(parts)
+
+    # --- the end ------------------------------------------------------------------------------------
+
+    def close_items(self) -> list[bytes]:
+        return self._close_reasoning() + self._close_message() + self._close_calls()
+
+    def finish(self, usage: dict[str, Any]) -> list[bytes]:
+        """The last event (after close_items): response.completed, or response.incomplete when the
+        answer was cut by its output cap or a content filter."""
+        status, incomplete = rt.status_of(self.finish_reason)
+        rt.finished(self.response, status, incomplete, usage)
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        return [self.event(kind, response=self._snapshot())]
+
+    def fail(self, code: str, message: str, usage: dict[str, Any]) -> list[bytes]:
+        """response.failed, with what was made so far and City's error."""
+        self.response["status"] = "failed"
+        self.response["error"] = {"code": code, "message": message}
+        self.response["usage"] = usage
+        return [self.event("response.failed", response=self._snapshot())]
