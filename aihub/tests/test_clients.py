@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import agents
 from openai import AsyncOpenAI
@@ -110,5 +111,13 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
                 )
                 self.assertEqual(sum(r.usage.input_tokens for r in result.raw_responses), 22)
                 self.assert_tool_round_trip(model, sim)
-        records = wait_for_records(self.studio["id"], 2 * len(self.upstreams))
+        with self.subTest(model="the SDK's default"), mock.patch.dict(os.environ, {"OPENAI_DEFAULT_MODEL": "deepseek-v4-flash"}):
+            # An agent given no model: the SDK's default, named by OPENAI_DEFAULT_MODEL as its docs say (its own,
+            # gpt-5.6-luna, is not in City's catalog).
+            agent = agents.Agent(name="Forecaster", instructions="Answer with the weather.", tools=[get_weather])
+            calls.clear()
+            result = agents.Runner.run_sync(agent, f"What is the weather in {CITY}?", run_config=config)
+            self.assertEqual((result.final_output, calls), (self.sim.script.text, [CITY]))
+            self.assertEqual(self.sim.requests[-1].json["model"], "deepseek-v4-flash")
+        records = wait_for_records(self.studio["id"], 2 * len(self.upstreams) + 2)
         self.assertEqual({(r.model, r.route, r.status) for r in records}, {(m, "responses", 200) for m in self.upstreams})
