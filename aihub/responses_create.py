@@ -69,7 +69,9 @@ def usage_of(meter: Meter) -> dict[str, Any]:
 class Keeper:
     """Stores a finished response unless the request said `store: false`."""
 
-    def __init__(self, studio_id: str, token_id: str | None, input_items: list[dict[str, Any]], previous: str | None, *, store: bool) -> None:
+    def __init__(
+        self, studio_id: str, token_id: str | None, input_items: list[dict[str, Any]], previous: str | None, *, store: bool
+    ) -> None:
         self.studio_id, self.token_id, self.input_items, self.previous, self.store = studio_id, token_id, input_items, previous, store
 
     async def __call__(self, response: dict[str, Any]) -> None:

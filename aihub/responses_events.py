@@ -79,7 +79,7 @@ class ResponseEvents:
         index = len(self.output)
         self.output.append(rt.reasoning_item(new_id("rs"), "", [], status="in_progress"))
         self._reasoning = (index, [], [])
-        return frames + [self.event("response.output_item.added", output_index=index, item=dict(self.output[index]))]
+        return [*frames, self.event("response.output_item.added", output_index=index, item=dict(self.output[index]))]
 
     def _reasoning_text(self, text: str) -> list[bytes]:
         frames = self._open_reasoning()
@@ -88,7 +88,9 @@ class ResponseEvents:
         item_id = self.output[index]["id"]
         if not texts:
             part = {"type": "summary_text", "text": ""}
-            frames.append(self.event("response.reasoning_summary_part.added", item_id=item_id, output_index=index, summary_index=0, part=part))
+            frames.append(
+                self.event("response.reasoning_summary_part.added", item_id=item_id, output_index=index, summary_index=0, part=part)
+            )
         texts.append(text)
         frames.append(self.event("response.reasoning_summary_text.delta", item_id=item_id, output_index=index, summary_index=0, delta=text))
         return frames
@@ -105,7 +107,7 @@ class ResponseEvents:
             common = {"item_id": item["id"], "output_index": index, "summary_index": 0}
             frames.append(self.event("response.reasoning_summary_text.done", **common, text=text))
             frames.append(self.event("response.reasoning_summary_part.done", **common, part={"type": "summary_text", "text": text}))
-        return frames + [self.event("response.output_item.done", output_index=index, item=item)]
+        return [*frames, self.event("response.output_item.done", output_index=index, item=item)]
 
     def _text(self, text: str) -> list[bytes]:
         frames = []
@@ -116,11 +118,15 @@ class ResponseEvents:
             self._message = (index, [])
             item_id = self.output[index]["id"]
             frames.append(self.event("response.output_item.added", output_index=index, item=rt.message_item(item_id, [], "in_progress")))
-            frames.append(self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=rt.text_part("")))
+            frames.append(
+                self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=rt.text_part(""))
+            )
         index, texts = self._message
         texts.append(text)
         item_id = self.output[index]["id"]
-        frames.append(self.event("response.output_text.delta", item_id=item_id, output_index=index, content_index=0, delta=text, logprobs=[]))
+        frames.append(
+            self.event("response.output_text.delta", item_id=item_id, output_index=index, content_index=0, delta=text, logprobs=[])
+        )
         return frames
 
     def _close_message(self) -> list[bytes]:
@@ -154,7 +160,12 @@ class ResponseEvents:
         if function.get("arguments"):
             arguments.append(function["arguments"])
             frames.append(
-                self.event("response.function_call_arguments.delta", item_id=self.output[index]["id"], output_index=index, delta=function["arguments"])
+                self.event(
+                    "response.function_call_arguments.delta",
+                    item_id=self.output[index]["id"],
+                    output_index=index,
+                    delta=function["arguments"],
+                )
             )
         return frames
 
@@ -163,7 +174,13 @@ class ResponseEvents:
         for index, arguments in self._calls.values():
             item = self.output[index] = {**self.output[index], "arguments": "".join(arguments), "status": "completed"}
             frames.append(
-                self.event("response.function_call_arguments.done", item_id=item["id"], output_index=index, name=item["name"], arguments=item["arguments"])
+                self.event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
             )
             frames.append(self.event("response.output_item.done", output_index=index, item=item))
         self._calls.clear()

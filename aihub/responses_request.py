@@ -57,7 +57,9 @@ INPUT_ITEM = Tagged(
             {"call_id": STRING, "name": STRING, "arguments": STRING, "id": STRING, "status": STRING, "namespace": STRING},
             required=["call_id", "name", "arguments"],
         ),
-        "function_call_output": Object({"call_id": STRING, "output": TOOL_OUTPUT, "id": STRING, "status": STRING}, required=["call_id", "output"]),
+        "function_call_output": Object(
+            {"call_id": STRING, "output": TOOL_OUTPUT, "id": STRING, "status": STRING}, required=["call_id", "output"]
+        ),
         "reasoning": Object(
             {
                 "id": STRING,
@@ -77,7 +79,9 @@ FORMAT = Tagged(
     {
         "text": Object({}),
         "json_object": Object({}),
-        "json_schema": Object({"name": STRING, "description": STRING, "schema": ANY_OBJECT, "strict": BOOLEAN}, required=["name", "schema"]),
+        "json_schema": Object(
+            {"name": STRING, "description": STRING, "schema": ANY_OBJECT, "strict": BOOLEAN}, required=["name", "schema"]
+        ),
     },
     noun='an object {"type": "text" | "json_object" | "json_schema"}',
 )

@@ -205,7 +205,9 @@ def chat_tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[
             for j, function in enumerate(inner):
                 where = f"tools[{i}].tools[{j}]"
                 if not isinstance(function, dict) or function.get("type", "function") != "function":
-                    raise invalid(f"{where}.type", f"{where} must be a function tool: a namespace's other tools cannot be offered through City.")
+                    raise invalid(
+                        f"{where}.type", f"{where} must be a function tool: a namespace's other tools cannot be offered through City."
+                    )
                 translated = chat_function(function, where)
                 name = space + NAMESPACE_JOIN + translated["function"]["name"]
                 translated["function"]["name"] = name
@@ -233,14 +235,14 @@ def chat_function(tool: dict[str, Any], where: str) -> dict[str, Any]:
         if value is None:
             continue
         if not isinstance(value, shape):
-            raise invalid(f"{where}.{key}", f"{where}.{key} must be {'an object' if shape is dict else 'a ' + shape.__name__}.", "invalid_type")
+            raise invalid(
+                f"{where}.{key}", f"{where}.{key} must be {'an object' if shape is dict else 'a ' + shape.__name__}.", "invalid_type"
+            )
         function[key] = value
     return {"type": "function", "function": function}
 
 
-def tool_choice_for(
-    choice: Any, tools: list[dict[str, Any]], namespaced: dict[str, tuple[str, str]]
-) -> tuple[list[dict[str, Any]], Any]:
+def tool_choice_for(choice: Any, tools: list[dict[str, Any]], namespaced: dict[str, tuple[str, str]]) -> tuple[list[dict[str, Any]], Any]:
     """(the tools to offer, the chat tool_choice) for a Responses `tool_choice`."""
     if choice in ("none", "auto", "required"):
         return tools, choice
@@ -255,11 +257,15 @@ def tool_choice_for(
     if kind == "allowed_tools":
         mode, allowed = choice.get("mode"), choice.get("tools")
         if mode not in ("auto", "required") or not isinstance(allowed, list):
-            raise invalid("tool_choice", 'tool_choice of type allowed_tools needs "mode" ("auto" or "required") and "tools".', "invalid_value")
+            raise invalid(
+                "tool_choice", 'tool_choice of type allowed_tools needs "mode" ("auto" or "required") and "tools".', "invalid_value"
+            )
         names = set()
         for j, tool in enumerate(allowed):
             if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("name"), str):
-                raise invalid(f"tool_choice.tools[{j}]", f"tool_choice.tools[{j}] must be a function tool {{\"type\": \"function\", \"name\": …}}.")
+                raise invalid(
+                    f"tool_choice.tools[{j}]", f'tool_choice.tools[{j}] must be a function tool {{"type": "function", "name": …}}.'
+                )
             names.add(tool["name"])
         return [t for t in tools if t["function"]["name"] in names or namespaced.get(t["function"]["name"], ("", ""))[1] in names], mode
     raise invalid(
@@ -286,11 +292,23 @@ def normalized_input(request: dict[str, Any]) -> list[dict[str, Any]]:
     a string becomes a user message; an item without an id gets one."""
     value = request["input"]
     if isinstance(value, str):
-        return [{"id": new_id("msg"), "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": value}]}]
+        return [
+            {
+                "id": new_id("msg"),
+                "type": "message",
+                "role": "user",
+                "status": "completed",
+                "content": [{"type": "input_text", "text": value}],
+            }
+        ]
     items = []
     for item in value:
         kind = item.get("type", "message")
-        copied = {"id": item.get("id") or new_id(ITEM_PREFIX.get(kind, "item")), **{k: v for k, v in item.items() if k != "id"}, "type": kind}
+        copied = {
+            "id": item.get("id") or new_id(ITEM_PREFIX.get(kind, "item")),
+            **{k: v for k, v in item.items() if k != "id"},
+            "type": kind,
+        }
         if kind == "message" and isinstance(copied.get("content"), str):
             part_type = "output_text" if copied.get("role") == "assistant" else "input_text"
             copied["content"] = [{"type": part_type, "text": copied["content"]}]
@@ -428,7 +446,9 @@ def tool_output(output: Any, param: str) -> str:
     texts = []
     for j, part in enumerate(output):
         if part.get("type") not in ("input_text", "output_text"):
-            raise invalid(f"{param}[{j}].type", f"{param}[{j}].type '{part.get('type')}': a function's output reaches this model as text only.")
+            raise invalid(
+                f"{param}[{j}].type", f"{param}[{j}].type '{part.get('type')}': a function's output reaches this model as text only."
+            )
         texts.append(part["text"])
     return "".join(texts)
 
@@ -471,7 +491,14 @@ def text_part(text: str) -> dict[str, Any]:
 def function_call_item(
     item_id: str, call_id: str, chat_name: str, arguments: str, namespaced: dict[str, tuple[str, str]], status: str = "completed"
 ) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": chat_name, "arguments": arguments}
+    item: dict[str, Any] = {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": chat_name,
+        "arguments": arguments,
+    }
     if chat_name in namespaced:
         item["namespace"], item["name"] = namespaced[chat_name]
     return item
@@ -497,7 +524,9 @@ def output_of(answer: dict[str, Any], namespaced: dict[str, tuple[str, str]]) ->
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         output.append(
-            function_call_item(new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "", function.get("arguments") or "", namespaced)
+            function_call_item(
+                new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "", function.get("arguments") or "", namespaced
+            )
         )
     return output, choice.get("finish_reason")
 
@@ -527,7 +556,7 @@ def response_object(
     """The `response` object as the request set it, before the answer's output and usage are known."""
     text = request.get("text") or {}
     reasoning = request.get("reasoning") or {}
-    return {
+    response = {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
@@ -542,7 +571,7 @@ def response_object(
         "output": output,
         "parallel_tool_calls": request.get("parallel_tool_calls", True),
         "previous_response_id": request.get("previous_response_id"),
-        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "reasoning": {key: reasoning[key] for key in ("effort", "summary") if reasoning.get(key) is not None},
         "service_tier": request.get("service_tier") or "auto",
         "store": request.get("store", True),
         "temperature": request.get("temperature", 1.0),
@@ -555,6 +584,12 @@ def response_object(
         "user": request.get("user"),
         "metadata": request.get("metadata") or {},
     }
+    # OpenAI leaves out what a request did not set (its schema takes no null there).
+    return {key: value for key, value in response.items() if value is not None or key in NULLABLE}
+
+
+# The response's fields that are present even when null.
+NULLABLE = frozenset({"error", "incomplete_details", "instructions", "completed_at"})
 
 
 def finished(response: dict[str, Any], status: str, incomplete: dict[str, Any] | None, usage: dict[str, Any]) -> dict[str, Any]:
