@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from django.core.exceptions import ImproperlyConfigured
+
 from city.bootstrap import ensure_local_secrets
 from city.envconfig import CityEnv
 
@@ -212,6 +214,12 @@ STORAGES = {
 }
 # Hours a kept media result stays retrievable before it is deleted.
 CITY_MEDIA_RETENTION_HOURS = env.int("CITY_MEDIA_RETENTION_HOURS", default=72)
+# Days a stored response of the Responses API (`store`, on by default) stays retrievable and usable as
+# a `previous_response_id`, counted from its creation (OpenAI keeps them 30 days too);
+# `manage.py purge_responses` deletes it after.
+CITY_RESPONSES_RETENTION_DAYS = env.int("CITY_RESPONSES_RETENTION_DAYS", default=30)
+if CITY_RESPONSES_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("CITY_RESPONSES_RETENTION_DAYS must be a whole number of days, 1 or more.")
 
 # Dotted path of the function that turns a user bearer token into an identity.
 CITY_USER_TOKEN_RESOLVER = "studios.credentials.resolve_user_token"
@@ -295,8 +303,6 @@ LOGGING = {
 # to reach their loopback servers). Empty: none.
 CITY_FETCH_ALLOWED_NETWORKS = env.list("CITY_FETCH_ALLOWED_NETWORKS", default=[])
 import ipaddress  # noqa: E402 (kept beside the one setting that needs it)
-
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 try:
     [ipaddress.ip_network(network, strict=False) for network in CITY_FETCH_ALLOWED_NETWORKS]
