@@ -11,6 +11,11 @@ them and kept as integer micro-USD. Where they come from, as read in November 20
 - Google: ai.google.dev/gemini-api/docs/pricing (prompts ≤ 200K tokens).
 - Moonshot: platform.moonshot.ai/docs/pricing/chat. Qwen: Alibaba Cloud Model Studio, international
   (Singapore) price list. GLM: docs.z.ai pricing. OpenRouter: openrouter.ai model pages.
+Prompt caching, where the provider lists its own prices: `cache_read_price` for input read from
+the cache (OpenAI's "cached input", DeepSeek's "cache hit", Gemini's context caching price for text),
+`cache_write_price` for input written to it (Anthropic's 5-minute cache writes, 1.25× input; reads
+0.1× input, from platform.claude.com/docs/en/about-claude/pricing). DeepSeek's cache-hit prices are
+those of 2026-04-26 (a tenth of launch). Models without them bill cached input at the input price.
 Prices change; a change is one line here.
 
 Media models (images, speech, transcription, video) live in their own tables, priced in their own
@@ -39,6 +44,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=384_000,
         input_price=usd("0.14"),
         output_price=usd("0.28"),
+        cache_read_price=usd("0.0028"),
     ),
     Model(
         "deepseek-v4-pro",
@@ -50,6 +56,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=384_000,
         input_price=usd("0.435"),
         output_price=usd("0.87"),
+        cache_read_price=usd("0.003625"),
     ),
     Model(
         "deepseek-chat",
@@ -61,6 +68,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=384_000,
         input_price=usd("0.14"),
         output_price=usd("0.28"),
+        cache_read_price=usd("0.0028"),
     ),
     Model(
         "deepseek-reasoner",
@@ -72,6 +80,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=384_000,
         input_price=usd("0.14"),
         output_price=usd("0.28"),
+        cache_read_price=usd("0.0028"),
     ),
     # --- OpenAI ---------------------------------------------------------------------------------
     Model(
@@ -84,6 +93,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=128_000,
         input_price=usd("2.50"),
         output_price=usd("15.00"),
+        cache_read_price=usd("0.25"),
     ),
     Model(
         "gpt-5",
@@ -95,6 +105,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=128_000,
         input_price=usd("1.25"),
         output_price=usd("10.00"),
+        cache_read_price=usd("0.125"),
     ),
     Model(
         "gpt-5-mini",
@@ -106,6 +117,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=128_000,
         input_price=usd("0.25"),
         output_price=usd("2.00"),
+        cache_read_price=usd("0.025"),
     ),
     Model(
         "gpt-5-nano",
@@ -117,6 +129,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=128_000,
         input_price=usd("0.05"),
         output_price=usd("0.40"),
+        cache_read_price=usd("0.005"),
     ),
     Model(
         "gpt-4.1",
@@ -128,6 +141,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=32_768,
         input_price=usd("2.00"),
         output_price=usd("8.00"),
+        cache_read_price=usd("0.50"),
     ),
     Model(
         "gpt-4.1-mini",
@@ -139,6 +153,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=32_768,
         input_price=usd("0.40"),
         output_price=usd("1.60"),
+        cache_read_price=usd("0.10"),
     ),
     Model(
         "gpt-4o-mini",
@@ -150,6 +165,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=16_384,
         input_price=usd("0.15"),
         output_price=usd("0.60"),
+        cache_read_price=usd("0.075"),
     ),
     Model(
         "gpt-3.5-turbo-instruct",
@@ -197,6 +213,8 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=64_000,
         input_price=usd("3.00"),
         output_price=usd("15.00"),
+        cache_read_price=usd("0.30"),
+        cache_write_price=usd("3.75"),
     ),
     Model(
         "claude-opus-4-6",
@@ -208,6 +226,8 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=128_000,
         input_price=usd("5.00"),
         output_price=usd("25.00"),
+        cache_read_price=usd("0.50"),
+        cache_write_price=usd("6.25"),
     ),
     Model(
         "claude-haiku-4-5",
@@ -219,6 +239,8 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=64_000,
         input_price=usd("1.00"),
         output_price=usd("5.00"),
+        cache_read_price=usd("0.10"),
+        cache_write_price=usd("1.25"),
     ),
     # --- Google Gemini --------------------------------------------------------------------------
     Model(
@@ -231,6 +253,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=65_536,
         input_price=usd("2.00"),
         output_price=usd("12.00"),
+        cache_read_price=usd("0.20"),
     ),
     Model(
         "gemini-3-flash-preview",
@@ -242,6 +265,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=65_536,
         input_price=usd("0.50"),
         output_price=usd("3.00"),
+        cache_read_price=usd("0.05"),
     ),
     Model(
         "gemini-2.5-pro",
@@ -253,6 +277,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=65_536,
         input_price=usd("1.25"),
         output_price=usd("10.00"),
+        cache_read_price=usd("0.125"),
     ),
     Model(
         "gemini-2.5-flash",
@@ -264,6 +289,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=65_536,
         input_price=usd("0.30"),
         output_price=usd("2.50"),
+        cache_read_price=usd("0.03"),
     ),
     Model(
         "gemini-2.5-flash-lite",
@@ -275,6 +301,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         max_output_tokens=65_536,
         input_price=usd("0.10"),
         output_price=usd("0.40"),
+        cache_read_price=usd("0.01"),
     ),
     Model(
         "gemini-embedding-001",

@@ -125,6 +125,9 @@ class Worst:
     # micro-USD per million, the variant's the request asked for (see worst_media).
     units: int = 0
     unit_price: int = 0
+    # The price the input was reserved at, micro-USD per million, when not the model's input price: an
+    # Anthropic body asking for prompt caching may have all of it written to the cache (see worst_messages).
+    input_price: int | None = None
 
 
 class TokenizerCorrupted(RuntimeError):
@@ -207,7 +210,10 @@ def worst_chat(model: Model, body: dict[str, Any]) -> Worst:
     if _served_by_claude(model) and _uses_tools(body):
         media += CLAUDE_TOOL_SYSTEM_PROMPT
     answers = _answers(body, "n")
-    return _worst(model, _scaled(model, text) + media, body, answers)
+    # Claude's adapter forwards fields that are not OpenAI's as they are: a top-level `cache_control`
+    # (Anthropic's automatic caching) may have the prompt written to the cache.
+    price = _messages_input_price(model, {"cache_control": body["cache_control"]}) if "cache_control" in body else None
+    return _worst(model, _scaled(model, text) + media, body, answers, input_price=price)
 
 
 def _chat_input(model: Model, body: dict[str, Any]) -> tuple[int, int]:
@@ -309,6 +315,138 @@ def _json_tokens(value: Any) -> int:
     return _o200k(serialized.decode())
 
 
+# --- Anthropic Messages ------------------------------------------------------------------------
+
+# Anthropic's 1-hour cache writes cost twice the input price (5-minute ones: the catalog's cache_write_price).
+CACHE_WRITE_1H_NUM = 2
+
+
+def worst_messages(model: Model, body: dict[str, Any]) -> Worst:
+    """The worst case of an Anthropic Messages body (POST /v1/messages), whichever provider serves it.
+
+    Input: `system` (a string or text blocks), each message's blocks (text; images and documents as
+    for chat; tool_use input, tool_result content and thinking as their text) with chat's per-message
+    overhead, `tools` and `tool_choice` as their JSON plus the tool overhead of whoever serves the model
+    (Claude's tool system prompt, or OpenAI's fixed costs when translated). Output: `max_tokens`, which
+    on Anthropic's API holds any thinking budget too (the model's max output without one).
+    A body with `cache_control` anywhere may have its whole input written to the prompt cache, billed
+    at the cache-write price (2× input for a `ttl` of "1h"): the input is reserved at that price, so a
+    call never bills more than it reserved.
+    """
+    text, media = REPLY_PRIMING + _system_tokens(body.get("system")), 0
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        text += TOKENS_PER_MESSAGE
+        if not isinstance(message, dict):
+            text += _json_tokens(message)
+            continue
+        if isinstance(message.get("role"), str):
+            text += _o200k(message["role"])
+        block_text, block_media = _blocks(model, message.get("content"))
+        text, media = text + block_text, media + block_media
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools:
+        text += _json_tokens(tools)
+        if _served_by_claude(model):
+            media += CLAUDE_TOOL_SYSTEM_PROMPT
+        else:
+            text += TOOLS_OVERHEAD + TOOL_OVERHEAD * len(tools)
+    if isinstance(body.get("tool_choice"), dict):
+        text += _json_tokens(body["tool_choice"])
+    input_tokens = _scaled(model, text) + media
+    cap, explicit = _messages_output_cap(model, body)
+    price = _messages_input_price(model, body)
+    cost = -(-(input_tokens * price + cap * model.output_price) // 1_000_000)
+    return Worst(input_tokens, cap, cost, explicit, input_price=None if price == model.input_price else price)
+
+
+def _system_tokens(system: Any) -> int:
+    if isinstance(system, str):
+        return _o200k(system)
+    if system is None:
+        return 0
+    return sum(_block_text(block) for block in system) if isinstance(system, list) else _json_tokens(system)
+
+
+def _blocks(model: Model, content: Any) -> tuple[int, int]:
+    """(text tokens in o200k, media tokens) of a message's content: a string or a list of blocks."""
+    if isinstance(content, str):
+        return _o200k(content), 0
+    if not isinstance(content, list):
+        return (_json_tokens(content), 0) if content is not None else (0, 0)
+    text, media = 0, 0
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "image":
+            media += IMAGE_TOKENS_WORST
+        elif kind == "document":
+            media += _document_tokens(model, block.get("source"))
+        elif kind == "tool_result":
+            block_text, block_media = _blocks(model, block.get("content"))
+            text, media = text + block_text + _o200k(str(block.get("tool_use_id") or "")), media + block_media
+        else:
+            text += _block_text(block)
+    return text, media
+
+
+def _block_text(block: Any) -> int:
+    """A block read as text: its text, a tool call's name and input, a thinking block's thinking; else its JSON."""
+    if not isinstance(block, dict):
+        return _json_tokens(block)
+    kind = block.get("type")
+    if kind == "text" and isinstance(block.get("text"), str):
+        return _o200k(block["text"])
+    if kind == "thinking" and isinstance(block.get("thinking"), str):
+        return _o200k(block["thinking"])
+    if kind == "tool_use":
+        return _o200k(str(block.get("name") or "")) + _json_tokens(block.get("input"))
+    return _json_tokens(block)
+
+
+def _document_tokens(model: Model, source: Any) -> int:
+    """A document block: a base64 PDF as a chat file part; plain text as its text; a PDF by URL or id unseen."""
+    if not isinstance(source, dict):
+        return FILE_PAGES_UNSEEN * FILE_TOKENS_PER_PAGE
+    if source.get("type") == "text" and isinstance(source.get("data"), str):
+        return _scaled(model, _o200k(source["data"]))
+    if source.get("type") == "content":
+        return _scaled(model, _blocks(model, source.get("content"))[0])
+    return file_tokens(source.get("data") if source.get("type") == "base64" else None)
+
+
+def _messages_output_cap(model: Model, body: dict[str, Any]) -> tuple[int, bool]:
+    requested = body.get("max_tokens")
+    if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0:
+        if requested > MOST_OUTPUT_TOKENS:
+            raise ApiError(400, f"max_tokens must be at most {MOST_OUTPUT_TOKENS:,}.", param="max_tokens", code="invalid_value")
+        return requested, True
+    return model.max_output_tokens or DEFAULT_OUTPUT_TOKENS, False
+
+
+def _messages_input_price(model: Model, body: dict[str, Any]) -> int:
+    """The input price to reserve at: the cache-write price (if higher) when the body asks for caching."""
+    ttls = set(_cache_ttls(body))
+    if not ttls:
+        return model.input_price
+    write = model.input_price if model.cache_write_price is None else model.cache_write_price
+    if "1h" in ttls and _served_by_claude(model):
+        write = max(write, model.input_price * CACHE_WRITE_1H_NUM)
+    return max(model.input_price, write)
+
+
+def _cache_ttls(value: Any) -> Iterator[str]:
+    """The `ttl` of every `cache_control` in a body ("5m" when it names none), at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "cache_control" and isinstance(item, dict):
+                yield str(item.get("ttl") or "5m")
+            else:
+                yield from _cache_ttls(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _cache_ttls(item)
+
+
 # --- Legacy completions and embeddings ----------------------------------------------------------
 
 
@@ -378,10 +516,13 @@ def output_cap(model: Model, body: dict[str, Any]) -> tuple[int, bool]:
     return cap, requested is not None
 
 
-def _worst(model: Model, input_tokens: int, body: dict[str, Any], answers: int) -> Worst:
+def _worst(model: Model, input_tokens: int, body: dict[str, Any], answers: int, input_price: int | None = None) -> Worst:
     cap, explicit = output_cap(model, body)
     output_tokens = cap * answers
-    return Worst(input_tokens, output_tokens, cost_of(model, input_tokens, output_tokens), explicit, answers)
+    if input_price is None or input_price == model.input_price:
+        return Worst(input_tokens, output_tokens, cost_of(model, input_tokens, output_tokens), explicit, answers)
+    cost = -(-(input_tokens * input_price + output_tokens * model.output_price) // 1_000_000)
+    return Worst(input_tokens, output_tokens, cost, explicit, answers, input_price=input_price)
 
 
 def cost_of(model: Model, input_tokens: int, output_tokens: int) -> int:
@@ -402,7 +543,7 @@ def fitting_max_tokens(model: Model, worst: Worst, cap: int) -> int:
     """The largest `max_tokens` (per answer) that brings `worst` within `cap` micro-USD; 0 when even
     its input does not fit. Never above the model's max output (its free output when it has no price)."""
     ceiling = model.max_output_tokens or DEFAULT_OUTPUT_TOKENS
-    room = cap * 1_000_000 - worst.input_tokens * model.input_price
+    room = cap * 1_000_000 - worst.input_tokens * (model.input_price if worst.input_price is None else worst.input_price)
     if room < 0:
         return 0
     if model.output_price == 0:

@@ -3,26 +3,122 @@ onto every provider: errors in Anthropic's shape, City's token also accepted in 
 
 An Anthropic upstream gets the request as the client sent it (cache_control, thinking signatures,
 betas unchanged); every other provider through translation to OpenAI chat (aihub/messages_translate.py,
-aihub/messages_events.py). Owned by the Messages work (issue 11).
+aihub/messages_events.py).
 """
+
+from typing import Any
 
 from django.http import HttpResponseBase
 
 from aihub import messages_count
+from aihub.adapters import adapter_for
+from aihub.adapters.base import Upstream
 from aihub.anthropic_errors import anthropic_error_response
+from aihub.catalog_types import OPENAI, TEXT
+from aihub.estimate import worst_messages
+from aihub.messages_events import native_events, translated_events
+from aihub.messages_request import COUNT_TOKENS, MESSAGES
+from aihub.messages_translate import (
+    CITY_FIELDS,
+    anthropic_usage,
+    chat_request,
+    for_upstream,
+    message_from_completion,
+    openai_usage,
+    shows_thinking,
+)
+from aihub.metering import estimate_tokens
+from aihub.openai_api import chat_message_text
+from aihub.pipeline import admit, settle_usage
+from aihub.upstreams import known_model
 from city.calls import Call
 from city.errors import ApiError
-from city.inputs import PassedOn
 from city.registry import USER, Action
 
 JSON, SSE = "application/json", "text/event-stream"
+NATIVE = "anthropic"  # the adapter that speaks the Messages API itself
+# The client's headers an Anthropic upstream gets as they are.
+PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
 
-MESSAGES_INPUT = PassedOn({"model": {"type": "string"}, "messages": {"type": "array"}, "max_tokens": {"type": "integer"}}, ())
-COUNT_TOKENS_INPUT = PassedOn({"model": {"type": "string"}, "messages": {"type": "array"}}, ())
+
+def anthropic_headers(call: Call) -> dict[str, str]:
+    return {name: value for name in PASSED_HEADERS if (value := call.request.headers.get(name, "").strip())}
+
+
+def check_request(data: dict[str, Any]) -> None:
+    """What the declared shape cannot say: a 400 naming the field, before anything is counted."""
+    if data["max_tokens"] < 1:
+        raise ApiError(400, "max_tokens must be at least 1.", param="max_tokens", code="invalid_value")
+    for name in ("temperature", "top_p"):
+        value = data.get(name)
+        if value is not None and not 0 <= value <= 1:
+            raise ApiError(400, f"{name} must be from 0 to 1.", param=name, code="invalid_value")
 
 
 async def messages(call: Call) -> HttpResponseBase:
-    raise ApiError(501, "The Messages API is being built.", code="not_implemented")
+    """POST /v1/messages (and /v1/ai/messages): Anthropic's Messages API, streaming included.
+
+    Steps: the request's shape (its declared input, then `check_request`) → the pipeline's checks and
+    reservation (`admit`; a model served by other providers gets the request translated first, so a
+    field they cannot take is a 400 before anything is counted) → per upstream, Anthropic's own API or
+    OpenAI chat through translation → the answer, or the stream, in Anthropic's shapes.
+    """
+    data = call.data  # checked by its declared input, MESSAGES (aihub/messages_request.py)
+    check_request(data)
+    body = {key: value for key, value in data.items() if key not in CITY_FIELDS}
+    chats: list[dict[str, Any]] = []  # the translated body, when some upstream needs it
+
+    def prepare(upstreams: list[Upstream]) -> None:
+        if all(up.adapter == NATIVE for up in upstreams):
+            return
+        try:
+            chats.append(chat_request(body, known_model(body["model"])))
+        except ApiError:
+            native = [up for up in upstreams if up.adapter == NATIVE]
+            if not native:
+                raise
+            upstreams[:] = native  # the fail-over deployments cannot take this request; Anthropic's can
+
+    ai = await admit(call, body["model"], (OPENAI, TEXT), "messages", lambda model: worst_messages(model, body), prepare)
+    async with ai:
+        thinking = shows_thinking(body)
+        headers = anthropic_headers(call)
+
+        def native_body(up: Upstream) -> dict[str, Any]:
+            return {**body, "model": up.model}
+
+        def chat_body(up: Upstream) -> dict[str, Any]:
+            return for_upstream(chats[0], up, thinking=thinking)
+
+        if body.get("stream") is True:
+
+            def start(up: Upstream) -> Any:
+                adapter = adapter_for(up)
+                if up.adapter == NATIVE:
+                    return adapter.messages_stream(up, native_body(up), headers)
+                return adapter.chat_stream(up, {**chat_body(up), "stream": True})
+
+            stream, first = await ai.open_stream(start)
+            if ai.upstreams_used_native(first):
+                return ai.events(native_events(stream, first, ai.meter))
+            return ai.events(translated_events(stream, first, ai.meter, thinking=thinking))
+
+        async def attempt(up: Upstream) -> tuple[bool, dict[str, Any]]:
+            adapter = adapter_for(up)
+            if up.adapter == NATIVE:
+                return True, await adapter.messages(up, native_body(up), headers)
+            return False, await adapter.chat(up, chat_body(up))
+
+        native, answer = await ai.answer(attempt)
+        if native:
+            usage = answer.get("usage")
+            if not (isinstance(usage, dict) and ai.meter.use(openai_usage(usage))):
+                ai.meter.estimate(estimate_tokens(str(answer.get("content") or "")))
+                answer["usage"] = anthropic_usage(ai.meter.usage())
+            answer["model"] = ai.model.id
+            return await ai.respond(answer)
+        settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
+        return await ai.respond(message_from_completion(answer, ai.model.id, thinking=thinking))
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -30,7 +126,7 @@ ACTIONS: tuple[Action, ...] = (
         "messages",
         messages,
         allow=(USER,),
-        input=MESSAGES_INPUT,
+        input=MESSAGES,
         api_key_header=True,
         error_response=anthropic_error_response,
         description="Anthropic's Messages API on every model, streaming included; the token in x-api-key or as a bearer.",
@@ -40,7 +136,7 @@ ACTIONS: tuple[Action, ...] = (
         "messages/count_tokens",
         messages_count.count_tokens,
         allow=(USER,),
-        input=COUNT_TOKENS_INPUT,
+        input=COUNT_TOKENS,
         api_key_header=True,
         error_response=anthropic_error_response,
         description="Anthropic's token count of a Messages request, on every model.",

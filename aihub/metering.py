@@ -85,7 +85,8 @@ class Meter:
             return False
         self.prompt_tokens = prompt
         self.completion_tokens = completion if isinstance(completion, int) else 0
-        self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens")
+        # DeepSeek reports its cache hits as prompt_cache_hit_tokens (besides, lately, OpenAI's field).
+        self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens") or _count(usage.get("prompt_cache_hit_tokens"))
         # Anthropic's cache writes, as its adapter reports them (OpenAI's usage has no such count).
         self.cache_write_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_tokens")
         self.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
@@ -165,8 +166,11 @@ class Meter:
 def _detail(usage: dict[str, Any], details: str, name: str) -> int:
     """usage[details][name] when the upstream reported it as a count, else 0."""
     found = usage.get(details)
-    count = found.get(name) if isinstance(found, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 0
+    return _count(found.get(name) if isinstance(found, dict) else None)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class UsageWriter:

@@ -1,4 +1,5 @@
-"""Shared test helpers: requests through City's real routes, and the OpenAI error shape checked field by field.
+"""Shared test helpers: requests through City's real routes, and each route's error shape checked field
+by field (City's, OpenAI's, on most routes; the route's own where its action declares `error_response`).
 
 Generic on purpose (city/ imports no app): the cast of studios and tokens is studios.testing.CityTestCase.
 """
@@ -9,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
+from django.http import HttpResponse
 from django.test import TestCase, TransactionTestCase
+
+from city.errors import ApiError
+from city.registry import registry
 
 if TYPE_CHECKING:
     # The mixin is only ever mixed into a TestCase or a TransactionTestCase: type-check it as one.
@@ -67,9 +72,13 @@ class ApiTestMixin(_MixinBase):
         return response.json()
 
     def assertError(self, response, status: int, type: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
-        """The OpenAI error shape, field by field."""
+        """The OpenAI error shape, field by field; on a route with its own shape (Anthropic's), what
+        that route renders for the same error (its message taken from the answer)."""
         self.assertEqual(response.status_code, status, response.content[:500])
         self.assertEqual(response["Content-Type"], "application/json")
+        render = route_error_response(response.request["PATH_INFO"])
+        if render is not None:
+            return assert_route_error(self, response.json(), render, status, type, code, param)
         error = response.json()["error"]
         self.assertEqual(set(error) - {"details"}, {"message", "type", "code", "param"})
         self.assertEqual(error["type"], type)
@@ -81,6 +90,37 @@ class ApiTestMixin(_MixinBase):
             self.assertEqual(error["param"], param)
         self.assertNotIn("Traceback", error["message"])
         return error
+
+
+def route_error_response(path: str) -> Callable[[ApiError], HttpResponse] | None:
+    """The error renderer of the action at `path` (`/v1/messages`, …) when it has its own, else None."""
+    if not path.startswith("/v1/"):
+        return None
+    action = registry().resolve(path.removeprefix("/v1/")).action
+    return action.error_response if action is not None else None
+
+
+def assert_route_error(
+    test: Any,
+    body: Any,
+    render: Callable[[ApiError], HttpResponse],
+    status: int,
+    type: str,
+    code: str | None = None,
+    param: str | None = None,
+) -> dict[str, Any]:
+    """`body` is exactly what `render` makes of the error (status, type, code, param) with the
+    answer's own message, which must read as one. Returns the body's `error`."""
+    test.assertIsInstance(body, dict, body)
+    error = body.get("error")
+    test.assertIsInstance(error, dict, body)
+    message = error.get("message")
+    test.assertIsInstance(message, str, body)
+    test.assertGreater(len(message), 10, body)
+    test.assertNotIn("Traceback", message)
+    expected = orjson.loads(render(ApiError(status, message, code=code, param=param, type=type)).content)
+    test.assertEqual(body, expected)
+    return error
 
 
 class ApiTestCase(ApiTestMixin, TestCase):

@@ -21,11 +21,13 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import httpx
 import orjson
 from typing_extensions import override
 
 from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import Adapter, Upstream, UpstreamError, error_from_response
+from aihub.adapters.sse import iter_sse
 
 ANTHROPIC_VERSION = "2023-06-01"
 # Output tokens asked for when the caller sets no limit (Anthropic requires one): every Claude model
@@ -76,6 +78,63 @@ class AnthropicAdapter(Adapter):
         )
         return oa.translated_stream(self.client, request, upstream.provider, error_from_response, translator)
 
+    # --- Native: the client speaks Anthropic's Messages API too, so its body goes as it is -------
+
+    @override
+    async def messages(self, upstream: Upstream, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        payload = {**body, "model": upstream.model}
+        payload.pop("stream", None)
+        return await self._post_json(upstream, _url(upstream), payload, headers)
+
+    @override
+    def messages_stream(self, upstream: Upstream, body: dict[str, Any], headers: dict[str, str]) -> AsyncGenerator[dict[str, Any], None]:
+        payload = {**body, "model": upstream.model, "stream": True}
+        request = self.client.build_request(
+            "POST",
+            _url(upstream),
+            content=orjson.dumps(payload),
+            headers={**_headers(upstream, headers), "Accept": "text/event-stream"},
+        )
+        return _native_events(self.client, request, upstream.provider)
+
+    @override
+    async def count_tokens(self, upstream: Upstream, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        answer = await self._post_json(upstream, f"{_url(upstream)}/count_tokens", {**body, "model": upstream.model}, headers)
+        if not isinstance(answer.get("input_tokens"), int) or isinstance(answer["input_tokens"], bool):
+            raise oa.malformed_answer(upstream.provider)
+        return answer
+
+    async def _post_json(self, upstream: Upstream, url: str, payload: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        async with oa.transport_errors(upstream.provider):
+            response = await self.client.post(url, content=orjson.dumps(payload), headers=_headers(upstream, headers))
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.content, upstream.provider)
+        return oa.json_of(response.content, upstream.provider)
+
+
+async def _native_events(client: httpx.AsyncClient, request: httpx.Request, provider: str) -> AsyncGenerator[dict[str, Any], None]:
+    """Yield each Anthropic stream event as a dict, unchanged, as it arrives (`ping` included).
+
+    An `error` event, or a stream that ends before `message_stop` (a cut connection), raises
+    UpstreamError. Closing this iterator early closes the upstream response at once.
+    """
+    stopped = False
+    async with oa.transport_errors(provider):
+        response = await client.send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                raise error_from_response(response.status_code, await response.aread(), provider)
+            async for _event, data in iter_sse(response):
+                event = oa.json_of(data, provider)
+                if event.get("type") == "error":
+                    raise _stream_error(event.get("error") or {}, provider)
+                stopped = stopped or event.get("type") == "message_stop"
+                yield event
+        finally:
+            await response.aclose()
+    if not stopped:
+        raise oa.stream_cut_short()
+
 
 def _json_answer(body: dict[str, Any]) -> bool:
     """Whether the answer comes as a JSON_TOOL call (a JSON `response_format`)."""
@@ -86,13 +145,22 @@ def _url(upstream: Upstream) -> str:
     return f"{upstream.base_url}/v1/messages"
 
 
-def _headers(upstream: Upstream) -> dict[str, str]:
-    return {
+# The client's headers a native call passes on: the API version it speaks and the betas it opted into
+# (Claude Code's prompt caching, context management, interleaved thinking …).
+PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+def _headers(upstream: Upstream, client_headers: dict[str, str] | None = None) -> dict[str, str]:
+    headers = {
         "Content-Type": "application/json",
         "Accept": "application/json",
         "x-api-key": upstream.api_key or "",
         "anthropic-version": ANTHROPIC_VERSION,
     }
+    for name, value in (client_headers or {}).items():
+        if name.lower() in PASSED_HEADERS and value:
+            headers[name.lower()] = value
+    return headers
 
 
 # --- Request ----------------------------------------------------------------------------------
@@ -455,10 +523,20 @@ def openai_tool_call_id(anthropic_id: str) -> str:
 
 
 def usage_of(usage: dict[str, Any]) -> dict[str, Any]:
-    """Anthropic counts cache reads and writes apart from `input_tokens`; OpenAI's prompt holds them all."""
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + int(usage.get("cache_creation_input_tokens") or 0) + cached
-    return oa.usage(prompt, int(usage.get("output_tokens") or 0), cached_tokens=cached)
+    """Anthropic counts cache reads and writes apart from `input_tokens`; OpenAI's prompt holds them all.
+    Writes go in `prompt_tokens_details.cache_creation_tokens` (not OpenAI's: OpenAI's cache has no
+    write price), which the Meter bills at the catalog's cache-write price."""
+    cached = _count(usage, "cache_read_input_tokens")
+    writes = _count(usage, "cache_creation_input_tokens")
+    result = oa.usage(_count(usage, "input_tokens") + writes + cached, _count(usage, "output_tokens"), cached_tokens=cached)
+    if writes:
+        result.setdefault("prompt_tokens_details", {"cached_tokens": 0})["cache_creation_tokens"] = writes
+    return result
+
+
+def _count(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def thinking_block(block: dict[str, Any]) -> dict[str, Any]:

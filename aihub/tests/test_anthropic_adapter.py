@@ -482,14 +482,15 @@ class AnthropicAdapterTests(AdapterContract, unittest.IsolatedAsyncioTestCase):
         validate(answer, "CreateChatCompletionResponse")
         self.assertEqual(answer["choices"][0]["message"]["content"], "The history of the printing press begins in")
         self.assertEqual(answer["choices"][0]["finish_reason"], "length")
-        # Cache writes and reads are prompt tokens too; reads are reported as cached.
+        # Cache writes and reads are prompt tokens too; reads are reported as cached, writes as
+        # cache_creation_tokens (which the Meter bills at the cache-write price).
         self.assertEqual(
             answer["usage"],
             {
                 "prompt_tokens": 21 + 188 + 1800,
                 "completion_tokens": 16,
                 "total_tokens": 2025,
-                "prompt_tokens_details": {"cached_tokens": 1800},
+                "prompt_tokens_details": {"cached_tokens": 1800, "cache_creation_tokens": 188},
             },
         )
 

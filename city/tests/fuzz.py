@@ -20,6 +20,7 @@ from rest_framework import serializers
 
 from city.inputs import input_spec
 from city.registry import Action, registry
+from city.testing import assert_route_error, route_error_response
 
 FUZZ_SETTINGS = settings(
     derandomize=True,
@@ -175,13 +176,19 @@ def query_strings(names: list[str], values: list[str]) -> st.SearchStrategy[str]
 
 
 def assert_contract(test: Any, route: str, response: Any) -> None:
-    """No 5xx; every non-2xx answer (browser pages aside) is the OpenAI error shape."""
+    """No 5xx; every non-2xx answer (browser pages aside) is the OpenAI error shape, or the route's
+    own where its action declares one (Anthropic's on /v1/messages): what that renders for its status."""
     label = f"{response.status_code} on {route}: {response.content[:300]!r}"
     test.assertLess(response.status_code, 500, label)
     if 200 <= response.status_code < 300 or (route in BROWSER_PAGES and response["Content-Type"].startswith("text/html")):
         return
     test.assertEqual(response["Content-Type"], "application/json", label)
     body = response.json()
+    render = route_error_response(route)
+    if render is not None:
+        test.assertEqual(set(body), {"type", "error"}, label)
+        assert_route_error(test, body, render, response.status_code, "")
+        return
     test.assertEqual(set(body), {"error"}, label)
     error = body["error"]
     test.assertEqual(set(error) - {"details"}, {"message", "type", "code", "param"}, label)

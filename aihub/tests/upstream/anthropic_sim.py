@@ -1,9 +1,13 @@
-"""A loopback Anthropic Messages API: `POST /v1/messages`, plain and streamed, in the wire format of
+"""A loopback Anthropic Messages API: `POST /v1/messages`, plain and streamed, and
+`POST /v1/messages/count_tokens` (`{"input_tokens": script.usage's prompt}`), in the wire format of
 Anthropic's API reference (message objects, named SSE events, `{"type": "error", "error": {...}}`).
+Usage reports `script.cached_tokens` as cache reads and `script.cache_write_tokens` as cache writes
+(`script.cache_write_1h_tokens` of them for an hour); requests are recorded as received, so tests see
+`cache_control` and the `anthropic-beta` header as they arrived.
 
 It checks a request as the real API does where an adapter could get it wrong (headers, required
-`max_tokens`, roles that alternate, `tool_result` blocks that answer the previous turn's `tool_use`
-blocks, block shapes, temperature range; with extended thinking on, a budget of at least 1024 below
+`max_tokens`, `cache_control` only where prompt caching takes it (at most 4), roles that alternate,
+`tool_result` blocks that answer the previous turn's `tool_use` blocks, block shapes, temperature range; with extended thinking on, a budget of at least 1024 below
 `max_tokens`, no temperature but 1, no `top_k`, `top_p` of 0.95–1 only, no forced tool, and a tool
 loop's assistant turn that opens with the thinking blocks this simulator signed) and refuses with
 Anthropic's 400. With thinking on, the answer opens with a signed thinking block (`script.reasoning`);
@@ -48,7 +52,7 @@ class AnthropicSim(SimServer):
         return Reply.json(self.error_body(status, message), status=status)
 
     def handle(self, request: Received) -> Reply:
-        if request.method != "POST" or request.path != "/v1/messages":
+        if request.method != "POST" or request.path not in ("/v1/messages", "/v1/messages/count_tokens"):
             return self._error(404, f"Not found: {request.method} {request.path}")
         if not request.headers.get("x-api-key"):
             return self._error(401, "x-api-key header is required")
@@ -57,6 +61,10 @@ class AnthropicSim(SimServer):
         body = request.json
         if not isinstance(body, dict):
             return self._error(400, "Request body must be a JSON object")
+        if request.path == "/v1/messages/count_tokens":
+            if problem := request_problem(body, count_tokens=True):
+                return self._error(400, problem)
+            return Reply.json({"input_tokens": self.script.usage[0] if self.script.usage else 0})
         if problem := request_problem(body):
             return self._error(400, problem)
         if (played := self.next_played()) is not None:
@@ -91,10 +99,13 @@ class AnthropicSim(SimServer):
         if self.script.usage is None:
             return None
         prompt, completion = self.script.usage
+        writes, writes_1h = self.script.cache_write_tokens, self.script.cache_write_1h_tokens
         return {
-            "input_tokens": prompt - self.script.cached_tokens,  # Anthropic counts cache reads apart
-            "cache_creation_input_tokens": 0,
+            # Anthropic counts cache reads and writes apart from input_tokens.
+            "input_tokens": prompt - self.script.cached_tokens - writes,
+            "cache_creation_input_tokens": writes,
             "cache_read_input_tokens": self.script.cached_tokens,
+            "cache_creation": {"ephemeral_5m_input_tokens": writes - writes_1h, "ephemeral_1h_input_tokens": writes_1h},
             "output_tokens": completion if output_tokens is None else output_tokens,
             "service_tier": "standard",
         }
@@ -198,7 +209,25 @@ REQUEST_FIELDS = {
     "container",
     "mcp_servers",
     "context_management",
+    "output_config",
+    "cache_control",  # automatic caching: a breakpoint on the last cacheable block
 }
+# What /v1/messages/count_tokens takes: the prompt, never the answer's settings.
+COUNT_TOKENS_FIELDS = {
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+    "context_management",
+    "output_config",
+}
+# Where Anthropic takes `cache_control` (prompt caching): system text blocks, tools, and message
+# blocks other than thinking; at most MAX_CACHE_BREAKPOINTS of them in one request.
+CACHEABLE_BLOCKS = {"text", "image", "document", "tool_use", "tool_result"}
+MAX_CACHE_BREAKPOINTS = 4
 
 
 def signature_of(thinking: str) -> str:
@@ -206,16 +235,18 @@ def signature_of(thinking: str) -> str:
     return base64.b64encode(hashlib.sha256(b"sim-thinking:" + thinking.encode()).digest()).decode()
 
 
-def request_problem(body: dict[str, Any]) -> str | None:
-    """Anthropic's 400 message for a request it would refuse, or None."""
+def request_problem(body: dict[str, Any], *, count_tokens: bool = False) -> str | None:
+    """Anthropic's 400 message for a request it would refuse (a count_tokens one with `count_tokens`), or None."""
     for name in body:
-        if name not in REQUEST_FIELDS:
+        if name not in (COUNT_TOKENS_FIELDS if count_tokens else REQUEST_FIELDS):
             return f"{name}: Extra inputs are not permitted"
     if not isinstance(body.get("model"), str):
         return "model: Field required"
     max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+    if not count_tokens and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         return "max_tokens: Field required" if max_tokens is None else "max_tokens: Input should be a valid integer greater than 0"
+    if problem := _cache_control_problem(body):
+        return problem
     temperature = body.get("temperature")
     if temperature is not None and not 0 <= temperature <= 1:
         return "temperature: Input should be less than or equal to 1"
@@ -265,6 +296,37 @@ def request_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _cache_control_problem(body: dict[str, Any]) -> str | None:
+    """Where and how prompt caching's `cache_control` may appear (Anthropic's prompt caching guide)."""
+    places: list[tuple[str, Any, bool]] = [("", body, True)]  # (where, block, may carry cache_control)
+    system = body.get("system")
+    for i, block in enumerate(system if isinstance(system, list) else []):
+        places.append((f"system.{i}", block, True))
+    for i, tool in enumerate(body.get("tools") or []):
+        places.append((f"tools.{i}", tool, True))
+    for i, message in enumerate(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            kind = block.get("type") if isinstance(block, dict) else None
+            places.append((f"messages.{i}.content.{j}", block, kind in CACHEABLE_BLOCKS))
+    breakpoints = 0
+    for where, block, cacheable in places:
+        control = block.get("cache_control") if isinstance(block, dict) else None
+        if control is None:
+            continue
+        name = f"{where}.cache_control" if where else "cache_control"
+        if not cacheable:
+            return f"{name}: Extra inputs are not permitted"
+        if not isinstance(control, dict) or control.get("type") != "ephemeral" or set(control) - {"type", "ttl"}:
+            return f"{name}: Input should be {{'type': 'ephemeral'}} with an optional ttl"
+        if control.get("ttl", "5m") not in ("5m", "1h"):
+            return f"{name}.ttl: Input should be '5m' or '1h'"
+        breakpoints += 1
+    if breakpoints > MAX_CACHE_BREAKPOINTS:
+        return f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
+    return None
+
+
 def _thinking_problem(body: dict[str, Any]) -> str | None:
     """What extended thinking forbids (Anthropic's extended thinking guide)."""
     thinking = body.get("thinking")
@@ -280,7 +342,7 @@ def _thinking_problem(body: dict[str, Any]) -> str | None:
         return "thinking.enabled.budget_tokens: Field required"
     if budget < 1024:
         return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
-    if budget >= body["max_tokens"]:
+    if budget >= body.get("max_tokens", budget + 1):
         return "`max_tokens` must be greater than `thinking.budget_tokens`"
     if body.get("temperature", 1) != 1:
         return "`temperature` may only be set to 1 when thinking is enabled"

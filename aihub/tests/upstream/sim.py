@@ -115,6 +115,10 @@ class Script:
     # provider reports them in its own fields; none are sent while they are 0).
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    # Of usage's prompt, written to the provider's cache (Anthropic's cache_creation_input_tokens), and
+    # of those, written for an hour (its `cache_creation.ephemeral_1h_input_tokens`; the rest for 5 minutes).
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     finish: str = "stop"
     embedding_dimensions: int = 8
 
