@@ -8,6 +8,7 @@ OpenAI-compatible, an Anthropic and a Gemini upstream (their loopback simulators
   function tool.
 """
 
+import asyncio
 import json
 import os
 import shutil
@@ -99,11 +100,15 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
         client = AsyncOpenAI(base_url=self.city.url + "/v1", api_key=self.token, max_retries=0, timeout=10)
         # The SDK's default provider and model class (Responses), on City's client; no traces sent to OpenAI.
         config = agents.RunConfig(model_provider=agents.OpenAIProvider(openai_client=client), tracing_disabled=True)
+        loop = asyncio.new_event_loop()  # one loop for every run: the client's connections belong to it
+        self.addCleanup(loop.close)
+        self.addCleanup(lambda: loop.run_until_complete(client.close()))  # cleanups run last first: before the loop closes
+        question = f"What is the weather in {CITY}?"
         for model, sim in self.upstreams.items():
             with self.subTest(model=model):
                 agent = agents.Agent(name="Forecaster", instructions="Answer with the weather.", model=model, tools=[get_weather])
                 calls.clear()
-                result = agents.Runner.run_sync(agent, f"What is the weather in {CITY}?", run_config=config)
+                result = loop.run_until_complete(agents.Runner.run(agent, question, run_config=config))
                 self.assertEqual(result.final_output, self.sim.script.text)
                 self.assertEqual(calls, [CITY])
                 self.assertEqual(
@@ -111,13 +116,28 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
                 )
                 self.assertEqual(sum(r.usage.input_tokens for r in result.raw_responses), 22)
                 self.assert_tool_round_trip(model, sim)
+
+                calls.clear()
+                final_output, kinds = loop.run_until_complete(run_streamed(agent, question, config))
+                self.assertEqual((final_output, calls), (self.sim.script.text, [CITY]))
+                self.assertIn("response.function_call_arguments.delta", kinds)
+                self.assertIn("response.output_text.delta", kinds)
+                self.assertEqual(kinds.count("response.completed"), 2)  # the call, then the answer
         with self.subTest(model="the SDK's default"), mock.patch.dict(os.environ, {"OPENAI_DEFAULT_MODEL": "deepseek-v4-flash"}):
             # An agent given no model: the SDK's default, named by OPENAI_DEFAULT_MODEL as its docs say (its own,
             # gpt-5.6-luna, is not in City's catalog).
             agent = agents.Agent(name="Forecaster", instructions="Answer with the weather.", tools=[get_weather])
             calls.clear()
-            result = agents.Runner.run_sync(agent, f"What is the weather in {CITY}?", run_config=config)
+            result = loop.run_until_complete(agents.Runner.run(agent, question, run_config=config))
             self.assertEqual((result.final_output, calls), (self.sim.script.text, [CITY]))
             self.assertEqual(self.sim.requests[-1].json["model"], "deepseek-v4-flash")
-        records = wait_for_records(self.studio["id"], 2 * len(self.upstreams) + 2)
+        records = wait_for_records(self.studio["id"], 4 * len(self.upstreams) + 2)
         self.assertEqual({(r.model, r.route, r.status) for r in records}, {(m, "responses", 200) for m in self.upstreams})
+
+
+async def run_streamed(agent: agents.Agent, question: str, config: agents.RunConfig) -> tuple[Any, list[str]]:
+    """The streamed run's final output, and the Responses events it streamed (the SDK parses each one
+    with the openai SDK's types)."""
+    streamed = agents.Runner.run_streamed(agent, question, run_config=config)
+    kinds = [event.data.type async for event in streamed.stream_events() if isinstance(event, agents.RawResponsesStreamEvent)]
+    return streamed.final_output, kinds
