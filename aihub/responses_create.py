@@ -12,10 +12,12 @@ The route's usage records say "responses" (the action's name), so the inbound pr
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.http import HttpResponseBase
+from django.utils import timezone
 
 from aihub import responses_store
 from aihub import responses_translate as rt
@@ -24,11 +26,13 @@ from aihub.adapters.base import Upstream, UpstreamError
 from aihub.catalog_types import OPENAI, TEXT
 from aihub.estimate import worst_chat
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
+from aihub.models_responses import StoredResponse
 from aihub.openai_api import chat_message_text
 from aihub.pipeline import admit, settle_usage
 from aihub.responses_events import ResponseEvents
 from aihub.responses_request import check_request
 from city.calls import Call
+from city.errors import ApiError
 from city.ids import new_id
 
 log = logging.getLogger("aihub")
@@ -39,23 +43,68 @@ async def create(call: Call) -> HttpResponseBase:
     studio_id = call.studio_id()
     previous = request.get("previous_response_id")
     history = await responses_store.history(studio_id, previous) if previous else []
-    input_items = rt.normalized_input(request)
+    response_id = new_id("resp")
+    ids = rt.ItemIds(response_id)
+    referenced = await referenced_items(studio_id, rt.item_references(request))
+    input_items = rt.normalized_input(request, ids, referenced)
     body, namespaced = rt.chat_body(request, history, input_items)
-    ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
-    response = rt.response_object(new_id("resp"), int(time.time()), ai.model.id, request, status="in_progress", output=[])
+    with in_responses_terms():  # the worst case is worked out with the adapter's own translation
+        ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
+    response = rt.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
     keep = Keeper(studio_id, call.identity.token_id, input_items, previous, store=request.get("store") is not False)
     async with ai:
-        if request.get("stream") is True:
-            stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, upstream_body(body, up)))
-            return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced), keep))
-        answer = await ai.answer(lambda up: adapter_for(up).chat(up, upstream_body(body, up)))
-        settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
-        output, finish_reason = rt.output_of(answer, namespaced)
-        response["output"] = output
-        status, incomplete = rt.status_of(finish_reason)
-        rt.finished(response, status, incomplete, usage_of(ai.meter))
-        await keep(response)
-        return await ai.respond(response)
+        with in_responses_terms():
+            if request.get("stream") is True:
+                stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, upstream_body(body, up)))
+                return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced, ids), keep))
+            answer = await ai.answer(lambda up: adapter_for(up).chat(up, upstream_body(body, up)))
+            settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
+            output, finish_reason = rt.output_of(answer, namespaced, ids)
+            response["output"] = output
+            status, incomplete = rt.status_of(finish_reason)
+            rt.finished(response, status, incomplete, usage_of(ai.meter))
+            await keep(response)
+            return await ai.respond(response)
+
+
+# Chat fields an adapter may name in a 400, and the Responses field the caller sent instead.
+RESPONSES_NAMES = {
+    "reasoning_effort": "reasoning.effort",
+    "max_completion_tokens": "max_output_tokens",
+    "max_tokens": "max_output_tokens",
+    "response_format": "text.format",
+    "verbosity": "text.verbosity",
+    "messages": "input",
+}
+
+
+@contextmanager
+def in_responses_terms() -> Iterator[None]:
+    """An adapter's 400 about the translated chat body, naming the Responses field the caller sent
+    (`reasoning.effort`, not `reasoning_effort`): the caller never saw the chat body."""
+    try:
+        yield
+    except ApiError as exc:
+        head = (exc.param or "").split(".")[0].split("[")[0]
+        if exc.status == 400 and head in RESPONSES_NAMES:
+            exc.message = exc.message.replace(f"`{head}`", f"`{RESPONSES_NAMES[head]}`")
+            exc.param = RESPONSES_NAMES[head] if head != "messages" else "input"
+        raise
+
+
+async def referenced_items(studio_id: str, wanted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """The items `item_reference`s name (see responses_translate.item_references), by id, from this
+    studio's stored responses that have not expired: one query, only when the input has references."""
+    if not wanted:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    rows = StoredResponse.objects.filter(id__in=list(wanted), studio_id=studio_id, expires_at__gt=timezone.now())
+    async for row in rows.only("id", "input_items", "response"):
+        ids = set(wanted[row.id])
+        for item in [*(row.response.get("output") or ()), *row.input_items]:
+            if isinstance(item, dict) and item.get("id") in ids:
+                found[item["id"]] = item
+    return found
 
 
 def upstream_body(body: dict[str, Any], upstream: Upstream) -> dict[str, Any]:

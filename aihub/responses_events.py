@@ -29,8 +29,9 @@ class ResponseEvents:
     """One stream's events: feed it chat chunks (`chunk`), then `finish` or `fail`. Each returns the
     SSE frames to send. `response` is the response object, updated as the stream goes."""
 
-    def __init__(self, response: dict[str, Any], namespaced: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, response: dict[str, Any], namespaced: dict[str, tuple[str, str]], ids: rt.ItemIds) -> None:
         self.response = response
+        self.ids = ids
         self.output: list[dict[str, Any]] = response["output"]
         self.namespaced = namespaced
         self.sequence = 0
@@ -77,7 +78,7 @@ class ResponseEvents:
             return []
         frames = self._close_message() + self._close_calls()
         index = len(self.output)
-        self.output.append(rt.reasoning_item(new_id("rs"), "", [], status="in_progress"))
+        self.output.append(rt.reasoning_item(self.ids("rs"), "", [], status="in_progress"))
         self._reasoning = (index, [], [])
         return [*frames, self.event("response.output_item.added", output_index=index, item=dict(self.output[index]))]
 
@@ -114,7 +115,7 @@ class ResponseEvents:
         if self._message is None:
             frames += self._close_reasoning() + self._close_calls()
             index = len(self.output)
-            self.output.append(rt.message_item(new_id("msg"), [], status="in_progress"))
+            self.output.append(rt.message_item(self.ids("msg"), [], status="in_progress"))
             self._message = (index, [])
             item_id = self.output[index]["id"]
             frames.append(self.event("response.output_item.added", output_index=index, item=rt.message_item(item_id, [], "in_progress")))
@@ -151,7 +152,7 @@ class ResponseEvents:
             frames += self._close_reasoning() + self._close_message()
             index = len(self.output)
             item = rt.function_call_item(
-                new_id("fc"), piece.get("id") or new_id("call"), function.get("name") or "", "", self.namespaced, status="in_progress"
+                self.ids("fc"), piece.get("id") or new_id("call"), function.get("name") or "", "", self.namespaced, status="in_progress"
             )
             self.output.append(item)
             self._calls[chat_index] = (index, [])

@@ -69,6 +69,7 @@ INPUT_ITEM = Tagged(
                 "status": STRING,
             },
         ),
+        "item_reference": Object({"id": STRING}, required=["id"]),
     },
     noun='an input item such as {"role": "user", "content": "Hello"}',
     default="message",

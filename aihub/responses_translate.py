@@ -104,6 +104,27 @@ NAMESPACE_JOIN = "__"
 THINKING_PREFIX = "city-thinking:"
 
 
+class ItemIds:
+    """The ids of one response's items, `{prefix}_{the response id's ULID}_{n}` (`msg_01k…_0`): an
+    `item_reference` to one of them names the stored response that holds it (see response_of_item),
+    as the Vercel AI SDK sends the items of earlier steps when `store` is on."""
+
+    def __init__(self, response_id: str) -> None:
+        self.base = response_id.removeprefix("resp_")
+        self.count = 0
+
+    def __call__(self, prefix: str) -> str:
+        item_id = f"{prefix}_{self.base}_{self.count}"
+        self.count += 1
+        return item_id
+
+
+def response_of_item(item_id: str) -> str | None:
+    """The id of the response whose item this is, for an id ItemIds made; None for any other."""
+    parts = item_id.split("_")
+    return f"resp_{parts[1]}" if len(parts) == 3 and parts[1] and parts[2].isdigit() else None
+
+
 def invalid(param: str, message: str, code: str = "unsupported_parameter") -> ApiError:
     return ApiError(400, message, param=param, code=code)
 
@@ -287,28 +308,26 @@ def response_format(format_: dict[str, Any]) -> dict[str, Any]:
 # --- input items --------------------------------------------------------------------------------------
 
 
-def normalized_input(request: dict[str, Any]) -> list[dict[str, Any]]:
+def normalized_input(request: dict[str, Any], ids: ItemIds, referenced: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The request's input as Responses items with ids (what the store keeps and input_items lists):
-    a string becomes a user message; an item without an id gets one."""
+    a string becomes a user message; an item without an id gets one; an `item_reference` is the item
+    it names (`referenced`, by id: see item_references)."""
     value = request["input"]
     if isinstance(value, str):
         return [
-            {
-                "id": new_id("msg"),
-                "type": "message",
-                "role": "user",
-                "status": "completed",
-                "content": [{"type": "input_text", "text": value}],
-            }
+            {"id": ids("msg"), "type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": value}]}
         ]
     items = []
-    for item in value:
+    for i, item in enumerate(value):
         kind = item.get("type", "message")
-        copied = {
-            "id": item.get("id") or new_id(ITEM_PREFIX.get(kind, "item")),
-            **{k: v for k, v in item.items() if k != "id"},
-            "type": kind,
-        }
+        if kind == "item_reference":
+            found = referenced.get(item["id"])
+            if found is None:
+                message = f"input[{i}] refers to item '{item['id']}', which no stored response of this studio holds."
+                raise invalid(f"input[{i}].id", message, "item_not_found")
+            items.append(found)
+            continue
+        copied = {"id": item.get("id") or ids(ITEM_PREFIX.get(kind, "item")), **{k: v for k, v in item.items() if k != "id"}, "type": kind}
         if kind == "message" and isinstance(copied.get("content"), str):
             part_type = "output_text" if copied.get("role") == "assistant" else "input_text"
             copied["content"] = [{"type": part_type, "text": copied["content"]}]
@@ -317,6 +336,20 @@ def normalized_input(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 ITEM_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+
+
+def item_references(request: dict[str, Any]) -> dict[str, list[str]]:
+    """The `item_reference`s of the input: the stored response each names → its item ids. A 400
+    naming the reference for an id City did not make (it names no response)."""
+    wanted: dict[str, list[str]] = {}
+    value = request["input"]
+    for i, item in enumerate(value if isinstance(value, list) else ()):
+        if item.get("type") == "item_reference":
+            response_id = response_of_item(item["id"])
+            if response_id is None:
+                raise invalid(f"input[{i}].id", f"input[{i}] refers to item '{item['id']}', which City did not make.", "item_not_found")
+            wanted.setdefault(response_id, []).append(item["id"])
+    return wanted
 
 
 def chat_messages(items: list[dict[str, Any]], where: str, namespaced: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
@@ -504,7 +537,7 @@ def function_call_item(
     return item
 
 
-def output_of(answer: dict[str, Any], namespaced: dict[str, tuple[str, str]]) -> tuple[list[dict[str, Any]], str | None]:
+def output_of(answer: dict[str, Any], namespaced: dict[str, tuple[str, str]], ids: ItemIds) -> tuple[list[dict[str, Any]], str | None]:
     """A chat.completion's first choice as Responses output items, and its finish reason."""
     choices = answer.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
@@ -513,19 +546,19 @@ def output_of(answer: dict[str, Any], namespaced: dict[str, tuple[str, str]]) ->
     reasoning = message.get("reasoning_content")
     blocks = [b for b in message.get("thinking_blocks") or () if isinstance(b, dict)]
     if reasoning or blocks:
-        output.append(reasoning_item(new_id("rs"), reasoning if isinstance(reasoning, str) else "", blocks))
+        output.append(reasoning_item(ids("rs"), reasoning if isinstance(reasoning, str) else "", blocks))
     parts = []
     if isinstance(message.get("content"), str) and message["content"]:
         parts.append(text_part(message["content"]))
     if isinstance(message.get("refusal"), str) and message["refusal"]:
         parts.append({"type": "refusal", "refusal": message["refusal"]})
     if parts:
-        output.append(message_item(new_id("msg"), parts))
+        output.append(message_item(ids("msg"), parts))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         output.append(
             function_call_item(
-                new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "", function.get("arguments") or "", namespaced
+                ids("fc"), call.get("id") or new_id("call"), function.get("name") or "", function.get("arguments") or "", namespaced
             )
         )
     return output, choice.get("finish_reason")

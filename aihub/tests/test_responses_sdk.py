@@ -192,3 +192,141 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(kinds[2:4], ["response.output_item.added", "response.reasoning_summary_part.added"])
         self.assertEqual(events[-1]["response"]["output"][0]["type"], "reasoning")
         self.assertEqual(events[-1]["response"]["output"][1]["type"], "message")
+
+    def test_a_codex_cli_request_works_on_every_provider(self) -> None:
+        """What Codex CLI sends (see DESIGN.md): developer messages, items with ids, a function, a
+        namespace of functions and web search side by side, encrypted reasoning asked for, store off."""
+        shell = {
+            "type": "function",
+            "name": "shell",
+            "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}},
+            "strict": False,
+        }
+        read = {"type": "function", "name": "read", "description": "Read a file.", "parameters": {"type": "object", "properties": {}}}
+        body = {
+            "instructions": "You are a coding agent.",
+            "input": [
+                {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Sandbox: read-only."}]},
+                {
+                    "type": "message",
+                    "role": "user",
+                    "id": "msg_from_codex",
+                    "content": [{"type": "input_text", "text": "Read the README."}],
+                },
+            ],
+            "tools": [shell, {"type": "web_search"}, {"type": "namespace", "name": "files", "description": "Files.", "tools": [read]}],
+            "tool_choice": "auto",
+            "parallel_tool_calls": False,
+            "reasoning": {"effort": "medium", "summary": "auto"},
+            "store": False,
+            "include": ["reasoning.encrypted_content"],
+            "prompt_cache_key": "codex-session-1",
+        }
+        for model, sim in self.upstreams():
+            with self.subTest(model=model):
+                sim.script.tool_call = ("files__read", {})
+                events = self.stream_events({"model": model, **body})
+                self.assertEqual(events[-1]["type"], "response.completed")
+                usage = events[-1]["response"]["usage"]
+                self.assertEqual(
+                    (usage["input_tokens_details"]["cached_tokens"], usage["output_tokens_details"]["reasoning_tokens"]), (0, 0)
+                )
+                calls = [item for item in events[-1]["response"]["output"] if item["type"] == "function_call"]
+                self.assertEqual([(c["namespace"], c["name"]) for c in calls], [("files", "read")])
+                sent = json.dumps(sim.last_request.json)
+                for offered in ("shell", "files__read", "Sandbox: read-only.", "You are a coding agent."):
+                    self.assertIn(offered, sent)
+                self.assertNotIn("web_search", sent)
+
+    def test_what_cannot_be_translated_is_a_400_naming_the_field(self) -> None:
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type"),
+            ({"tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "web_search_preview"}}, "tool_choice"),
+            ({"background": True}, "background"),
+            ({"conversation": "conv_1"}, "conversation"),
+            ({"include": ["message.output_text.logprobs"]}, "include[0]"),
+            ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].id"),
+            ({"input": [{"type": "item_reference", "id": "msg_01kx0000000000000000000000_0"}]}, "input[0].id"),
+            ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
+            (
+                {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1", "detail": "auto"}]}]},
+                "input[0].content[0].file_id",
+            ),
+            (
+                {"input": [{"type": "function_call_output", "call_id": "c", "output": [{"type": "input_file", "file_data": "x"}]}]},
+                "input[0].output[0].type",
+            ),
+            ({"input": 5}, "input"),
+            ({"temperature": "hot"}, "temperature"),
+            ({"model": None}, "model"),
+            ({"model": "claude-sonnet-4-6", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+        ]
+        for change, param in cases:
+            with self.subTest(param=param):
+                response = self.user.post("/v1/responses", json={"model": "deepseek-v4-flash", "input": "Hi", **change})
+                self.assertEqual(response.status_code, 400, response.text)
+                error = response.json()["error"]
+                self.assertEqual((error["param"], error["type"]), (param, "invalid_request_error"))
+        for sim in (self.sim, self.anthropic, self.gemini):
+            self.assertEqual(sim.requests, [])
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.sdk().responses.create(model="deepseek-v4-flash", input="Hi", background=True)
+        self.assertIn("background", str(caught.exception))
+
+    def test_an_upstream_failure_is_an_error_before_the_stream_and_response_failed_within_it(self) -> None:
+        self.sim.fail(503)
+        with self.assertRaises(openai.InternalServerError):
+            self.sdk().responses.create(model="deepseek-v4-flash", input="Hi")
+        self.sim.reset()
+        self.sim.fail_after_chunks = 3
+        events = self.stream_events({"model": "deepseek-v4-flash", "input": "Hi"})
+        self.assertEqual(events[-1]["type"], "response.failed")
+        failed = events[-1]["response"]
+        self.assertEqual((failed["status"], failed["error"]["code"]), ("failed", "server_error"))
+        self.assertEqual(failed["output"][0]["type"], "message")
+        records = wait_for_records(self.studio["id"], 2)
+        self.assertEqual([(r.route, r.status) for r in records], [("responses", 503), ("responses", 502)])
+
+    def test_previous_response_id_continues_the_conversation_on_every_provider(self) -> None:
+        client = self.sdk()
+        for model, sim in self.upstreams():
+            with self.subTest(model=model):
+                first = client.responses.create(model=model, input="My name is Ada.", instructions="Answer in French.")
+                streamed = self.stream_events({"model": model, "input": "Remember it.", "previous_response_id": first.id})
+                middle = streamed[-1]["response"]["id"]  # stored before response.completed went out
+                last = client.responses.create(model=model, input="What is my name?", previous_response_id=middle)
+                self.assertEqual((last.previous_response_id, last.output_text), (middle, sim.script.text))
+                sent = json.dumps(sim.last_request.json)
+                for said in ("My name is Ada.", "Remember it.", "What is my name?", sim.script.text):
+                    self.assertIn(said, sent)
+                self.assertNotIn("Answer in French.", sent)  # instructions are not carried over, as on OpenAI
+                self.assertEqual(client.responses.retrieve(last.id).output_text, sim.script.text)
+                items = [item.id for item in client.responses.input_items.list(last.id)]
+                self.assertEqual(len(items), 1)
+                unstored = client.responses.create(model=model, input="Forget it.", store=False)
+                with self.assertRaises(openai.BadRequestError) as caught:
+                    client.responses.create(model=model, input="And now?", previous_response_id=unstored.id)
+                self.assertEqual(getattr(caught.exception, "param", None), "previous_response_id")
+
+    def test_item_references_name_the_items_of_stored_responses(self) -> None:
+        """As the Vercel AI SDK sends a tool loop's earlier steps while `store` is on."""
+        self.sim.script.tool_call = ("get_weather", {"city": "Paris"})
+        client = self.sdk()
+        first = client.responses.create(model="deepseek-v4-flash", input="Weather?", tools=[WEATHER])
+        call = first.output[0]
+        assert isinstance(call, ResponseFunctionToolCall)
+        self.sim.script.tool_call = None
+        turn: list[Any] = [
+            {"role": "user", "content": "Weather?"},
+            {"type": "item_reference", "id": call.id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+        ]
+        second = client.responses.create(model="deepseek-v4-flash", input=turn, tools=[WEATHER])
+        self.assertEqual(second.output_text, self.sim.script.text)
+        messages = self.sim.last_request.json["messages"]
+        self.assertEqual(messages[1]["tool_calls"][0]["id"], call.call_id)
+        self.assertEqual((messages[2]["role"], messages[2]["tool_call_id"]), ("tool", call.call_id))
+        client.responses.delete(first.id)
+        with self.assertRaises(openai.BadRequestError) as caught:
+            client.responses.create(model="deepseek-v4-flash", input=turn, tools=[WEATHER])
+        self.assertEqual(getattr(caught.exception, "param", None), "input[1].id")

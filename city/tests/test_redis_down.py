@@ -208,6 +208,8 @@ class RedisDownTests(LiveCityTestCase):
             call(route, partial(user.post, f"/v1/{route}", json=chat))
         for route in ("ai/completions", "completions"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
+        for route in ("ai/responses", "responses"):
+            call(route, partial(user.post, f"/v1/{route}", json={"model": "deepseek-v4-flash", "input": "Hi"}))
         for route in ("ai/embeddings", "embeddings"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "text-embedding-3-small", "input": "Hi"}))
         audio = {"file": ("clip.wav", wav(1.0), "audio/wav")}
