@@ -6,12 +6,14 @@ betas unchanged); every other provider through translation to OpenAI chat (aihub
 aihub/messages_events.py).
 """
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from django.http import HttpResponseBase
 
 from aihub import messages_count
 from aihub.adapters import adapter_for
+from aihub.adapters.anthropic import PASSED_HEADERS
 from aihub.adapters.base import Upstream
 from aihub.anthropic_errors import anthropic_error_response
 from aihub.catalog_types import OPENAI, TEXT
@@ -37,11 +39,10 @@ from city.registry import USER, Action
 
 JSON, SSE = "application/json", "text/event-stream"
 NATIVE = "anthropic"  # the adapter that speaks the Messages API itself
-# The client's headers an Anthropic upstream gets as they are.
-PASSED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 def anthropic_headers(call: Call) -> dict[str, str]:
+    """The client's headers an Anthropic upstream gets as they are (its API version, its betas)."""
     return {name: value for name in PASSED_HEADERS if (value := call.request.headers.get(name, "").strip())}
 
 
@@ -90,27 +91,30 @@ async def messages(call: Call) -> HttpResponseBase:
         def chat_body(up: Upstream) -> dict[str, Any]:
             return for_upstream(chats[0], up, thinking=thinking)
 
+        tried: list[Upstream] = []  # the last is the one that answered (whose stream opened)
         if body.get("stream") is True:
 
-            def start(up: Upstream) -> Any:
+            def start(up: Upstream) -> AsyncGenerator[dict[str, Any], None]:
+                tried.append(up)
                 adapter = adapter_for(up)
                 if up.adapter == NATIVE:
                     return adapter.messages_stream(up, native_body(up), headers)
                 return adapter.chat_stream(up, {**chat_body(up), "stream": True})
 
             stream, first = await ai.open_stream(start)
-            if ai.upstreams_used_native(first):
+            if tried[-1].adapter == NATIVE:
                 return ai.events(native_events(stream, first, ai.meter))
             return ai.events(translated_events(stream, first, ai.meter, thinking=thinking))
 
-        async def attempt(up: Upstream) -> tuple[bool, dict[str, Any]]:
+        async def attempt(up: Upstream) -> dict[str, Any]:
+            tried.append(up)
             adapter = adapter_for(up)
             if up.adapter == NATIVE:
-                return True, await adapter.messages(up, native_body(up), headers)
-            return False, await adapter.chat(up, chat_body(up))
+                return await adapter.messages(up, native_body(up), headers)
+            return await adapter.chat(up, chat_body(up))
 
-        native, answer = await ai.answer(attempt)
-        if native:
+        answer = await ai.answer(attempt)
+        if tried[-1].adapter == NATIVE:
             usage = answer.get("usage")
             if not (isinstance(usage, dict) and ai.meter.use(openai_usage(usage))):
                 ai.meter.estimate(estimate_tokens(str(answer.get("content") or "")))

@@ -51,7 +51,7 @@ class ChunkTranslator:
         self.generated: list[str] = []  # for City's count when the upstream reports no usage
 
     def start(self) -> list[dict[str, Any]]:
-        message = {
+        message: dict[str, Any] = {
             "id": new_message_id(),
             "type": "message",
             "role": "assistant",
@@ -59,7 +59,12 @@ class ChunkTranslator:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": self.input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0},
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": 0,
+            },
         }
         return [{"type": "message_start", "message": message}]
 
@@ -94,10 +99,11 @@ class ChunkTranslator:
         index = call.get("index", 0)
         function = call.get("function") or {}
         if index not in self.tool_block:
-            block = {"type": "tool_use", "id": call.get("id") or new_tool_use_id(), "name": function.get("name") or "", "input": {}}
+            name = str(function.get("name") or "")
+            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id") or new_tool_use_id(), "name": name, "input": {}}
             events += self._block("tool_use", block, new=True)
             self.tool_block[index] = self.index
-            self.generated.append(block["name"])
+            self.generated.append(name)
         elif self.tool_block[index] != self.index:
             raise UpstreamError(
                 "The upstream provider interleaved the arguments of several tool calls, which an Anthropic stream cannot carry.",
@@ -178,7 +184,9 @@ def meter_usage(meter: Meter) -> dict[str, Any]:
     return usage
 
 
-async def native_events(stream: AsyncGenerator[dict[str, Any], None], first: dict[str, Any] | None, meter: Meter) -> AsyncGenerator[bytes, None]:
+async def native_events(
+    stream: AsyncGenerator[dict[str, Any], None], first: dict[str, Any] | None, meter: Meter
+) -> AsyncGenerator[bytes, None]:
     """An Anthropic upstream's events as it sent them, `message.model` City's id; its usage metered
     (message_start's, updated by each message_delta's cumulative counts)."""
     usage: dict[str, Any] = {}

@@ -89,7 +89,9 @@ CONTENT_BLOCK = OpenTagged(
         "text": TEXT_BLOCK,
         "image": IMAGE_BLOCK,
         "document": DOCUMENT_BLOCK,
-        "tool_use": Object({"id": STRING, "name": STRING, "input": ANY_OBJECT, "cache_control": CACHE_CONTROL}, required=["id", "name", "input"]),
+        "tool_use": Object(
+            {"id": STRING, "name": STRING, "input": ANY_OBJECT, "cache_control": CACHE_CONTROL}, required=["id", "name", "input"]
+        ),
         "tool_result": Object(
             {"tool_use_id": STRING, "content": TOOL_RESULT_CONTENT, "is_error": BOOLEAN, "cache_control": CACHE_CONTROL},
             required=["tool_use_id"],
@@ -128,7 +130,11 @@ TOOL_CHOICE = Tagged(
 )
 THINKING = OpenTagged(
     "type",
-    {"enabled": Object({"budget_tokens": INTEGER, "display": STRING}, required=["budget_tokens"]), "disabled": Object({}), "adaptive": Object({"display": STRING})},
+    {
+        "enabled": Object({"budget_tokens": INTEGER, "display": STRING}, required=["budget_tokens"]),
+        "disabled": Object({}),
+        "adaptive": Object({"display": STRING}),
+    },
     noun='a thinking object {"type": "enabled" | "adaptive" | "disabled"}',
 )
 

@@ -298,8 +298,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if kind not in (None, "custom"):
             raise invalid(
                 f"tools[{i}].type",
-                f"tools[{i}] ('{kind}') is a tool Anthropic runs on its own servers; this model can only call the "
-                "client's own tools (with an input_schema).",
+                f"tools[{i}].type '{kind}' is a tool Anthropic runs on its own servers; this model can only call "
+                "the client's own tools (with an input_schema).",
             )
         if not isinstance(tool.get("input_schema"), dict):
             raise invalid(f"tools[{i}].input_schema", f"tools[{i}].input_schema is required: a JSON Schema object.", "missing_field")
@@ -351,9 +351,7 @@ def _response_format(output_config: Any) -> dict[str, Any] | None:
     if output_format is None:
         return None
     if output_format.get("type") != "json_schema" or not isinstance(output_format.get("schema"), dict):
-        raise invalid(
-            "output_config.format", 'output_config.format must be {"type": "json_schema", "schema": {…}}.', "invalid_value"
-        )
+        raise invalid("output_config.format", 'output_config.format must be {"type": "json_schema", "schema": {…}}.', "invalid_value")
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": output_format["schema"], "strict": True}}
 
 
@@ -428,7 +426,9 @@ def message_from_completion(answer: dict[str, Any], model_id: str, *, thinking: 
                 "The upstream model called a tool with arguments that are not a JSON object; try again.",
                 code="upstream_error",
             )
-        content.append({"type": "tool_use", "id": call.get("id") or new_tool_use_id(), "name": function.get("name") or "", "input": arguments})
+        content.append(
+            {"type": "tool_use", "id": call.get("id") or new_tool_use_id(), "name": function.get("name") or "", "input": arguments}
+        )
     return {
         "id": new_message_id(),
         "type": "message",

@@ -37,6 +37,9 @@ ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
+# The API versions the simulator takes: the one City's adapter sends, and the one the pinned anthropic
+# SDK sends (passed on as the client's on /v1/messages).
+API_VERSIONS = ("2023-06-01", "2026-10-21")
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
@@ -56,7 +59,7 @@ class AnthropicSim(SimServer):
             return self._error(404, f"Not found: {request.method} {request.path}")
         if not request.headers.get("x-api-key"):
             return self._error(401, "x-api-key header is required")
-        if request.headers.get("anthropic-version") != "2023-06-01":
+        if request.headers.get("anthropic-version") not in API_VERSIONS:
             return self._error(400, "anthropic-version: header is required and must be a valid version")
         body = request.json
         if not isinstance(body, dict):
