@@ -250,3 +250,7 @@ class UsageRecordAdmin(LargeTableAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Stored responses register in a module of their own, which uses StudioFilter above.
+from aihub import admin_responses  # noqa: E402, F401

@@ -7,7 +7,8 @@ upstream; anything that fails later is reported to the client, never retried.
 Rules: a `retryable` error (connect error, timeout, upstream 5xx, 429) is retried on the same
 deployment after a pause, then the next deployment is tried; an upstream 401/403/404 (that
 deployment's key or model name is wrong) goes straight to the next deployment; any other 4xx is
-the request's own fault and is answered at once. An adapter without the operation (Deepgram asked
+the request's own fault and is answered at once. A 401/403 that is the last error reaches the client
+as a 502 `upstream_auth_failed` naming the provider's key: the client's City token is not at fault. An adapter without the operation (Deepgram asked
 for speech) raises NotImplementedError: the next deployment is tried, and if none has it the
 client gets a 400 `unsupported_model` naming the model. The last error is what the client sees.
 """
@@ -62,7 +63,13 @@ async def first_success(upstreams: list[Upstream], attempt: Callable[[Upstream],
                 break  # next deployment: its protocol may have the operation
             except UpstreamError as exc:
                 metrics.upstream_error(upstream.provider, exc.status)
-                last = with_base_url_hint(exc, upstream) if exc.status == 404 else exc
+                last = (
+                    with_base_url_hint(exc, upstream)
+                    if exc.status == 404
+                    else key_refused(exc, upstream)
+                    if exc.status in (401, 403)
+                    else exc
+                )
                 if exc.retryable:
                     continue
                 if exc.status in FAILOVER_STATUSES:
@@ -82,6 +89,19 @@ def with_base_url_hint(exc: UpstreamError, upstream: Upstream) -> UpstreamError:
         "includes the API's path, such as /v1]"
     )
     return exc
+
+
+def key_refused(exc: UpstreamError, upstream: Upstream) -> UpstreamError:
+    """An upstream's 401/403 as a 502 naming the provider and City's env key for it: the client's own
+    City token is fine, and a 401 would tell its SDK (Claude Code, Codex) to sign in again."""
+    key = f" ({upstream.api_key_env})" if upstream.api_key_env else ""
+    return UpstreamError(
+        f"The upstream provider {upstream.provider} refused City's credentials for it with {exc.status}: {exc.message} "
+        f"[an admin should check City's {upstream.provider} API key{key}]",
+        status=502,
+        retryable=False,
+        code="upstream_auth_failed",
+    )
 
 
 def shown_url(url: str) -> str:

@@ -15,7 +15,14 @@ def deepseek(model: str) -> Deployment:
 
 def openai(model: str, *, legacy_completions: bool = False) -> Deployment:
     return Deployment(
-        "openai", "openai", model, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1", legacy_completions=legacy_completions
+        "openai",
+        "openai",
+        model,
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "https://api.openai.com/v1",
+        legacy_completions=legacy_completions,
+        native_responses=True,
     )
 
 

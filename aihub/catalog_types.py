@@ -39,6 +39,7 @@ class Deployment:
     api_key_required: bool = True  # False: the key is sent when set (a vLLM started with --api-key)
     model_env: str | None = None  # optional env key naming the upstream model instead (local servers)
     legacy_completions: bool = False  # the upstream serves /completions itself (else City uses chat)
+    native_responses: bool = False  # the upstream serves OpenAI's Responses API itself (else City translates to chat)
 
     def env_requirements(self, *, failover: bool = False) -> list[EnvRequirement]:
         """The env this deployment reads. Fail-over deployments never make a key required: the

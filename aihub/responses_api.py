@@ -40,6 +40,7 @@ ACTIONS: tuple[Action, ...] = (
         responses,
         methods=("GET", "POST", "DELETE"),
         allow=(USER,),
+        large_body=True,
         input=RESPONSES_INPUT,
         subpaths=True,
         description="OpenAI's Responses API on every model: create (streaming included), /responses/{id} retrieve and delete, "

@@ -42,6 +42,7 @@ SERVICE = Service(
             "chat/completions",
             chat_completions,
             allow=(USER,),
+            large_body=True,
             input=openai_request.CHAT_COMPLETIONS,
             description="OpenAI chat completions, streaming included.",
             responds=(JSON, SSE),

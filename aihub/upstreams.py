@@ -39,7 +39,9 @@ async def resolve(model: Model, deployment: Deployment) -> Upstream | None:
         base_url=base_url.rstrip("/"),
         api_key=api_key or None,
         base_url_env=deployment.base_url_env,
+        api_key_env=deployment.api_key_env or "",
         legacy_completions=deployment.legacy_completions,
+        native_responses=deployment.native_responses,
         max_output_tokens=model.max_output_tokens,
     )
 

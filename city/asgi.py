@@ -14,6 +14,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
 django_app = get_asgi_application()  # sets Django up before anything imports models
 
+import orjson  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 from django.conf import settings  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
@@ -21,8 +22,9 @@ from servestatic import ServeStaticASGI  # noqa: E402
 
 from city.apiapp import ApiApp  # noqa: E402
 from city.bodylimit import BodyLimitMiddleware  # noqa: E402
+from city.errors import ApiError  # noqa: E402
 from city.invalidation import WithInvalidationListener  # noqa: E402
-from city.registry import registry  # noqa: E402
+from city.registry import Action, registry  # noqa: E402
 
 api_app = ApiApp(sync_threads=settings.CITY_SYNC_THREADS)
 # Static files are served at the ASGI level: a sync Django middleware would push every async view into a thread.
@@ -53,13 +55,25 @@ for hook in settings.CITY_SERVER_STARTUP:
 
 
 # Outermost: it starts each process's invalidation listener (lifespan or first request) and answers the lifespan.
-def takes_uploads(scope) -> bool:
-    """Whether the route takes uploads (a registry Action with `upload`), for the larger body limit."""
+def _action(scope) -> Action | None:
     if not is_api_path(scope):
-        return False
-    found = registry().resolve(scope["path"].removeprefix(scope.get("root_path", "")).removeprefix("/v1").strip("/"))
-    return found.action is not None and found.action.upload
+        return None
+    return registry().resolve(scope["path"].removeprefix(scope.get("root_path", "")).removeprefix("/v1").strip("/")).action
 
 
-limited = BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES, settings.CITY_MAX_UPLOAD_BYTES, takes_uploads)
+def takes_uploads(scope) -> bool:
+    """Whether the route takes large bodies (a registry Action with `upload` or `large_body`), for the larger limit."""
+    action = _action(scope)
+    return action is not None and (action.upload or action.large_body)
+
+
+def refusal_body(scope, error: ApiError) -> bytes:
+    """A refusal in the route's own error shape (Anthropic's on its routes)."""
+    action = _action(scope)
+    if action is not None and action.error_response is not None:
+        return bytes(action.error_response(error).content)
+    return orjson.dumps(error.body())
+
+
+limited = BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES, settings.CITY_MAX_UPLOAD_BYTES, takes_uploads, refusal_body)
 application = WithInvalidationListener(ProtocolTypeRouter({"http": limited}))

@@ -5,7 +5,7 @@ from typing import Any
 
 import orjson
 
-from city.errors import error_body
+from city.errors import ApiError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -22,9 +22,16 @@ class BodyLimitMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, limit_bytes: int, upload_limit_bytes: int = 0, takes_uploads: Callable[[Scope], bool] | None = None
+        self,
+        app: ASGIApp,
+        limit_bytes: int,
+        upload_limit_bytes: int = 0,
+        takes_uploads: Callable[[Scope], bool] | None = None,
+        render_error: Callable[[Scope, ApiError], bytes] | None = None,
     ) -> None:
         self.app = app
+        # The refusal's body in the route's own error shape (Anthropic's on its routes); None: City's.
+        self.render_error = render_error
         self.limit_bytes = limit_bytes
         # Routes that take uploads (`takes_uploads(scope)`) get the larger limit; asked only of a body
         # over the usual one, so other requests pay nothing for it.
@@ -45,7 +52,7 @@ class BodyLimitMiddleware:
         if declared is not None and declared > limit:
             larger = self._larger_limit(scope)
             if larger is None or declared > larger:
-                await self._refuse(send, larger or limit, larger is not None)
+                await self._refuse(scope, send, larger or limit, larger is not None)
                 return
             limit = larger
         chunks: list[bytes] = []
@@ -62,7 +69,7 @@ class BodyLimitMiddleware:
                 larger = self._larger_limit(scope) if limit == self.limit_bytes else None
                 if larger is None or size > larger:
                     upload = limit != self.limit_bytes or larger is not None
-                    await self._refuse(send, larger or limit, upload)
+                    await self._refuse(scope, send, larger or limit, upload)
                     return
                 limit = larger
             chunks.append(body)
@@ -71,15 +78,10 @@ class BodyLimitMiddleware:
         whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay([whole], receive), send)
 
-    async def _refuse(self, send: Send, limit: int, upload: bool) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int, upload: bool) -> None:
         name = "CITY_MAX_UPLOAD_BYTES" if upload else "CITY_MAX_BODY_BYTES"
-        body = orjson.dumps(
-            error_body(
-                f"The request body is over the limit of {limit} bytes ({name}).",
-                "invalid_request_error",
-                code="body_too_large",
-            )
-        )
+        error = ApiError(413, f"The request body is over the limit of {limit} bytes ({name}).", code="body_too_large")
+        body = self.render_error(scope, error) if self.render_error is not None else orjson.dumps(error.body())
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -112,7 +112,7 @@ def _validated_then_handled(action: Action, call: Call) -> Any:
 
 
 def body_too_large(action: Action | None) -> ApiError:
-    if action is not None and action.upload:
+    if action is not None and (action.upload or action.large_body):
         limit, name = settings.CITY_MAX_UPLOAD_BYTES, "CITY_MAX_UPLOAD_BYTES"
     else:
         limit, name = settings.CITY_MAX_BODY_BYTES, "CITY_MAX_BODY_BYTES"
@@ -128,7 +128,9 @@ def read_input(request: HttpRequest, action: Action) -> dict[str, Any]:
         body = request.body
     except RequestDataTooBig:
         raise body_too_large(action) from None
-    if len(body) > settings.CITY_MAX_BODY_BYTES and not action.upload:  # Django's own limit is the larger upload limit
+    if len(body) > settings.CITY_MAX_BODY_BYTES and not (
+        action.upload or action.large_body
+    ):  # Django's own limit is the larger upload limit
         raise body_too_large(action)
     if not action.json_body:
         return {}

@@ -66,6 +66,9 @@ class Action:
     # Also takes multipart/form-data (its files in `call.files`), and bodies up to CITY_MAX_UPLOAD_BYTES
     # rather than CITY_MAX_BODY_BYTES (JSON included: audio may come as base64).
     upload: bool = False
+    # Takes JSON bodies up to CITY_MAX_UPLOAD_BYTES too (no multipart): a coding agent sends its whole
+    # conversation, images and files included, on every turn.
+    large_body: bool = False
     # Also takes the credential in `x-api-key` (as Anthropic's SDKs send it) when no Authorization is sent.
     api_key_header: bool = False
     # How this route answers an error, for routes that speak another API's error shape (Anthropic's);

@@ -25,8 +25,10 @@ class Upstream:
     base_url: str  # without a trailing slash
     api_key: str | None
     legacy_completions: bool = False
+    native_responses: bool = False  # serves OpenAI's Responses API itself (`responses`, `responses_stream`)
     max_output_tokens: int = 0  # the model's ceiling on an answer, in tokens; 0: not known
     base_url_env: str = ""  # the env key the base URL came from, named in errors that point at it
+    api_key_env: str = ""  # the env key of City's key for this provider, named when the provider refuses it
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class Adapter:
       dicts (`message_start` … `message_stop`, `ping` included); an `error` event or a cut stream
       raises UpstreamError.
     - `count_tokens(upstream, body, headers)` → Anthropic's `{"input_tokens": n}`.
+    - `responses(upstream, body)` → OpenAI's `response` object for a Responses API request body, on an
+      upstream with `native_responses`; `responses_stream(upstream, body)` → its stream events as
+      dicts, ending with the terminal one (aihub/adapters/openai_responses.py).
     """
 
     def __init__(self, client: httpx.AsyncClient) -> None:
@@ -119,6 +124,12 @@ class Adapter:
         raise NotImplementedError
 
     async def count_tokens(self, upstream: Upstream, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def responses(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def responses_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         raise NotImplementedError
 
     async def chat(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import httpx
 import orjson
 from typing_extensions import override
 
-from aihub.adapters import openai_images, openai_speech, openai_transcription, openai_videos
+from aihub.adapters import openai_images, openai_responses, openai_speech, openai_transcription, openai_videos
 from aihub.adapters.base import Adapter, MediaFile, MediaStream, Upstream, UpstreamError, error_from_response, error_from_transport
 from aihub.adapters.sse import iter_sse
 
@@ -138,6 +138,14 @@ class OpenAICompatAdapter(Adapter):
             raise error_from_transport(exc, upstream.provider) from None
         finally:
             await response.aclose()  # early close (client gone) drops the upstream connection at once
+
+    @override
+    async def responses(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
+        return await openai_responses.responses(self, upstream, body)
+
+    @override
+    def responses_stream(self, upstream: Upstream, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        return openai_responses.responses_stream(self, upstream, body)
 
     @override
     async def images(self, upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:

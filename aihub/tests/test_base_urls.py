@@ -3,7 +3,7 @@
 from django.test import SimpleTestCase
 
 from aihub.attempts import shown_url
-from aihub.tests.live import AiLiveTestCase
+from aihub.tests.live import DEEPSEEK_KEY, AiLiveTestCase
 from aihub.tests.upstream.openai_sim import OpenAISim
 from aihub.tests.upstream.sim import Reply
 from aihub.upstreams import configured_base_url
@@ -62,3 +62,14 @@ class BaseUrlThroughCityTests(AiLiveTestCase):
         self.assertIn("DEEPSEEK_BASE_URL", message)
         self.set_env(DEEPSEEK_BASE_URL=only_v1.url + "/v1")  # the fix the message suggests
         self.ok(self.user.post("/v1/chat/completions", json={"model": "deepseek-chat", "messages": HI}))
+
+    def test_an_upstream_refusing_citys_key_is_a_502_naming_that_key(self) -> None:
+        self.sim.fail(401, message="Incorrect API key provided", times=1)
+        response = self.user.post("/v1/chat/completions", json={"model": "deepseek-chat", "messages": HI})
+        self.assertEqual(response.status_code, 502, response.text)  # not 401: the client's City token is fine
+        error = response.json()["error"]
+        self.assertEqual(error["code"], "upstream_auth_failed")
+        self.assertIn("Incorrect API key provided", error["message"])
+        self.assertIn("DEEPSEEK_API_KEY", error["message"])
+        self.assertNotIn(DEEPSEEK_KEY, response.text)
+        self.ok(self.user.post("/v1/chat/completions", json={"model": "deepseek-chat", "messages": HI}))  # one refusal only

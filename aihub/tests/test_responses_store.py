@@ -24,6 +24,7 @@ from aihub.tests.live import AiLiveTestCase
 from aihub.tests.openai_schema import SCHEMA_PATH, validate
 from city.errors import ApiError
 from city.ids import new_id
+from city.tests.test_admin_pages import AdminPages
 from studios.models import Studio
 
 save = async_to_sync(responses_store.save)
@@ -171,6 +172,9 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             self.sdk.responses.input_items.list(rid, order="asc", limit=500)
         self.assertIn("limit", str(caught.exception))
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.sdk.responses.retrieve(rid, include=["message.input_image.image_url", "everything"])  # type: ignore[list-item]
+        self.assertIn("'everything'", str(caught.exception))
 
         # Cancel: City runs no background responses, so a stored one has finished and cannot be.
         with self.assertRaises(openai.BadRequestError) as caught:
@@ -214,6 +218,11 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
                     use(rid)
                 self.assertIn("not found", str(caught.exception))
         self.assertTrue(StoredResponse.objects.filter(pk=theirs).exists())  # their DELETE did nothing
+        # An id no response can have (PostgreSQL refuses a NUL in a query's text) is not found either.
+        for odd in ("resp_%00x", "x" * 300):
+            with self.subTest(odd=odd[:20]):
+                self.assertEqual(self.user.get(f"/v1/responses/{odd}").status_code, 404)
+                self.assertEqual(self.user.delete(f"/v1/responses/{odd}").status_code, 404)
         # The admin credential reads any studio's, naming it.
         admin_read = self.admin.get(f"/v1/responses/{theirs}", params={"studio_id": other_studio["id"]})
         self.assertEqual(self.ok(admin_read)["id"], theirs)
@@ -289,3 +298,17 @@ class HistoryAndSaveTests(TestCase):
         with self.assertRaises(ApiError) as caught:
             history(self.studio.id, response["id"])
         self.assertIn("kept 7 days", caught.exception.message)
+
+
+class StoredResponsesAdminTests(AdminPages, TestCase):
+    def test_listed_read_only_without_contents(self) -> None:
+        studio = Studio.objects.create(name="Acme Games")
+        response = answer("A private answer.")
+        save(studio.id, None, response, "A private question.", None)
+        listing = self.page("/admin/aihub/storedresponse/", {"studio_id": studio.id}).content.decode()
+        self.assertIn(response["id"], listing)
+        detail = self.page(f"/admin/aihub/storedresponse/{response['id']}/change/").content.decode()
+        self.assertIn("deepseek-v4-flash", detail)
+        for page in (listing, detail):
+            self.assertNotIn("A private", page)
+        self.page("/admin/aihub/storedresponse/add/", status=403)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aihub.tests.upstream.openai_images_sim import ImagesRoutes
+from aihub.tests.upstream.openai_responses_sim import ResponsesRoutes
 from aihub.tests.upstream.openai_speech_sim import SpeechRoutes
 from aihub.tests.upstream.openai_transcription_sim import TranscriptionRoutes
 from aihub.tests.upstream.openai_videos_sim import VideosRoutes
@@ -23,7 +24,7 @@ from aihub.tests.upstream.sim import Received, Reply, SimServer, sse
 CREATED = 1_767_225_600  # a fixed timestamp keeps recorded payloads stable
 
 
-class OpenAISim(ImagesRoutes, SpeechRoutes, TranscriptionRoutes, VideosRoutes, SimServer):
+class OpenAISim(ImagesRoutes, SpeechRoutes, TranscriptionRoutes, VideosRoutes, ResponsesRoutes, SimServer):
     def error_body(self, status: int, message: str) -> Any:
         error_type = {
             400: "invalid_request_error",
@@ -35,7 +36,7 @@ class OpenAISim(ImagesRoutes, SpeechRoutes, TranscriptionRoutes, VideosRoutes, S
         return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
     def handle(self, request: Received) -> Reply:
-        for route in (self.images_route, self.speech_route, self.transcription_route, self.videos_route):
+        for route in (self.images_route, self.speech_route, self.transcription_route, self.videos_route, self.responses_route):
             media = route(request)
             if media is not None:
                 return media
