@@ -139,5 +139,5 @@ async def run_streamed(agent: agents.Agent, question: str, config: agents.RunCon
     """The streamed run's final output, and the Responses events it streamed (the SDK parses each one
     with the openai SDK's types)."""
     streamed = agents.Runner.run_streamed(agent, question, run_config=config)
-    kinds = [event.data.type async for event in streamed.stream_events() if isinstance(event, agents.RawResponsesStreamEvent)]
+    kinds: list[str] = [event.data.type async for event in streamed.stream_events() if isinstance(event, agents.RawResponsesStreamEvent)]
     return streamed.final_output, kinds
