@@ -86,9 +86,12 @@ def in_responses_terms() -> Iterator[None]:
         yield
     except ApiError as exc:
         head = (exc.param or "").split(".")[0].split("[")[0]
-        if exc.status == 400 and head in RESPONSES_NAMES:
-            exc.message = exc.message.replace(f"`{head}`", f"`{RESPONSES_NAMES[head]}`")
-            exc.param = RESPONSES_NAMES[head] if head != "messages" else "input"
+        if head in RESPONSES_NAMES:
+            name = RESPONSES_NAMES[head]
+            exc.message = exc.message.replace(f"`{head}`", f"`{name}`")
+            if head in ("max_tokens", "max_completion_tokens"):  # the plan's cap advises it by name (aihub/pipeline.py)
+                exc.message = exc.message.replace(head, name)
+            exc.param = name
         raise
 
 

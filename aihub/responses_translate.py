@@ -446,6 +446,8 @@ def message_content(content: Any, param: str, role: str) -> Any:
             raise invalid(f"{where}.type", f"{where}.type '{kind}' cannot be sent in a {role} message.")
     if role == "system":
         return "".join(part["text"] for part in parts)
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        return parts[0]["text"]  # a plain string: some OpenAI-compatible hosts (DeepSeek among them) take no text parts
     return parts
 
 

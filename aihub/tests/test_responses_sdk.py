@@ -330,3 +330,36 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             client.responses.create(model="deepseek-v4-flash", input=turn, tools=[WEATHER])
         self.assertEqual(getattr(caught.exception, "param", None), "input[1].id")
+
+    def test_plans_usage_details_and_a_departing_client_are_as_on_chat(self) -> None:
+        self.sim.script.cached_tokens, self.sim.script.reasoning_tokens = 4, 2
+        usage = self.sdk().responses.create(model="deepseek-v4-flash", input="Hi").usage
+        assert usage is not None
+        self.assertEqual((usage.input_tokens_details.cached_tokens, usage.output_tokens_details.reasoning_tokens), (4, 2))
+        streamed = self.stream_events({"model": "deepseek-v4-flash", "input": "Hi"})[-1]["response"]["usage"]
+        self.assertEqual((streamed["input_tokens_details"]["cached_tokens"], streamed["output_tokens_details"]["reasoning_tokens"]), (4, 2))
+        records = wait_for_records(self.studio["id"], 2)
+        self.assertEqual({(r.cached_tokens, r.reasoning_tokens, r.streamed) for r in records}, {(4, 2, False), (4, 2, True)})
+
+        self.sim.chunk_delay_seconds = 0.3
+        with self.user.stream("POST", "/v1/responses", json={"model": "deepseek-v4-flash", "input": "Hi", "stream": True}) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: response.output_text.delta"):
+                    break  # the first words arrived; now leave
+        self.assertTrue(self.sim.wait_for_cancellation(3.0), "the upstream did not see the request cancelled")
+        record = wait_for_records(self.studio["id"], 3)[-1]
+        self.assertEqual((record.status, record.error_code, record.route), (499, "client_closed", "responses"))
+
+        plan = self.ok(
+            self.admin.post("/v1/studios/plans/create", json={"name": "cheap", "models": ["deepseek-*"], "max_cost_per_request": 0.01})
+        )
+        self.ok(self.admin.post("/v1/studios/plans/assign", json={"plan_id": plan["id"], "studio_id": self.studio["id"]}))
+        with self.assertRaises(openai.PermissionDeniedError) as denied:
+            self.sdk().responses.create(model="claude-sonnet-4-6", input="Hi")
+        self.assertEqual(getattr(denied.exception, "code", None), "model_not_allowed")
+        response = self.user.post("/v1/responses", json={"model": "deepseek-v4-flash", "input": "Hi", "max_output_tokens": 10_000_000})
+        self.assertEqual(response.status_code, 402, response.text)
+        error = response.json()["error"]
+        self.assertEqual((error["code"], error["param"]), ("per_request_budget_exceeded", "max_output_tokens"))
+        self.assertIn("set max_output_tokens to", error["message"])
+        self.assertEqual(len(self.anthropic.requests) + len(self.sim.requests), 3)

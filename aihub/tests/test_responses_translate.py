@@ -1,0 +1,240 @@
+"""The Responses ⇄ chat translation on its own (no City, no upstream): conversations of items become
+the chat turns each provider's adapter expects, and chat chunks become Responses events in order."""
+
+import json
+from typing import Any
+
+from django.test import SimpleTestCase
+
+from aihub import responses_translate as rt
+from aihub.responses_events import ResponseEvents
+from aihub.tests.openai_schema import validate
+from city.errors import ApiError
+
+FUNCTION = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+
+
+def translated(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+    request = {"model": "m", **request}
+    ids = rt.ItemIds("resp_01test")
+    return rt.chat_body(request, [], rt.normalized_input(request, ids, {}))
+
+
+def frames_as_events(frames: list[bytes]) -> list[dict[str, Any]]:
+    events = []
+    for frame in frames:
+        name, data = frame.decode().strip().split("\n")
+        event = json.loads(data.removeprefix("data: "))
+        assert event["type"] == name.removeprefix("event: ")
+        events.append(event)
+    return events
+
+
+class RequestTranslationTests(SimpleTestCase):
+    def test_parallel_calls_and_their_reasoning_make_one_assistant_turn(self) -> None:
+        body, _ = translated(
+            {
+                "instructions": "Be brief.",
+                "input": [
+                    {"role": "developer", "content": "Use metric units."},
+                    {"role": "user", "content": [{"type": "input_text", "text": "Paris and Rome?"}]},
+                    {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Two cities."}]},
+                    {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": '{"city": "Rome"}'},
+                    {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                    {"type": "function_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "rain"}]},
+                    {"role": "assistant", "content": [{"type": "output_text", "text": "Sunny, then rain."}]},
+                    {"role": "user", "content": "Thanks"},
+                ],
+                "tools": [FUNCTION],
+                "parallel_tool_calls": True,
+                "max_output_tokens": 100,
+            }
+        )
+        self.assertEqual(
+            body["messages"],
+            [
+                {"role": "system", "content": "Be brief."},
+                {"role": "system", "content": "Use metric units."},
+                {"role": "user", "content": "Paris and Rome?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "reasoning_content": "Two cities.",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+                        {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "c2", "content": "rain"},
+                {"role": "assistant", "content": "Sunny, then rain."},
+                {"role": "user", "content": "Thanks"},
+            ],
+        )
+        self.assertEqual((body["parallel_tool_calls"], body["max_completion_tokens"]), (True, 100))
+        self.assertEqual(body["tools"], [{"type": "function", "function": {"name": "get_weather", "parameters": FUNCTION["parameters"]}}])
+        self.assertEqual(rt.for_upstream(body, "deepseek", "openai")["max_tokens"], 100)
+        self.assertNotIn("max_tokens", rt.for_upstream(body, "openai", "openai"))
+
+    def test_options_become_their_chat_namesakes_and_extensions_pass(self) -> None:
+        body, namespaced = translated(
+            {
+                "input": "Hi",
+                "tools": [
+                    FUNCTION,
+                    {"type": "namespace", "name": "files", "description": "Files.", "tools": [{"type": "function", "name": "read"}]},
+                ],
+                "tool_choice": {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "read"}]},
+                "text": {
+                    "format": {"type": "json_schema", "name": "out", "schema": {"type": "object"}, "strict": True},
+                    "verbosity": "low",
+                },
+                "reasoning": {"effort": "high", "summary": "auto"},
+                "temperature": 0.2,
+                "top_p": 0.9,
+                "metadata": {"k": "v"},
+                "store": False,
+                "top_k": 5,
+            }
+        )
+        self.assertEqual([t["function"]["name"] for t in body["tools"]], ["files__read"])
+        self.assertEqual(namespaced, {"files__read": ("files", "read")})
+        self.assertEqual(body["tool_choice"], "required")
+        self.assertEqual(
+            body["response_format"], {"type": "json_schema", "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True}}
+        )
+        self.assertEqual(
+            (body["verbosity"], body["reasoning_effort"], body["temperature"], body["top_p"], body["top_k"]), ("low", "high", 0.2, 0.9, 5)
+        )
+        for absent in ("metadata", "store", "text", "reasoning", "input"):
+            self.assertNotIn(absent, body)
+        body, _ = translated({"input": "Hi", "tools": [FUNCTION], "tool_choice": {"type": "function", "name": "get_weather"}})
+        self.assertEqual(body["tool_choice"], {"type": "function", "function": {"name": "get_weather"}})
+
+    def test_images_and_files_become_chat_parts(self) -> None:
+        body, _ = translated(
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"},
+                            {"type": "input_file", "file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"},
+                        ],
+                    }
+                ]
+            }
+        )
+        self.assertEqual(
+            body["messages"][0]["content"],
+            [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+                {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}},
+            ],
+        )
+
+    def test_signed_thinking_goes_out_and_comes_back_through_encrypted_content(self) -> None:
+        blocks = [{"type": "thinking", "thinking": "Hmm.", "signature": "sig"}]
+        item = rt.reasoning_item("rs_1", "Hmm.", blocks)
+        body, _ = translated({"input": [{"role": "user", "content": "Hi"}, item, {"role": "assistant", "content": "Hello"}]})
+        self.assertEqual(
+            body["messages"][1], {"role": "assistant", "content": "Hello", "reasoning_content": "Hmm.", "thinking_blocks": blocks}
+        )
+        foreign = {**item, "encrypted_content": "gAAAAB-openai-s-own"}
+        body, _ = translated({"input": [{"role": "user", "content": "Hi"}, foreign, {"role": "assistant", "content": "Hello"}]})
+        self.assertNotIn("thinking_blocks", body["messages"][1])
+
+    def test_item_ids_name_their_response(self) -> None:
+        ids = rt.ItemIds("resp_01abc")
+        self.assertEqual([ids("msg"), ids("fc")], ["msg_01abc_0", "fc_01abc_1"])
+        self.assertEqual(rt.response_of_item("fc_01abc_1"), "resp_01abc")
+        self.assertIsNone(rt.response_of_item("msg_68af0c0d"))
+        self.assertEqual(rt.item_references({"input": [{"type": "item_reference", "id": "fc_01abc_1"}]}), {"resp_01abc": ["fc_01abc_1"]})
+
+    def test_refusals_name_the_field(self) -> None:
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"input": "Hi", "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[0].type"),
+            (
+                {"input": "Hi", "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "custom", "name": "x"}]}]},
+                "tools[0].tools[0].type",
+            ),
+            ({"input": "Hi", "tools": [{"type": "function"}]}, "tools[0].name"),
+            ({"input": "Hi", "prompt": {"id": "pmpt_1"}}, "prompt"),
+            ({"input": "Hi", "context_management": [{"type": "compaction"}]}, "context_management"),
+            (
+                {"input": [{"role": "system", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}]},
+                "input[0].content[0].type",
+            ),
+            (
+                {"input": [{"role": "user", "content": [{"type": "input_file", "file_url": "https://x/y.pdf"}]}]},
+                "input[0].content[0].file_url",
+            ),
+            ({"input": []}, "input"),
+        ]
+        for request, param in cases:
+            with self.subTest(param=param):
+                with self.assertRaises(ApiError) as caught:
+                    translated(request)
+                self.assertEqual((caught.exception.status, caught.exception.param), (400, param))
+
+
+class StreamEventsTests(SimpleTestCase):
+    def test_reasoning_text_and_calls_come_as_items_in_order(self) -> None:
+        request = {"model": "m", "input": "Hi"}
+        response = rt.response_object("resp_01x", 0, "m", request, status="in_progress", output=[])
+        events = ResponseEvents(response, {"files__read": ("files", "read")}, rt.ItemIds("resp_01x"))
+        frames = events.start()
+        for delta in (
+            {"reasoning_content": "Think"},
+            {"reasoning_content": "ing."},
+            {"thinking_blocks": [{"type": "thinking", "thinking": "Thinking.", "signature": "s"}]},
+            {"content": "Let me "},
+            {"content": "look."},
+            {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "files__read", "arguments": '{"p'}}]},
+            {"tool_calls": [{"index": 1, "id": "call_2", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": '": 1}'}}]},
+        ):
+            frames += events.chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        frames += events.chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        frames += events.close_items()
+        frames += events.finish(rt.usage_of(10, 5, 2, 0, 3))
+        sent = frames_as_events(frames)
+        for event in sent:
+            validate(event, "ResponseStreamEvent")
+        self.assertEqual([e["sequence_number"] for e in sent], list(range(len(sent))))
+        self.assertEqual(
+            [e["type"].removeprefix("response.") for e in sent],
+            [
+                *("created", "in_progress"),
+                *("output_item.added", "reasoning_summary_part.added", "reasoning_summary_text.delta", "reasoning_summary_text.delta"),
+                *("reasoning_summary_text.done", "reasoning_summary_part.done", "output_item.done"),
+                *("output_item.added", "content_part.added", "output_text.delta", "output_text.delta"),
+                *("output_text.done", "content_part.done", "output_item.done"),
+                *("output_item.added", "function_call_arguments.delta", "output_item.added", "function_call_arguments.delta"),
+                *("function_call_arguments.delta", "function_call_arguments.done", "output_item.done"),
+                *("function_call_arguments.done", "output_item.done", "completed"),
+            ],
+        )
+        output = sent[-1]["response"]["output"]
+        self.assertEqual([item["type"] for item in output], ["reasoning", "message", "function_call", "function_call"])
+        self.assertEqual(output[0]["summary"], [{"type": "summary_text", "text": "Thinking."}])
+        self.assertEqual(
+            rt.thinking_blocks_of(output[0]["encrypted_content"]), [{"type": "thinking", "thinking": "Thinking.", "signature": "s"}]
+        )
+        self.assertEqual(output[1]["content"][0]["text"], "Let me look.")
+        self.assertEqual((output[2]["namespace"], output[2]["name"], output[2]["arguments"]), ("files", "read", '{"p": 1}'))
+        self.assertEqual(len({item["id"] for item in output}), 4)
+        self.assertEqual(sent[-1]["response"]["usage"]["input_tokens_details"], {"cached_tokens": 2, "cache_write_tokens": 0})
+
+    def test_a_cut_answer_is_incomplete_and_a_failure_failed(self) -> None:
+        for finish, kind in (("length", "response.incomplete"), ("content_filter", "response.incomplete")):
+            response = rt.response_object("resp_01y", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
+            events = ResponseEvents(response, {}, rt.ItemIds("resp_01y"))
+            frames = events.start() + events.chunk({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": finish}]})
+            sent = frames_as_events(frames + events.close_items() + events.finish(rt.usage_of(1, 1, 0, 0, 0)))
+            validate(sent[-1], "ResponseStreamEvent")
+            self.assertEqual((sent[-1]["type"], sent[-1]["response"]["status"]), (kind, "incomplete"))
+        failed = frames_as_events(events.fail("server_error", "The upstream broke.", rt.usage_of(1, 1, 0, 0, 0)))[0]
+        validate(failed, "ResponseStreamEvent")
+        self.assertEqual(failed["response"]["error"], {"code": "server_error", "message": "The upstream broke."})
