@@ -13,8 +13,9 @@ them and kept as integer micro-USD. Where they come from, as read in November 20
   (Singapore) price list. GLM: docs.z.ai pricing. OpenRouter: openrouter.ai model pages.
 Prompt caching, where the provider lists its own prices: `cache_read_price` for input read from
 the cache (OpenAI's "cached input", DeepSeek's "cache hit", Gemini's context caching price for text),
-`cache_write_price` for input written to it (Anthropic's 5-minute cache writes, 1.25× input; reads
-0.1× input, from platform.claude.com/docs/en/about-claude/pricing). DeepSeek's cache-hit prices are
+`cache_write_price` for input written to it (Anthropic's 5-minute cache writes, 1.25× input;
+`cache_write_1h_price` its 1-hour writes, 2× input; reads 0.1× input, from
+platform.claude.com/docs/en/about-claude/pricing). DeepSeek's cache-hit prices are
 those of 2026-04-26 (a tenth of launch). Models without them bill cached input at the input price.
 Prices change; a change is one line here.
 
@@ -215,6 +216,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         output_price=usd("15.00"),
         cache_read_price=usd("0.30"),
         cache_write_price=usd("3.75"),
+        cache_write_1h_price=usd("6.00"),
     ),
     Model(
         "claude-opus-4-6",
@@ -228,6 +230,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         output_price=usd("25.00"),
         cache_read_price=usd("0.50"),
         cache_write_price=usd("6.25"),
+        cache_write_1h_price=usd("10.00"),
     ),
     Model(
         "claude-haiku-4-5",
@@ -241,6 +244,7 @@ TEXT_MODELS: tuple[Model, ...] = (
         output_price=usd("5.00"),
         cache_read_price=usd("0.10"),
         cache_write_price=usd("1.25"),
+        cache_write_1h_price=usd("2.00"),
     ),
     # --- Google Gemini --------------------------------------------------------------------------
     Model(

@@ -81,6 +81,8 @@ class Model:
     # the provider lists no such price, and they cost input_price.
     cache_read_price: int | None = None
     cache_write_price: int | None = None
+    # Writes kept for an hour (Anthropic's `ttl: "1h"`), where the provider prices them apart; None: cache_write_price.
+    cache_write_1h_price: int | None = None
     # Media: what a call is billed in besides tokens, and at what price in micro-USD per million of
     # them (so that units × price is in 1e-12 USD, as tokens × price is). `unit_prices` holds the
     # variants a provider lists separately (an image's "quality/size", a video's resolution), read
@@ -91,12 +93,15 @@ class Model:
     meta: dict[str, Any] = field(default_factory=dict)
     created: int = 1_767_225_600  # Unix time shown as OpenAI's `created` (2026-01-01; the catalog has no per-model dates)
 
-    def prompt_cost(self, prompt_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0) -> int:
-        """The prompt's cost in 1e-12 USD: cache reads and writes (parts of `prompt_tokens`) at their prices."""
+    def prompt_cost(self, prompt_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0) -> int:
+        """The prompt's cost in 1e-12 USD: cache reads and writes (parts of `prompt_tokens`; the hour-long
+        writes a part of the writes) at their prices."""
         read = self.input_price if self.cache_read_price is None else self.cache_read_price
         write = self.input_price if self.cache_write_price is None else self.cache_write_price
+        write_1h = write if self.cache_write_1h_price is None else self.cache_write_1h_price
         plain = max(prompt_tokens - cached_tokens - cache_write_tokens, 0)
-        return plain * self.input_price + cached_tokens * read + cache_write_tokens * write
+        hour = min(cache_write_1h_tokens, cache_write_tokens)
+        return plain * self.input_price + cached_tokens * read + (cache_write_tokens - hour) * write + hour * write_1h
 
     @property
     def owned_by(self) -> str:
@@ -117,6 +122,13 @@ class Model:
             "input_per_million_tokens": _usd(self.input_price),
             "output_per_million_tokens": _usd(self.output_price),
         }
+        for name, cache_price in (
+            ("cached_input_per_million_tokens", self.cache_read_price),
+            ("cache_write_per_million_tokens", self.cache_write_price),
+            ("cache_write_1h_per_million_tokens", self.cache_write_1h_price),
+        ):
+            if cache_price is not None:
+                price[name] = _usd(cache_price)
         meta: dict[str, Any] = {"context_window": self.context_window, "max_output_tokens": self.max_output_tokens, "price": price}
         if self.unit:
             singular = self.unit.removesuffix("s")

@@ -317,9 +317,6 @@ def _json_tokens(value: Any) -> int:
 
 # --- Anthropic Messages ------------------------------------------------------------------------
 
-# Anthropic's 1-hour cache writes cost twice the input price (5-minute ones: the catalog's cache_write_price).
-CACHE_WRITE_1H_NUM = 2
-
 
 def worst_messages(model: Model, body: dict[str, Any]) -> Worst:
     """The worst case of an Anthropic Messages body (POST /v1/messages), whichever provider serves it.
@@ -330,8 +327,8 @@ def worst_messages(model: Model, body: dict[str, Any]) -> Worst:
     (Claude's tool system prompt, or OpenAI's fixed costs when translated). Output: `max_tokens`, which
     on Anthropic's API holds any thinking budget too (the model's max output without one).
     A body with `cache_control` anywhere may have its whole input written to the prompt cache, billed
-    at the cache-write price (2× input for a `ttl` of "1h"): the input is reserved at that price, so a
-    call never bills more than it reserved.
+    at the cache-write price (the 1-hour one for a `ttl` of "1h"): the input is reserved at that price, so
+    a call never bills more than it reserved.
     """
     text, media = REPLY_PRIMING + _system_tokens(body.get("system")), 0
     messages = body.get("messages")
@@ -429,8 +426,8 @@ def _messages_input_price(model: Model, body: dict[str, Any]) -> int:
     if not ttls:
         return model.input_price
     write = model.input_price if model.cache_write_price is None else model.cache_write_price
-    if "1h" in ttls and _served_by_claude(model):
-        write = max(write, model.input_price * CACHE_WRITE_1H_NUM)
+    if "1h" in ttls and model.cache_write_1h_price is not None:
+        write = max(write, model.cache_write_1h_price)
     return max(model.input_price, write)
 
 

@@ -65,6 +65,7 @@ class Meter:
     completion_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of the writes, those kept an hour (priced apart; not a column of their own)
     reasoning_tokens: int = 0
     usage_estimated: bool = False
     ttft_ms: int | None = None
@@ -89,6 +90,7 @@ class Meter:
         self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens") or _count(usage.get("prompt_cache_hit_tokens"))
         # Anthropic's cache writes, as its adapter reports them (OpenAI's usage has no such count).
         self.cache_write_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_tokens")
+        self.cache_write_1h_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_1h_tokens")
         self.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
         self.usage_estimated = False
         return True
@@ -135,7 +137,7 @@ class Meter:
                 (
                     prompt * self.model.input_price
                     if at_worst
-                    else self.model.prompt_cost(prompt, self.cached_tokens, self.cache_write_tokens)
+                    else self.model.prompt_cost(prompt, self.cached_tokens, self.cache_write_tokens, self.cache_write_1h_tokens)
                 )
                 + completion * self.model.output_price
                 + units * self.unit_price

@@ -126,16 +126,17 @@ async def admit(
         raise
 
 
-async def precheck(call: Call, model_id: object, needs: tuple[str, ...]) -> None:
+async def precheck(call: Call, model_id: object, needs: tuple[str, ...]) -> list[Upstream]:
     """The refusals of `admit` that need no worst case — the model unknown (404), outside the plan
     (403), not callable or not serving `needs` — for a route that must do costly work before it can
-    know its worst case (fetch a user's URL), so that a refused caller cannot make City do it."""
+    know its worst case (fetch a user's URL), so that a refused caller cannot make City do it; or that
+    reserves nothing (a token count). Returns the model's callable upstreams."""
     try:
         scopes = await plan_scopes(call.identity, call.studio_id())
         model = known_model(model_id)
         if scopes.effective is not None and not scopes.effective.allows(model.id):
             raise model_not_allowed(model.id)
-        await callable_model(model, *needs)
+        return await callable_model(model, *needs)
     except ApiError as exc:
         metrics.refusal(exc.status, exc.code or "")
         raise

@@ -523,14 +523,19 @@ def openai_tool_call_id(anthropic_id: str) -> str:
 
 
 def usage_of(usage: dict[str, Any]) -> dict[str, Any]:
-    """Anthropic counts cache reads and writes apart from `input_tokens`; OpenAI's prompt holds them all.
-    Writes go in `prompt_tokens_details.cache_creation_tokens` (not OpenAI's: OpenAI's cache has no
-    write price), which the Meter bills at the catalog's cache-write price."""
+    """OpenAI's usage for Anthropic's (a message's, or a stream's merged): Anthropic counts cache reads
+    and writes apart from `input_tokens`; OpenAI's prompt holds them all. Writes go in
+    `prompt_tokens_details.cache_creation_tokens` (not OpenAI's: OpenAI's cache has no write price), those
+    kept an hour also in `cache_creation_1h_tokens`; the Meter bills them at the catalog's cache-write prices."""
     cached = _count(usage, "cache_read_input_tokens")
     writes = _count(usage, "cache_creation_input_tokens")
     result = oa.usage(_count(usage, "input_tokens") + writes + cached, _count(usage, "output_tokens"), cached_tokens=cached)
     if writes:
-        result.setdefault("prompt_tokens_details", {"cached_tokens": 0})["cache_creation_tokens"] = writes
+        details = result.setdefault("prompt_tokens_details", {"cached_tokens": 0})
+        details["cache_creation_tokens"] = writes
+        breakdown = usage.get("cache_creation")
+        if hour := min(_count(breakdown, "ephemeral_1h_input_tokens") if isinstance(breakdown, dict) else 0, writes):
+            details["cache_creation_1h_tokens"] = hour
     return result
 
 

@@ -259,7 +259,23 @@ class RulesTests(AiLive):
         self.assertTrue(by_id["deepseek-v4-flash"]["callable"])
         self.assertEqual(
             by_id["deepseek-v4-flash"]["meta"]["price"],
-            {"currency": "USD", "input_per_million_tokens": "0.14", "output_per_million_tokens": "0.28"},
+            {
+                "currency": "USD",
+                "input_per_million_tokens": "0.14",
+                "output_per_million_tokens": "0.28",
+                "cached_input_per_million_tokens": "0.0028",
+            },
+        )
+        self.assertEqual(
+            claude["meta"]["price"],
+            {
+                "currency": "USD",
+                "input_per_million_tokens": "3",
+                "output_per_million_tokens": "15",
+                "cached_input_per_million_tokens": "0.3",
+                "cache_write_per_million_tokens": "3.75",
+                "cache_write_1h_per_million_tokens": "6",
+            },
         )
         user_item = next(i for i in self.ok(self.user.get("/v1/ai/models"))["items"] if i["id"] == "deepseek-v4-flash")
         self.assertEqual(set(user_item), {"id", "name", "description", "modalities", "tags", "meta"})

@@ -32,6 +32,8 @@ def cached_body(**extra: Any) -> dict[str, Any]:
 
 
 class NativeMessagesTests(unittest.IsolatedAsyncioTestCase):
+    sim: AnthropicSim
+
     @classmethod
     def setUpClass(cls) -> None:
         cls.sim = AnthropicSim().start()

@@ -115,9 +115,8 @@ class RedisDownTests(LiveCityTestCase):
         }.items():
             self.ok(self.admin.post("/v1/env/upsert", json={"key": key, "value": value}))
         self.studio = self.ok(self.admin.post("/v1/studios/create", json={"name": "Redis-down"}))["id"]
-        self.user = self.http(
-            token=self.ok(self.admin.post("/v1/studios/tokens/apply", json={"studio_id": self.studio, "name": "u"}))["token"]
-        )
+        self.user_token = self.ok(self.admin.post("/v1/studios/tokens/apply", json={"studio_id": self.studio, "name": "u"}))["token"]
+        self.user = self.http(token=self.user_token)
         self.ok(self.admin.post("/v1/accounts/settings", json={"studio_id": self.studio, "self_registration": True}))
         self.ok(self.admin.post("/v1/accounts/create", json={"studio_id": self.studio, "email": "dana@example.com", "password": PASSWORD}))
         self.login = {"studio_id": self.studio, "email": "dana@example.com", "password": PASSWORD}
@@ -206,6 +205,18 @@ class RedisDownTests(LiveCityTestCase):
         call("ai/stream", lambda: user.post("/v1/ai/stream", json={"model": "deepseek-v4-flash", "prompt": "Hi"}))
         for route in ("ai/chat/completions", "chat/completions"):
             call(route, partial(user.post, f"/v1/{route}", json=chat))
+        # The Anthropic Messages API, the token in x-api-key as Anthropic's SDKs send it.
+        anthropic_key = {"x-api-key": self.user_token}
+        messages = {"model": "deepseek-v4-flash", "max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]}
+        for route in ("ai/messages", "messages"):
+            call(route, partial(guest.post, f"/v1/{route}", json=messages, headers=anthropic_key))
+        for route in ("ai/messages/count_tokens", "messages/count_tokens"):
+            call(
+                route,
+                partial(
+                    guest.post, f"/v1/{route}", json={"model": "deepseek-v4-flash", "messages": messages["messages"]}, headers=anthropic_key
+                ),
+            )
         for route in ("ai/completions", "completions"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/responses", "responses"):

@@ -37,9 +37,9 @@ ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
-# The API versions the simulator takes: the one City's adapter sends, and the one the pinned anthropic
-# SDK sends (passed on as the client's on /v1/messages).
-API_VERSIONS = ("2023-06-01", "2026-10-21")
+# The anthropic-version values the API takes: the one City's chat translation sends, and the newer one
+# the official anthropic SDK (2.x) sends, which a native call passes on.
+API_VERSIONS = {"2023-01-01", "2023-06-01", "2026-10-21"}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
