@@ -51,6 +51,11 @@ class CountTokensAndCacheTests(AllProtocolsTestCase):
             (sent.headers["anthropic-version"], sent.headers["anthropic-beta"], sent.headers["x-api-key"]),
             (anthropic._constants.ANTHROPIC_API_VERSION, BETAS, "test-anthropic-key-not-real"),
         )
+        # Claude Code's way: the beta client, `?beta=true` and the betas as a header.
+        beta = client.beta.messages.count_tokens(model="claude-sonnet-4-6", messages=MESSAGES, betas=["context-management-2025-06-27"])
+        self.assertEqual(beta.input_tokens, 321)
+        self.assertEqual((self.anthropic.last_request.path, self.anthropic.last_request.query), ("/v1/messages/count_tokens", {}))
+        self.assertIn("context-management-2025-06-27", self.anthropic.last_request.headers["anthropic-beta"].split(","))
         body = {"system": SYSTEM, "tools": TOOLS, "messages": MESSAGES}
         for model in ("deepseek-v4-flash", "gemini-2.5-flash"):
             with self.subTest(model):  # City's own count: the input the reservation counts

@@ -10,7 +10,7 @@ It checks a request as the real API does where an adapter could get it wrong (he
 `tool_result` blocks that answer the previous turn's `tool_use` blocks, block shapes, temperature range; with extended thinking on, a budget of at least 1024 below
 `max_tokens`, no temperature but 1, no `top_k`, `top_p` of 0.95–1 only, no forced tool, and a tool
 loop's assistant turn that opens with the thinking blocks this simulator signed) and refuses with
-Anthropic's 400. With thinking on, the answer opens with a signed thinking block (`script.reasoning`);
+Anthropic's 400. With thinking on (enabled, or adaptive), the answer opens with a signed thinking block (`script.reasoning`);
 a forced tool other than `script.tool_call`'s is called with `script.json`. It answers `sim.script`
 (see sim.Script), or, after `sim.play("name")`, the recorded payload `anthropic/name.json`.
 """
@@ -94,7 +94,7 @@ class AnthropicSim(SimServer):
         return None
 
     def _thinking_block(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        if (body.get("thinking") or {}).get("type") != "enabled":
+        if (body.get("thinking") or {}).get("type") not in ("enabled", "adaptive"):  # adaptive: Claude chooses to, here
             return None
         return {"type": "thinking", "thinking": self.script.reasoning, "signature": signature_of(self.script.reasoning)}
 
