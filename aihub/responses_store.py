@@ -73,9 +73,20 @@ async def history(studio_id: str, previous_response_id: str) -> list[dict[str, A
     earlier request's input items, then its output items). A 400 naming previous_response_id (code
     `previous_response_not_found`, as OpenAI answers) when it, or a response before it in its
     conversation, is not this studio's, was deleted or has expired."""
+    rows, missing = await conversation(studio_id, previous_response_id)
+    if missing is not None:
+        raise previous_not_found(previous_response_id, missing)
+    return items_of(rows)
+
+
+async def conversation(studio_id: str, response_id: str) -> tuple[list[StoredResponse], str | None]:
+    """The studio's unexpired stored responses from `response_id` back to the first of its
+    conversation, newest first, and the id at which the walk stopped short (None: it reached the
+    first). One query per response: conversations are walked rarely and are short next to a model's
+    answer time."""
     now = timezone.now()
-    chain: list[StoredResponse] = []
-    wanted: str = previous_response_id
+    rows: list[StoredResponse] = []
+    wanted = response_id
     # Each row names an older one, so the walk ends; `seen` guards against a hand-edited loop.
     seen: set[str] = set()
     while wanted and wanted not in seen:
@@ -86,11 +97,16 @@ async def history(studio_id: str, previous_response_id: str) -> list[dict[str, A
             .afirst()
         )
         if row is None:
-            raise previous_not_found(previous_response_id, wanted)
-        chain.append(row)
+            return rows, wanted
+        rows.append(row)
         wanted = row.previous_response_id
+    return rows, None
+
+
+def items_of(newest_first: list[StoredResponse]) -> list[dict[str, Any]]:
+    """The responses' items in conversation order: each one's input items, then its output."""
     items: list[dict[str, Any]] = []
-    for row in reversed(chain):
+    for row in reversed(newest_first):
         items.extend(row.input_items)
         items.extend(row.response.get("output") or [])
     return items
@@ -144,18 +160,22 @@ async def delete(call: Call, response_id: str) -> dict[str, Any]:
 
 
 async def input_items(call: Call, response_id: str) -> dict[str, Any]:
-    """GET /v1/responses/{id}/input_items: the items of the request that made it (not those of the
-    responses before it), in OpenAI's list shape, newest first unless order=asc; `after` / `before`
-    (item ids) page through them, `limit` 1-100 (20)."""
+    """GET /v1/responses/{id}/input_items: the items used to make it — for a response that continued
+    another (`previous_response_id`), the earlier turns' input and output items first, as OpenAI lists
+    them — then its own request's; in OpenAI's list shape, newest first unless order=asc; `after` /
+    `before` (item ids) page through them, `limit` 1-100 (20). Earlier responses deleted or expired
+    since are left out, with everything before them."""
     query = checked(call, {"after", "before", "limit", "order", "include", "include[]"})
     includes(query, call)
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise ApiError(400, "order must be 'asc' or 'desc'.", param="order", code="invalid_value")
     limit = list_limit(query.get("limit"))
-    items = await live(call, response_id).values_list("input_items", flat=True).afirst()
-    if items is None:
+    row = await live(call, response_id).only("input_items", "previous_response_id").afirst()
+    if row is None:
         raise not_found(response_id)
+    earlier, _ = await conversation(call.studio_id(), row.previous_response_id) if row.previous_response_id else ([], None)
+    items = [*items_of(earlier), *row.input_items]
     ordered = items if order == "asc" else items[::-1]
     start, end = 0, len(ordered)
     if "after" in query:

@@ -108,7 +108,32 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
         save(studio_id or self.studio["id"], self.token_id, response, INPUT, None)
         return response
 
-    def test_retrieve_list_input_items_cancel_and_delete(self) -> None:
+    def test_routes(self) -> None:
+        # One test (one database flush) for three sets of checks: the suite is near its time budget.
+        self.retrieve_list_input_items_cancel_and_delete()
+        self.input_items_of_a_continued_conversation()
+        self.another_studios_and_expired_responses_are_not_found()
+
+    def input_items_of_a_continued_conversation(self) -> None:
+        """A response made with previous_response_id lists the earlier turns' items before its own."""
+        first, second = answer("One."), answer("Two.")
+        save(self.studio["id"], self.token_id, first, "Count with me.", None)
+        save(self.studio["id"], self.token_id, second, [{"role": "user", "content": "Next?"}], first["id"])
+        listed = self.ok(self.user.get(f"/v1/responses/{second['id']}/input_items", params={"order": "asc"}))
+        validate(listed, "ResponseItemList")
+        texts = [(item["role"], item["content"][0]["text"]) for item in listed["data"]]
+        self.assertEqual(texts, [("user", "Count with me."), ("assistant", "One."), ("user", "Next?")])
+        self.assertEqual(listed["data"][1], first["output"][0])
+        self.assertEqual(
+            [item.id for item in self.sdk.responses.input_items.list(second["id"], limit=1)], [i["id"] for i in listed["data"]][::-1]
+        )
+        # Once the first is deleted, only what is still kept is listed.
+        self.sdk.responses.delete(first["id"])
+        listed = self.ok(self.user.get(f"/v1/responses/{second['id']}/input_items"))
+        self.assertEqual([item["content"][0]["text"] for item in listed["data"]], ["Next?"])
+        self.sdk.responses.delete(second["id"])
+
+    def retrieve_list_input_items_cancel_and_delete(self) -> None:
         response = self.stored(tool_call=True)
         rid = response["id"]
 
@@ -201,7 +226,7 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
             with self.assertRaises(openai.NotFoundError):
                 gone()
 
-    def test_another_studios_and_expired_responses_are_not_found(self) -> None:
+    def another_studios_and_expired_responses_are_not_found(self) -> None:
         other_studio = self.ok(self.admin.post("/v1/studios/create", json={"name": "Other Games"}))
         theirs = self.stored(other_studio["id"])["id"]
         expired = self.stored()["id"]
@@ -231,7 +256,7 @@ class StoredResponsesThroughCityTests(AiLiveTestCase):
         out = io.StringIO()
         call_command("purge_responses", stdout=out)
         self.assertEqual(out.getvalue().strip(), "stored responses: 1 deleted")
-        self.assertEqual(set(StoredResponse.objects.values_list("pk", flat=True)), {theirs})
+        self.assertEqual(set(StoredResponse.objects.values_list("pk", flat=True)), {theirs})  # the first part's was deleted
 
 
 class HistoryAndSaveTests(TestCase):
