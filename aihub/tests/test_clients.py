@@ -22,6 +22,7 @@ from openai import AsyncOpenAI
 
 from aihub.tests.live import AllProtocolsTestCase
 from aihub.tests.live_plans import wait_for_records
+from aihub.tests.openai_schema import validate
 from aihub.tests.tool_loop import answer_tool_results_with_text
 from aihub.tests.upstream.sim import SimServer
 
@@ -136,8 +137,13 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
 
 
 async def run_streamed(agent: agents.Agent, question: str, config: agents.RunConfig) -> tuple[Any, list[str]]:
-    """The streamed run's final output, and the Responses events it streamed (the SDK parses each one
-    with the openai SDK's types)."""
+    """The streamed run's final output, and the kinds of the Responses events it streamed (the SDK
+    parses each one with the openai SDK's types; here they are validated against OpenAI's schema too)."""
     streamed = agents.Runner.run_streamed(agent, question, run_config=config)
-    kinds: list[str] = [event.data.type async for event in streamed.stream_events() if isinstance(event, agents.RawResponsesStreamEvent)]
+    kinds: list[str] = []
+    async for event in streamed.stream_events():
+        if isinstance(event, agents.RawResponsesStreamEvent):
+            # The fields City sent (the openai SDK builds its models without adding any), against OpenAI's schema.
+            validate(event.data.model_dump(mode="json", exclude_unset=True), "ResponseStreamEvent")
+            kinds.append(event.data.type)
     return streamed.final_output, kinds
