@@ -147,33 +147,33 @@ async def response_events(
     status, error_code = 200, ""  # what the meter records if the stream ends by an exit not handled below
     got_usage = False
     try:
-        for frame in events.start():
-            yield frame
+        # The events of one upstream chunk go out as one write (a delta is three frames or more): one
+        # send per chunk, as chat's relay makes, not one per event.
+        pending = events.start()
         chunk = first
         while chunk is not None:
             if not chunk.get("choices") and "usage" in chunk:
                 got_usage = meter.use(chunk["usage"]) or got_usage
             else:
-                for frame in events.chunk(chunk):
-                    yield frame
+                pending += events.chunk(chunk)
+            if pending:
+                yield b"".join(pending)
+                pending = []
             chunk = await anext(stream, None)
-        for frame in events.close_items():
-            yield frame
+        closing = events.close_items()
         if not got_usage:
             meter.estimate(estimate_tokens(events.generated_text()))
-        last = events.finish(usage_of(meter))
+        closing += events.finish(usage_of(meter))
         await keep(events.response)
-        meter.finish(200)  # before the last frame: the pipeline settles the call before it goes out
-        for frame in last:
-            yield frame
+        meter.finish(200)  # before the last write: the pipeline settles the call before it goes out
+        yield b"".join(closing)
     except UpstreamError as exc:
         if not got_usage:
             meter.estimate(estimate_tokens(events.generated_text()))
         meter.finish(exc.status, exc.code or "upstream_error")
         last = events.fail("rate_limit_exceeded" if exc.status == 429 else "server_error", exc.message, usage_of(meter))
         await keep(events.response)
-        for frame in last:
-            yield frame
+        yield b"".join(last)
     except (asyncio.CancelledError, GeneratorExit):
         status, error_code = CLIENT_CLOSED, "client_closed"
         if not got_usage:

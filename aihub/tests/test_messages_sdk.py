@@ -29,6 +29,31 @@ PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADh
 PDF_B64 = base64.b64encode(b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF").decode()
 
 
+def deepseek_thinking(request: Any) -> Reply:
+    """DeepSeek answering in thinking mode: `reasoning_content` before the answer, streamed or not."""
+    body = request.json
+    thought, text = "Thinking it over.", "Two pictures and two documents."
+    usage = {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}
+    base = {"id": "chatcmpl-think", "created": 1_767_225_600, "model": body["model"]}
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": text, "reasoning_content": thought}
+        return Reply.json(
+            {**base, "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
+        )
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return sse({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    events = [chunk({"role": "assistant", "content": None, "reasoning_content": thought[:8]}), chunk({"reasoning_content": thought[8:]})]
+    events += [
+        chunk({"content": text}),
+        chunk({}, "stop"),
+        sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}),
+        sse("[DONE]"),
+    ]
+    return Reply.sse(events)
+
+
 class MessagesSDKTests(AllProtocolsTestCase):
     def setUp(self) -> None:
         super().setUp()
@@ -396,27 +421,20 @@ class MessagesSDKTests(AllProtocolsTestCase):
                     self.assertEqual(sent["context_management"], body["context_management"])
                     self.assertEqual(sim.last_request.headers["anthropic-beta"], headers["anthropic-beta"])
 
-
-def deepseek_thinking(request: Any) -> Reply:
-    """DeepSeek answering in thinking mode: `reasoning_content` before the answer, streamed or not."""
-    body = request.json
-    thought, text = "Thinking it over.", "Two pictures and two documents."
-    usage = {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}
-    base = {"id": "chatcmpl-think", "created": 1_767_225_600, "model": body["model"]}
-    if not body.get("stream"):
-        message = {"role": "assistant", "content": text, "reasoning_content": thought}
-        return Reply.json(
-            {**base, "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
-        )
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return sse({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-    events = [chunk({"role": "assistant", "content": None, "reasoning_content": thought[:8]}), chunk({"reasoning_content": thought[8:]})]
-    events += [
-        chunk({"content": text}),
-        chunk({}, "stop"),
-        sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}),
-        sse("[DONE]"),
-    ]
-    return Reply.sse(events)
+    def test_a_model_on_anthropic_and_a_translated_fail_over(self) -> None:
+        self.set_env(OPENROUTER_API_KEY="sk-or-test-not-real", OPENROUTER_BASE_URL=self.sim.url + "/api/v1")
+        self.anthropic.fail(500)
+        body = {"model": "claude-sonnet-4-6", "max_tokens": 50, "messages": HI}
+        # Anthropic fails: OpenRouter (an OpenAI-compatible deployment) answers through translation.
+        message = validate_message(self.ok(self.user.post("/v1/messages", json=body)))
+        self.assertEqual((message.model, message.content[0].type), ("claude-sonnet-4-6", "text"))
+        self.assertEqual(self.sim.last_request.path, "/api/v1/chat/completions")
+        # A request only Anthropic can take is not sent to the fail-over: Anthropic's failure is the answer.
+        served = len(self.sim.requests)
+        response = self.user.post("/v1/messages", json={**body, "container": "container_1"})
+        self.assertEqual(response.status_code, 502, response.text[:300])
+        self.assertEqual(validate_error(response.json()).error.type, "api_error")
+        self.assertEqual(len(self.sim.requests), served)
+        self.assertEqual(self.anthropic.last_request.json["container"], "container_1")
+        providers = [(r.provider, r.status) for r in self.records(2)]
+        self.assertEqual(providers, [("openrouter", 200), ("anthropic", 502)])
