@@ -612,7 +612,7 @@ def response_object(
         "temperature": request.get("temperature", 1.0),
         "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
         "tool_choice": request.get("tool_choice", "auto"),
-        "tools": request.get("tools") or [],
+        "tools": [echoed_tool(tool) for tool in request.get("tools") or []],
         "top_p": request.get("top_p", 1.0),
         "truncation": request.get("truncation") or "disabled",
         "usage": None,
@@ -621,6 +621,14 @@ def response_object(
     }
     # OpenAI leaves out what a request did not set (its schema takes no null there).
     return {key: value for key, value in response.items() if value is not None or key in NULLABLE}
+
+
+def echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as the response lists it: a function's `strict` and `parameters` are always there (null
+    when the request left them out, as the Vercel AI SDK leaves out `strict`), as OpenAI's schema wants."""
+    if tool.get("type") != "function":
+        return tool
+    return {**tool, "strict": tool.get("strict"), "parameters": tool.get("parameters")}
 
 
 # The response's fields that are present even when null.

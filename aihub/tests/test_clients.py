@@ -63,7 +63,15 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
         }
         done = subprocess.run(["node", str(AI_SDK_SCRIPT)], cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr[-3000:])
-        results: dict[str, Any] = json.loads(done.stdout)
+        printed: dict[str, Any] = json.loads(done.stdout)
+        results, answers = printed["results"], printed["answers"]
+        # City's answers as they came over the wire: 3 whole responses and the events of 6 streamed ones.
+        self.assertEqual(len(answers["responses"]), len(self.upstreams))
+        for answer in answers["responses"]:
+            validate(answer, "Response")
+        self.assertEqual(sum(e["type"] == "response.completed" for e in answers["events"]), 2 * len(self.upstreams))
+        for event in answers["events"]:
+            validate(event, "ResponseStreamEvent")
         text = self.sim.script.text
         for model, sim in self.upstreams.items():
             with self.subTest(model=model):

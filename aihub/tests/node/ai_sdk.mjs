@@ -2,13 +2,35 @@
 // City as a developer points it there: only OPENAI_BASE_URL and OPENAI_API_KEY set, nothing else.
 // For each model in CITY_MODELS (comma-separated): `generateText`, then `streamText` with a tool the
 // SDK runs itself (two steps: the model calls the tool, then answers its result).
-// Prints one JSON object (model → what came back) on stdout; aihub/tests/test_clients.py asserts it.
+// Prints one JSON object on stdout: `results` (model → what came back) and `answers` (City's answers and
+// stream events as sent); aihub/tests/test_clients.py asserts them.
 // Any error ends the process with a non-zero status and the error on stderr.
 import { openai } from '@ai-sdk/openai';
 import { generateText, stepCountIs, streamText, tool } from 'ai';
 import { z } from 'zod';
 
 const FORECAST = 'sunny, 21 °C';
+
+// What City answered, as it came over the wire, for the Python test to validate against OpenAI's
+// schema: the SDK reads its answers through the global fetch, so a copy is taken there.
+const answers = { responses: [], events: [] };
+const copies = [];
+const fetchOfNode = globalThis.fetch;
+globalThis.fetch = async (url, init) => {
+  const response = await fetchOfNode(url, init);
+  if (!String(url).endsWith('/responses') || !response.ok) return response;
+  if (!(response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    copies.push(response.clone().json().then((body) => answers.responses.push(body)));
+    return response;
+  }
+  const [copy, theirs] = response.body.tee();
+  copies.push(
+    new Response(copy).text().then((text) => {
+      for (const line of text.split('\n')) if (line.startsWith('data: ')) answers.events.push(JSON.parse(line.slice(6)));
+    }),
+  );
+  return new Response(theirs, { status: response.status, statusText: response.statusText, headers: response.headers });
+};
 
 const getWeather = tool({
   description: 'Weather of a city.',
@@ -69,4 +91,5 @@ for (const model of (process.env.CITY_MODELS ?? '').split(',').filter(Boolean)) 
     process.exit(1);
   }
 }
-console.log(JSON.stringify(results));
+await Promise.all(copies);
+console.log(JSON.stringify({ results, answers }));
