@@ -11,6 +11,7 @@ The route's usage records say "responses" (the action's name), so the inbound pr
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
@@ -47,13 +48,13 @@ async def create(call: Call) -> HttpResponseBase:
     ids = rt.ItemIds(response_id)
     referenced = await referenced_items(studio_id, rt.item_references(request))
     input_items = rt.normalized_input(request, ids, referenced)
-    body, namespaced = rt.chat_body(request, history, input_items)
-    with in_responses_terms():  # the worst case is worked out with the adapter's own translation
+    body, namespaced, tool_paths = rt.chat_body(request, history, input_items)
+    with in_responses_terms(tool_paths):  # the worst case is worked out with the adapter's own translation
         ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
     response = rt.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
     keep = Keeper(studio_id, call.identity.token_id, input_items, previous, store=request.get("store") is not False)
     async with ai:
-        with in_responses_terms():
+        with in_responses_terms(tool_paths):
             if request.get("stream") is True:
                 stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, upstream_body(body, up)))
                 return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced, ids), keep))
@@ -67,6 +68,7 @@ async def create(call: Call) -> HttpResponseBase:
             return await ai.respond(response)
 
 
+TOOL_PARAM = re.compile(r"tools\[(\d+)\]")
 # Chat fields an adapter may name in a 400, and the Responses field the caller sent instead.
 RESPONSES_NAMES = {
     "reasoning_effort": "reasoning.effort",
@@ -79,12 +81,17 @@ RESPONSES_NAMES = {
 
 
 @contextmanager
-def in_responses_terms() -> Iterator[None]:
+def in_responses_terms(tool_paths: list[str]) -> Iterator[None]:
     """An adapter's 400 about the translated chat body, naming the Responses field the caller sent
-    (`reasoning.effort`, not `reasoning_effort`): the caller never saw the chat body."""
+    (`reasoning.effort`, not `reasoning_effort`; `tools[2]` where web search before it was left out):
+    the caller never saw the chat body."""
     try:
         yield
     except ApiError as exc:
+        tool = TOOL_PARAM.match(exc.param or "")
+        if tool and int(tool[1]) < len(tool_paths):
+            exc.message = exc.message.replace(tool[0], tool_paths[int(tool[1])])
+            exc.param = tool_paths[int(tool[1])] + (exc.param or "")[len(tool[0]) :]
         head = (exc.param or "").split(".")[0].split("[")[0]
         if head in RESPONSES_NAMES:
             name = RESPONSES_NAMES[head]

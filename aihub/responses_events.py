@@ -145,44 +145,50 @@ class ResponseEvents:
         ]
 
     def _call(self, piece: dict[str, Any]) -> list[bytes]:
+        """A piece of a tool call: a function's arguments, or a custom tool's free-form input."""
         frames = []
         chat_index = piece.get("index", 0)
-        function = piece.get("function") or {}
         if chat_index not in self._calls:
             frames += self._close_reasoning() + self._close_message()
             index = len(self.output)
-            item = rt.function_call_item(
-                self.ids("fc"), piece.get("id") or new_id("call"), function.get("name") or "", "", self.namespaced, status="in_progress"
-            )
+            call_id = piece.get("id") or new_id("call")
+            if piece.get("type") == "custom" or "custom" in piece:
+                name = (piece.get("custom") or {}).get("name") or ""
+                item = rt.custom_call_item(self.ids("ctc"), call_id, name, "", self.namespaced, status="in_progress")
+            else:
+                name = (piece.get("function") or {}).get("name") or ""
+                item = rt.function_call_item(self.ids("fc"), call_id, name, "", self.namespaced, status="in_progress")
             self.output.append(item)
             self._calls[chat_index] = (index, [])
             frames.append(self.event("response.output_item.added", output_index=index, item=dict(item)))
-        index, arguments = self._calls[chat_index]
-        if function.get("arguments"):
-            arguments.append(function["arguments"])
-            frames.append(
-                self.event(
-                    "response.function_call_arguments.delta",
-                    item_id=self.output[index]["id"],
-                    output_index=index,
-                    delta=function["arguments"],
-                )
-            )
+        index, pieces = self._calls[chat_index]
+        item_id = self.output[index]["id"]
+        if self.output[index]["type"] == "custom_tool_call":
+            text = (piece.get("custom") or {}).get("input")
+            kind = "response.custom_tool_call_input.delta"
+        else:
+            text = (piece.get("function") or {}).get("arguments")
+            kind = "response.function_call_arguments.delta"
+        if text:
+            pieces.append(text)
+            frames.append(self.event(kind, item_id=item_id, output_index=index, delta=text))
         return frames
 
     def _close_calls(self) -> list[bytes]:
         frames = []
-        for index, arguments in self._calls.values():
-            item = self.output[index] = {**self.output[index], "arguments": "".join(arguments), "status": "completed"}
-            frames.append(
-                self.event(
-                    "response.function_call_arguments.done",
-                    item_id=item["id"],
-                    output_index=index,
-                    name=item["name"],
-                    arguments=item["arguments"],
+        for index, pieces in self._calls.values():
+            item = self.output[index]
+            whole = "".join(pieces)
+            if item["type"] == "custom_tool_call":
+                item = self.output[index] = {**item, "input": whole, "status": "completed"}
+                frames.append(self.event("response.custom_tool_call_input.done", item_id=item["id"], output_index=index, input=whole))
+            else:
+                item = self.output[index] = {**item, "arguments": whole, "status": "completed"}
+                frames.append(
+                    self.event(
+                        "response.function_call_arguments.done", item_id=item["id"], output_index=index, name=item["name"], arguments=whole
+                    )
                 )
-            )
             frames.append(self.event("response.output_item.done", output_index=index, item=item))
         self._calls.clear()
         return frames
@@ -192,13 +198,13 @@ class ResponseEvents:
         parts = []
         for item in self.output:
             parts += [p.get("text", "") for p in item.get("summary") or ()] + [p.get("text", "") for p in item.get("content") or ()]
-            parts.append(item.get("name", "") + item.get("arguments", "") if item["type"] == "function_call" else "")
+            parts += [item.get("name", ""), item.get("arguments", ""), item.get("input", "")] if item["type"] != "message" else []
         if self._reasoning is not None:
             parts += self._reasoning[1]
         if self._message is not None:
             parts += self._message[1]
-        for _, arguments in self._calls.values():
-            parts += arguments
+        for _, pieces in self._calls.values():
+            parts += pieces
         return "".join(parts)
 
     # --- the end ------------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ INPUT_ITEM = Tagged(
                 "status": STRING,
             },
         ),
+        "custom_tool_call": Object(
+            {"call_id": STRING, "name": STRING, "input": STRING, "id": STRING, "status": STRING, "namespace": STRING},
+            required=["call_id", "name", "input"],
+        ),
+        "custom_tool_call_output": Object({"call_id": STRING, "output": TOOL_OUTPUT, "id": STRING}, required=["call_id", "output"]),
         "item_reference": Object({"id": STRING}, required=["id"]),
     },
     noun='an input item such as {"role": "user", "content": "Hello"}',

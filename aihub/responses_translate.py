@@ -28,7 +28,7 @@ cached, cache-write and reasoning details.
 import base64
 import binascii
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -132,15 +132,13 @@ def invalid(param: str, message: str, code: str = "unsupported_parameter") -> Ap
 # --- the request --------------------------------------------------------------------------------------
 
 
-def chat_body(
-    request: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]]
-) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+def chat_body(request: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]]) -> "Translation":
     """The chat completions body for a checked Responses request, and the namespaced functions' chat
     names (for output_of); `history` is the conversation behind `previous_response_id`, `input_items`
     the request's own input (see normalized_input). Raises ApiError 400 naming the first field that
     cannot be translated."""
     refuse_untranslatable(request)
-    tools, namespaced = chat_tools(request.get("tools") or [])
+    tools, namespaced, origins = chat_tools(request.get("tools") or [])
     body: dict[str, Any] = {"model": request["model"]}
     messages: list[dict[str, Any]] = []
     if request.get("instructions"):
@@ -173,7 +171,13 @@ def chat_body(
     for name, value in request.items():  # provider extensions, forwarded as the chat route does
         if name not in RESPONSES_FIELDS and name not in CITY_FIELDS:
             body[name] = value
-    return body, namespaced
+    return Translation(body, namespaced, [origins[chat_tool_name(tool)] for tool in tools])
+
+
+class Translation(NamedTuple):
+    body: dict[str, Any]  # the chat completions request
+    namespaced: dict[str, tuple[str, str]]  # chat name → (namespace, name) of a namespace's tools
+    tool_paths: list[str]  # where each of the chat body's tools was in the request (`tools[2]`, `tools[0].tools[1]`)
 
 
 def for_upstream(body: dict[str, Any], provider: str, adapter: str) -> dict[str, Any]:
@@ -208,14 +212,19 @@ def refuse_untranslatable(request: dict[str, Any]) -> None:
             raise invalid(f"reasoning.{name}", f"reasoning.{name} must be 'auto', 'concise' or 'detailed'.", "invalid_value")
 
 
-def chat_tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
-    """(chat function tools, chat name → (namespace, name) for the functions of namespaces)."""
+def chat_tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]], dict[str, str]]:
+    """(chat tools, chat name → (namespace, name) for the tools of namespaces, chat name → where the
+    tool was in the request). Function tools reach
+    every provider; custom (free-form) tools become chat's custom tools, which OpenAI's models take
+    (Codex CLI's apply_patch on GPT-5) and the other providers' adapters refuse by name."""
     found: list[dict[str, Any]] = []
     namespaced: dict[str, tuple[str, str]] = {}
+    origins: dict[str, str] = {}
     for i, tool in enumerate(tools):
         kind = tool.get("type")
-        if kind == "function":
-            found.append(chat_function(tool, f"tools[{i}]"))
+        if kind in ("function", "custom"):
+            found.append(chat_tool(tool, f"tools[{i}]"))
+            origins[chat_tool_name(found[-1])] = f"tools[{i}]"
         elif kind == "namespace":
             space = tool.get("name")
             inner = tool.get("tools")
@@ -223,27 +232,50 @@ def chat_tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[
                 raise invalid(f"tools[{i}].name", f"tools[{i}].name is required: the namespace's name.", "missing_field")
             if not isinstance(inner, list):
                 raise invalid(f"tools[{i}].tools", f"tools[{i}].tools must be a list of function tools.", "invalid_type")
-            for j, function in enumerate(inner):
+            for j, member in enumerate(inner):
                 where = f"tools[{i}].tools[{j}]"
-                if not isinstance(function, dict) or function.get("type", "function") != "function":
-                    raise invalid(
-                        f"{where}.type", f"{where} must be a function tool: a namespace's other tools cannot be offered through City."
-                    )
-                translated = chat_function(function, where)
-                name = space + NAMESPACE_JOIN + translated["function"]["name"]
-                translated["function"]["name"] = name
-                namespaced[name] = (space, function["name"])
+                if not isinstance(member, dict) or member.get("type", "function") not in ("function", "custom"):
+                    raise invalid(f"{where}.type", f"{where} must be a function or custom tool, as in a namespace.")
+                translated = chat_tool({"type": "function", **member}, where)
+                inside = translated[translated["type"]]
+                name = space + NAMESPACE_JOIN + inside["name"]
+                namespaced[name] = (space, inside["name"])
+                inside["name"] = name
                 found.append(translated)
+                origins[name] = where
         elif kind in IGNORED_TOOLS:
             continue
         else:
             shown = f"'{kind}'" if isinstance(kind, str) else "missing"
             raise invalid(
                 f"tools[{i}].type",
-                f"tools[{i}].type {shown} cannot be offered through City: only function (and namespace) tools reach every "
-                "provider; hosted tools run on OpenAI's servers only.",
+                f"tools[{i}].type {shown} cannot be offered through City: function, custom and namespace tools can; "
+                "hosted tools run on OpenAI's servers only.",
             )
-    return found, namespaced
+    return found, namespaced, origins
+
+
+def chat_tool_name(tool: dict[str, Any]) -> str:
+    return str(tool[tool["type"]]["name"])
+
+
+def chat_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    if tool["type"] == "function":
+        return chat_function(tool, where)
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise invalid(f"{where}.name", f"{where}.name is required: the tool's name.", "missing_field")
+    custom: dict[str, Any] = {"name": name}
+    if isinstance(tool.get("description"), str):
+        custom["description"] = tool["description"]
+    format_ = tool.get("format")
+    if isinstance(format_, dict) and format_.get("type") == "grammar":
+        custom["format"] = {"type": "grammar", "grammar": {"definition": format_.get("definition"), "syntax": format_.get("syntax")}}
+    elif isinstance(format_, dict) and format_.get("type") == "text":
+        custom["format"] = {"type": "text"}
+    elif format_ is not None:
+        raise invalid(f"{where}.format", f'{where}.format must be {{"type": "text"}} or {{"type": "grammar", …}}.', "invalid_value")
+    return {"type": "custom", "custom": custom}
 
 
 def chat_function(tool: dict[str, Any], where: str) -> dict[str, Any]:
@@ -275,6 +307,8 @@ def tool_choice_for(choice: Any, tools: list[dict[str, Any]], namespaced: dict[s
         if choice.get("namespace"):
             name = choice["namespace"] + NAMESPACE_JOIN + name
         return tools, {"type": "function", "function": {"name": name}}
+    if kind == "custom" and isinstance(choice.get("name"), str):
+        return tools, {"type": "custom", "custom": {"name": choice["name"]}}
     if kind == "allowed_tools":
         mode, allowed = choice.get("mode"), choice.get("tools")
         if mode not in ("auto", "required") or not isinstance(allowed, list):
@@ -283,12 +317,12 @@ def tool_choice_for(choice: Any, tools: list[dict[str, Any]], namespaced: dict[s
             )
         names = set()
         for j, tool in enumerate(allowed):
-            if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("name"), str):
+            if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom") or not isinstance(tool.get("name"), str):
                 raise invalid(
                     f"tool_choice.tools[{j}]", f'tool_choice.tools[{j}] must be a function tool {{"type": "function", "name": …}}.'
                 )
             names.add(tool["name"])
-        return [t for t in tools if t["function"]["name"] in names or namespaced.get(t["function"]["name"], ("", ""))[1] in names], mode
+        return [t for t in tools if chat_tool_name(t) in names or namespaced.get(chat_tool_name(t), ("", ""))[1] in names], mode
     raise invalid(
         "tool_choice",
         'tool_choice must be "none", "auto", "required", {"type": "function", "name": …} or {"type": "allowed_tools", …}: '
@@ -335,7 +369,14 @@ def normalized_input(request: dict[str, Any], ids: ItemIds, referenced: dict[str
     return items
 
 
-ITEM_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+ITEM_PREFIX = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "custom_tool_call": "ctc",
+    "custom_tool_call_output": "ctco",
+    "reasoning": "rs",
+}
 
 
 def item_references(request: dict[str, Any]) -> dict[str, list[str]]:
@@ -397,7 +438,13 @@ def chat_messages(items: list[dict[str, Any]], where: str, namespaced: dict[str,
             target.setdefault("tool_calls", []).append(
                 {"id": item["call_id"], "type": "function", "function": {"name": name, "arguments": item["arguments"]}}
             )
-        elif kind == "function_call_output":
+        elif kind == "custom_tool_call":
+            target = open_assistant()
+            name = item["name"] if not item.get("namespace") else item["namespace"] + NAMESPACE_JOIN + item["name"]
+            target.setdefault("tool_calls", []).append(
+                {"id": item["call_id"], "type": "custom", "custom": {"name": name, "input": item["input"]}}
+            )
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             assistant = None
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": tool_output(item["output"], f"{param}.output")})
         elif kind == "reasoning":
@@ -539,6 +586,22 @@ def function_call_item(
     return item
 
 
+def custom_call_item(
+    item_id: str, call_id: str, chat_name: str, input_: str, namespaced: dict[str, tuple[str, str]], status: str = "completed"
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": item_id,
+        "type": "custom_tool_call",
+        "status": status,
+        "call_id": call_id,
+        "name": chat_name,
+        "input": input_,
+    }
+    if chat_name in namespaced:
+        item["namespace"], item["name"] = namespaced[chat_name]
+    return item
+
+
 def output_of(answer: dict[str, Any], namespaced: dict[str, tuple[str, str]], ids: ItemIds) -> tuple[list[dict[str, Any]], str | None]:
     """A chat.completion's first choice as Responses output items, and its finish reason."""
     choices = answer.get("choices") or [{}]
@@ -557,12 +620,13 @@ def output_of(answer: dict[str, Any], namespaced: dict[str, tuple[str, str]], id
     if parts:
         output.append(message_item(ids("msg"), parts))
     for call in message.get("tool_calls") or ():
+        call_id = call.get("id") or new_id("call")
+        if call.get("type") == "custom" or "custom" in call:
+            custom = call.get("custom") or {}
+            output.append(custom_call_item(ids("ctc"), call_id, custom.get("name") or "", custom.get("input") or "", namespaced))
+            continue
         function = call.get("function") or {}
-        output.append(
-            function_call_item(
-                ids("fc"), call.get("id") or new_id("call"), function.get("name") or "", function.get("arguments") or "", namespaced
-            )
-        )
+        output.append(function_call_item(ids("fc"), call_id, function.get("name") or "", function.get("arguments") or "", namespaced))
     return output, choice.get("finish_reason")
 
 
@@ -612,7 +676,7 @@ def response_object(
         "temperature": request.get("temperature", 1.0),
         "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
         "tool_choice": request.get("tool_choice", "auto"),
-        "tools": [echoed_tool(tool) for tool in request.get("tools") or []],
+        "tools": [echoed_tool(tool) for tool in request.get("tools") or ()],
         "top_p": request.get("top_p", 1.0),
         "truncation": request.get("truncation") or "disabled",
         "usage": None,
@@ -624,11 +688,11 @@ def response_object(
 
 
 def echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """A tool as the response lists it: a function's `strict` and `parameters` are always there (null
-    when the request left them out, as the Vercel AI SDK leaves out `strict`), as OpenAI's schema wants."""
+    """A request's tool as the response shows it: a function with the `parameters` and `strict` it was
+    given (null and false when left out: chat's default, which is what the upstream applied)."""
     if tool.get("type") != "function":
         return tool
-    return {**tool, "strict": tool.get("strict"), "parameters": tool.get("parameters")}
+    return {**tool, "parameters": tool.get("parameters"), "strict": bool(tool.get("strict"))}
 
 
 # The response's fields that are present even when null.

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from aihub.tests.live import AllProtocolsTestCase
 from aihub.tests.live_plans import wait_for_records
 from aihub.tests.openai_schema import validate
-from aihub.tests.upstream.sim import SimServer
+from aihub.tests.upstream.sim import Received, Reply, SimServer, sse
 
 WEATHER: FunctionToolParam = {
     "type": "function",
@@ -363,3 +363,64 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual((error["code"], error["param"]), ("per_request_budget_exceeded", "max_output_tokens"))
         self.assertIn("set max_output_tokens to", error["message"])
         self.assertEqual(len(self.anthropic.requests) + len(self.sim.requests), 3)
+
+    def test_custom_tools_reach_openai_compatible_models_and_are_refused_by_name_elsewhere(self) -> None:
+        """Codex CLI's free-form apply_patch tool on GPT-5 models: chat's custom tools, which only
+        OpenAI's models take."""
+        patch = {"type": "custom", "name": "apply_patch", "description": "Edit files.", "format": {"type": "text"}}
+        call = {"id": "call_patch", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin Patch\n*** End Patch"}}
+
+        def answer(request: Received) -> Reply:
+            if not request.json.get("stream"):
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                return Reply.json(
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "m",
+                        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+                    }
+                )
+            pieces = [
+                {"index": 0, **call, "custom": {"name": "apply_patch", "input": "*** Begin Patch\n"}},
+                {"index": 0, "custom": {"input": "*** End Patch"}},
+            ]
+            chunks = [
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": {"tool_calls": [p]}, "finish_reason": None}],
+                }
+                for p in pieces
+            ]
+            return Reply.sse([*(sse(c) for c in chunks), sse("[DONE]")])
+
+        self.sim.handler = answer
+        body = {"model": "deepseek-v4-flash", "input": "Fix it.", "tools": [{"type": "web_search"}, patch]}
+        made = self.ok(self.user.post("/v1/responses", json=body))
+        validate(made, "Response")
+        self.assertEqual(
+            [(i["type"], i["name"], i["input"]) for i in made["output"]],
+            [("custom_tool_call", "apply_patch", "*** Begin Patch\n*** End Patch")],
+        )
+        self.assertEqual(
+            self.sim.last_request.json["tools"],
+            [{"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files.", "format": {"type": "text"}}}],
+        )
+        events = self.stream_events(body)
+        self.assertIn("response.custom_tool_call_input.delta", [e["type"] for e in events])
+        self.assertEqual(events[-1]["response"]["output"][0]["input"], "*** Begin Patch\n*** End Patch")
+        turn = [
+            {"role": "user", "content": "Fix it."},
+            made["output"][0],
+            {"type": "custom_tool_call_output", "call_id": "call_patch", "output": "Done."},
+        ]
+        self.ok(self.user.post("/v1/responses", json={**body, "input": turn}))
+        self.assertEqual(self.sim.last_request.json["messages"][1]["tool_calls"], [call])
+        for model in ("claude-sonnet-4-6", "gemini-3-flash-preview"):
+            with self.subTest(model=model):
+                response = self.user.post("/v1/responses", json={**body, "model": model})
+                self.assertEqual((response.status_code, response.json()["error"]["param"]), (400, "tools[1]"), response.text)

@@ -17,7 +17,8 @@ FUNCTION = {"type": "function", "name": "get_weather", "parameters": {"type": "o
 def translated(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
     request = {"model": "m", **request}
     ids = rt.ItemIds("resp_01test")
-    return rt.chat_body(request, [], rt.normalized_input(request, ids, {}))
+    translation = rt.chat_body(request, [], rt.normalized_input(request, ids, {}))
+    return translation.body, translation.namespaced
 
 
 def frames_as_events(frames: list[bytes]) -> list[dict[str, Any]]:
@@ -112,6 +113,70 @@ class RequestTranslationTests(SimpleTestCase):
         body, _ = translated({"input": "Hi", "tools": [FUNCTION], "tool_choice": {"type": "function", "name": "get_weather"}})
         self.assertEqual(body["tool_choice"], {"type": "function", "function": {"name": "get_weather"}})
 
+    def test_custom_tools_become_chat_custom_tools_and_their_calls_come_back(self) -> None:
+        patch = {
+            "type": "custom",
+            "name": "apply_patch",
+            "description": "Edit files.",
+            "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"},
+        }
+        request = {
+            "input": [
+                {"role": "user", "content": "Fix it."},
+                {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
+                {"type": "custom_tool_call_output", "call_id": "c1", "output": "Done."},
+            ],
+            "tools": [{"type": "web_search"}, patch],
+            "tool_choice": {"type": "custom", "name": "apply_patch"},
+        }
+        translation = rt.chat_body(
+            {"model": "m", **request}, [], rt.normalized_input({"model": "m", **request}, rt.ItemIds("resp_01c"), {})
+        )
+        body = translation.body
+        self.assertEqual(
+            body["tools"],
+            [
+                {
+                    "type": "custom",
+                    "custom": {
+                        "name": "apply_patch",
+                        "description": "Edit files.",
+                        "format": {"type": "grammar", "grammar": {"definition": "start: x", "syntax": "lark"}},
+                    },
+                }
+            ],
+        )
+        self.assertEqual(translation.tool_paths, ["tools[1]"])
+        self.assertEqual(body["tool_choice"], {"type": "custom", "custom": {"name": "apply_patch"}})
+        self.assertEqual(
+            body["messages"][1]["tool_calls"],
+            [{"id": "c1", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin Patch"}}],
+        )
+        self.assertEqual(body["messages"][2], {"role": "tool", "tool_call_id": "c1", "content": "Done."})
+        answer = {
+            "choices": [
+                {
+                    "message": {"role": "assistant", "content": None, "tool_calls": body["messages"][1]["tool_calls"]},
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        }
+        output, _ = rt.output_of(answer, {}, rt.ItemIds("resp_01d"))
+        self.assertEqual(
+            output,
+            [
+                {
+                    "id": "ctc_01d_0",
+                    "type": "custom_tool_call",
+                    "status": "completed",
+                    "call_id": "c1",
+                    "name": "apply_patch",
+                    "input": "*** Begin Patch",
+                }
+            ],
+        )
+        validate(output[0], "CustomToolCall")
+
     def test_images_and_files_become_chat_parts(self) -> None:
         body, _ = translated(
             {
@@ -145,6 +210,22 @@ class RequestTranslationTests(SimpleTestCase):
         body, _ = translated({"input": [{"role": "user", "content": "Hi"}, foreign, {"role": "assistant", "content": "Hello"}]})
         self.assertNotIn("thinking_blocks", body["messages"][1])
 
+    def test_the_response_shows_the_request_as_openai_does(self) -> None:
+        request = {
+            "model": "m",
+            "input": "Hi",
+            "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}, {"type": "custom", "name": "apply_patch"}],
+            "tool_choice": "auto",
+            "reasoning": {"effort": "low"},
+            "text": {"format": {"type": "json_object"}},
+        }
+        response = rt.response_object("resp_01e", 1, "m", request, status="in_progress", output=[])
+        validate(response, "Response")
+        self.assertEqual(response["tools"][0], {"type": "function", "name": "f", "parameters": None, "strict": False})
+        self.assertEqual(
+            (response["reasoning"], response["text"]["format"], response["store"]), ({"effort": "low"}, {"type": "json_object"}, True)
+        )
+
     def test_item_ids_name_their_response(self) -> None:
         ids = rt.ItemIds("resp_01abc")
         self.assertEqual([ids("msg"), ids("fc")], ["msg_01abc_0", "fc_01abc_1"])
@@ -156,9 +237,10 @@ class RequestTranslationTests(SimpleTestCase):
         cases: list[tuple[dict[str, Any], str]] = [
             ({"input": "Hi", "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[0].type"),
             (
-                {"input": "Hi", "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "custom", "name": "x"}]}]},
+                {"input": "Hi", "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "mcp", "name": "x"}]}]},
                 "tools[0].tools[0].type",
             ),
+            ({"input": "Hi", "tools": [{"type": "custom", "name": "x", "format": {"type": "regexp"}}]}, "tools[0].format"),
             ({"input": "Hi", "tools": [{"type": "function"}]}, "tools[0].name"),
             ({"input": "Hi", "prompt": {"id": "pmpt_1"}}, "prompt"),
             ({"input": "Hi", "context_management": [{"type": "compaction"}]}, "context_management"),
@@ -194,6 +276,8 @@ class StreamEventsTests(SimpleTestCase):
             {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "files__read", "arguments": '{"p'}}]},
             {"tool_calls": [{"index": 1, "id": "call_2", "function": {"name": "get_weather", "arguments": "{}"}}]},
             {"tool_calls": [{"index": 0, "function": {"arguments": '": 1}'}}]},
+            {"tool_calls": [{"index": 2, "id": "call_3", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin"}}]},
+            {"tool_calls": [{"index": 2, "custom": {"input": " Patch"}}]},
         ):
             frames += events.chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         frames += events.chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
@@ -212,19 +296,21 @@ class StreamEventsTests(SimpleTestCase):
                 *("output_item.added", "content_part.added", "output_text.delta", "output_text.delta"),
                 *("output_text.done", "content_part.done", "output_item.done"),
                 *("output_item.added", "function_call_arguments.delta", "output_item.added", "function_call_arguments.delta"),
-                *("function_call_arguments.delta", "function_call_arguments.done", "output_item.done"),
-                *("function_call_arguments.done", "output_item.done", "completed"),
+                *("function_call_arguments.delta", "output_item.added", "custom_tool_call_input.delta", "custom_tool_call_input.delta"),
+                *("function_call_arguments.done", "output_item.done", "function_call_arguments.done", "output_item.done"),
+                *("custom_tool_call_input.done", "output_item.done", "completed"),
             ],
         )
         output = sent[-1]["response"]["output"]
-        self.assertEqual([item["type"] for item in output], ["reasoning", "message", "function_call", "function_call"])
+        self.assertEqual([item["type"] for item in output], ["reasoning", "message", "function_call", "function_call", "custom_tool_call"])
+        self.assertEqual((output[4]["name"], output[4]["input"]), ("apply_patch", "*** Begin Patch"))
         self.assertEqual(output[0]["summary"], [{"type": "summary_text", "text": "Thinking."}])
         self.assertEqual(
             rt.thinking_blocks_of(output[0]["encrypted_content"]), [{"type": "thinking", "thinking": "Thinking.", "signature": "s"}]
         )
         self.assertEqual(output[1]["content"][0]["text"], "Let me look.")
         self.assertEqual((output[2]["namespace"], output[2]["name"], output[2]["arguments"]), ("files", "read", '{"p": 1}'))
-        self.assertEqual(len({item["id"] for item in output}), 4)
+        self.assertEqual(len({item["id"] for item in output}), 5)
         self.assertEqual(sent[-1]["response"]["usage"]["input_tokens_details"], {"cached_tokens": 2, "cache_write_tokens": 0})
 
     def test_a_cut_answer_is_incomplete_and_a_failure_failed(self) -> None:
