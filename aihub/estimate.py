@@ -431,17 +431,25 @@ def _messages_input_price(model: Model, body: dict[str, Any]) -> int:
     return max(model.input_price, write)
 
 
-def _cache_ttls(value: Any) -> Iterator[str]:
-    """The `ttl` of every `cache_control` in a body ("5m" when it names none), at any depth."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "cache_control" and isinstance(item, dict):
-                yield str(item.get("ttl") or "5m")
-            else:
-                yield from _cache_ttls(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _cache_ttls(item)
+def _cache_ttls(body: dict[str, Any]) -> Iterator[str]:
+    """The `ttl` of every `cache_control` ("5m" when it names none) where Anthropic takes one: the
+    request's top level, system blocks, tools, message blocks and the blocks of a tool result."""
+    places: list[Any] = [body]
+    for name in ("system", "tools"):
+        if isinstance(body.get(name), list):
+            places.extend(body[name])
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            places.append(block)
+            inner = block.get("content") if isinstance(block, dict) else None
+            if isinstance(inner, list):
+                places.extend(inner)
+    for place in places:
+        control = place.get("cache_control") if isinstance(place, dict) else None
+        if isinstance(control, dict):
+            yield str(control.get("ttl") or "5m")
 
 
 # --- Legacy completions and embeddings ----------------------------------------------------------

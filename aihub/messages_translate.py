@@ -32,6 +32,7 @@ import json
 import secrets
 from typing import Any
 
+from aihub.adapters import anthropic as anthropic_adapter
 from aihub.adapters import openai_shapes as oa
 from aihub.adapters.base import Upstream
 from aihub.catalog_types import Model
@@ -373,15 +374,10 @@ def anthropic_usage(usage: dict[str, Any]) -> dict[str, Any]:
 
 
 def openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """Anthropic usage as the Meter takes it (OpenAI's, with cache writes as `cache_creation_tokens`)."""
-    cached = _count(usage.get("cache_read_input_tokens"))
-    written = _count(usage.get("cache_creation_input_tokens"))
-    prompt = _count(usage.get("input_tokens")) + cached + written
-    completion = _count(usage.get("output_tokens"))
-    result: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-    if cached or written:
-        result["prompt_tokens_details"] = {"cached_tokens": cached, "cache_creation_tokens": written}
-    return result
+    """Anthropic usage as the Meter takes it (OpenAI's, with cache writes as `cache_creation_tokens`, those
+    kept an hour also as `cache_creation_1h_tokens`): the Anthropic adapter's own reading, so both paths
+    bill alike."""
+    return anthropic_adapter.usage_of(usage)
 
 
 def _count(value: Any) -> int:

@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from aihub.models_responses import StoredResponse
@@ -82,25 +84,43 @@ async def history(studio_id: str, previous_response_id: str) -> list[dict[str, A
 async def conversation(studio_id: str, response_id: str) -> tuple[list[StoredResponse], str | None]:
     """The studio's unexpired stored responses from `response_id` back to the first of its
     conversation, newest first, and the id at which the walk stopped short (None: it reached the
-    first). One query per response: conversations are walked rarely and are short next to a model's
-    answer time."""
+    first): one query, however long the conversation (an agent's tool loop may chain hundreds)."""
+    rows = await sync_to_async(chain_rows)(studio_id, response_id)
     now = timezone.now()
-    rows: list[StoredResponse] = []
-    wanted = response_id
-    # Each row names an older one, so the walk ends; `seen` guards against a hand-edited loop.
+    kept: list[StoredResponse] = []
     seen: set[str] = set()
-    while wanted and wanted not in seen:
-        seen.add(wanted)
-        row = (
-            await StoredResponse.objects.filter(pk=wanted, studio_id=studio_id, expires_at__gt=now)
-            .only("input_items", "response", "previous_response_id")
-            .afirst()
-        )
-        if row is None:
-            return rows, wanted
-        rows.append(row)
+    wanted = response_id
+    for row in rows:  # newest first, each the one its predecessor names
+        if row.expires_at <= now:
+            return kept, row.pk
+        if row.pk in seen:
+            return kept, None  # a loop of hand-edited rows came round: it holds the whole conversation
+        seen.add(row.pk)
+        kept.append(row)
         wanted = row.previous_response_id
-    return rows, None
+    return kept, wanted or None
+
+
+def chain_rows(studio_id: str, response_id: str) -> list[StoredResponse]:
+    return list(StoredResponse.objects.raw(CONVERSATION_SQL, [response_id, studio_id, studio_id, MAX_TURNS]))
+
+
+# Turns a conversation walk follows at most: a guard against a hand-edited loop of rows (each row
+# names an older one, so no conversation City made has one).
+MAX_TURNS = 10_000
+_TABLE = StoredResponse._meta.db_table
+# The chain of rows a response id starts, by recursion over previous_response_id within one studio
+# (SQLite and PostgreSQL alike), newest first; the walk ends at a row whose predecessor is absent.
+CONVERSATION_SQL = f"""
+WITH RECURSIVE chain(id, previous_response_id, depth) AS (
+    SELECT id, previous_response_id, 0 FROM {_TABLE} WHERE id = %s AND studio_id = %s
+    UNION ALL
+    SELECT r.id, r.previous_response_id, chain.depth + 1 FROM {_TABLE} r JOIN chain ON r.id = chain.previous_response_id
+    WHERE r.studio_id = %s AND chain.depth < %s
+)
+SELECT r.id, r.previous_response_id, r.input_items, r.response, r.expires_at
+FROM {_TABLE} r JOIN chain ON r.id = chain.id ORDER BY chain.depth
+"""  # noqa: S608  (the table name is the model's own; values are parameters)
 
 
 def items_of(newest_first: list[StoredResponse]) -> list[dict[str, Any]]:
@@ -191,8 +211,8 @@ async def input_items(call: Call, response_id: str) -> dict[str, Any]:
     return {
         "object": "list",
         "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
+        "first_id": data[0].get("id") if data else None,
+        "last_id": data[-1].get("id") if data else None,
         "has_more": has_more,
     }
 
@@ -226,7 +246,7 @@ def purge_expired(now: datetime) -> int:
 # ——— Helpers ———
 
 
-def live(call: Call, response_id: str) -> Any:
+def live(call: Call, response_id: str) -> "QuerySet[StoredResponse]":
     """The caller's studio's unexpired response of that id, as a queryset (empty when there is none)."""
     return StoredResponse.objects.filter(pk=response_id, studio_id=call.studio_id(), expires_at__gt=timezone.now())
 
@@ -292,7 +312,8 @@ def stored_item(given: dict[str, Any]) -> dict[str, Any]:
     kind = item.setdefault("type", "message" if "role" in item else "item")
     if kind == "item_reference":
         return item  # names an item already stored (its own id)
-    item.setdefault("id", new_id(ITEM_ID_PREFIXES.get(kind, "item")))
+    if not isinstance(item.get("id"), str) or not item["id"]:
+        item["id"] = new_id(ITEM_ID_PREFIXES.get(kind, "item"))
     if kind in ("message", "function_call", "function_call_output"):
         item.setdefault("status", "completed")
     if kind == "message":

@@ -110,3 +110,46 @@ class CountTokensAndCacheTests(AllProtocolsTestCase):
                     (10_000, 6_000, 3_000, 100),
                 )
                 self.assertEqual(record.cost, expected)  # exact, in 1e-12 USD
+
+    def test_native_messages_meter_hour_long_writes_and_reserve_at_the_write_price(self) -> None:
+        body: Any = {"model": "claude-sonnet-4-6", "max_tokens": 300, "system": SYSTEM, "messages": MESSAGES}
+        sonnet = models_by_id()["claude-sonnet-4-6"]
+        assert sonnet.cache_read_price and sonnet.cache_write_price and sonnet.cache_write_1h_price
+        client = self.anthropic_sdk()
+        # Writes kept an hour are billed at their own price, exactly.
+        script = self.anthropic.script
+        script.usage, script.cached_tokens, script.cache_write_tokens, script.cache_write_1h_tokens = (5_000, 20), 1_000, 4_000, 3_000
+        hour = {**body, "system": [{"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}
+        client.messages.create(**hour)
+        with client.messages.stream(**hour) as stream:
+            stream.until_done()
+        self.assertEqual(self.anthropic.last_request.json["system"], hour["system"])
+        expected = (
+            1_000 * sonnet.cache_read_price
+            + 1_000 * sonnet.cache_write_price
+            + 3_000 * sonnet.cache_write_1h_price
+            + 20 * sonnet.output_price
+        )
+        records = self.records(2)
+        self.assertEqual([(r.streamed, r.cache_write_tokens, r.cost) for r in records], [(False, 4_000, expected), (True, 4_000, expected)])
+        # A per-request cap between two worst cases: the request asking for caching is refused, as its
+        # whole input may be written to the cache at 1.25x input; the same request without it passes.
+        uncached = {
+            **body,
+            "system": [{"type": "text", "text": SYSTEM[0]["text"]}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": MESSAGES[0]["content"][0]["text"]}]}],
+        }
+        cached_cost, uncached_cost = estimate.worst_messages(sonnet, body).cost, estimate.worst_messages(sonnet, uncached).cost
+        self.assertLess(uncached_cost + 100, cached_cost)
+        plan = self.ok(
+            self.admin.post(
+                "/v1/studios/plans/create", json={"name": "capped", "max_cost_per_request": (uncached_cost + cached_cost) / 2_000_000}
+            )
+        )
+        self.ok(self.admin.post("/v1/studios/plans/assign", json={"plan_id": plan["id"], "studio_id": self.studio["id"]}))
+        self.anthropic.reset()
+        with self.assertRaises(anthropic.APIStatusError) as refused:
+            client.messages.create(**body)
+        self.assertEqual(refused.exception.status_code, 402)
+        self.assertEqual(self.anthropic.requests, [])
+        client.messages.create(**uncached)

@@ -72,6 +72,13 @@ def test_openai_and_deepseek_cache_hits_are_metered_at_the_cached_price() -> Non
     assert (m.cached_tokens, m.record(200)["cost"]) == (900, 100 * 140_000 + 900 * 2_800 + 10 * 280_000)
 
 
+TOOL_USE = {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "look", "input": {}}]}
+
+
+def tool_result(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": content}]}
+
+
 def body(**extra: Any) -> dict[str, Any]:
     return {"model": "m", "max_tokens": 1_000, "messages": [{"role": "user", "content": "Summarize the design."}], **extra}
 
@@ -114,6 +121,11 @@ def test_a_body_asking_for_caching_reserves_its_input_at_the_cache_write_price()
         ("top level", body(cache_control=EPHEMERAL), SONNET.cache_write_price),
         ("tool", body(tools=[{"name": "f", "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}]), SONNET.cache_write_price),
         ("1 hour", body(cache_control={"type": "ephemeral", "ttl": "1h"}), SONNET.cache_write_1h_price),
+        (
+            "tool result",
+            body(messages=[TOOL_USE, tool_result([{"type": "text", "text": "42", "cache_control": EPHEMERAL}])]),
+            SONNET.cache_write_price,
+        ),
     ]:
         assert price is not None
         worst = estimate.worst_messages(SONNET, asking)
@@ -124,6 +136,12 @@ def test_a_body_asking_for_caching_reserves_its_input_at_the_cache_write_price()
         writes = {"cache_creation": {"ephemeral_1h_input_tokens": worst.input_tokens}} if price == SONNET.cache_write_1h_price else {}
         m.use(usage_of({"cache_creation_input_tokens": worst.input_tokens, "output_tokens": worst.output_tokens, **writes}))
         assert m.record(200)["cost"] <= worst.cost * 1_000_000, where
+    # A tool's input that happens to hold the key asks for nothing.
+    quoted = {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "look", "input": {"cache_control": EPHEMERAL}}],
+    }
+    assert estimate.worst_messages(SONNET, body(messages=[quoted, tool_result("42")])).input_price is None
     # A model without a write price (served through translation) reserves at its input price.
     assert estimate.worst_messages(GPT, body(cache_control=EPHEMERAL)).input_price is None
     # The advised max_tokens leaves room for the input at the price it was reserved at.

@@ -301,11 +301,21 @@ class HistoryAndSaveTests(TestCase):
             self.assertEqual((caught.exception.status, caught.exception.param), (400, "previous_response_id"))
             self.assertEqual(caught.exception.code, "previous_response_not_found")
             self.assertIn(f"'{missing}' not found", caught.exception.message)
-        StoredResponse.objects.filter(pk=second["id"]).delete()
-        with self.assertRaises(ApiError) as caught:
-            history(self.studio.id, third["id"])
-        self.assertEqual((caught.exception.status, caught.exception.code), (400, "previous_response_not_found"))
-        self.assertIn(second["id"], caught.exception.message)
+        # A loop of rows (only a hand edit makes one) ends the walk instead of running forever.
+        StoredResponse.objects.filter(pk=first["id"]).update(previous_response_id=third["id"])
+        self.assertEqual(history(self.studio.id, third["id"]), items)
+        StoredResponse.objects.filter(pk=first["id"]).update(previous_response_id="")
+        # An expired or deleted response in the middle of the conversation breaks it.
+        for end in ("expire", "delete"):
+            rows = StoredResponse.objects.filter(pk=second["id"])
+            if end == "expire":
+                rows.update(expires_at=timezone.now())
+            else:
+                rows.delete()
+            with self.subTest(end=end), self.assertRaises(ApiError) as caught:
+                history(self.studio.id, third["id"])
+            self.assertEqual((caught.exception.status, caught.exception.code), (400, "previous_response_not_found"))
+            self.assertIn(f"continues response '{second['id']}'", caught.exception.message)
 
     @override_settings(CITY_RESPONSES_RETENTION_DAYS=7)
     def test_retention_and_what_is_kept(self) -> None:
