@@ -7,8 +7,8 @@ City's ASGI application is called directly (no server, no client socket: bench/h
 with a studio token, on a fresh SQLite database without Redis, against bench/simulator.py (a
 subprocess on 127.0.0.1, streams of 21 chunks written at once), for the same requests as
 protocol_overhead.py: chat completions, the Responses API with `store: false` and stored, and the
-Messages API, answered whole and streamed, interleaved request by request (the order turning each
-round). Per request it takes the CPU time of this process (every thread: City's async code, its
+Messages API, answered whole and streamed, interleaved request by request (each round shuffled, as
+there). Per request it takes the CPU time of this process (every thread: City's async code, its
 sync threads, the usage writer) and the wall time from the call to the last body byte. Latency on
 a shared machine moves with its load; CPU time much less, so it is the steadier measure of what the
 translation costs. It prints a table per mode and writes var/bench/protocol_cpu.md and .json.
@@ -38,7 +38,7 @@ os.environ.pop("REDIS_URL", None)
 import run  # noqa: E402
 from handler import scope  # noqa: E402
 from procs import free_port  # noqa: E402
-from protocol_overhead import GOAL_ADDED_P50_MS, REFERENCE, STREAM_CHUNKS, UPSTREAM_KEY, Protocol, protocols  # noqa: E402
+from protocol_overhead import GOAL_ADDED_P50_MS, REFERENCE, STREAM_CHUNKS, UPSTREAM_KEY, Protocol, protocols, round_orders  # noqa: E402
 
 
 async def one(app: Any, protocol: Protocol, body: bytes, token: str) -> tuple[int, bytes, float, float]:
@@ -76,9 +76,8 @@ async def measure(app: Any, token: str, stream: bool, requests: int, warmup: int
     routes = protocols()
     bodies = {p.name: json.dumps(p.body(stream)).encode() for p in routes}
     samples: dict[str, dict[str, list[float]]] = {p.name: {"cpu": [], "wall": []} for p in routes}
-    for index in range(warmup + requests):
-        turn = index % len(routes)
-        for protocol in routes[turn:] + routes[:turn]:
+    for index, order in enumerate(round_orders(routes, warmup + requests)):
+        for protocol in order:
             status, answer, wall, cpu = await one(app, protocol, bodies[protocol.name], token)
             problem = f"status {status}: {answer[:500]!r}" if status != 200 else protocol.check(answer, stream) if index == 0 else None
             if problem:

@@ -16,8 +16,9 @@ question is asked in each protocol City speaks, with `max_tokens` 50:
 
 Every answer is checked (its text, and a stream's closing event). Each route is sent --requests
 times answered whole and --requests times streamed, sequentially, one kept-alive connection per
-route, interleaved request by request (chat, responses, …, the order turning each round) so that all
-see the machine's load of the moment. The report gives each route's p50 / p90 / p99, what it adds
+route, interleaved request by request (each round in a shuffled order) so that all see the
+machine's load of the moment, and none always follows the same route: a stored response's write ends
+after its answer, and would otherwise always slow the route after it. The report gives each route's p50 / p90 / p99, what it adds
 over chat completions at p50 and p99, the median of the rounds' paired differences, and City's CPU
 per request (the City process's CPU time around each request, summed per route). Goal (issue 11):
 translation adds under 0.3 ms at p50. It writes var/bench/protocols.md and protocols.json, and stops
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -129,6 +131,19 @@ def protocols() -> list[Protocol]:
     ]
 
 
+def round_orders(routes: list[Protocol], rounds: int, seed: int = 11) -> list[list[Protocol]]:
+    """The routes' order in each round, shuffled (the same every run): each route goes first, last and
+    after each other route about as often, so that what one leaves behind (a stored response's write
+    finishing after its answer) is not charged to one other route."""
+    shuffler = random.Random(seed)
+    orders = []
+    for _ in range(rounds):
+        order = list(routes)
+        shuffler.shuffle(order)
+        orders.append(order)
+    return orders
+
+
 # --- numbers --------------------------------------------------------------------------------------
 
 
@@ -182,13 +197,12 @@ def report(cells: dict[str, dict[str, dict[str, Any]]], meta: dict[str, Any]) ->
 def measure(
     routes: list[Protocol], clients: dict[str, Client], stream: bool, pids: list[int], requests: int, warmup: int
 ) -> dict[str, dict[str, Any]]:
-    """Every route `requests` times, interleaved (the order turning each round), after `warmup` rounds."""
+    """Every route `requests` times, interleaved (each round shuffled), after `warmup` rounds."""
     bodies = {p.name: json.dumps(p.body(stream)).encode() for p in routes}
     totals: dict[str, list[float]] = {p.name: [] for p in routes}
     cpu: dict[str, float] = dict.fromkeys(totals, 0.0)
-    for index in range(warmup + requests):
-        turn = index % len(routes)
-        for protocol in routes[turn:] + routes[:turn]:
+    for index, order in enumerate(round_orders(routes, warmup + requests)):
+        for protocol in order:
             cpu_before = sum(procs.cpu_seconds(pid) for pid in pids)
             status, answer, _, total = clients[protocol.name].post(protocol.path, bodies[protocol.name], "application/json")
             problem = f"status {status}: {answer[:500]!r}" if status != 200 else protocol.check(answer, stream) if index == 0 else None

@@ -1,10 +1,11 @@
 """bench/protocol_overhead.py's arithmetic, requests and answer checks (no server started)."""
 
 import json
+from collections import Counter
 
 from django.test import SimpleTestCase
 
-from bench.protocol_overhead import COMPLETION_TEXT, QUESTION, REFERENCE, added, protocols, report
+from bench.protocol_overhead import COMPLETION_TEXT, QUESTION, REFERENCE, added, protocols, report, round_orders
 
 
 class ProtocolOverheadTests(SimpleTestCase):
@@ -43,3 +44,15 @@ class ProtocolOverheadTests(SimpleTestCase):
                 self.assertIsNone(protocol.check(b'data: {"delta": "tok "}\n\n' + stream_end, True))
                 self.assertIsNotNone(protocol.check(b'data: {"delta": "tok "}\n\n', True))
         self.assertEqual([p.goal for p in protocols()], [True, True, False, True])
+
+    def test_rounds_are_shuffled_so_that_no_route_always_follows_the_stored_one(self) -> None:
+        routes = protocols()
+        orders = round_orders(routes, 1000)
+        self.assertTrue(all(sorted(p.name for p in order) == sorted(p.name for p in routes) for order in orders))
+        self.assertEqual([p.name for p in round_orders(routes, 3)[2]], [p.name for p in orders[2]])  # the same every run
+        # Within a round and across rounds' ends, what comes right after the stored route.
+        sequence = [p.name for order in orders for p in order]
+        after = Counter(sequence[i + 1] for i, name in enumerate(sequence[:-1]) if name == "responses, stored")
+        self.assertEqual(set(after), {p.name for p in routes})
+        for name in (REFERENCE, "responses, store: false", "messages"):
+            self.assertGreater(after[name], 200, after)  # about a third each of the rounds after it
