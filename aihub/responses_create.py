@@ -1,11 +1,13 @@
 """`POST /v1/responses`: a Responses request through the one AI-call pipeline, onto any provider.
 
     check the request (400 naming the field) → the conversation behind `previous_response_id`
-    (404 when there is none) → the chat body (aihub/responses_translate.py; 400 for what cannot be
+    and the items `item_reference`s name (400 naming them when not stored) → the chat body (aihub/responses_translate.py; 400 for what cannot be
     translated) → admit (plans, limits, the worst case reserved on the chat body) → the upstream's
     chat answer or stream through its adapter → the `response` object or the Responses stream events
     (aihub/responses_events.py) → stored unless `store` is false → settled
 
+A model whose upstreams all speak Responses themselves (OpenAI's deployments) is passed through
+instead of translated (aihub/responses_native.py): what cannot be said in chat is then no refusal.
 The route's usage records say "responses" (the action's name), so the inbound protocol is recorded.
 """
 
@@ -17,19 +19,21 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from django.http import HttpResponseBase
 from django.utils import timezone
 
+from aihub import responses_native as rn
 from aihub import responses_store
 from aihub import responses_translate as rt
 from aihub.adapters import adapter_for
 from aihub.adapters.base import Upstream, UpstreamError
-from aihub.catalog_types import OPENAI, TEXT
-from aihub.estimate import worst_chat
+from aihub.catalog_types import OPENAI, TEXT, Model
+from aihub.estimate import Worst, worst_chat
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
 from aihub.models_responses import StoredResponse
 from aihub.openai_api import chat_message_text
-from aihub.pipeline import admit, settle_usage
+from aihub.pipeline import AiCall, admit, settle_usage
 from aihub.responses_events import ResponseEvents
 from aihub.responses_request import check_request
 from city.calls import Call
@@ -40,7 +44,9 @@ log = logging.getLogger("aihub")
 
 
 async def create(call: Call) -> HttpResponseBase:
+    """POST /v1/responses (and /v1/ai/responses): the steps in the module docstring."""
     request = {key: value for key, value in check_request(call.data).items() if key not in rt.CITY_FIELDS}
+    rt.refuse_what_city_does_not_keep(request)
     studio_id = call.studio_id()
     previous = request.get("previous_response_id")
     history = await responses_store.history(studio_id, previous) if previous else []
@@ -48,17 +54,42 @@ async def create(call: Call) -> HttpResponseBase:
     ids = rt.ItemIds(response_id)
     referenced = await referenced_items(studio_id, rt.item_references(request))
     input_items = rt.normalized_input(request, ids, referenced)
-    body, namespaced, tool_paths = rt.chat_body(request, history, input_items)
+    try:
+        translation: rt.Translation | None = rt.chat_body(request, history, input_items)
+        refusal = None
+    except ApiError as exc:  # refused unless the model's upstreams all speak Responses themselves
+        translation, refusal = None, exc
+    native: list[bool] = []
+
+    def prepare(upstreams: list[Upstream]) -> None:
+        native.append(all(up.native_responses for up in upstreams))
+        if not native[0] and refusal is not None:
+            raise refusal
+
+    def worst_of(model: Model) -> Worst:
+        return worst_chat(model, translation.body if translation is not None else rn.rough_chat_body(request, history, input_items))
+
+    tool_paths = translation.tool_paths if translation is not None else []
     with in_responses_terms(tool_paths):  # the worst case is worked out with the adapter's own translation
-        ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", lambda model: worst_chat(model, body))
-    response = rt.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
+        ai = await admit(call, request["model"], (OPENAI, TEXT), "chat", worst_of, prepare)
     keep = Keeper(studio_id, call.identity.token_id, input_items, previous, store=request.get("store") is not False)
+    if native[0]:
+        return await passed_through(
+            ai, request, rn.upstream_request(request, history, input_items), rn.Renamer(response_id, ai.model.id, ids), keep
+        )
+    assert translation is not None
+    body, namespaced, summaries = translation.body, translation.namespaced, translation.summaries
+    response = rt.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
     async with ai:
         with in_responses_terms(tool_paths):
             if request.get("stream") is True:
-                stream, first = await ai.open_stream(lambda up: adapter_for(up).chat_stream(up, upstream_body(body, up)))
+                stream, first = await ai.open_stream(
+                    lambda up: adapter_for(up).chat_stream(up, rt.for_upstream(body, up.provider, up.adapter, summaries=summaries))
+                )
                 return ai.events(response_events(stream, first, ai.meter, ResponseEvents(response, namespaced, ids), keep))
-            answer = await ai.answer(lambda up: adapter_for(up).chat(up, upstream_body(body, up)))
+            answer = await ai.answer(
+                lambda up: adapter_for(up).chat(up, rt.for_upstream(body, up.provider, up.adapter, summaries=summaries))
+            )
             settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
             output, finish_reason = rt.output_of(answer, namespaced, ids)
             response["output"] = output
@@ -66,6 +97,23 @@ async def create(call: Call) -> HttpResponseBase:
             rt.finished(response, status, incomplete, usage_of(ai.meter))
             await keep(response)
             return await ai.respond(response)
+
+
+async def passed_through(
+    ai: AiCall, request: dict[str, Any], body: dict[str, Any], renamer: rn.Renamer, keep: "Keeper"
+) -> HttpResponseBase:
+    """The request as the upstream's own Responses API answers it (aihub/responses_native.py)."""
+    async with ai:
+        if request.get("stream") is True:
+            stream, first = await ai.open_stream(lambda up: adapter_for(up).responses_stream(up, body))
+            return ai.events(rn.native_events(stream, first, ai.meter, renamer, request, keep))
+        answer = await ai.answer(lambda up: adapter_for(up).responses(up, body))
+        response = rn.store_flag(renamer.response(answer, request.get("previous_response_id")), request.get("store") is not False)
+        if not ai.meter.use(rn.chat_usage(answer.get("usage"))):
+            ai.meter.estimate(estimate_tokens(orjson.dumps(response.get("output") or []).decode()))
+        response["usage"] = usage_of(ai.meter)  # as metered, every detail OpenAI's schema lists in place
+        await keep(response)
+        return await ai.respond(response)
 
 
 TOOL_PARAM = re.compile(r"tools\[(\d+)\]")
@@ -117,12 +165,7 @@ async def referenced_items(studio_id: str, wanted: dict[str, list[str]]) -> dict
     return found
 
 
-def upstream_body(body: dict[str, Any], upstream: Upstream) -> dict[str, Any]:
-    return rt.for_upstream(body, upstream.provider, upstream.adapter)
-
-
-def usage_of(meter: Meter) -> dict[str, Any]:
-    return rt.usage_of(meter.prompt_tokens, meter.completion_tokens, meter.cached_tokens, meter.cache_write_tokens, meter.reasoning_tokens)
+usage_of = rn.usage_of
 
 
 class Keeper:

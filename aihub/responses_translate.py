@@ -171,30 +171,45 @@ def chat_body(request: dict[str, Any], history: list[dict[str, Any]], input_item
     for name, value in request.items():  # provider extensions, forwarded as the chat route does
         if name not in RESPONSES_FIELDS and name not in CITY_FIELDS:
             body[name] = value
-    return Translation(body, namespaced, [origins[chat_tool_name(tool)] for tool in tools])
+    summaries = any((request.get("reasoning") or {}).get(name) is not None for name in ("summary", "generate_summary"))
+    return Translation(body, namespaced, [origins[chat_tool_name(tool)] for tool in tools], summaries)
 
 
 class Translation(NamedTuple):
     body: dict[str, Any]  # the chat completions request
     namespaced: dict[str, tuple[str, str]]  # chat name → (namespace, name) of a namespace's tools
     tool_paths: list[str]  # where each of the chat body's tools was in the request (`tools[2]`, `tools[0].tools[1]`)
+    summaries: bool  # reasoning summaries asked for (see for_upstream)
 
 
-def for_upstream(body: dict[str, Any], provider: str, adapter: str) -> dict[str, Any]:
+def for_upstream(body: dict[str, Any], provider: str, adapter: str, *, summaries: bool) -> dict[str, Any]:
     """The chat body as one upstream takes it: OpenAI-compatible hosts other than OpenAI know the
-    output cap as `max_tokens` (OpenAI's reasoning models take only `max_completion_tokens`)."""
+    output cap as `max_tokens` (OpenAI's reasoning models take only `max_completion_tokens`); Gemini
+    shows its thought summaries only when asked (`includeThoughts`), which `reasoning.summary` does
+    (`summaries`; Claude and DeepSeek show their thinking whenever they think)."""
     if adapter == "openai" and provider != "openai" and "max_completion_tokens" in body:
         body = {**body, "max_tokens": body["max_completion_tokens"]}
         del body["max_completion_tokens"]
+    if adapter == "gemini" and summaries:
+        config = body.get("generationConfig")
+        config = dict(config) if isinstance(config, dict) else {}
+        thinking = config.get("thinkingConfig")
+        if isinstance(thinking, dict) or thinking is None:
+            config["thinkingConfig"] = {"includeThoughts": True, **(thinking or {})}
+            body = {**body, "generationConfig": config}
     return body
 
 
-def refuse_untranslatable(request: dict[str, Any]) -> None:
-    """The Responses features no chat upstream can give, asked for: a 400 naming the field."""
+def refuse_what_city_does_not_keep(request: dict[str, Any]) -> None:
+    """What needs state City does not keep, whatever the upstream: a 400 naming the field."""
     if request.get("background"):
         raise invalid("background", "City runs no background responses: remove `background` and wait for the answer (or stream it).")
     if request.get("conversation") is not None:
         raise invalid("conversation", "City keeps no conversations: chain responses with `previous_response_id` instead.")
+
+
+def refuse_untranslatable(request: dict[str, Any]) -> None:
+    """The Responses features no chat upstream can give, asked for: a 400 naming the field."""
     if request.get("prompt") is not None:
         raise invalid("prompt", "City keeps no prompt templates: send the prompt's text as `instructions` and `input`.")
     if request.get("context_management"):

@@ -10,6 +10,7 @@ import openai
 from openai.types.responses import FunctionToolParam, ResponseFunctionToolCall, ResponseReasoningItem
 from pydantic import BaseModel
 
+from aihub import responses_translate as rt
 from aihub.tests.live import AllProtocolsTestCase
 from aihub.tests.live_plans import wait_for_records
 from aihub.tests.openai_schema import validate
@@ -192,6 +193,12 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(kinds[2:4], ["response.output_item.added", "response.reasoning_summary_part.added"])
         self.assertEqual(events[-1]["response"]["output"][0]["type"], "reasoning")
         self.assertEqual(events[-1]["response"]["output"][1]["type"], "message")
+        # Gemini shows its thought summaries when reasoning.summary asks for them (Codex CLI does).
+        summarized = client.responses.create(model="gemini-3-flash-preview", input="Hi", reasoning={"effort": "low", "summary": "auto"})
+        thought = summarized.output[0]
+        assert isinstance(thought, ResponseReasoningItem)
+        self.assertEqual(thought.summary[0].text, self.gemini.script.reasoning)
+        self.assertEqual(summarized.output_text, self.gemini.script.text)
 
     def test_a_codex_cli_request_works_on_every_provider(self) -> None:
         """What Codex CLI sends (see DESIGN.md): developer messages, items with ids, a function, a
@@ -286,6 +293,12 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(failed["output"][0]["type"], "message")
         records = wait_for_records(self.studio["id"], 2)
         self.assertEqual([(r.route, r.status) for r in records], [("responses", 503), ("responses", 502)])
+        self.sim.reset()
+        self.sim.script.finish = "length"  # the answer was cut by its output cap
+        cut = self.sdk().responses.create(model="deepseek-v4-flash", input="Hi", max_output_tokens=7)
+        assert cut.incomplete_details is not None
+        self.assertEqual((cut.status, cut.incomplete_details.reason), ("incomplete", "max_output_tokens"))
+        self.assertEqual(self.stream_events({"model": "deepseek-v4-flash", "input": "Hi"})[-1]["type"], "response.incomplete")
 
     def test_previous_response_id_continues_the_conversation_on_every_provider(self) -> None:
         client = self.sdk()
@@ -301,8 +314,8 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
                     self.assertIn(said, sent)
                 self.assertNotIn("Answer in French.", sent)  # instructions are not carried over, as on OpenAI
                 self.assertEqual(client.responses.retrieve(last.id).output_text, sim.script.text)
-                items = [item.id for item in client.responses.input_items.list(last.id)]
-                self.assertEqual(len(items), 1)
+                # The items that made it: three turns' inputs and the two answers before the last.
+                self.assertEqual(len(list(client.responses.input_items.list(last.id))), 5)
                 unstored = client.responses.create(model=model, input="Forget it.", store=False)
                 with self.assertRaises(openai.BadRequestError) as caught:
                     client.responses.create(model=model, input="And now?", previous_response_id=unstored.id)
@@ -424,3 +437,42 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
             with self.subTest(model=model):
                 response = self.user.post("/v1/responses", json={**body, "model": model})
                 self.assertEqual((response.status_code, response.json()["error"]["param"]), (400, "tools[1]"), response.text)
+
+    def test_openai_models_get_openais_own_responses_api_with_citys_ids(self) -> None:
+        """OpenAI's deployments speak Responses natively: the request goes as it came (hosted tools
+        included), with the stored conversation as input and nothing stored upstream."""
+        client = self.sdk()
+        raw = client.responses.with_raw_response.create(
+            model="gpt-4.1-mini", input="Hi", tools=[{"type": "web_search"}], include=["web_search_call.action.sources"]
+        )
+        validate(raw.http_response.json(), "Response")
+        first = raw.parse()
+        self.assertEqual((first.model, first.output_text), ("gpt-4.1-mini", self.sim.script.text))
+        self.assertNotEqual(first.id, "resp_sim1")
+        self.assertEqual(rt.response_of_item(first.output[0].id or ""), first.id)  # an item_reference to it resolves
+        sent = self.sim.last_request
+        self.assertEqual((sent.path, sent.json["model"], sent.json["store"]), ("/v1/responses", "gpt-4.1-mini", False))
+        self.assertEqual(sent.json["tools"], [{"type": "web_search"}])
+        self.assertEqual(sent.json["include"], ["web_search_call.action.sources", "reasoning.encrypted_content"])
+        for refused in ({"background": True}, {"conversation": "conv_1"}):
+            response = self.user.post("/v1/responses", json={"model": "gpt-4.1-mini", "input": "Hi", **refused})
+            self.assertEqual((response.status_code, response.json()["error"]["param"]), (400, next(iter(refused))))
+
+        events = self.stream_events({"model": "gpt-4.1-mini", "input": "Again.", "previous_response_id": first.id})
+        self.assertEqual((events[0]["type"], events[-1]["type"]), ("response.created", "response.completed"))
+        added = next(e for e in events if e["type"] == "response.output_item.added")["item"]["id"]
+        self.assertEqual({e["item_id"] for e in events if "item_id" in e}, {added})
+        middle = events[-1]["response"]
+        self.assertEqual((middle["previous_response_id"], middle["output"][0]["id"]), (first.id, added))
+        self.assertEqual(
+            self.sim.last_request.json["input"],
+            [
+                {"type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "Hi"}]},
+                {k: v for k, v in first.output[0].model_dump(mode="json", exclude_none=True).items() if k != "id"},
+                {"type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "Again."}]},
+            ],
+        )
+        self.assertNotIn("previous_response_id", self.sim.last_request.json)
+        self.assertEqual(client.responses.retrieve(middle["id"]).output_text, self.sim.script.text)
+        records = wait_for_records(self.studio["id"], 2)
+        self.assertEqual({(r.route, r.prompt_tokens, r.completion_tokens, r.status) for r in records}, {("responses", 11, 7, 200)})

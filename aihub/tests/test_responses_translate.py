@@ -75,8 +75,11 @@ class RequestTranslationTests(SimpleTestCase):
         )
         self.assertEqual((body["parallel_tool_calls"], body["max_completion_tokens"]), (True, 100))
         self.assertEqual(body["tools"], [{"type": "function", "function": {"name": "get_weather", "parameters": FUNCTION["parameters"]}}])
-        self.assertEqual(rt.for_upstream(body, "deepseek", "openai")["max_tokens"], 100)
-        self.assertNotIn("max_tokens", rt.for_upstream(body, "openai", "openai"))
+        self.assertEqual(rt.for_upstream(body, "deepseek", "openai", summaries=False)["max_tokens"], 100)
+        self.assertNotIn("max_tokens", rt.for_upstream(body, "openai", "openai", summaries=False))
+        self.assertNotIn("generationConfig", rt.for_upstream(body, "google", "gemini", summaries=False))
+        shown = rt.for_upstream({**body, "generationConfig": {"topP": 0.5}}, "google", "gemini", summaries=True)
+        self.assertEqual(shown["generationConfig"], {"topP": 0.5, "thinkingConfig": {"includeThoughts": True}})
 
     def test_options_become_their_chat_namesakes_and_extensions_pass(self) -> None:
         body, namespaced = translated(
