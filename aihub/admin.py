@@ -169,6 +169,7 @@ class UsageRecordAdmin(LargeTableAdmin):
                 "fields": (
                     "prompt_tokens",
                     "cached_tokens",
+                    "cache_write_tokens",
                     "completion_tokens",
                     "reasoning_tokens",
                     "unit",

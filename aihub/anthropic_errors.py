@@ -31,6 +31,25 @@ ERROR_TYPES = {
 }
 
 
+# The JSON Schema of Anthropic's error body, for the OpenAPI document of its routes.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Every non-2xx answer on Anthropic's routes, in Anthropic's error shape.",
+    "properties": {
+        "type": {"type": "string", "const": "error"},
+        "error": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "examples": ["invalid_request_error", "authentication_error", "not_found_error"]},
+                "message": {"type": "string", "description": "What went wrong and what to do, for a person"},
+            },
+            "required": ["type", "message"],
+        },
+    },
+    "required": ["type", "error"],
+}
+
+
 def error_type(status: int) -> str:
     return ERROR_TYPES.get(status) or ("invalid_request_error" if 400 <= status < 500 else "api_error")
 

@@ -124,6 +124,7 @@ def log_json(record: UsageRecord) -> dict[str, Any]:
         "input_tokens": record.prompt_tokens,
         "output_tokens": record.completion_tokens,
         "cached_tokens": record.cached_tokens,
+        "cache_write_tokens": record.cache_write_tokens,
         "reasoning_tokens": record.reasoning_tokens,
         "unit": record.unit or None,  # media calls: "images", "characters" or "seconds"
         "units": record.units,

@@ -7,7 +7,7 @@ aihub/messages_events.py).
 """
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, TypeVar
 
 from django.http import HttpResponseBase
 
@@ -15,7 +15,7 @@ from aihub import messages_count
 from aihub.adapters import adapter_for
 from aihub.adapters.anthropic import PASSED_HEADERS
 from aihub.adapters.base import Upstream
-from aihub.anthropic_errors import anthropic_error_response
+from aihub.anthropic_errors import ERROR_SCHEMA, anthropic_error_response
 from aihub.catalog_types import OPENAI, TEXT
 from aihub.estimate import worst_messages
 from aihub.messages_events import native_events, translated_events
@@ -38,6 +38,7 @@ from city.errors import ApiError
 from city.registry import USER, Action
 
 JSON, SSE = "application/json", "text/event-stream"
+ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 NATIVE = "anthropic"  # the adapter that speaks the Messages API itself
 
 
@@ -103,8 +104,8 @@ async def messages(call: Call) -> HttpResponseBase:
 
             stream, first = await ai.open_stream(start)
             if tried[-1].adapter == NATIVE:
-                return ai.events(native_events(stream, first, ai.meter))
-            return ai.events(translated_events(stream, first, ai.meter, thinking=thinking))
+                return with_request_id(ai.events(native_events(stream, first, ai.meter)), call)
+            return with_request_id(ai.events(translated_events(stream, first, ai.meter, thinking=thinking)), call)
 
         async def attempt(up: Upstream) -> dict[str, Any]:
             tried.append(up)
@@ -120,9 +121,15 @@ async def messages(call: Call) -> HttpResponseBase:
                 ai.meter.estimate(estimate_tokens(str(answer.get("content") or "")))
                 answer["usage"] = anthropic_usage(ai.meter.usage())
             answer["model"] = ai.model.id
-            return await ai.respond(answer)
+            return with_request_id(await ai.respond(answer), call)
         settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
-        return await ai.respond(message_from_completion(answer, ai.model.id, thinking=thinking))
+        return with_request_id(await ai.respond(message_from_completion(answer, ai.model.id, thinking=thinking)), call)
+
+
+def with_request_id(response: ResponseT, call: Call) -> ResponseT:
+    """Anthropic's `request-id` header too (the SDKs show it as `_request_id`), beside City's X-Request-Id."""
+    response["request-id"] = call.request_id
+    return response
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -134,6 +141,7 @@ ACTIONS: tuple[Action, ...] = (
         input=MESSAGES,
         api_key_header=True,
         error_response=anthropic_error_response,
+        error_schema=ERROR_SCHEMA,
         description="Anthropic's Messages API on every model, streaming included; the token in x-api-key or as a bearer.",
         responds=(JSON, SSE),
     ),
@@ -145,6 +153,7 @@ ACTIONS: tuple[Action, ...] = (
         input=COUNT_TOKENS,
         api_key_header=True,
         error_response=anthropic_error_response,
+        error_schema=ERROR_SCHEMA,
         description="Anthropic's token count of a Messages request, on every model.",
     ),
 )

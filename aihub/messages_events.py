@@ -44,7 +44,8 @@ class ChunkTranslator:
         self.thinking = thinking
         self.index = -1  # the open content block's index, -1 before the first
         self.open: str | None = None  # its kind: "thinking", "text" or "tool_use"
-        self.tool_block: dict[int, int] = {}  # OpenAI tool call index → its content block index
+        self.tool_block: dict[int, int] = {}  # OpenAI tool call index → its (latest) content block index
+        self.tool_id: dict[int, str] = {}  # … and that call's id
         self.pinged = False
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -98,11 +99,13 @@ class ChunkTranslator:
         events: list[dict[str, Any]] = []
         index = call.get("index", 0)
         function = call.get("function") or {}
-        if index not in self.tool_block:
+        call_id = call.get("id")
+        # A new call: an index not seen, or one seen with another id (servers that number every call 0).
+        if index not in self.tool_block or (call_id and call_id != self.tool_id[index]):
             name = str(function.get("name") or "")
-            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id") or new_tool_use_id(), "name": name, "input": {}}
+            block: dict[str, Any] = {"type": "tool_use", "id": call_id or new_tool_use_id(), "name": name, "input": {}}
             events += self._block("tool_use", block, new=True)
-            self.tool_block[index] = self.index
+            self.tool_block[index], self.tool_id[index] = self.index, block["id"]
             self.generated.append(name)
         elif self.tool_block[index] != self.index:
             raise UpstreamError(
@@ -191,10 +194,17 @@ async def native_events(
     (message_start's, updated by each message_delta's cumulative counts)."""
     usage: dict[str, Any] = {}
     generated: list[str] = []
+    delta_seen = [False]  # message_delta's output count is the answer's; before it, City counts what came
 
     def count() -> None:
-        if not ("input_tokens" in usage and meter.use(openai_usage(usage))):
+        if "input_tokens" not in usage:
             meter.estimate(estimate_tokens("".join(generated)))
+            return
+        counted = dict(usage)
+        if not delta_seen[0]:
+            reported = usage.get("output_tokens")
+            counted["output_tokens"] = max(reported if isinstance(reported, int) else 0, estimate_tokens("".join(generated)))
+        meter.use(openai_usage(counted))
 
     async def events() -> AsyncGenerator[dict[str, Any], None]:
         event = first
@@ -205,6 +215,7 @@ async def native_events(
                 usage.update(event["message"].get("usage") or {})
             elif kind == "message_delta":
                 usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
+                delta_seen[0] = True
             elif kind == "content_block_delta":
                 delta = event.get("delta") or {}
                 generated.append(str(delta.get("text") or delta.get("thinking") or delta.get("partial_json") or ""))

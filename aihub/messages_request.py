@@ -102,23 +102,26 @@ CONTENT_BLOCK = OpenTagged(
     noun=BLOCK_NOUN,
 )
 CONTENT = Either(STRING, Array(CONTENT_BLOCK, noun="a list of content blocks"), noun="a string or a list of content blocks")
-MESSAGE = Tagged(
-    "role",
-    {"user": Object({"content": CONTENT}, required=["content"]), "assistant": Object({"content": CONTENT}, required=["content"])},
-    noun='a message object {"role": "user" | "assistant", "content"}',
-)
 SYSTEM = Either(
     STRING,
     Array(Tagged("type", {"text": TEXT_BLOCK}, noun='a text block {"type": "text", "text"}'), noun="a list of text blocks"),
     noun="a string or a list of text blocks",
 )
+MESSAGE = Tagged(
+    "role",
+    {
+        "user": Object({"content": CONTENT}, required=["content"]),
+        "assistant": Object({"content": CONTENT}, required=["content"]),
+        "system": Object({"content": SYSTEM}, required=["content"]),  # a system message within the conversation
+    },
+    noun='a message object {"role": "user" | "assistant" | "system", "content"}',
+)
 TOOL = Object(
     {"name": STRING, "type": STRING, "description": STRING, "input_schema": ANY_OBJECT, "strict": BOOLEAN, "cache_control": CACHE_CONTROL},
-    required=["name"],
     noun='a tool object {"name", "input_schema", "description"?}',
 )
 PARALLEL: dict[str, Shape] = {"disable_parallel_tool_use": BOOLEAN}
-TOOL_CHOICE = Tagged(
+TOOL_CHOICE = OpenTagged(
     "type",
     {
         "auto": Object(PARALLEL),

@@ -2,9 +2,10 @@
 Anthropic `message`: how `/v1/messages` reaches every provider that is not Anthropic (the adapters
 speak OpenAI chat; aihub/messages_events.py does the same for streams).
 
-Request: `system` (a string or text blocks) → one system message; user text, `image` (base64 or URL)
-and `document` blocks (a base64 PDF → a `file` part; plain text or a content source → text) → content
-parts; `tool_result` blocks → `tool` messages ahead of the rest of their turn (their images follow in a
+Request: `system` (a string or text blocks) → one system message, and so does a `system` message
+within the conversation; user text, `image` (base64 or URL), `document` (a base64 PDF → a `file` part;
+plain text or a content source → text) and `search_result` blocks (→ text) → content parts;
+`tool_result` blocks → `tool` messages ahead of the rest of their turn (their images follow in a
 user message: tool messages hold text only); assistant `tool_use` → `tool_calls`, `thinking` →
 `reasoning_content` (for the OpenAI-compatible hosts that want it back in a tool loop); custom `tools` →
 functions, `tool_choice` (+ `disable_parallel_tool_use` → `parallel_tool_calls: false`), `max_tokens`,
@@ -52,8 +53,14 @@ EFFORT_BY_BUDGET = ((8192, "low"), (16384, "medium"))
 TOP_EFFORT = "high"
 # City's own request fields, never sent upstream.
 CITY_FIELDS = ("studio_id",)
-# Anthropic fields that only steer bookkeeping or Anthropic's own infrastructure, never the answer.
+# What becomes of each of Anthropic's request fields (aihub/messages_request.py): translated; left out,
+# as it steers bookkeeping or Anthropic's own infrastructure, never the answer; refused when set.
+TRANSLATED_FIELDS = frozenset(
+    {"model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k"}
+    | {"tools", "tool_choice", "thinking", "output_config"}
+)
 HINT_FIELDS = frozenset({"metadata", "service_tier", "inference_geo", "speed", "diagnostics", "cache_control", "context_management"})
+REFUSED_FIELDS = ("container", "mcp_servers")
 # Providers whose chat API takes an assistant's earlier reasoning back as `reasoning_content` (DeepSeek
 # and Kimi want it in a tool loop while thinking); OpenAI and Gemini have no such field.
 NO_REASONING_CONTENT = frozenset({"openai", "google"})
@@ -74,7 +81,7 @@ def new_tool_use_id() -> str:
 def shows_thinking(body: dict[str, Any]) -> bool:
     """Whether the answer carries thinking blocks: the request turned thinking on and did not omit it."""
     thinking = body.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive") and thinking.get("display") != "omitted"
+    return isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled") and thinking.get("display") != "omitted"
 
 
 # --- Request ------------------------------------------------------------------------------------
@@ -98,7 +105,7 @@ def chat_request(body: dict[str, Any], model: Model) -> dict[str, Any]:
         chat["reasoning_effort"] = effort
     if (response_format := _response_format(body.get("output_config"))) is not None:
         chat["response_format"] = response_format
-    for name in ("container", "mcp_servers"):
+    for name in REFUSED_FIELDS:
         if body.get(name):
             raise invalid(name, f"{name} is served by Anthropic's own servers; it is not available on '{model.id}'. Remove it.")
     for name, value in body.items():
@@ -138,7 +145,9 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         blocks = message["content"]
         if isinstance(blocks, str):
             blocks = [{"type": "text", "text": blocks}]
-        if message["role"] == "user":
+        if message["role"] == "system":
+            chat.extend(_system(message["content"]))
+        elif message["role"] == "user":
             chat.extend(_user_turn(blocks, param))
         else:
             if i == len(messages) - 1:
@@ -178,6 +187,8 @@ def _user_parts(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
         return [_image_part(block["source"], f"{where}.source")]
     if kind == "document":
         return _document_parts(block, where)
+    if kind == "search_result":
+        return [{"type": "text", "text": _search_result_text(block, where)}]
     if kind in ("thinking", "redacted_thinking", "tool_use"):
         raise invalid(f"{where}.type", f"{where}.type '{kind}' belongs in an assistant turn.", "invalid_value")
     raise _unsupported_block(kind, where)
@@ -238,6 +249,21 @@ def _document_parts(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
     raise invalid(f"{at}.type", f"{at}.type '{kind}' is not available on this model: send the document as base64 (a PDF) or text.")
 
 
+def _search_result_text(block: dict[str, Any], where: str) -> str:
+    """A search result (retrieved text the model may cite) as the text it holds: its title and source
+    first. Only Claude answers with the citations it allows."""
+    _no_citations(block, where)
+    texts = [block[name] for name in ("title", "source") if isinstance(block.get(name), str) and block[name]]
+    content = block.get("content")
+    for k, inner in enumerate(content if isinstance(content, list) else ()):
+        if not isinstance(inner, dict) or inner.get("type") != "text" or not isinstance(inner.get("text"), str):
+            raise invalid(f"{where}.content[{k}]", f"{where}.content[{k}] must be a text block.", "invalid_value")
+        texts.append(inner["text"])
+    if not isinstance(content, list):
+        raise invalid(f"{where}.content", f"{where}.content is required: a list of text blocks.", "missing_field")
+    return "\n\n".join(texts)
+
+
 def _tool_result(block: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]]]:
     """(the text of a tool result, the images it holds). An error result says so in its text, as the
     tool message has no flag for it."""
@@ -255,6 +281,8 @@ def _tool_result(block: dict[str, Any], where: str) -> tuple[str, list[dict[str,
         elif inner["type"] == "document":
             for part in _document_parts(inner, inner_where):
                 (texts.append(part["text"]) if part["type"] == "text" else images.append(part))
+        elif inner["type"] == "search_result":
+            texts.append(_search_result_text(inner, inner_where))
         else:
             raise _unsupported_block(inner["type"], inner_where)
     text = "\n".join(texts)
@@ -302,6 +330,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
                 f"tools[{i}].type '{kind}' is a tool Anthropic runs on its own servers; this model can only call "
                 "the client's own tools (with an input_schema).",
             )
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise invalid(f"tools[{i}].name", f"tools[{i}].name is required.", "missing_field")
         if not isinstance(tool.get("input_schema"), dict):
             raise invalid(f"tools[{i}].input_schema", f"tools[{i}].input_schema is required: a JSON Schema object.", "missing_field")
         function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
@@ -317,6 +347,8 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
     if choice is None or "tools" not in chat:
         return  # Anthropic's tool_choice without tools asks for nothing
     kind = choice["type"]
+    if kind not in ("auto", "any", "none", "tool"):
+        raise invalid("tool_choice.type", f"tool_choice.type '{kind}' is not available on this model: use auto, any, tool or none.")
     chat["tool_choice"] = {
         "auto": "auto",
         "any": "required",
@@ -334,9 +366,7 @@ def _reasoning_effort(body: dict[str, Any], model: Model) -> str | None:
     effort = (body.get("output_config") or {}).get("effort")
     if effort is not None and effort not in oa.REASONING_EFFORTS:
         raise invalid("output_config.effort", f"output_config.effort must be one of {', '.join(oa.REASONING_EFFORTS)}.", "invalid_value")
-    kind = thinking.get("type")
-    if kind not in (None, "enabled", "adaptive", "disabled"):
-        raise invalid("thinking.type", f"thinking.type '{kind}' is not available on this model: use enabled, adaptive or disabled.")
+    kind = thinking.get("type")  # enabled (with a budget), adaptive, between_tools …: the model thinks as it sees fit
     if "reasoning" not in model.tags or kind == "disabled":
         return None
     if kind == "enabled" and effort is None:

@@ -66,6 +66,9 @@ class Meter:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0  # of the writes, those kept an hour (priced apart; not a column of their own)
+    # The input price the reservation used when not the model's (Worst.input_price: a request asking
+    # for prompt caching), so that a crash bills the worst case it reserved.
+    worst_input_price: int | None = None
     reasoning_tokens: int = 0
     usage_estimated: bool = False
     ttft_ms: int | None = None
@@ -135,7 +138,7 @@ class Meter:
             "usage_estimated": self.usage_estimated or at_worst,
             "cost": (
                 (
-                    prompt * self.model.input_price
+                    prompt * (self.model.input_price if self.worst_input_price is None else self.worst_input_price)
                     if at_worst
                     else self.model.prompt_cost(prompt, self.cached_tokens, self.cache_write_tokens, self.cache_write_1h_tokens)
                 )

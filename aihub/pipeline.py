@@ -174,6 +174,7 @@ async def _admit(
         ceiling=(worst.input_tokens, worst.output_tokens),
         unit_price=worst.unit_price,
         worst_units=worst.units,
+        worst_input_price=worst.input_price,
     )
     meter.provider, meter.deployment = upstreams[0].provider, upstreams[0].model
     # What is billed if this process dies mid-call: the worst case, as the model may have run.

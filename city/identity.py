@@ -72,7 +72,8 @@ def check_allowed(identity: Identity, action: Action) -> None:
     if identity.is_admin or not action.allow or identity.kind in action.allow:
         return
     if identity.kind == GUEST:
-        raise ApiError(401, "This action needs a credential: send 'Authorization: Bearer <token>'.", code="missing_credential")
+        how = "'x-api-key: <token>' or 'Authorization: Bearer <token>'" if action.api_key_header else "'Authorization: Bearer <token>'"
+        raise ApiError(401, f"This action needs a credential: send {how}.", code="missing_credential")
     needed = " or ".join(action.allow)
     raise ApiError(403, f"This action is for the {needed} credential; yours is a {identity.kind} credential.", code="not_allowed")
 

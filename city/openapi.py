@@ -67,7 +67,13 @@ def document(registry: Registry) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "A user token (`ub_…`) or the admin key (ADMIN_SECRET_KEY)"}
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A user token (`ub_…`) or the admin key (ADMIN_SECRET_KEY)"},
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-api-key",
+                    "description": "The same credential, as Anthropic's SDKs send it (on the routes that take it)",
+                },
             },
             "schemas": {"Error": ERROR_SCHEMA},
             "responses": {
@@ -91,7 +97,7 @@ def path_item(service: Service, action: Action, operation_name: str, *, with_sub
             "tags": [service.id],
             "summary": action.description or f"{service.id}/{action.name}",
             "description": f"`{service.id}/{action.name}`. Who may call it: {who(action.allow)}",
-            "security": [{}, {"bearer": []}] if not action.allow else [{"bearer": []}],
+            "security": security(action),
             "x-city-allow": list(action.allow) or ["guest"],
         }
         parameters = [subpath_parameter()] if with_subpath else []
@@ -116,8 +122,11 @@ def responses(action: Action, method: str) -> dict[str, Any]:
     if method != "HEAD":
         success["content"] = {media_type: {"schema": success_schema(media_type)} for media_type in action.responds}
     answers = {"200": success}
-    for status, name, _ in (*ERRORS, *(BODY_ERRORS if method not in ("GET", "HEAD") else ()), DEFAULT_ERROR):
-        answers[status] = {"$ref": f"#/components/responses/{name}"}
+    for status, name, description in (*ERRORS, *(BODY_ERRORS if method not in ("GET", "HEAD") else ()), DEFAULT_ERROR):
+        if action.error_schema is not None:  # a route that speaks another API's error shape (Anthropic's)
+            answers[status] = {"description": description, "content": {"application/json": {"schema": action.error_schema}}}
+        else:
+            answers[status] = {"$ref": f"#/components/responses/{name}"}
     return answers
 
 
@@ -167,6 +176,12 @@ def services_operation() -> dict[str, Any]:
             "default": {"$ref": "#/components/responses/Error"},
         },
     }
+
+
+def security(action: Action) -> list[dict[str, list[str]]]:
+    """Bearer credentials; also `x-api-key` where the action takes it; none needed for guest actions."""
+    schemes: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}] if action.api_key_header else [{"bearer": []}]
+    return schemes if action.allow else [{}, *schemes]
 
 
 def who(allow: tuple[str, ...]) -> str:

@@ -74,6 +74,8 @@ class Action:
     # How this route answers an error, for routes that speak another API's error shape (Anthropic's);
     # None: City's (OpenAI's) {"error": {message, type, code, param}}.
     error_response: "Callable[[ApiError], HttpResponse] | None" = None
+    # The JSON Schema of what `error_response` renders, for the OpenAPI document (None: City's Error).
+    error_schema: dict[str, Any] | None = None
 
     @property
     def is_async(self) -> bool:

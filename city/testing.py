@@ -76,7 +76,8 @@ class ApiTestMixin(_MixinBase):
         that route renders for the same error (its message taken from the answer)."""
         self.assertEqual(response.status_code, status, response.content[:500])
         self.assertEqual(response["Content-Type"], "application/json")
-        render = route_error_response(response.request["PATH_INFO"])
+        request = getattr(response, "request", None)  # the test client's WSGI-style environ
+        render = route_error_response(request.get("PATH_INFO", "") if isinstance(request, dict) else "")
         if render is not None:
             return assert_route_error(self, response.json(), render, status, type, code, param)
         error = response.json()["error"]

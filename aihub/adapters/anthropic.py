@@ -14,7 +14,11 @@ honour (`logit_bias`, penalties …) is a 400 naming it; fields that are not Ope
 signed thinking blocks while Claude thinks.
 Answer: text and `tool_use` blocks → `content` and `tool_calls` (the `json_output` input → `content`);
 thinking blocks → `reasoning_content` and `thinking_blocks`; `stop_reason` → `finish_reason`; `usage`
-(cache reads and writes count as prompt tokens). Streams translate event by event.
+(cache reads and writes count as prompt tokens; writes also as `cache_creation_tokens`). Streams
+translate event by event.
+Native (a client that speaks the Messages API itself, aihub/messages_api.py): `messages`,
+`messages_stream` and `count_tokens` send the client's body as it is (`model` the upstream's) with its
+`anthropic-version` and `anthropic-beta`, and hand back Anthropic's answer and events unchanged.
 """
 
 import json

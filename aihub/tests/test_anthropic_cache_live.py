@@ -110,6 +110,8 @@ class CountTokensAndCacheTests(AllProtocolsTestCase):
                     (10_000, 6_000, 3_000, 100),
                 )
                 self.assertEqual(record.cost, expected)  # exact, in 1e-12 USD
+        logged = self.ok(self.user.get("/v1/ai/logs"))["items"]
+        self.assertEqual([(r["cached_tokens"], r["cache_write_tokens"]) for r in logged], [(6_000, 3_000)] * 2)
 
     def test_native_messages_meter_hour_long_writes_and_reserve_at_the_write_price(self) -> None:
         body: Any = {"model": "claude-sonnet-4-6", "max_tokens": 300, "system": SYSTEM, "messages": MESSAGES}

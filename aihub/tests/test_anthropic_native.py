@@ -93,7 +93,11 @@ class NativeMessagesTests(unittest.IsolatedAsyncioTestCase):
         self.assertEqual("".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta"), "Hello from the simulator.")
         self.assertEqual(
             events[-2],
-            {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 7}},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"input_tokens": 7, "cache_creation_input_tokens": 4, "cache_read_input_tokens": 0, "output_tokens": 7},
+            },
         )
 
     async def test_an_error_event_or_a_cut_stream_raises_after_what_arrived(self) -> None:

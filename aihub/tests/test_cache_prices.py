@@ -136,6 +136,9 @@ def test_a_body_asking_for_caching_reserves_its_input_at_the_cache_write_price()
         writes = {"cache_creation": {"ephemeral_1h_input_tokens": worst.input_tokens}} if price == SONNET.cache_write_1h_price else {}
         m.use(usage_of({"cache_creation_input_tokens": worst.input_tokens, "output_tokens": worst.output_tokens, **writes}))
         assert m.record(200)["cost"] <= worst.cost * 1_000_000, where
+        # A crash bills the worst case as it was reserved.
+        crashed = Meter(m.call, "studio_x", SONNET, "messages", ceiling=(worst.input_tokens, worst.output_tokens), worst_input_price=price)
+        assert -(-crashed.record(0, "interrupted", at_worst=True)["cost"] // 1_000_000) == worst.cost, where
     # A tool's input that happens to hold the key asks for nothing.
     quoted = {
         "role": "assistant",

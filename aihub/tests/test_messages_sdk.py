@@ -105,6 +105,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 )
                 validate_message(raw.http_response.json())
                 message = raw.parse()
+                self.assertEqual(message._request_id, raw.http_response.headers["x-request-id"])
                 self.assertEqual((message.model, message.role, message.stop_reason), (model, "assistant", "end_turn"))
                 self.assertEqual([(b.type, getattr(b, "text", None)) for b in message.content], [("text", sim.script.text)])
                 self.assertEqual((message.usage.input_tokens, message.usage.output_tokens), (11, 7))
@@ -272,7 +273,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 "messages[0].content[0].source.type",
             ),
             (
-                {"messages": [{"role": "user", "content": [{"type": "search_result", "source": "s", "title": "t", "content": []}]}]},
+                {"messages": [{"role": "user", "content": [{"type": "container_upload", "file_id": "file_1"}]}]},
                 "messages[0].content[0].type",
             ),
             ({"n": 2}, "n"),
@@ -332,15 +333,22 @@ class MessagesSDKTests(AllProtocolsTestCase):
         for model, sim, _ in self.upstreams:
             with self.subTest(model=model):
                 sim.reset()
-                sim.script.stream_pieces = 6
-                sim.fail_after_chunks = 3
+                sim.script.text, sim.script.stream_pieces = "one two three four five six seven eight nine ten", 10
+                sim.fail_after_chunks = 5
                 response = self.user.post("/v1/messages", json={"model": model, "max_tokens": 50, "messages": HI, "stream": True})
                 events = stream_events(response.text)
                 self.assertEqual((events[0]["type"], events[-1]["type"]), ("message_start", "error"))
                 self.assertEqual(events[-1]["error"]["type"], "api_error")
+                self.assertIn("text_delta", [e["delta"]["type"] for e in events if e["type"] == "content_block_delta"])
                 with self.assertRaises(anthropic.APIStatusError):
                     with self.sdk().messages.stream(model=model, max_tokens=50, messages=HI) as stream:
                         stream.until_done()
+        records = self.records(6)
+        self.assertEqual({(r.route, r.status, r.streamed) for r in records}, {("messages", 502, True)})
+        # Anthropic's message_start said the input; the output is what came before the break, as City counts it.
+        claude = [r for r in records if r.provider == "anthropic"]
+        self.assertEqual({(r.prompt_tokens, r.usage_estimated) for r in claude}, {(11, False)})
+        self.assertTrue(all(r.completion_tokens > 1 for r in claude), [r.completion_tokens for r in claude])
 
     def test_a_client_that_leaves_cancels_the_upstream(self) -> None:
         for model, sim, _ in self.upstreams:

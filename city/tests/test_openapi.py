@@ -54,9 +54,15 @@ class OpenApiDocumentTests(ApiTestMixin, TestCase):
                             self.assertNotIn(operation["operationId"], seen_operation_ids)
                             seen_operation_ids.add(operation["operationId"])
                             self.assertEqual(operation["x-city-allow"], list(action.allow) or ["guest"])
-                            expected_security: list[dict[str, list[str]]] = [{"bearer": []}] if action.allow else [{}, {"bearer": []}]
-                            self.assertEqual(operation["security"], expected_security)
-                            self.assertEqual(operation["responses"]["400"], {"$ref": "#/components/responses/BadRequest"})
+                            schemes: list[dict[str, list[str]]] = [{"bearer": []}]
+                            if action.api_key_header:
+                                schemes.append({"apiKey": []})
+                            self.assertEqual(operation["security"], schemes if action.allow else [{}, *schemes])
+                            if action.error_schema is None:
+                                self.assertEqual(operation["responses"]["400"], {"$ref": "#/components/responses/BadRequest"})
+                            else:  # the route's own error shape (Anthropic's on /v1/messages)
+                                bad_request = operation["responses"]["400"]["content"]["application/json"]["schema"]
+                                self.assertEqual(bad_request, action.error_schema)
         for alias in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/models/{subpath}"):
             self.assertIn(alias, paths)
         self.assertEqual(paths["/v1/chat/completions"]["post"]["operationId"], "chat_completions")

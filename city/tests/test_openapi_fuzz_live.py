@@ -1,5 +1,6 @@
 """Schemathesis reads City's OpenAPI document from a live City and sends it generated requests, valid
-and invalid per the document, on every operation: none gets a 500, and every error is City's shape."""
+and invalid per the document, on every operation: none gets a 500, and every error is City's shape (or
+the route's own, Anthropic's on /v1/messages)."""
 
 import time
 from typing import Any
@@ -12,8 +13,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 
+from city.errors import ApiError
 from city.livecity import LiveCityTestCase
 from city.registry import env_consumers
+from city.testing import route_error_response
 
 EXAMPLES_PER_OPERATION_AND_MODE = 3
 TIME_LIMIT_SECONDS = 120.0  # a bound for a loaded machine; the run takes about 20 s on two cores
@@ -63,7 +66,7 @@ def fuzz(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str,
     def send(case: Any) -> None:
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         sent.append(response.status_code)
-        problem = judge(case.method, response.status_code, content_type_of(response.headers), response.content)
+        problem = judge(case.method, response.status_code, content_type_of(response.headers), response.content, path=case.path)
         if problem:
             problems.append(f"{case.method} {case.formatted_path} ({mode}): {problem}")
 
@@ -75,8 +78,9 @@ def content_type_of(headers: dict[str, list[str]]) -> str:
     return (headers.get("content-type") or [""])[0]
 
 
-def judge(method: str, status: int, content_type: str, body: bytes) -> str:
-    """What is wrong with an answer, or "" when nothing is."""
+def judge(method: str, status: int, content_type: str, body: bytes, *, path: str = "") -> str:
+    """What is wrong with an answer, or "" when nothing is. `path` (the operation's) names the route
+    whose own error shape applies, where its action declares one."""
     if status >= 500 and status not in TYPED_5XX:
         return f"{status}: {body[:300]!r}"
     if status < 300 or method == "HEAD":
@@ -85,6 +89,13 @@ def judge(method: str, status: int, content_type: str, body: bytes) -> str:
         return ""  # the OAuth callback's page, for a person in a browser
     if content_type != "application/json":
         return f"{status} answered as {content_type!r}"
+    render = route_error_response(path)
+    if render is not None:
+        answer = orjson.loads(body)
+        message = (answer.get("error") or {}).get("message") if isinstance(answer, dict) else None
+        if not isinstance(message, str) or answer != orjson.loads(render(ApiError(status, message)).content):
+            return f"{status} without the route's error shape: {body[:300]!r}"
+        return ""
     error = orjson.loads(body).get("error")
     if not isinstance(error, dict) or not {"message", "type", "code", "param"} <= set(error):
         return f"{status} without City's error shape: {body[:300]!r}"

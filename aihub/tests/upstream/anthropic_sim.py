@@ -40,6 +40,8 @@ ERROR_TYPES = {
 # The anthropic-version values the API takes: the one City's chat translation sends, and the newer one
 # the official anthropic SDK (2.x) sends, which a native call passes on.
 API_VERSIONS = {"2023-01-01", "2023-06-01", "2026-10-21"}
+# The counts a `message_delta` event's usage carries.
+DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
@@ -184,8 +186,9 @@ class AnthropicSim(SimServer):
             yield sse({"type": "content_block_delta", "index": index, "delta": delta}, event="content_block_delta")
         yield sse({"type": "content_block_stop", "index": index}, event="content_block_stop")
         message_delta: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}}
-        if self.script.usage is not None:
-            message_delta["usage"] = {"output_tokens": self.script.usage[1]}
+        if (usage := self._usage()) is not None:
+            # As the API sends it: the counts so far, cumulative (the input's repeated), not increments.
+            message_delta["usage"] = {key: usage[key] for key in DELTA_USAGE}
         yield sse(message_delta, event="message_delta")
         yield sse({"type": "message_stop"}, event="message_stop")
 
