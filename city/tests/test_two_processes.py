@@ -34,7 +34,7 @@ class Traffic:
 
 class TwoProcessTests(LiveCityTestCase):
     def setUp(self) -> None:
-        self.a, self.b = self.start_city(), self.start_city()
+        self.a, self.b = self.start_cities({}, {})
         self.admin = httpx.Client(base_url=self.a.url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
         self.addCleanup(self.admin.close)
         self.studio = self.admin.post("/v1/studios/create", json={"name": "Twins"}).json()
@@ -110,7 +110,7 @@ class LiveBodyLimitTests(LiveCityTestCase):
 
 class TwoProcessEnvTests(LiveCityTestCase):
     def test_an_env_value_upserted_through_one_is_seen_by_the_other(self) -> None:
-        a, b = self.start_city(extra_env={"DEEPSEEK_API_KEY": ""}), self.start_city(extra_env={"DEEPSEEK_API_KEY": ""})
+        a, b = self.start_cities({"extra_env": {"DEEPSEEK_API_KEY": ""}}, {"extra_env": {"DEEPSEEK_API_KEY": ""}})
         admin = httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
         self.addCleanup(admin.close)
         studio = admin.post("/v1/studios/create", json={"name": "Env"}).json()
