@@ -230,8 +230,9 @@ class OpenAISDKTests(AiLiveTestCase):
         client = self.sdk("/v1")
         cases = [
             (400, openai.BadRequestError, "invalid_request_error"),
-            (401, openai.AuthenticationError, "authentication_error"),
-            (403, openai.PermissionDeniedError, "permission_error"),
+            # City's key for the provider refused: a 502 (`upstream_auth_failed`), not the client's own 401/403.
+            (401, openai.InternalServerError, "api_error"),
+            (403, openai.InternalServerError, "api_error"),
             (404, openai.NotFoundError, "not_found_error"),
             (422, openai.UnprocessableEntityError, "invalid_request_error"),
             (429, openai.RateLimitError, "rate_limit_error"),
