@@ -38,7 +38,7 @@ os.environ.pop("REDIS_URL", None)
 import run  # noqa: E402
 from handler import scope  # noqa: E402
 from procs import free_port  # noqa: E402
-from protocol_overhead import GOAL_ADDED_P50_MS, REFERENCE, STREAM_CHUNKS, UPSTREAM_KEY, Protocol, protocols, round_orders  # noqa: E402
+from protocol_overhead import GOAL_ADDED_P50_MS, REFERENCE, STREAM_CHUNKS, Protocol, protocols, round_orders, upstream_env  # noqa: E402
 
 
 async def one(app: Any, protocol: Protocol, body: bytes, token: str) -> tuple[int, bytes, float, float]:
@@ -165,7 +165,7 @@ def main() -> None:
         "0",
     ]
     simulator = subprocess.Popen(argv)
-    os.environ.update({"OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    os.environ.update(upstream_env(f"http://127.0.0.1:{port}"))
     try:
         studio = operations.create_studio("Protocol CPU", actor=ADMIN_IDENTITY)
         token = operations.issue_token(studio.id, "bench", expires_at=None, actor=ADMIN_IDENTITY)[1]

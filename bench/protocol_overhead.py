@@ -6,8 +6,10 @@
 
 All on 127.0.0.1: the benchmark's lean OpenAI-compatible upstream (bench/simulator.py; streams of 21
 chunks sent at once) and City as `make serve-prod` runs it (uvicorn, uvloop, httptools; --workers 1
-by default) on a fresh database, `gpt-4o-mini` pointed at the simulator with `env/upsert`. The same
-question is asked in each protocol City speaks, with `max_tokens` 50:
+by default) on a fresh database, `deepseek-v4-flash` pointed at the simulator with `env/upsert`
+(DeepSeek speaks chat completions only, so City translates the other protocols for it; OpenAI's own
+deployments get the Responses API as it is). The same question is asked in each protocol City
+speaks, with `max_tokens` 50:
 
 - `POST /v1/chat/completions`: the reference, City's path with no translation;
 - `POST /v1/responses` with `store: false`: translated to a chat body and the answer back to a response;
@@ -49,12 +51,17 @@ import run  # noqa: E402
 from media_overhead import Client, summary  # noqa: E402
 from simulator import COMPLETION_TEXT  # noqa: E402
 
-MODEL = "gpt-4o-mini"
+MODEL = "deepseek-v4-flash"  # priced (the reservation does real arithmetic), on a provider that speaks chat only
 QUESTION = "Say hello to the benchmark."
-UPSTREAM_KEY = "sk-bench-openai-not-secret"
+UPSTREAM_KEY = "sk-bench-deepseek-not-secret"
 STREAM_CHUNKS = 20  # the simulator's chunks after the first
 GOAL_ADDED_P50_MS = 0.3
 REFERENCE = "chat/completions"
+
+
+def upstream_env(url: str) -> dict[str, str]:
+    """The env that points MODEL's provider at the simulator."""
+    return {"DEEPSEEK_API_KEY": UPSTREAM_KEY, "DEEPSEEK_BASE_URL": url}
 
 
 @dataclass
@@ -283,8 +290,8 @@ def main() -> None:
         simulator.wait_ready(f"{upstream}/v1/models")
         city = run.City(args, "uvicorn", args.workers)
         started.append(city)
-        city.admin("POST", "/v1/env/upsert", {"key": "OPENAI_API_KEY", "value": UPSTREAM_KEY})
-        city.admin("POST", "/v1/env/upsert", {"key": "OPENAI_BASE_URL", "value": f"{upstream}/v1"})
+        for key, value in upstream_env(upstream).items():
+            city.admin("POST", "/v1/env/upsert", {"key": key, "value": value})
         studio = city.admin("POST", "/v1/studios/create", {"name": "Bench protocols"})
         token = city.admin("POST", "/v1/studios/tokens/apply", {"studio_id": studio["id"], "name": "bench"})["token"]
         routes = protocols()
