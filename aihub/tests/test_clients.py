@@ -37,7 +37,8 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
         super().setUp()
         # City's model on each kind of upstream, and its simulator.
         self.upstreams: dict[str, SimServer] = {
-            "deepseek-v4-flash": self.sim,
+            "gpt-4.1-mini": self.sim,  # OpenAI's own Responses API, which City passes the request on to
+            "deepseek-v4-flash": self.sim,  # chat completions, which City translates to
             "claude-haiku-4-5": self.anthropic,
             "gemini-3-flash-preview": self.gemini,
         }

@@ -37,8 +37,10 @@ def _answer(sim: SimServer, request: Received) -> Reply:
 
 
 def last_turn_is_a_tool_result(body: dict[str, Any]) -> bool:
-    """In each upstream wire format: OpenAI's chat `tool` message, Anthropic's `tool_result` block in the
-    last user turn, Gemini's `functionResponse` part."""
+    """In each upstream wire format: OpenAI's chat `tool` message, its Responses `function_call_output`
+    item, Anthropic's `tool_result` block in the last user turn, Gemini's `functionResponse` part."""
+    if isinstance(items := body.get("input"), list) and items:
+        return isinstance(items[-1], dict) and items[-1].get("type") == "function_call_output"
     if messages := body.get("messages"):
         last = messages[-1]
         if last.get("role") == "tool":
