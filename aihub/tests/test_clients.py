@@ -1,11 +1,15 @@
-"""The clients that speak the newer protocols, pointed at City by base URL and key only, onto an
-OpenAI-compatible, an Anthropic and a Gemini upstream (their loopback simulators):
+"""The clients that speak the newer protocols, pointed at City by base URL and key only, onto OpenAI
+(whose own Responses API City passes the request on to), an OpenAI-compatible provider, Anthropic and
+Gemini (their loopback simulators; the last three through translation):
 
 - the Vercel AI SDK's default provider, `openai(id)` (the Responses API), from Node: `generateText`, and
   `streamText` with a tool the SDK runs itself (aihub/tests/node/ai_sdk.mjs; `make test` installs the
   pinned packages with `npm ci`);
 - the OpenAI Agents SDK with its default model class (OpenAIResponsesModel, the Responses API) running a
-  function tool.
+  function tool, plain and streamed.
+
+What City sends back is validated against OpenAI's published schema too (every answer and event the
+AI SDK received, every event the Agents SDK streamed).
 """
 
 import asyncio
