@@ -24,6 +24,7 @@ from django.http import HttpResponseBase
 from django.utils import timezone
 
 from aihub import responses_native as rn
+from aihub import responses_output as ro
 from aihub import responses_store
 from aihub import responses_translate as rt
 from aihub.adapters import adapter_for
@@ -51,7 +52,7 @@ async def create(call: Call) -> HttpResponseBase:
     previous = request.get("previous_response_id")
     history = await responses_store.history(studio_id, previous) if previous else []
     response_id = new_id("resp")
-    ids = rt.ItemIds(response_id)
+    ids = ro.ItemIds(response_id)
     referenced = await referenced_items(studio_id, rt.item_references(request))
     input_items = rt.normalized_input(request, ids, referenced)
     try:
@@ -78,10 +79,18 @@ async def create(call: Call) -> HttpResponseBase:
             ai, request, rn.upstream_request(request, history, input_items), rn.Renamer(response_id, ai.model.id, ids), keep
         )
     assert translation is not None
+    return await translated(ai, request, translation, ids, response_id, keep)
+
+
+async def translated(
+    ai: AiCall, request: dict[str, Any], translation: rt.Translation, ids: ro.ItemIds, response_id: str, keep: "Keeper"
+) -> HttpResponseBase:
+    """The request as a chat upstream answers its translation (aihub/responses_translate.py), turned
+    back into a response (aihub/responses_output.py) or its stream (aihub/responses_events.py)."""
     body, namespaced, summaries = translation.body, translation.namespaced, translation.summaries
-    response = rt.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
+    response = ro.response_object(response_id, int(time.time()), ai.model.id, request, status="in_progress", output=[])
     async with ai:
-        with in_responses_terms(tool_paths):
+        with in_responses_terms(translation.tool_paths):
             if request.get("stream") is True:
                 stream, first = await ai.open_stream(
                     lambda up: adapter_for(up).chat_stream(up, rt.for_upstream(body, up.provider, up.adapter, summaries=summaries))
@@ -91,10 +100,10 @@ async def create(call: Call) -> HttpResponseBase:
                 lambda up: adapter_for(up).chat(up, rt.for_upstream(body, up.provider, up.adapter, summaries=summaries))
             )
             settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
-            output, finish_reason = rt.output_of(answer, namespaced, ids)
+            output, finish_reason = ro.output_of(answer, namespaced, ids)
             response["output"] = output
-            status, incomplete = rt.status_of(finish_reason)
-            rt.finished(response, status, incomplete, usage_of(ai.meter))
+            status, incomplete = ro.status_of(finish_reason)
+            ro.finished(response, status, incomplete, usage_of(ai.meter))
             await keep(response)
             return await ai.respond(response)
 

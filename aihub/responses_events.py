@@ -20,7 +20,7 @@ at a time: a new kind of delta closes the item before it; function calls stay op
 
 from typing import Any
 
-from aihub import responses_translate as rt
+from aihub import responses_output as ro
 from aihub.streaming import event_frame
 from city.ids import new_id
 
@@ -29,7 +29,7 @@ class ResponseEvents:
     """One stream's events: feed it chat chunks (`chunk`), then `finish` or `fail`. Each returns the
     SSE frames to send. `response` is the response object, updated as the stream goes."""
 
-    def __init__(self, response: dict[str, Any], namespaced: dict[str, tuple[str, str]], ids: rt.ItemIds) -> None:
+    def __init__(self, response: dict[str, Any], namespaced: dict[str, tuple[str, str]], ids: ro.ItemIds) -> None:
         self.response = response
         self.ids = ids
         self.output: list[dict[str, Any]] = response["output"]
@@ -78,7 +78,7 @@ class ResponseEvents:
             return []
         frames = self._close_message() + self._close_calls()
         index = len(self.output)
-        self.output.append(rt.reasoning_item(self.ids("rs"), "", [], status="in_progress"))
+        self.output.append(ro.reasoning_item(self.ids("rs"), "", [], status="in_progress"))
         self._reasoning = (index, [], [])
         return [*frames, self.event("response.output_item.added", output_index=index, item=dict(self.output[index]))]
 
@@ -101,7 +101,7 @@ class ResponseEvents:
             return []
         index, texts, blocks = self._reasoning
         self._reasoning = None
-        item = self.output[index] = rt.reasoning_item(self.output[index]["id"], "".join(texts), blocks)
+        item = self.output[index] = ro.reasoning_item(self.output[index]["id"], "".join(texts), blocks)
         frames = []
         if texts:
             text = "".join(texts)
@@ -115,12 +115,12 @@ class ResponseEvents:
         if self._message is None:
             frames += self._close_reasoning() + self._close_calls()
             index = len(self.output)
-            self.output.append(rt.message_item(self.ids("msg"), [], status="in_progress"))
+            self.output.append(ro.message_item(self.ids("msg"), [], status="in_progress"))
             self._message = (index, [])
             item_id = self.output[index]["id"]
-            frames.append(self.event("response.output_item.added", output_index=index, item=rt.message_item(item_id, [], "in_progress")))
+            frames.append(self.event("response.output_item.added", output_index=index, item=ro.message_item(item_id, [], "in_progress")))
             frames.append(
-                self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=rt.text_part(""))
+                self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=ro.text_part(""))
             )
         index, texts = self._message
         texts.append(text)
@@ -136,11 +136,11 @@ class ResponseEvents:
         index, texts = self._message
         self._message = None
         text = "".join(texts)
-        item = self.output[index] = rt.message_item(self.output[index]["id"], [rt.text_part(text)])
+        item = self.output[index] = ro.message_item(self.output[index]["id"], [ro.text_part(text)])
         common = {"item_id": item["id"], "output_index": index, "content_index": 0}
         return [
             self.event("response.output_text.done", **common, text=text, logprobs=[]),
-            self.event("response.content_part.done", **common, part=rt.text_part(text)),
+            self.event("response.content_part.done", **common, part=ro.text_part(text)),
             self.event("response.output_item.done", output_index=index, item=item),
         ]
 
@@ -154,10 +154,10 @@ class ResponseEvents:
             call_id = piece.get("id") or new_id("call")
             if piece.get("type") == "custom" or "custom" in piece:
                 name = (piece.get("custom") or {}).get("name") or ""
-                item = rt.custom_call_item(self.ids("ctc"), call_id, name, "", self.namespaced, status="in_progress")
+                item = ro.custom_call_item(self.ids("ctc"), call_id, name, "", self.namespaced, status="in_progress")
             else:
                 name = (piece.get("function") or {}).get("name") or ""
-                item = rt.function_call_item(self.ids("fc"), call_id, name, "", self.namespaced, status="in_progress")
+                item = ro.function_call_item(self.ids("fc"), call_id, name, "", self.namespaced, status="in_progress")
             self.output.append(item)
             self._calls[chat_index] = (index, [])
             frames.append(self.event("response.output_item.added", output_index=index, item=dict(item)))
@@ -215,8 +215,8 @@ class ResponseEvents:
     def finish(self, usage: dict[str, Any]) -> list[bytes]:
         """The last event (after close_items): response.completed, or response.incomplete when the
         answer was cut by its output cap or a content filter."""
-        status, incomplete = rt.status_of(self.finish_reason)
-        rt.finished(self.response, status, incomplete, usage)
+        status, incomplete = ro.status_of(self.finish_reason)
+        ro.finished(self.response, status, incomplete, usage)
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return [self.event(kind, response=self._snapshot())]
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from aihub import responses_output as ro
 from aihub import responses_translate as rt
 from aihub.adapters.base import UpstreamError
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
@@ -32,11 +33,23 @@ def upstream_request(request: dict[str, Any], history: list[dict[str, Any]], inp
     """The body sent upstream: the client's, with the whole conversation as `input` (item ids left
     out: the upstream keeps nothing, so it knows none of them) and nothing stored there."""
     body = {key: value for key, value in request.items() if key not in rt.CITY_FIELDS and key != "previous_response_id"}
-    body["input"] = [{key: value for key, value in item.items() if key != "id"} for item in [*history, *input_items]]
+    body["input"] = [without_id(item) for item in [*history, *input_items]]
     body["store"] = False
     include = [value for value in request.get("include") or () if value != ENCRYPTED_REASONING]
     body["include"] = [*include, ENCRYPTED_REASONING]
     return body
+
+
+# Items whose id OpenAI's schema leaves optional: sent without one (City's ids mean nothing upstream,
+# where nothing is stored). The others keep City's id, which begins as OpenAI's does (`rs_`, `ws_` …);
+# a reasoning item is read from its encrypted_content.
+ID_OPTIONAL = frozenset({"message", "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output"})
+
+
+def without_id(item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("type", "message") in ID_OPTIONAL:
+        return {key: value for key, value in item.items() if key != "id"}
+    return item
 
 
 def rough_chat_body(request: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -51,7 +64,7 @@ def rough_chat_body(request: dict[str, Any], history: list[dict[str, Any]], inpu
 
 
 def usage_of(meter: Meter) -> dict[str, Any]:
-    return rt.usage_of(meter.prompt_tokens, meter.completion_tokens, meter.cached_tokens, meter.cache_write_tokens, meter.reasoning_tokens)
+    return ro.usage_of(meter.prompt_tokens, meter.completion_tokens, meter.cached_tokens, meter.cache_write_tokens, meter.reasoning_tokens)
 
 
 def chat_usage(usage: Any) -> dict[str, Any] | None:
@@ -71,7 +84,7 @@ def chat_usage(usage: Any) -> dict[str, Any] | None:
 class Renamer:
     """The upstream's response and item ids → City's (one response's worth), and its model → City's."""
 
-    def __init__(self, response_id: str, model_id: str, ids: rt.ItemIds) -> None:
+    def __init__(self, response_id: str, model_id: str, ids: ro.ItemIds) -> None:
         self.response_id, self.model_id, self.ids = response_id, model_id, ids
         self.items: dict[str, str] = {}
 

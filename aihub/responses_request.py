@@ -44,9 +44,22 @@ MESSAGE_CONTENT = _content(
 )
 TOOL_OUTPUT = _content({"input_text": INPUT_TEXT, "input_image": INPUT_IMAGE, "input_file": INPUT_FILE, "output_text": OUTPUT_TEXT})
 
+
+class OpenTagged(Tagged):
+    """Tagged, where a tag it does not know passes as any object: items of OpenAI's hosted tools
+    (`web_search_call` …) go as they are to an upstream that speaks Responses, and the translation
+    for every other upstream refuses them by name."""
+
+    def check(self, value: Any, path: str) -> None:
+        kind = value.get(self.tag, self.default) if isinstance(value, dict) else None
+        if isinstance(kind, str) and kind not in self.variants:
+            return
+        super().check(value, path)
+
+
 # Input items (OpenAI's InputItem): a message (`type` may be left out, as EasyInputMessage allows),
 # the model's earlier items sent back (function calls, reasoning) and the caller's tool outputs.
-INPUT_ITEM = Tagged(
+INPUT_ITEM = OpenTagged(
     "type",
     {
         "message": Object(

@@ -10,7 +10,7 @@ import openai
 from openai.types.responses import FunctionToolParam, ResponseFunctionToolCall, ResponseReasoningItem
 from pydantic import BaseModel
 
-from aihub import responses_translate as rt
+from aihub import responses_output as ro
 from aihub.tests.live import AllProtocolsTestCase
 from aihub.tests.live_plans import wait_for_records
 from aihub.tests.openai_schema import validate
@@ -158,6 +158,9 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
                 self.assertEqual(parsed.output_parsed, Greeting(greeting="Bonjour", words=1))
                 sent = json.dumps(sim.last_request.json)
                 self.assertIn("words", sent)  # the schema reached the provider in its own form
+                with self.sdk().responses.stream(model=model, input="Greet me.", text_format=Greeting) as stream:
+                    streamed = stream.get_final_response()
+                self.assertEqual(streamed.output_parsed, Greeting(greeting="Bonjour", words=1))
 
     def test_reasoning_comes_as_a_reasoning_item_and_goes_back_signed(self) -> None:
         self.anthropic.script.tool_call = ("get_weather", {"city": "Paris"})
@@ -193,6 +196,11 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(kinds[2:4], ["response.output_item.added", "response.reasoning_summary_part.added"])
         self.assertEqual(events[-1]["response"]["output"][0]["type"], "reasoning")
         self.assertEqual(events[-1]["response"]["output"][1]["type"], "message")
+        with client.responses.stream(model="claude-sonnet-4-6", input="Hi", reasoning={"effort": "low"}) as stream:
+            kinds = [event.type for event in stream]  # the SDK's accumulator takes every event
+            final = stream.get_final_response()
+        self.assertIn("response.reasoning_summary_text.delta", kinds)
+        self.assertEqual((final.output[0].type, final.output_text), ("reasoning", self.anthropic.script.text))
         # Gemini shows its thought summaries when reasoning.summary asks for them (Codex CLI does).
         summarized = client.responses.create(model="gemini-3-flash-preview", input="Hi", reasoning={"effort": "low", "summary": "auto"})
         thought = summarized.output[0]
@@ -449,7 +457,7 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         first = raw.parse()
         self.assertEqual((first.model, first.output_text), ("gpt-4.1-mini", self.sim.script.text))
         self.assertNotEqual(first.id, "resp_sim1")
-        self.assertEqual(rt.response_of_item(first.output[0].id or ""), first.id)  # an item_reference to it resolves
+        self.assertEqual(ro.response_of_item(first.output[0].id or ""), first.id)  # an item_reference to it resolves
         sent = self.sim.last_request
         self.assertEqual((sent.path, sent.json["model"], sent.json["store"]), ("/v1/responses", "gpt-4.1-mini", False))
         self.assertEqual(sent.json["tools"], [{"type": "web_search"}])
@@ -476,3 +484,9 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         self.assertEqual(client.responses.retrieve(middle["id"]).output_text, self.sim.script.text)
         records = wait_for_records(self.studio["id"], 2)
         self.assertEqual({(r.route, r.prompt_tokens, r.completion_tokens, r.status) for r in records}, {("responses", 11, 7, 200)})
+        self.sim.fail_after_chunks = 4  # the upstream's stream is cut mid-answer
+        failed = self.stream_events({"model": "gpt-4.1-mini", "input": "Hi"})[-1]
+        self.assertEqual(
+            (failed["type"], failed["response"]["status"], failed["response"]["error"]["code"]),
+            ("response.failed", "failed", "server_error"),
+        )

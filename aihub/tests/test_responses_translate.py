@@ -6,8 +6,11 @@ from typing import Any
 
 from django.test import SimpleTestCase
 
+from aihub import responses_native as rn
+from aihub import responses_output as ro
 from aihub import responses_translate as rt
 from aihub.responses_events import ResponseEvents
+from aihub.responses_request import check_request
 from aihub.tests.openai_schema import validate
 from city.errors import ApiError
 
@@ -16,7 +19,7 @@ FUNCTION = {"type": "function", "name": "get_weather", "parameters": {"type": "o
 
 def translated(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
     request = {"model": "m", **request}
-    ids = rt.ItemIds("resp_01test")
+    ids = ro.ItemIds("resp_01test")
     translation = rt.chat_body(request, [], rt.normalized_input(request, ids, {}))
     return translation.body, translation.namespaced
 
@@ -133,7 +136,7 @@ class RequestTranslationTests(SimpleTestCase):
             "tool_choice": {"type": "custom", "name": "apply_patch"},
         }
         translation = rt.chat_body(
-            {"model": "m", **request}, [], rt.normalized_input({"model": "m", **request}, rt.ItemIds("resp_01c"), {})
+            {"model": "m", **request}, [], rt.normalized_input({"model": "m", **request}, ro.ItemIds("resp_01c"), {})
         )
         body = translation.body
         self.assertEqual(
@@ -164,7 +167,7 @@ class RequestTranslationTests(SimpleTestCase):
                 }
             ]
         }
-        output, _ = rt.output_of(answer, {}, rt.ItemIds("resp_01d"))
+        output, _ = ro.output_of(answer, {}, ro.ItemIds("resp_01d"))
         self.assertEqual(
             output,
             [
@@ -204,7 +207,7 @@ class RequestTranslationTests(SimpleTestCase):
 
     def test_signed_thinking_goes_out_and_comes_back_through_encrypted_content(self) -> None:
         blocks = [{"type": "thinking", "thinking": "Hmm.", "signature": "sig"}]
-        item = rt.reasoning_item("rs_1", "Hmm.", blocks)
+        item = ro.reasoning_item("rs_1", "Hmm.", blocks)
         body, _ = translated({"input": [{"role": "user", "content": "Hi"}, item, {"role": "assistant", "content": "Hello"}]})
         self.assertEqual(
             body["messages"][1], {"role": "assistant", "content": "Hello", "reasoning_content": "Hmm.", "thinking_blocks": blocks}
@@ -222,7 +225,7 @@ class RequestTranslationTests(SimpleTestCase):
             "reasoning": {"effort": "low"},
             "text": {"format": {"type": "json_object"}},
         }
-        response = rt.response_object("resp_01e", 1, "m", request, status="in_progress", output=[])
+        response = ro.response_object("resp_01e", 1, "m", request, status="in_progress", output=[])
         validate(response, "Response")
         self.assertEqual(response["tools"][0], {"type": "function", "name": "f", "parameters": None, "strict": False})
         self.assertEqual(
@@ -230,10 +233,10 @@ class RequestTranslationTests(SimpleTestCase):
         )
 
     def test_item_ids_name_their_response(self) -> None:
-        ids = rt.ItemIds("resp_01abc")
+        ids = ro.ItemIds("resp_01abc")
         self.assertEqual([ids("msg"), ids("fc")], ["msg_01abc_0", "fc_01abc_1"])
-        self.assertEqual(rt.response_of_item("fc_01abc_1"), "resp_01abc")
-        self.assertIsNone(rt.response_of_item("msg_68af0c0d"))
+        self.assertEqual(ro.response_of_item("fc_01abc_1"), "resp_01abc")
+        self.assertIsNone(ro.response_of_item("msg_68af0c0d"))
         self.assertEqual(rt.item_references({"input": [{"type": "item_reference", "id": "fc_01abc_1"}]}), {"resp_01abc": ["fc_01abc_1"]})
 
     def test_refusals_name_the_field(self) -> None:
@@ -267,8 +270,8 @@ class RequestTranslationTests(SimpleTestCase):
 class StreamEventsTests(SimpleTestCase):
     def test_reasoning_text_and_calls_come_as_items_in_order(self) -> None:
         request = {"model": "m", "input": "Hi"}
-        response = rt.response_object("resp_01x", 0, "m", request, status="in_progress", output=[])
-        events = ResponseEvents(response, {"files__read": ("files", "read")}, rt.ItemIds("resp_01x"))
+        response = ro.response_object("resp_01x", 0, "m", request, status="in_progress", output=[])
+        events = ResponseEvents(response, {"files__read": ("files", "read")}, ro.ItemIds("resp_01x"))
         frames = events.start()
         for delta in (
             {"reasoning_content": "Think"},
@@ -285,7 +288,7 @@ class StreamEventsTests(SimpleTestCase):
             frames += events.chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         frames += events.chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
         frames += events.close_items()
-        frames += events.finish(rt.usage_of(10, 5, 2, 0, 3))
+        frames += events.finish(ro.usage_of(10, 5, 2, 0, 3))
         sent = frames_as_events(frames)
         for event in sent:
             validate(event, "ResponseStreamEvent")
@@ -309,7 +312,7 @@ class StreamEventsTests(SimpleTestCase):
         self.assertEqual((output[4]["name"], output[4]["input"]), ("apply_patch", "*** Begin Patch"))
         self.assertEqual(output[0]["summary"], [{"type": "summary_text", "text": "Thinking."}])
         self.assertEqual(
-            rt.thinking_blocks_of(output[0]["encrypted_content"]), [{"type": "thinking", "thinking": "Thinking.", "signature": "s"}]
+            ro.thinking_blocks_of(output[0]["encrypted_content"]), [{"type": "thinking", "thinking": "Thinking.", "signature": "s"}]
         )
         self.assertEqual(output[1]["content"][0]["text"], "Let me look.")
         self.assertEqual((output[2]["namespace"], output[2]["name"], output[2]["arguments"]), ("files", "read", '{"p": 1}'))
@@ -318,12 +321,52 @@ class StreamEventsTests(SimpleTestCase):
 
     def test_a_cut_answer_is_incomplete_and_a_failure_failed(self) -> None:
         for finish, kind in (("length", "response.incomplete"), ("content_filter", "response.incomplete")):
-            response = rt.response_object("resp_01y", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
-            events = ResponseEvents(response, {}, rt.ItemIds("resp_01y"))
+            response = ro.response_object("resp_01y", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
+            events = ResponseEvents(response, {}, ro.ItemIds("resp_01y"))
             frames = events.start() + events.chunk({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": finish}]})
-            sent = frames_as_events(frames + events.close_items() + events.finish(rt.usage_of(1, 1, 0, 0, 0)))
+            sent = frames_as_events(frames + events.close_items() + events.finish(ro.usage_of(1, 1, 0, 0, 0)))
             validate(sent[-1], "ResponseStreamEvent")
             self.assertEqual((sent[-1]["type"], sent[-1]["response"]["status"]), (kind, "incomplete"))
-        failed = frames_as_events(events.fail("server_error", "The upstream broke.", rt.usage_of(1, 1, 0, 0, 0)))[0]
+        failed = frames_as_events(events.fail("server_error", "The upstream broke.", ro.usage_of(1, 1, 0, 0, 0)))[0]
         validate(failed, "ResponseStreamEvent")
         self.assertEqual(failed["response"]["error"], {"code": "server_error", "message": "The upstream broke."})
+
+
+class PassThroughTests(SimpleTestCase):
+    def test_the_upstream_gets_the_whole_conversation_and_keeps_nothing(self) -> None:
+        history: list[dict[str, Any]] = [
+            {"id": "msg_01a_0", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"id": "rs_01a_1", "type": "reasoning", "summary": [], "encrypted_content": "gAAAA"},
+            {"id": "ws_01a_2", "type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "x"}},
+        ]
+        request = {
+            "model": "gpt-5",
+            "input": "More",
+            "previous_response_id": "resp_01a",
+            "include": ["reasoning.encrypted_content"],
+            "studio_id": "s",
+        }
+        check_request(
+            {k: v for k, v in request.items() if k != "studio_id"} | {"input": [history[2]]}
+        )  # hosted tools' items pass the shape check
+        body = rn.upstream_request(request, history, [{"id": "msg_01b_0", "type": "message", "role": "user", "content": "More"}])
+        self.assertEqual([item.get("id") for item in body["input"]], [None, "rs_01a_1", "ws_01a_2", None])
+        self.assertEqual((body["store"], body["include"]), (False, ["reasoning.encrypted_content"]))
+        for absent in ("previous_response_id", "studio_id"):
+            self.assertNotIn(absent, body)
+        self.assertEqual(
+            rn.chat_usage(
+                {
+                    "input_tokens": 9,
+                    "input_tokens_details": {"cached_tokens": 4},
+                    "output_tokens": 3,
+                    "output_tokens_details": {"reasoning_tokens": 2},
+                }
+            ),
+            {
+                "prompt_tokens": 9,
+                "completion_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 4},
+                "completion_tokens_details": {"reasoning_tokens": 2},
+            },
+        )
