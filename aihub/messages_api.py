@@ -28,6 +28,7 @@ from aihub.messages_translate import (
     message_from_completion,
     openai_usage,
     shows_thinking,
+    thinking_toggle,
 )
 from aihub.metering import estimate_tokens
 from aihub.openai_api import chat_message_text
@@ -68,20 +69,21 @@ async def messages(call: Call) -> HttpResponseBase:
     data = call.data  # checked by its declared input, MESSAGES (aihub/messages_request.py)
     check_request(data)
     body = {key: value for key, value in data.items() if key not in CITY_FIELDS}
-    chats: list[dict[str, Any]] = []  # the translated body, when some upstream needs it
+    chats: list[tuple[dict[str, Any], str | None]] = []  # the translated body and thinking toggle, when some upstream needs them
 
     def prepare(upstreams: list[Upstream]) -> None:
         if all(up.adapter == NATIVE for up in upstreams):
             return
+        model = known_model(body["model"])
         try:
-            chats.append(chat_request(body, known_model(body["model"])))
+            chats.append((chat_request(body, model), thinking_toggle(body, model)))
         except ApiError:
             native = [up for up in upstreams if up.adapter == NATIVE]
             if not native:
                 raise
             upstreams[:] = native  # the fail-over deployments cannot take this request; Anthropic's can
 
-    ai = await admit(call, body["model"], (OPENAI, TEXT), "messages", lambda model: worst_messages(model, body), prepare)
+    ai = await admit(call, body["model"], (OPENAI, TEXT), "chat", lambda model: worst_messages(model, body), prepare)
     async with ai:
         thinking = shows_thinking(body)
         headers = anthropic_headers(call)
@@ -90,7 +92,8 @@ async def messages(call: Call) -> HttpResponseBase:
             return {**body, "model": up.model}
 
         def chat_body(up: Upstream) -> dict[str, Any]:
-            return for_upstream(chats[0], up, thinking=thinking)
+            chat, toggle = chats[0]
+            return for_upstream(chat, up, thinking=thinking, toggle=toggle)
 
         tried: list[Upstream] = []  # the last is the one that answered (whose stream opened)
         if body.get("stream") is True:

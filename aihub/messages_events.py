@@ -16,7 +16,7 @@ upstream response at once.
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from aihub.adapters.base import UpstreamError
@@ -232,7 +232,10 @@ async def native_events(
 
 
 async def relayed(
-    events: AsyncGenerator[dict[str, Any], None], stream: AsyncGenerator[dict[str, Any], None], meter: Meter, count: Any
+    events: AsyncGenerator[dict[str, Any], None],
+    stream: AsyncGenerator[dict[str, Any], None],
+    meter: Meter,
+    count: Callable[[], None],
 ) -> AsyncGenerator[bytes, None]:
     """The events as SSE frames; a failure becomes Anthropic's `error` event, a departed client
     closes the upstream. `count()` takes the usage so far onto the meter when the stream breaks off."""

@@ -25,8 +25,12 @@ from aihub.openai_request import (
     RequestSpec,
     Shape,
     Tagged,
-    _invalid,
 )
+from city.errors import ApiError
+
+
+def _invalid(path: str, message: str, code: str = "invalid_type") -> ApiError:
+    return ApiError(400, message, param=path, code=code)
 
 
 class OpenTagged(Tagged):

@@ -11,7 +11,8 @@ user message: tool messages hold text only); assistant `tool_use` → `tool_call
 functions, `tool_choice` (+ `disable_parallel_tool_use` → `parallel_tool_calls: false`), `max_tokens`,
 `stop_sequences` → `stop`, `temperature`, `top_p`, `top_k` (forwarded as the extension it is on
 OpenAI-compatible hosts; Gemini's adapter maps it); `thinking` (a budget: low < 8,192 ≤ medium <
-16,384 ≤ high) and `output_config.effort` → `reasoning_effort` on models that reason;
+16,384 ≤ high) and `output_config.effort` → `reasoning_effort` on models that reason (and, on
+DeepSeek's API, thinking turned on or off by its own `thinking` toggle);
 `output_config.format` (a JSON schema) → `response_format`.
 
 Hints that change no answer are left out: `cache_control` (these providers cache on their own),
@@ -117,10 +118,25 @@ def chat_request(body: dict[str, Any], model: Model) -> dict[str, Any]:
     return chat
 
 
-def for_upstream(chat: dict[str, Any], upstream: Upstream, *, thinking: bool) -> dict[str, Any]:
+def thinking_toggle(body: dict[str, Any], model: Model) -> str | None:
+    """ "enabled" or "disabled" as the request turned thinking on or off, for a model that reasons;
+    None when it said nothing (the model's own default holds)."""
+    kind = (body.get("thinking") or {}).get("type")
+    if kind is None or "reasoning" not in model.tags:
+        return None
+    return "disabled" if kind == "disabled" else "enabled"
+
+
+def for_upstream(chat: dict[str, Any], upstream: Upstream, *, thinking: bool, toggle: str | None = None) -> dict[str, Any]:
     """The chat body as `upstream` takes it: OpenAI's reasoning models refuse `max_tokens` (its
-    `max_completion_tokens` is the same limit); Gemini shows its thoughts only when asked."""
+    `max_completion_tokens` is the same limit); Gemini shows its thoughts only when asked, and stops
+    thinking by `reasoning_effort: "none"`; DeepSeek thinks unless told not to, by its own `thinking`
+    toggle (`toggle`, from thinking_toggle)."""
     body = chat
+    if upstream.provider == "deepseek" and toggle is not None and "thinking" not in chat:
+        body = {**body, "thinking": {"type": toggle}}
+    if upstream.adapter == "gemini" and toggle == "disabled" and "reasoning_effort" not in chat:
+        body = {**body, "reasoning_effort": "none"}  # the least thinking the model allows (none where it can stop)
     if upstream.provider == "openai":
         body = {key: value for key, value in chat.items() if key != "max_tokens"}
         body["max_completion_tokens"] = chat["max_tokens"]
@@ -180,8 +196,7 @@ def _user_turn(blocks: list[dict[str, Any]], param: str) -> list[dict[str, Any]]
 
 def _user_parts(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
     kind = block["type"]
-    if kind == "text":
-        _no_citations(block, where)
+    if kind == "text":  # its `citations`, if any, annotate an earlier answer: the text is what counts
         return [{"type": "text", "text": block["text"]}] if block["text"] else []
     if kind == "image":
         return [_image_part(block["source"], f"{where}.source")]
@@ -203,8 +218,9 @@ def _unsupported_block(kind: str, where: str) -> ApiError:
 
 
 def _no_citations(block: dict[str, Any], where: str) -> None:
+    """A document or search result that asks for an answer citing it (`citations: {"enabled": true}`)."""
     citations = block.get("citations")
-    if citations and (not isinstance(citations, dict) or citations.get("enabled") is not False):
+    if isinstance(citations, dict) and citations.get("enabled") is True:
         raise invalid(f"{where}.citations", f"{where}.citations: only Claude answers with citations; remove them.")
 
 

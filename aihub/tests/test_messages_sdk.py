@@ -146,6 +146,15 @@ class MessagesSDKTests(AllProtocolsTestCase):
         )
         self.assertEqual(keyed.status_code, 200, keyed.text[:300])
         self.assertEqual(validate_message(keyed.json()).model, "claude-haiku-4-5")
+        # The SDK's beta client (what Claude Code uses): /v1/messages?beta=true, its betas passed on to Anthropic.
+        for model, sim, provider in self.upstreams:
+            with self.subTest(model=model):
+                beta = self.sdk().beta.messages.create(
+                    model=model, max_tokens=20, messages=[{"role": "user", "content": "Say hi."}], betas=["context-management-2025-06-27"]
+                )
+                self.assertEqual((beta.model, beta.content[0].type), (model, "text"))
+                if provider == "anthropic":
+                    self.assertEqual(sim.last_request.headers["anthropic-beta"], "context-management-2025-06-27")
 
     def test_stream_on_every_provider(self) -> None:
         for model, sim, _ in self.upstreams:
@@ -225,7 +234,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
             [("thinking", "Thinking it over."), ("text", "Two pictures and two documents.")],
         )
         sent = self.sim.last_request.json
-        self.assertEqual((sent["reasoning_effort"], sent["max_tokens"]), ("medium", 16000))
+        self.assertEqual((sent["reasoning_effort"], sent["max_tokens"], sent["thinking"]), ("medium", 16000, {"type": "enabled"}))
         self.assertEqual(sent["messages"][1], {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."})
         self.assertEqual(
             sent["messages"][2]["content"],
@@ -258,6 +267,13 @@ class MessagesSDKTests(AllProtocolsTestCase):
         self.assertEqual(config["thinkingConfig"], {"includeThoughts": True, "thinkingBudget": 16384})
         parts = self.gemini.last_request.json["contents"][-1]["parts"]
         self.assertEqual([next(iter(p)) for p in parts], ["text", "inlineData", "fileData", "text", "inlineData", "text"])
+        # Thinking turned off: Gemini 2.5 Flash thinks by default, so it is told to stop.
+        self.ok(
+            self.user.post(
+                "/v1/messages", json={"model": "gemini-2.5-flash", "max_tokens": 50, "messages": HI, "thinking": {"type": "disabled"}}
+            )
+        )
+        self.assertEqual(self.gemini.last_request.json["generationConfig"]["thinkingConfig"], {"thinkingBudget": 0})
 
     def test_what_another_provider_cannot_take_is_a_400_naming_the_field(self) -> None:
         refused: list[tuple[dict[str, Any], str]] = [
@@ -392,7 +408,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
                     counts, completion = (1000, 300, 600), 9
                 else:
                     counts, completion = (11, 3, 0), 7
-                self.assertEqual((record.route, record.streamed, record.status), ("messages", stream, 200))
+                self.assertEqual((record.route, record.modality, record.streamed, record.status), ("messages", "chat", stream, 200))
                 self.assertEqual((record.prompt_tokens, record.cached_tokens, record.cache_write_tokens), counts)
                 self.assertEqual(record.cost, catalog.prompt_cost(*counts) + completion * catalog.output_price)
 

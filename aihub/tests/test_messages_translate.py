@@ -17,6 +17,7 @@ from aihub.messages_translate import (
     chat_request,
     for_upstream,
     message_from_completion,
+    thinking_toggle,
 )
 from aihub.tests.anthropic_schema import assert_event_order, validate_event, validate_message
 from city.errors import ApiError
@@ -162,6 +163,16 @@ class RequestTranslationTests(unittest.TestCase):
 
         deepseek = for_upstream(chat, upstream("deepseek", "openai"), thinking=False)
         self.assertEqual(deepseek["messages"][1]["reasoning_content"], "Hm.")
+        self.assertNotIn("thinking", deepseek)  # asked nothing: DeepSeek's default
+        for kind, toggle in (("enabled", "enabled"), ("adaptive", "enabled"), ("disabled", "disabled")):
+            thinking = {"type": kind, "budget_tokens": 2000} if kind == "enabled" else {"type": kind}
+            self.assertEqual(thinking_toggle({"thinking": thinking}, DEEPSEEK), toggle)
+            sent = for_upstream(chat, upstream("deepseek", "openai"), thinking=False, toggle=toggle)
+            self.assertEqual(sent["thinking"], {"type": toggle})
+            self.assertNotIn("thinking", for_upstream(chat, upstream("moonshot", "openai"), thinking=False, toggle=toggle))
+        self.assertIsNone(thinking_toggle({"thinking": {"type": "enabled", "budget_tokens": 2000}}, NO_REASONING))
+        stopped = for_upstream(chat, upstream("google", "gemini"), thinking=False, toggle="disabled")
+        self.assertEqual(stopped["reasoning_effort"], "none")
         openai = for_upstream(chat, upstream("openai", "openai"), thinking=False)
         self.assertEqual((openai["max_completion_tokens"], "max_tokens" in openai), (100, False))
         self.assertNotIn("reasoning_content", openai["messages"][1])
