@@ -23,11 +23,13 @@ from unittest import mock
 
 import agents
 from openai import AsyncOpenAI
+from openai.types.shared import Reasoning
 
 from aihub.tests.live import AllProtocolsTestCase
 from aihub.tests.live_plans import wait_for_records
 from aihub.tests.openai_schema import validate
 from aihub.tests.tool_loop import answer_tool_results_with_text
+from aihub.tests.upstream.anthropic_sim import signature_of
 from aihub.tests.upstream.sim import SimServer
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -146,7 +148,22 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
             result = loop.run_until_complete(agents.Runner.run(agent, question, run_config=config))
             self.assertEqual((result.final_output, calls), (self.sim.script.text, [CITY]))
             self.assertEqual(self.sim.requests[-1].json["model"], "deepseek-v4-flash")
-        records = wait_for_records(self.studio["id"], 4 * len(self.upstreams) + 2)
+        with self.subTest(model="claude-haiku-4-5, thinking, store false"):
+            # Claude thinks before the call; Anthropic refuses the tool's result unless the turn that called
+            # it comes back with its signed thinking (the simulator too): the reasoning item the SDK sends
+            # back, with nothing stored, must carry it.
+            settings = agents.ModelSettings(reasoning=Reasoning(effort="low", summary="auto"), store=False)
+            agent = agents.Agent(
+                name="Forecaster", instructions="Answer.", model="claude-haiku-4-5", tools=[get_weather], model_settings=settings
+            )
+            calls.clear()
+            result = loop.run_until_complete(agents.Runner.run(agent, question, run_config=config))
+            self.assertEqual((result.final_output, calls), (self.sim.script.text, [CITY]))
+            self.assertIn("ReasoningItem", [type(item).__name__ for item in result.new_items])
+            turns = self.anthropic.last_request.json["messages"]
+            self.assertEqual([block["type"] for block in turns[-2]["content"]], ["thinking", "tool_use"])
+            self.assertEqual(turns[-2]["content"][0]["signature"], signature_of(self.anthropic.script.reasoning))
+        records = wait_for_records(self.studio["id"], 4 * len(self.upstreams) + 4)
         self.assertEqual({(r.model, r.route, r.status) for r in records}, {(m, "responses", 200) for m in self.upstreams})
 
 
