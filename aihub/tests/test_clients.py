@@ -68,6 +68,7 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
             "OPENAI_BASE_URL": self.city.url + "/v1",
             "OPENAI_API_KEY": self.token,
             "CITY_MODELS": ",".join(self.upstreams),
+            "CITY_THINKING_MODEL": "claude-haiku-4-5",
         }
         done = subprocess.run(["node", str(AI_SDK_SCRIPT)], cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr[-3000:])
@@ -77,7 +78,7 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
         self.assertEqual(len(answers["responses"]), len(self.upstreams))
         for answer in answers["responses"]:
             validate(answer, "Response")
-        self.assertEqual(sum(e["type"] == "response.completed" for e in answers["events"]), 2 * len(self.upstreams))
+        self.assertEqual(sum(e["type"] == "response.completed" for e in answers["events"]), 2 * len(self.upstreams) + 2)
         for event in answers["events"]:
             validate(event, "ResponseStreamEvent")
         text = self.sim.script.text
@@ -102,7 +103,16 @@ class NewProtocolClientsTests(AllProtocolsTestCase):
                 self.assertIn("tool-input-delta", streamed["partTypes"])  # the call's arguments streamed too
                 self.assertEqual(streamed["usage"], {"input": 22, "output": 14})  # both steps
                 self.assert_tool_round_trip(model, sim)
-        records = wait_for_records(self.studio["id"], 3 * len(self.upstreams))
+        with self.subTest(model="claude-haiku-4-5, thinking"):
+            # Claude thought before the call, and got its signed thinking back with the tool's result
+            # (the SDK referred to it by item id; Anthropic, and its simulator, refuse the turn without it).
+            thought = results["claude-haiku-4-5"]["thinking"]
+            self.assertEqual([step["reasoning"] for step in thought["steps"]], [self.anthropic.script.reasoning] * 2)
+            self.assertEqual((thought["text"], thought["steps"][0]["toolCalls"][0]["input"]), (text, {"city": CITY}))
+            turns = self.anthropic.last_request.json["messages"]
+            self.assertEqual([block["type"] for block in turns[-2]["content"]], ["thinking", "tool_use"])
+            self.assertEqual(turns[-2]["content"][0]["signature"], signature_of(self.anthropic.script.reasoning))
+        records = wait_for_records(self.studio["id"], 3 * len(self.upstreams) + 2)
         self.assertEqual({(r.model, r.route, r.status) for r in records}, {(m, "responses", 200) for m in self.upstreams})
 
     def test_openai_agents_sdk_default_model_runs_a_function_tool(self) -> None:

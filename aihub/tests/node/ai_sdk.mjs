@@ -49,13 +49,14 @@ async function generate(model) {
   };
 }
 
-async function streamWithATool(model) {
+async function streamWithATool(model, providerOptions = {}) {
   const result = streamText({
     model: openai(model),
     prompt: 'What is the weather in Paris?',
     tools: { get_weather: getWeather },
     stopWhen: stepCountIs(3), // room for a third step, so that a loop that never ends shows as one
     maxRetries: 0,
+    providerOptions,
   });
   const deltas = [];
   const partTypes = new Set();
@@ -76,15 +77,23 @@ async function streamWithATool(model) {
       text: step.text,
       toolCalls: step.toolCalls.map((call) => ({ name: call.toolName, input: call.input })),
       toolResults: step.toolResults.map((r) => ({ name: r.toolName, output: r.output })),
+      reasoning: step.reasoningText ?? null,
     })),
     usage: { input: totalUsage.inputTokens, output: totalUsage.outputTokens },
   };
 }
 
+// A model that thinks before it calls the tool (CITY_THINKING_MODEL): the SDK sends reasoning only to
+// the ids it knows as OpenAI's reasoning models, unless told with forceReasoning. With storing on (the
+// default) it refers to the earlier step's items by id on the next step.
+const thinking = { openai: { forceReasoning: true, reasoningEffort: 'low', reasoningSummary: 'auto' } };
+
 const results = {};
+const thinkingModel = process.env.CITY_THINKING_MODEL;
 for (const model of (process.env.CITY_MODELS ?? '').split(',').filter(Boolean)) {
   try {
     results[model] = { generate: await generate(model), stream: await streamWithATool(model) };
+    if (model === thinkingModel) results[model].thinking = await streamWithATool(model, thinking);
   } catch (error) {
     console.error(`${model}: ${error?.stack ?? error}`);
     if (error?.responseBody) console.error(`${model}: City answered ${error.statusCode}: ${error.responseBody}`);
