@@ -5,8 +5,11 @@
       reasoning: output_item.added, reasoning_summary_part.added, reasoning_summary_text.delta…,
                  reasoning_summary_text.done, reasoning_summary_part.done, output_item.done
       message:   output_item.added, content_part.added, output_text.delta…, output_text.done,
-                 content_part.done, output_item.done
+                 content_part.done (a refusal: its own part, with refusal.delta… and refusal.done),
+                 output_item.done
       function:  output_item.added, function_call_arguments.delta…, function_call_arguments.done,
+                 output_item.done
+      custom:    output_item.added, custom_tool_call_input.delta…, custom_tool_call_input.done,
                  output_item.done
     response.completed (or response.incomplete), carrying the whole output and usage;
     response.failed instead when the upstream fails mid-way.
@@ -14,7 +17,7 @@
 Every event carries `sequence_number` (0, 1, 2 … in the order sent); items carry the ids the
 deltas name (`item_id`) and their place in `output` (`output_index`), which is how clients (the
 SDKs' stream accumulators, Codex CLI) put the pieces together. Reasoning and text are single items
-at a time: a new kind of delta closes the item before it; function calls stay open until the end
+at a time: a new kind of delta closes the item before it; tool calls stay open until the end
 (providers may interleave the arguments of parallel calls).
 """
 
@@ -23,6 +26,10 @@ from typing import Any
 from aihub import responses_output as ro
 from aihub.streaming import event_frame
 from city.ids import new_id
+
+
+def content_part(kind: str, text: str) -> dict[str, Any]:
+    return ro.text_part(text) if kind == "output_text" else {"type": "refusal", "refusal": text}
 
 
 class ResponseEvents:
@@ -37,7 +44,8 @@ class ResponseEvents:
         self.sequence = 0
         self.finish_reason: str | None = None
         self._reasoning: tuple[int, list[str], list[dict[str, Any]]] | None = None  # (output index, text, thinking blocks)
-        self._message: tuple[int, list[str]] | None = None
+        self._message: tuple[int, list[dict[str, Any]]] | None = None  # (output index, its finished content parts)
+        self._part: tuple[str, list[str]] | None = None  # the message's open part: ("output_text" | "refusal", pieces)
         self._calls: dict[int, tuple[int, list[str]]] = {}  # chat tool call index → (output index, arguments)
 
     def event(self, kind: str, **fields: Any) -> bytes:
@@ -66,7 +74,9 @@ class ResponseEvents:
                 assert self._reasoning is not None
                 self._reasoning[2].extend(b for b in delta["thinking_blocks"] if isinstance(b, dict))
             if isinstance(delta.get("content"), str) and delta["content"]:
-                frames += self._text(delta["content"])
+                frames += self._content("output_text", delta["content"])
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                frames += self._content("refusal", delta["refusal"])
             for call in delta.get("tool_calls") or ():
                 frames += self._call(call)
             if choice.get("finish_reason"):
@@ -110,39 +120,53 @@ class ResponseEvents:
             frames.append(self.event("response.reasoning_summary_part.done", **common, part={"type": "summary_text", "text": text}))
         return [*frames, self.event("response.output_item.done", output_index=index, item=item)]
 
-    def _text(self, text: str) -> list[bytes]:
+    def _content(self, kind: str, text: str) -> list[bytes]:
+        """A piece of the message's text (`output_text`) or of a refusal (`refusal`): a new kind of piece
+        opens a new content part."""
         frames = []
         if self._message is None:
             frames += self._close_reasoning() + self._close_calls()
             index = len(self.output)
             self.output.append(ro.message_item(self.ids("msg"), [], status="in_progress"))
             self._message = (index, [])
-            item_id = self.output[index]["id"]
-            frames.append(self.event("response.output_item.added", output_index=index, item=ro.message_item(item_id, [], "in_progress")))
-            frames.append(
-                self.event("response.content_part.added", item_id=item_id, output_index=index, content_index=0, part=ro.text_part(""))
-            )
-        index, texts = self._message
-        texts.append(text)
+            frames.append(self.event("response.output_item.added", output_index=index, item=dict(self.output[index], content=[])))
+        index, parts = self._message
         item_id = self.output[index]["id"]
-        frames.append(
-            self.event("response.output_text.delta", item_id=item_id, output_index=index, content_index=0, delta=text, logprobs=[])
-        )
+        if self._part is not None and self._part[0] != kind:
+            frames += self._close_part()
+        common = {"item_id": item_id, "output_index": index, "content_index": len(parts)}
+        if self._part is None:
+            self._part = (kind, [])
+            frames.append(self.event("response.content_part.added", **common, part=content_part(kind, "")))
+        self._part[1].append(text)
+        if kind == "output_text":
+            frames.append(self.event("response.output_text.delta", **common, delta=text, logprobs=[]))
+        else:
+            frames.append(self.event("response.refusal.delta", **common, delta=text))
         return frames
+
+    def _close_part(self) -> list[bytes]:
+        if self._message is None or self._part is None:
+            return []
+        index, parts = self._message
+        (kind, pieces), self._part = self._part, None
+        text = "".join(pieces)
+        common = {"item_id": self.output[index]["id"], "output_index": index, "content_index": len(parts)}
+        parts.append(content_part(kind, text))
+        if kind == "output_text":
+            done = self.event("response.output_text.done", **common, text=text, logprobs=[])
+        else:
+            done = self.event("response.refusal.done", **common, refusal=text)
+        return [done, self.event("response.content_part.done", **common, part=parts[-1])]
 
     def _close_message(self) -> list[bytes]:
         if self._message is None:
             return []
-        index, texts = self._message
+        frames = self._close_part()
+        index, parts = self._message
         self._message = None
-        text = "".join(texts)
-        item = self.output[index] = ro.message_item(self.output[index]["id"], [ro.text_part(text)])
-        common = {"item_id": item["id"], "output_index": index, "content_index": 0}
-        return [
-            self.event("response.output_text.done", **common, text=text, logprobs=[]),
-            self.event("response.content_part.done", **common, part=ro.text_part(text)),
-            self.event("response.output_item.done", output_index=index, item=item),
-        ]
+        item = self.output[index] = ro.message_item(self.output[index]["id"], parts)
+        return [*frames, self.event("response.output_item.done", output_index=index, item=item)]
 
     def _call(self, piece: dict[str, Any]) -> list[bytes]:
         """A piece of a tool call: a function's arguments, or a custom tool's free-form input."""
@@ -197,12 +221,16 @@ class ResponseEvents:
         """What the model made so far, for City's count when the upstream reports no usage."""
         parts = []
         for item in self.output:
-            parts += [p.get("text", "") for p in item.get("summary") or ()] + [p.get("text", "") for p in item.get("content") or ()]
+            parts += [p.get("text", "") for p in item.get("summary") or ()] + [
+                p.get("text") or p.get("refusal") or "" for p in item.get("content") or ()
+            ]
             parts += [item.get("name", ""), item.get("arguments", ""), item.get("input", "")] if item["type"] != "message" else []
         if self._reasoning is not None:
             parts += self._reasoning[1]
         if self._message is not None:
-            parts += self._message[1]
+            parts += [part.get("text") or part.get("refusal") or "" for part in self._message[1]]
+        if self._part is not None:
+            parts += self._part[1]
         for _, pieces in self._calls.values():
             parts += pieces
         return "".join(parts)

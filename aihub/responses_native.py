@@ -33,7 +33,7 @@ def upstream_request(request: dict[str, Any], history: list[dict[str, Any]], inp
     """The body sent upstream: the client's, with the whole conversation as `input` (item ids left
     out: the upstream keeps nothing, so it knows none of them) and nothing stored there."""
     body = {key: value for key, value in request.items() if key not in rt.CITY_FIELDS and key != "previous_response_id"}
-    body["input"] = [without_id(item) for item in [*history, *input_items]]
+    body["input"] = [without_id(item) for item in [*history, *input_items] if not foreign_reasoning(item)]
     body["store"] = False
     include = [value for value in request.get("include") or () if value != ENCRYPTED_REASONING]
     body["include"] = [*include, ENCRYPTED_REASONING]
@@ -50,6 +50,16 @@ def without_id(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("type", "message") in ID_OPTIONAL:
         return {key: value for key, value in item.items() if key != "id"}
     return item
+
+
+def foreign_reasoning(item: dict[str, Any]) -> bool:
+    """A reasoning item OpenAI cannot take back: without encrypted content (another provider's thought,
+    through City's translation), or with City's (Claude's signed thinking). Reasoning is the model's own
+    context, not the conversation's: left out, the conversation is whole."""
+    if item.get("type") != "reasoning":
+        return False
+    encrypted = item.get("encrypted_content")
+    return not isinstance(encrypted, str) or not encrypted or encrypted.startswith(ro.THINKING_PREFIX)
 
 
 def rough_chat_body(request: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -319,6 +319,29 @@ class StreamEventsTests(SimpleTestCase):
         self.assertEqual(len({item["id"] for item in output}), 5)
         self.assertEqual(sent[-1]["response"]["usage"]["input_tokens_details"], {"cached_tokens": 2, "cache_write_tokens": 0})
 
+    def test_a_refusal_is_a_content_part_of_its_own(self) -> None:
+        response = ro.response_object("resp_01r", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
+        events = ResponseEvents(response, {}, ro.ItemIds("resp_01r"))
+        frames = events.start()
+        for delta in ({"content": "Well, "}, {"refusal": "I can't "}, {"refusal": "help."}):
+            frames += events.chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        sent = frames_as_events(frames + events.close_items() + events.finish(ro.usage_of(1, 1, 0, 0, 0)))
+        for event in sent:
+            validate(event, "ResponseStreamEvent")
+        kinds = [e["type"].removeprefix("response.") for e in sent]
+        self.assertEqual(
+            kinds[kinds.index("output_text.done") :],
+            [
+                *("output_text.done", "content_part.done", "content_part.added", "refusal.delta", "refusal.delta"),
+                *("refusal.done", "content_part.done", "output_item.done", "completed"),
+            ],
+        )
+        self.assertEqual(
+            sent[-1]["response"]["output"][0]["content"],
+            [ro.text_part("Well, "), {"type": "refusal", "refusal": "I can't help."}],
+        )
+        self.assertEqual(events.generated_text(), "Well, I can't help.")
+
     def test_a_cut_answer_is_incomplete_and_a_failure_failed(self) -> None:
         for finish, kind in (("length", "response.incomplete"), ("content_filter", "response.incomplete")):
             response = ro.response_object("resp_01y", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
@@ -351,6 +374,11 @@ class PassThroughTests(SimpleTestCase):
         )  # hosted tools' items pass the shape check
         body = rn.upstream_request(request, history, [{"id": "msg_01b_0", "type": "message", "role": "user", "content": "More"}])
         self.assertEqual([item.get("id") for item in body["input"]], [None, "rs_01a_1", "ws_01a_2", None])
+        theirs = [
+            ro.reasoning_item("rs_01c_0", "Hmm.", [{"type": "thinking", "thinking": "Hmm.", "signature": "s"}]),
+            ro.reasoning_item("rs_01c_1", "Hmm.", []),
+        ]
+        self.assertEqual(rn.upstream_request(request, theirs, [])["input"], [])  # Claude's or DeepSeek's thinking stays out
         self.assertEqual((body["store"], body["include"]), (False, ["reasoning.encrypted_content"]))
         for absent in ("previous_response_id", "studio_id"):
             self.assertNotIn(absent, body)
