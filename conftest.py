@@ -2,7 +2,6 @@
 workers `make test` runs side by side: each its own Redis database."""
 
 import os
-import re
 import shutil
 import tempfile
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from city import network_guard
+from city import network_guard, testworkers
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,34 +23,15 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="city-test-media-")
 
 
-# Redis's default number of databases ("databases 16" in redis.conf).
-REDIS_DATABASES = 16
-_REDIS_URL = re.compile(r"^(rediss?://[^/?#]*)(?:/(\d*))?$")
-
-
-def redis_url_of_worker(url: str, index: int) -> str:
-    """`url` with its database number moved up by `index`: ("redis://h:6379/6", 1) → "redis://h:6379/7"."""
-    found = _REDIS_URL.match(url)
-    if not found:
-        raise pytest.UsageError(f"{url!r}: the test workers need a Redis URL ending in its database number, to give each its own")
-    number = int(found.group(2) or 0) + index
-    if number >= REDIS_DATABASES:
-        raise pytest.UsageError(f"{url!r}: test worker {index} would use Redis database {number}; Redis has {REDIS_DATABASES}")
-    return f"{found.group(1)}/{number}"
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
-    """pytest-xdist's workers (`make test` runs two) each get their own test database from pytest-django
-    (PostgreSQL's name ends in _gw0, _gw1; SQLite's file name carries the process id), which the City
-    processes a worker starts use too (city/livecity.py). The Redis REDIS_URL names is one for the run:
-    worker N takes its database number + N, set in the worker's environment before it loads the
-    settings, so that the cache, the ledger's counters and the channel layer (whose prefix
-    city/settings.py derives from the number) stay each worker's own, and its City processes' too."""
+    """Each pytest-xdist worker (`make test` runs two) its own Redis database (city/testworkers.py), set in
+    its environment before it starts, so before it loads the settings."""
     for index, spec in enumerate(specs):
-        for name in ("REDIS_URL", "CITY_CHANNEL_LAYER_URL"):
-            if os.environ.get(name):
-                spec.env[name] = redis_url_of_worker(os.environ[name], index)
+        try:
+            spec.env.update(testworkers.worker_environment(dict(os.environ), index))
+        except testworkers.WorkerRedisError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
