@@ -126,6 +126,8 @@ FIELDS: dict[str, Shape] = {
     "top_p": NUMBER,
     "top_logprobs": INTEGER,
     "metadata": METADATA,
+    # Codex CLI's per-turn bookkeeping (session, turn and window ids), read by OpenAI only.
+    "client_metadata": METADATA,
     "user": STRING,
     "safety_identifier": STRING,
     "prompt_cache_key": STRING,

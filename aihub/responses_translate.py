@@ -16,7 +16,9 @@ Request (CreateResponse → a chat body):
   `parallel_tool_calls`, `text.format` → `response_format`, `text.verbosity` → `verbosity`,
   `reasoning.effort` → `reasoning_effort`, `max_output_tokens`, `temperature`, `top_p`,
   `user`, `safety_identifier`, `prompt_cache_key`, `service_tier` → their chat namesakes.
-- Kept on the response only: `metadata`, `store` (City keeps the response), `truncation`.
+- Kept on the response only: `metadata`, `store` (City keeps the response), `truncation`. Left out:
+  `client_metadata`, the ids Codex CLI sends on every turn for OpenAI's own bookkeeping (no other
+  provider takes it; Gemini and Anthropic refuse the request over it).
   `max_tool_calls` bounds the calls of hosted tools, which never run here, and `truncation: auto`
   only matters past the context window, where the upstream's 400 says so: both change nothing.
 - A field this module does not know is a provider extension (`top_k`, `thinking` …): forwarded to
@@ -54,6 +56,7 @@ RESPONSES_FIELDS = frozenset(
         "top_p",
         "top_logprobs",
         "metadata",
+        "client_metadata",
         "user",
         "safety_identifier",
         "prompt_cache_key",
