@@ -42,15 +42,26 @@ browser:
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
-# The suite.
-test: $(VENV)/.installed browser redis-server
+# The Node clients the tests drive (aihub/tests/node/: the Vercel AI SDK), exactly as package-lock.json
+# pins them, with the machine's Node.js and npm; again only when package.json or the lock changes.
+NODE_STAMP := node_modules/.city-npm-ci
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The suite, in TEST_WORKERS pytest-xdist processes side by side (0: in this one). Each takes whole
+# test classes (--dist loadscope: a class's City processes start once) and has its own test database
+# and Redis database (conftest.py). Most of a live test is waiting on other processes: two workers
+# keep two cores busy. The dev requirements too: the OpenAI Agents SDK is a test client.
+TEST_WORKERS ?= 2
+test: $(VENV)/.installed-dev $(NODE_STAMP) browser redis-server
 	mkdir -p var
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # The suite measured: the coverage of the application code ([tool.coverage.run] in pyproject.toml),
 # in the test process and in every City process the live tests start; the files not fully covered
 # and the TOTAL. Tracing every line of every process makes the suite about a third slower.
-coverage: $(VENV)/.installed browser redis-server
+coverage: $(VENV)/.installed-dev $(NODE_STAMP) browser redis-server
 	mkdir -p var
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 

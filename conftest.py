@@ -1,12 +1,15 @@
-"""Suite-wide guards (city/network_guard.py): no test reaches beyond loopback."""
+"""Suite-wide guards (city/network_guard.py): no test reaches beyond loopback. And the pytest-xdist
+workers `make test` runs side by side: each its own Redis database."""
 
+import os
 import shutil
 import tempfile
+from typing import Any
 
 import pytest
 from django.conf import settings
 
-from city import network_guard
+from city import network_guard, testworkers
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -18,6 +21,17 @@ def pytest_configure(config: pytest.Config) -> None:
     # Media results (videos, kept images) go to a folder of this run, shared with the City processes
     # tests start (city/livecity.py passes it on), and removed at the end.
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="city-test-media-")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """Each pytest-xdist worker (`make test` runs two) its own Redis database (city/testworkers.py), set in
+    its environment before it starts, so before it loads the settings."""
+    for index, spec in enumerate(specs):
+        try:
+            spec.env.update(testworkers.worker_environment(dict(os.environ), index))
+        except testworkers.WorkerRedisError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

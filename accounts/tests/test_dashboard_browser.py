@@ -45,8 +45,9 @@ class DashboardInChromiumTests(LiveCityTestCase):
         cls.sim.start()
         # Secure, HTTP-only cookies, as behind HTTPS (Chromium accepts Secure cookies from 127.0.0.1).
         env = {**cls.sim.env(), "CITY_SECURE_COOKIES": "true"}
-        cls.city = LiveCity(extra_env=env)
-        cls.other_city = LiveCity(extra_env={**env, "CITY_PUBLIC_URL": cls.city.url})
+        cls.city = LiveCity(extra_env=env, wait=False)
+        cls.other_city = LiveCity(extra_env={**env, "CITY_PUBLIC_URL": cls.city.url}, wait=False)
+        LiveCity.all_ready(cls.city, cls.other_city)  # started side by side
 
     @classmethod
     def tearDownClass(cls) -> None:

@@ -25,8 +25,9 @@ class OAuthThroughLiveCityTests(LiveCityTestCase):
         super().setUpClass()
         cls.sim = OAuthSimulator().start()
         # Two processes, as behind a load balancer whose address (City's public URL) is A's.
-        cls.city_a = LiveCity(extra_env=cls.sim.env())
-        cls.city_b = LiveCity(extra_env={**cls.sim.env(), "CITY_PUBLIC_URL": cls.city_a.url})
+        cls.city_a = LiveCity(extra_env=cls.sim.env(), wait=False)
+        cls.city_b = LiveCity(extra_env={**cls.sim.env(), "CITY_PUBLIC_URL": cls.city_a.url}, wait=False)
+        LiveCity.all_ready(cls.city_a, cls.city_b)  # started side by side
         cls.client_http = httpx.Client(timeout=15)
 
     @classmethod

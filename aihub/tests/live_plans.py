@@ -322,8 +322,7 @@ class PlanCitiesTestCase(_PlanLiveBase):
         redis = LiveRedis() if cls.own or not settings.REDIS_URL else None
         cls.processes = Processes([], OpenAISim().start(), redis)
         try:
-            cls.processes.cities.append(LiveCity(extra_env=cls.env()))
-            cls.processes.cities.append(LiveCity(extra_env=cls.env(), server="uvicorn"))
+            cls.processes.cities.extend(LiveCity.many({"extra_env": cls.env()}, {"extra_env": cls.env(), "server": "uvicorn"}))
         except BaseException:
             cls.processes.stop()
             super().tearDownClass()

@@ -37,14 +37,15 @@ def subscribers(layer_url: str) -> int:
 class LiveTwoProcesses(LiveCityTestCase):
     """Helpers: a City process with a given channel layer and TTL, and polls with a deadline."""
 
-    def city(self, layer_url: str, ttl: float, server: str = "daphne") -> LiveCity:
+    def cities(self, layer_url: str, ttl: float) -> list[LiveCity]:
+        """A under Daphne and B under uvicorn, with this channel layer and TTL (started side by side)."""
         env = {
             "CITY_CHANNEL_LAYER_URL": layer_url,
             "CITY_TOKEN_CACHE_SECONDS": str(ttl),
             "CITY_ENV_CACHE_SECONDS": str(ttl),
             "DEEPSEEK_API_KEY": "",
         }
-        return self.start_city(extra_env=env, server=server)
+        return self.start_cities({"extra_env": env, "server": "daphne"}, {"extra_env": env, "server": "uvicorn"})
 
     def admin_of(self, city: LiveCity) -> httpx.Client:
         client = httpx.Client(base_url=city.url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
@@ -81,8 +82,7 @@ class BroadcastTests(LiveTwoProcesses):
 
     def setUp(self) -> None:
         self.layer_url = settings.REDIS_URL or self.own_redis().url
-        self.a = self.city(self.layer_url, LONG_TTL_SECONDS)
-        self.b = self.city(self.layer_url, LONG_TTL_SECONDS, server="uvicorn")
+        self.a, self.b = self.cities(self.layer_url, LONG_TTL_SECONDS)
         self.wait_subscribed(self.layer_url, 2)
         self.admin = self.admin_of(self.a)
         self.studio = self.admin.post("/v1/studios/create", json={"name": "Broadcast"}).json()
@@ -156,13 +156,13 @@ class LayerDownTests(LiveTwoProcesses):
 
     def test_with_no_layer_from_the_start_a_revocation_is_refused_within_the_ttl(self) -> None:
         dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-        a, b = self.city(dead, self.TTL_SECONDS), self.city(dead, self.TTL_SECONDS, server="uvicorn")
+        a, b = self.cities(dead, self.TTL_SECONDS)
         self.assertRefusedWithinTheTtl(a, b)
 
     def test_when_the_layer_drops_the_ttl_applies_and_when_it_returns_the_broadcast_does(self) -> None:
         layer = LiveRedis()
         self.addCleanup(layer.stop)
-        a, b = self.city(layer.url, self.TTL_SECONDS), self.city(layer.url, self.TTL_SECONDS, server="uvicorn")
+        a, b = self.cities(layer.url, self.TTL_SECONDS)
         self.wait_subscribed(layer.url, 2)
         layer.stop()
         self.assertRefusedWithinTheTtl(a, b)

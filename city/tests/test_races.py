@@ -28,10 +28,9 @@ class ConcurrentEnvWriterTests(LiveCityTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        cls.cities = []
-        for _ in range(2):
-            cls.cities.append(LiveCity())
-            cls.addClassCleanup(cls.cities[-1].stop)
+        cls.cities = LiveCity.many({}, {})
+        for city in cls.cities:
+            cls.addClassCleanup(city.stop)
 
     def run_together(self, requests: list[tuple[str, dict[str, Any]]]) -> list[httpx.Response]:
         """Each (route, body) POSTed by its own thread, released at once, alternately to each process."""

@@ -56,13 +56,8 @@ class ErrorShapeUnderBothServersTests(TransactionTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        cls.cities = {}
-        for server in ("daphne", "uvicorn"):
-            try:
-                cls.cities[server] = LiveCity(server=server)
-            except BaseException:
-                cls.tearDownClass()
-                raise
+        servers = ("daphne", "uvicorn")
+        cls.cities = dict(zip(servers, LiveCity.many(*({"server": server} for server in servers)), strict=True))
 
     @classmethod
     def tearDownClass(cls) -> None:

@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from city.livecity import LiveCityTestCase
+from city.livecity import LiveCity, LiveCityTestCase
 from city.waiting import wait_until
 
 PROPAGATION_LIMIT_SECONDS = 5.0
@@ -33,8 +33,20 @@ class Traffic:
 
 
 class TwoProcessTests(LiveCityTestCase):
+    """One pair of processes for the class (each test has its own studio and token, so nothing one
+    test's processes cached can answer for the next)."""
+
+    a: LiveCity
+    b: LiveCity
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.a, cls.b = LiveCity.many({}, {})
+        for city in (cls.a, cls.b):
+            cls.addClassCleanup(city.stop)
+
     def setUp(self) -> None:
-        self.a, self.b = self.start_city(), self.start_city()
         self.admin = httpx.Client(base_url=self.a.url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
         self.addCleanup(self.admin.close)
         self.studio = self.admin.post("/v1/studios/create", json={"name": "Twins"}).json()
@@ -110,7 +122,7 @@ class LiveBodyLimitTests(LiveCityTestCase):
 
 class TwoProcessEnvTests(LiveCityTestCase):
     def test_an_env_value_upserted_through_one_is_seen_by_the_other(self) -> None:
-        a, b = self.start_city(extra_env={"DEEPSEEK_API_KEY": ""}), self.start_city(extra_env={"DEEPSEEK_API_KEY": ""})
+        a, b = self.start_cities({"extra_env": {"DEEPSEEK_API_KEY": ""}}, {"extra_env": {"DEEPSEEK_API_KEY": ""}})
         admin = httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=10)
         self.addCleanup(admin.close)
         studio = admin.post("/v1/studios/create", json={"name": "Env"}).json()

@@ -42,6 +42,14 @@ def request_problem(body: dict[str, Any]) -> Reply | None:
     return None
 
 
+def _echoed_tool(tool: Any) -> Any:
+    """A tool as OpenAI's response lists it: a function always with `parameters` and `strict` (true
+    unless the request said otherwise: the Responses API's default)."""
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        return tool
+    return {**tool, "parameters": tool.get("parameters"), "strict": tool.get("strict", True)}
+
+
 class ResponsesRoutes:
     script: Script
 
@@ -96,7 +104,7 @@ class ResponsesRoutes:
             "temperature": body.get("temperature", 1.0),
             "text": body.get("text") or {"format": {"type": "text"}},
             "tool_choice": body.get("tool_choice", "auto"),
-            "tools": body.get("tools") or [],
+            "tools": [_echoed_tool(tool) for tool in body.get("tools") or []],
             "top_p": body.get("top_p", 1.0),
             "truncation": "disabled",
             "usage": self._response_usage() if status == "completed" else None,
@@ -117,7 +125,9 @@ class ResponsesRoutes:
             yield event("response.output_item.added", output_index=0, item={**item, "arguments": "", "status": "in_progress"})
             for piece in (item["arguments"][: len(item["arguments"]) // 2], item["arguments"][len(item["arguments"]) // 2 :]):
                 yield event("response.function_call_arguments.delta", item_id=item["id"], output_index=0, delta=piece)
-            yield event("response.function_call_arguments.done", item_id=item["id"], output_index=0, arguments=item["arguments"])
+            yield event(
+                "response.function_call_arguments.done", item_id=item["id"], name=item["name"], output_index=0, arguments=item["arguments"]
+            )
         else:
             ids = {"item_id": item["id"], "output_index": 0, "content_index": 0}
             yield event("response.output_item.added", output_index=0, item={**item, "status": "in_progress", "content": []})
