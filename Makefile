@@ -42,7 +42,7 @@ browser:
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
-# The Node clients the tests drive (aihub/tests/node/: the Vercel AI SDK), exactly as package-lock.json
+# The Node clients the tests drive (the Vercel AI SDK, Claude Code, Codex CLI), exactly as package-lock.json
 # pins them, with the machine's Node.js and npm; again only when package.json or the lock changes.
 NODE_STAMP := node_modules/.city-npm-ci
 $(NODE_STAMP): package.json package-lock.json
