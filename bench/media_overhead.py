@@ -28,12 +28,10 @@ var/bench/media.md and media.json, and stops every process it started (also on f
 after --max-minutes).
 """
 
-import argparse
 import http.client
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -331,35 +329,8 @@ def measure(route: Route, direct: Client, city: Client, city_pids: Callable[[], 
     return row
 
 
-def wait_callable(city: Client, route: Route, timeout_s: float = 30.0) -> None:
-    """City serves the route (its env snapshot has the simulator) before anything is measured."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status, answer, _, _ = city.post(route.city_path, route.city_body, route.content_type)
-        if status == 200:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"City did not serve {route.name} within {timeout_s:.0f} s: {status} {answer[:300]!r}")
-        time.sleep(0.3)
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="What City adds to each media route (see bench/README.md).")
-    parser.add_argument("--quick", action="store_true", help="20 requests a route after 5 of warm-up: a smoke run")
-    parser.add_argument("--requests", type=int, default=200, help="measured requests a side and route")
-    parser.add_argument("--warmup", type=int, default=20, help="warm-up requests a side and route")
-    parser.add_argument("--workers", type=int, default=1, help="City's uvicorn processes")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), help="default: a temporary SQLite file")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
-    parser.add_argument("--max-minutes", type=float, default=15.0, help="the run stops itself after this long")
-    args = parser.parse_args()
-    if args.quick:
-        args.requests, args.warmup = 20, 5
-    return args
-
-
 def main() -> None:
-    args = parse_args()
+    args = run.counted_args("What City adds to each media route (see bench/README.md).", 200, 20, quick=(20, 5))
     command = " ".join([".venv/bin/python bench/media_overhead.py", *sys.argv[1:]])
     run.VAR.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-media-"))
@@ -385,21 +356,13 @@ def main() -> None:
         direct, through_city = Client(sim.url, UPSTREAM_KEY), Client(city.url, token)
         rows = []
         for route in routes():
-            wait_callable(through_city, route)
+            run.wait_until_ok(lambda route=route: through_city.post(route.city_path, route.city_body, route.content_type)[:2], route.name)
             rows.append(measure(route, direct, through_city, city.pids, args.requests, args.warmup))
             sim.reset()  # its request records, not to hold every upload in memory
         direct.close()
         through_city.close()
         meta = {
-            "commit": run.git_state(),
-            "command": command,
-            "city": f"uvicorn × {args.workers} ({' '.join(run.production_argv(0, args.workers)[2:]).replace('--port 0 ', '')})",
-            "database": ("SQLite" if args.database_url.startswith("sqlite") else "PostgreSQL")
-            + (" + Redis" if args.redis_url else " (no Redis)"),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_before": load_before,
-            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            **run.run_meta(command, load_before, args),
             "requests": args.requests,
             "warmup": args.warmup,
             "errors": 0,  # measure() stops the run at the first one

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -188,12 +187,7 @@ def main() -> None:
 
         cells = uvloop.run(measured())
         meta = {
-            "commit": run.git_state(),
-            "command": command,
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_before": load_before,
-            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            **run.run_meta(command, load_before),
             "requests": args.requests,
             "warmup": args.warmup,
         }

@@ -27,17 +27,14 @@ translation adds under 0.3 ms at p50. It writes var/bench/protocols.md and proto
 every process it started (also on failure, Ctrl-C or after --max-minutes).
 """
 
-import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import signal
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,36 +229,10 @@ def measure(
     return rows
 
 
-def wait_callable(city: Client, timeout_s: float = 30.0) -> None:
-    """City serves the model (its env snapshot has the simulator) before anything is measured."""
-    deadline = time.monotonic() + timeout_s
-    body = json.dumps(protocols()[0].body(False)).encode()
-    while True:
-        status, answer, _, _ = city.post("/v1/chat/completions", body, "application/json")
-        if status == 200:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"City did not serve {MODEL} within {timeout_s:.0f} s: {status} {answer[:300]!r}")
-        time.sleep(0.3)
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="What /v1/responses and /v1/messages add over /v1/chat/completions (see bench/README.md).")
-    parser.add_argument("--quick", action="store_true", help="50 requests a route and mode after 10 of warm-up: a smoke run")
-    parser.add_argument("--requests", type=int, default=1000, help="measured requests a route and mode")
-    parser.add_argument("--warmup", type=int, default=100, help="warm-up requests a route and mode")
-    parser.add_argument("--workers", type=int, default=1, help="City's uvicorn processes")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), help="default: a temporary SQLite file")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
-    parser.add_argument("--max-minutes", type=float, default=15.0, help="the run stops itself after this long")
-    args = parser.parse_args()
-    if args.quick:
-        args.requests, args.warmup = 50, 10
-    return args
-
-
 def main() -> None:
-    args = parse_args()
+    args = run.counted_args(
+        "What /v1/responses and /v1/messages add over /v1/chat/completions (see bench/README.md).", 1000, 100, quick=(50, 10)
+    )
     command = " ".join([".venv/bin/python bench/protocol_overhead.py", *sys.argv[1:]])
     run.VAR.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-protocols-"))
@@ -296,22 +267,15 @@ def main() -> None:
         token = city.admin("POST", "/v1/studios/tokens/apply", {"studio_id": studio["id"], "name": "bench"})["token"]
         routes = protocols()
         clients = {p.name: Client(city.url, token) for p in routes}
-        wait_callable(clients[REFERENCE])
+        reference_body = json.dumps(protocols()[0].body(False)).encode()
+        run.wait_until_ok(lambda: clients[REFERENCE].post("/v1/chat/completions", reference_body, "application/json")[:2], MODEL)
         cells = {}
         for stream in (False, True):
             cells["streamed" if stream else "whole"] = measure(routes, clients, stream, city.pids(), args.requests, args.warmup)
         for client in clients.values():
             client.close()
         meta = {
-            "commit": run.git_state(),
-            "command": command,
-            "city": f"uvicorn × {args.workers} ({' '.join(run.production_argv(0, args.workers)[2:]).replace('--port 0 ', '')})",
-            "database": ("SQLite" if args.database_url.startswith("sqlite") else "PostgreSQL")
-            + (" + Redis" if args.redis_url else " (no Redis)"),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_before": load_before,
-            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            **run.run_meta(command, load_before, args),
             "requests": args.requests,
             "warmup": args.warmup,
             "errors_logged": city.errors_logged(),

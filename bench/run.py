@@ -371,6 +371,54 @@ def memory_run(wrk_path: str, city: City, token: str, requests: int, concurrency
 # --- report -----------------------------------------------------------------------------------
 
 
+def wait_until_ok(post: Callable[[], tuple[int, bytes]], what: str, timeout_s: float = 30.0) -> None:
+    """Until `post()` answers 200 (City's env snapshot has the simulator) before anything is measured."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, answer = post()
+        if status == 200:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"City did not serve {what} within {timeout_s:.0f} s: {status} {answer[:300]!r}")
+        time.sleep(0.3)
+
+
+def counted_args(description: str, requests: int, warmup: int, quick: tuple[int, int]) -> argparse.Namespace:
+    """The arguments of a script that measures a count of requests against uvicorn-served City
+    (media_overhead, protocol_overhead): `--quick` makes `quick` (requests, warm-up) a smoke run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=f"{quick[0]} requests after {quick[1]} of warm-up: a smoke run")
+    parser.add_argument("--requests", type=int, default=requests, help="measured requests a route (and mode)")
+    parser.add_argument("--warmup", type=int, default=warmup, help="warm-up requests a route (and mode)")
+    parser.add_argument("--workers", type=int, default=1, help="City's uvicorn processes")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), help="default: a temporary SQLite file")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
+    parser.add_argument("--max-minutes", type=float, default=15.0, help="the run stops itself after this long")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.warmup = quick
+    return args
+
+
+def run_meta(command: str, load_before: str, args: argparse.Namespace | None = None) -> dict:
+    """What every report says of its run: the commit, the command, the machine and its load; with the
+    run's `args`, City's server and database too."""
+    meta = {
+        "commit": git_state(),
+        "command": command,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    if args is not None:
+        meta["city"] = f"uvicorn × {args.workers} ({' '.join(production_argv(0, args.workers)[2:]).replace('--port 0 ', '')})"
+        meta["database"] = ("SQLite" if args.database_url.startswith("sqlite") else "PostgreSQL") + (
+            " + Redis" if args.redis_url else " (no Redis)"
+        )
+    return meta
+
+
 def save_report(name: str, table: str, data: dict) -> None:
     """The markdown table and its data as var/bench/<name>.md and <name>.json, and the table printed."""
     (VAR / f"{name}.json").write_text(json.dumps(data, indent=2))
