@@ -10,7 +10,7 @@ from aihub import estimate
 from aihub.catalog import models_by_id
 from aihub.models import UsageRecord
 from aihub.tests.live import AllProtocolsTestCase
-from city.waiting import wait_until
+from aihub.tests.live_plans import wait_for_records
 
 EPHEMERAL = {"type": "ephemeral"}
 BETAS = "prompt-caching-2024-07-31,token-counting-2024-11-01"
@@ -28,9 +28,7 @@ class CountTokensAndCacheTests(AllProtocolsTestCase):
         return client
 
     def records(self, count: int) -> list[UsageRecord]:
-        studio_id = self.studio["id"]
-        wait_until(lambda: UsageRecord.objects.filter(studio_id=studio_id).count() >= count, timeout=5)
-        return list(UsageRecord.objects.filter(studio_id=studio_id).order_by("id"))
+        return wait_for_records(self.studio["id"], count)
 
     def test_count_tokens_on_every_kind_of_upstream_through_the_plan_and_free(self) -> None:
         plan = self.ok(

@@ -14,8 +14,8 @@ from aihub.catalog import models_by_id
 from aihub.models import UsageRecord
 from aihub.tests.anthropic_schema import assert_event_order, stream_events, validate_error, validate_message
 from aihub.tests.live import AllProtocolsTestCase
+from aihub.tests.live_plans import wait_for_records
 from aihub.tests.upstream.sim import Reply, SimServer, sse
-from city.waiting import wait_until
 
 HI: list[MessageParam] = [{"role": "user", "content": "Say hi."}]
 WEATHER: ToolParam = {
@@ -75,9 +75,7 @@ class MessagesSDKTests(AllProtocolsTestCase):
         return client
 
     def records(self, count: int) -> list[UsageRecord]:
-        studio_id = self.studio["id"]
-        wait_until(lambda: UsageRecord.objects.filter(studio_id=studio_id).count() >= count, timeout=5)
-        return list(UsageRecord.objects.filter(studio_id=studio_id).order_by("id"))
+        return wait_for_records(self.studio["id"], count)
 
     def raw_stream(self, body: dict[str, Any], path: str = "/v1/messages") -> list[dict[str, Any]]:
         response = self.user.post(path, json={**body, "stream": True})
