@@ -221,6 +221,13 @@ class RedisDownTests(LiveCityTestCase):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Hi"}))
         for route in ("ai/responses", "responses"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "deepseek-v4-flash", "input": "Hi"}))
+        # A stored response is read, listed and deleted from the database alone.
+        stored = value(
+            call("responses (stored)", lambda: user.post("/v1/responses", json={"model": "deepseek-v4-flash", "input": "Hi"})), "id"
+        )
+        call("responses retrieve", lambda: user.get(f"/v1/responses/{stored}"))
+        call("responses input_items", lambda: user.get(f"/v1/responses/{stored}/input_items"))
+        call("responses delete", lambda: user.delete(f"/v1/responses/{stored}"))
         for route in ("ai/embeddings", "embeddings"):
             call(route, partial(user.post, f"/v1/{route}", json={"model": "text-embedding-3-small", "input": "Hi"}))
         audio = {"file": ("clip.wav", wav(1.0), "audio/wav")}
