@@ -290,8 +290,11 @@ def tool_choice_for(choice: Any, tools: list[dict[str, Any]], namespaced: dict[s
         name = choice.get("name")
         if not isinstance(name, str) or not name:
             raise invalid("tool_choice.name", "tool_choice.name is required: the function to call.", "missing_field")
-        if choice.get("namespace"):
-            name = choice["namespace"] + NAMESPACE_JOIN + name
+        space = choice.get("namespace")
+        if space is not None and not isinstance(space, str):
+            raise invalid("tool_choice.namespace", "tool_choice.namespace must be a string: the function's namespace.", "invalid_type")
+        if space:
+            name = space + NAMESPACE_JOIN + name
         return tools, {"type": "function", "function": {"name": name}}
     if kind == "custom" and isinstance(choice.get("name"), str):
         return tools, {"type": "custom", "custom": {"name": choice["name"]}}

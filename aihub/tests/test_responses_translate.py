@@ -259,6 +259,10 @@ class RequestTranslationTests(SimpleTestCase):
                 "input[0].content[0].file_url",
             ),
             ({"input": []}, "input"),
+            (
+                {"input": "Hi", "tools": [FUNCTION], "tool_choice": {"type": "function", "name": "get_weather", "namespace": 5}},
+                "tool_choice.namespace",
+            ),
         ]
         for request, param in cases:
             with self.subTest(param=param):
