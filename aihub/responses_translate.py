@@ -185,6 +185,8 @@ def refuse_untranslatable(request: dict[str, Any]) -> None:
         raise invalid("prompt", "City keeps no prompt templates: send the prompt's text as `instructions` and `input`.")
     if request.get("context_management"):
         raise invalid("context_management", "City does not compact conversations: remove `context_management`.")
+    if request.get("n") not in (None, 1):  # forwarded, chat's extra answers would be billed and never shown
+        raise invalid("n", "A response has one answer: remove `n` (send one request per answer).")
     if request.get("top_logprobs"):
         raise invalid("top_logprobs", "Responses through City carry no log probabilities: remove `top_logprobs`.")
     for i, value in enumerate(request.get("include") or ()):

@@ -263,6 +263,7 @@ class RequestTranslationTests(SimpleTestCase):
                 {"input": "Hi", "tools": [FUNCTION], "tool_choice": {"type": "function", "name": "get_weather", "namespace": 5}},
                 "tool_choice.namespace",
             ),
+            ({"input": "Hi", "n": 2}, "n"),  # chat's extra answers, billed, would be dropped: Responses has one
         ]
         for request, param in cases:
             with self.subTest(param=param):
