@@ -256,11 +256,11 @@ class ResponseEvents:
             self.output[index] = ro.reasoning_item(self.output[index]["id"], "".join(texts), blocks, status="incomplete")
         if self._message is not None:
             index, parts = self._message
-            pieces = [content_part(self._part[0], "".join(self._part[1]))] if self._part is not None else []
-            self.output[index] = ro.message_item(self.output[index]["id"], [*parts, *pieces], status="incomplete")
-        for index, pieces in self._calls.values():
+            open_part = [content_part(self._part[0], "".join(self._part[1]))] if self._part is not None else []
+            self.output[index] = ro.message_item(self.output[index]["id"], [*parts, *open_part], status="incomplete")
+        for index, sent in self._calls.values():
             field = "input" if self.output[index]["type"] == "custom_tool_call" else "arguments"
-            self.output[index] = {**self.output[index], field: "".join(pieces), "status": "incomplete"}
+            self.output[index] = {**self.output[index], field: "".join(sent), "status": "incomplete"}
         self._reasoning = self._message = self._part = None
         self._calls.clear()
         self.response["status"] = "failed"
