@@ -249,7 +249,20 @@ class ResponseEvents:
         return [self.event(kind, response=self._snapshot())]
 
     def fail(self, code: str, message: str, usage: dict[str, Any]) -> list[bytes]:
-        """response.failed, with what was made so far and City's error."""
+        """response.failed, with what was made so far and City's error: the items still open hold
+        what their deltas sent (the response is stored so), marked incomplete."""
+        if self._reasoning is not None:
+            index, texts, blocks = self._reasoning
+            self.output[index] = ro.reasoning_item(self.output[index]["id"], "".join(texts), blocks, status="incomplete")
+        if self._message is not None:
+            index, parts = self._message
+            open_part = [content_part(self._part[0], "".join(self._part[1]))] if self._part is not None else []
+            self.output[index] = ro.message_item(self.output[index]["id"], [*parts, *open_part], status="incomplete")
+        for index, sent in self._calls.values():
+            field = "input" if self.output[index]["type"] == "custom_tool_call" else "arguments"
+            self.output[index] = {**self.output[index], field: "".join(sent), "status": "incomplete"}
+        self._reasoning = self._message = self._part = None
+        self._calls.clear()
         self.response["status"] = "failed"
         self.response["error"] = {"code": code, "message": message}
         self.response["usage"] = usage

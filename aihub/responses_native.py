@@ -184,6 +184,7 @@ async def native_events(
             meter.estimate(estimate_tokens(orjson.dumps(done).decode()))
         meter.finish(exc.status, exc.code or "upstream_error")
         failed = {**latest, "status": "failed", "error": {"code": "server_error", "message": exc.message}, "output": done}
+        failed["usage"] = usage_of(meter)  # as metered (billed), as on the translated path
         await keep(failed)
         yield frame({"type": "response.failed", "response": failed})
     except (asyncio.CancelledError, GeneratorExit):

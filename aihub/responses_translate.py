@@ -185,6 +185,8 @@ def refuse_untranslatable(request: dict[str, Any]) -> None:
         raise invalid("prompt", "City keeps no prompt templates: send the prompt's text as `instructions` and `input`.")
     if request.get("context_management"):
         raise invalid("context_management", "City does not compact conversations: remove `context_management`.")
+    if request.get("n") not in (None, 1):  # forwarded, chat's extra answers would be billed and never shown
+        raise invalid("n", "A response has one answer: remove `n` (send one request per answer).")
     if request.get("top_logprobs"):
         raise invalid("top_logprobs", "Responses through City carry no log probabilities: remove `top_logprobs`.")
     for i, value in enumerate(request.get("include") or ()):
@@ -290,8 +292,11 @@ def tool_choice_for(choice: Any, tools: list[dict[str, Any]], namespaced: dict[s
         name = choice.get("name")
         if not isinstance(name, str) or not name:
             raise invalid("tool_choice.name", "tool_choice.name is required: the function to call.", "missing_field")
-        if choice.get("namespace"):
-            name = choice["namespace"] + NAMESPACE_JOIN + name
+        space = choice.get("namespace")
+        if space is not None and not isinstance(space, str):
+            raise invalid("tool_choice.namespace", "tool_choice.namespace must be a string: the function's namespace.", "invalid_type")
+        if space:
+            name = space + NAMESPACE_JOIN + name
         return tools, {"type": "function", "function": {"name": name}}
     if kind == "custom" and isinstance(choice.get("name"), str):
         return tools, {"type": "custom", "custom": {"name": choice["name"]}}

@@ -493,3 +493,6 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
             (failed["type"], failed["response"]["status"], failed["response"]["error"]["code"]),
             ("response.failed", "failed", "server_error"),
         )
+        cut = next(r for r in wait_for_records(self.studio["id"], 4) if r.status == 502)
+        usage = failed["response"]["usage"]  # what the caller is billed for, as on the translated path
+        self.assertEqual((usage["input_tokens"], usage["output_tokens"]), (cut.prompt_tokens, cut.completion_tokens))

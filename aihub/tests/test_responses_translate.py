@@ -259,6 +259,11 @@ class RequestTranslationTests(SimpleTestCase):
                 "input[0].content[0].file_url",
             ),
             ({"input": []}, "input"),
+            (
+                {"input": "Hi", "tools": [FUNCTION], "tool_choice": {"type": "function", "name": "get_weather", "namespace": 5}},
+                "tool_choice.namespace",
+            ),
+            ({"input": "Hi", "n": 2}, "n"),  # chat's extra answers, billed, would be dropped: Responses has one
         ]
         for request, param in cases:
             with self.subTest(param=param):
@@ -353,6 +358,28 @@ class StreamEventsTests(SimpleTestCase):
         failed = frames_as_events(events.fail("server_error", "The upstream broke.", ro.usage_of(1, 1, 0, 0, 0)))[0]
         validate(failed, "ResponseStreamEvent")
         self.assertEqual(failed["response"]["error"], {"code": "server_error", "message": "The upstream broke."})
+
+    def test_a_failure_mid_way_shows_and_keeps_what_was_sent(self) -> None:
+        """The text and arguments already streamed are in the failed response (the one stored), in
+        items left incomplete: not an empty message or call that the client's deltas contradict."""
+        text = [{"reasoning_content": "Hmm."}, {"content": "Hel"}, {"content": "lo"}]
+        call = [
+            {"content": "Hello"},
+            {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "get_weather", "arguments": '{"ci'}}]},
+        ]
+        for deltas, last in ((text, {"content": [ro.text_part("Hello")]}), (call, {"arguments": '{"ci'})):
+            with self.subTest(last=last):
+                response = ro.response_object("resp_01z", 0, "m", {"input": "Hi"}, status="in_progress", output=[])
+                events = ResponseEvents(response, {}, ro.ItemIds("resp_01z"))
+                events.start()
+                for delta in deltas:
+                    events.chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+                failed = frames_as_events(events.fail("server_error", "The upstream broke.", ro.usage_of(1, 1, 0, 0, 0)))[0]
+                validate(failed, "ResponseStreamEvent")
+                output = failed["response"]["output"]
+                self.assertEqual([item["status"] for item in output], ["completed", "incomplete"])
+                self.assertEqual({key: output[1][key] for key in last}, last)
+                self.assertEqual(events.response["output"], output)  # what is stored
 
 
 class PassThroughTests(SimpleTestCase):
