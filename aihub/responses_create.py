@@ -68,7 +68,11 @@ async def create(call: Call) -> HttpResponseBase:
             raise refusal
 
     def worst_of(model: Model) -> Worst:
-        return worst_chat(model, translation.body if translation is not None else rn.rough_chat_body(request, history, input_items))
+        # Passed through, items chat has no words for (reasoning sent back encrypted, hosted tools'
+        # calls) are billed as input all the same: counted as JSON text, they are reserved, not dropped.
+        if translation is None or (native[0] and any(rt.opaque_to_chat(item) for item in [*history, *input_items])):
+            return worst_chat(model, rn.rough_chat_body(request, history, input_items))
+        return worst_chat(model, translation.body)
 
     tool_paths = translation.tool_paths if translation is not None else []
     with in_responses_terms(tool_paths):  # the worst case is worked out with the adapter's own translation

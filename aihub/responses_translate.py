@@ -96,6 +96,15 @@ IGNORED_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_previ
 NAMESPACE_JOIN = "__"
 
 
+# Input items chat completions can say in full; any other (reasoning with its encrypted content, a
+# hosted tool's call) loses tokens in translation.
+CHAT_ITEMS = frozenset({"message", "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output"})
+
+
+def opaque_to_chat(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type", "message") not in CHAT_ITEMS
+
+
 def invalid(param: str, message: str, code: str = "unsupported_parameter") -> ApiError:
     return ApiError(400, message, param=param, code=code)
 

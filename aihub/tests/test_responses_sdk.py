@@ -496,3 +496,17 @@ class ResponsesThroughSimulatorsTests(AllProtocolsTestCase):
         cut = next(r for r in wait_for_records(self.studio["id"], 4) if r.status == 502)
         usage = failed["response"]["usage"]  # what the caller is billed for, as on the translated path
         self.assertEqual((usage["input_tokens"], usage["output_tokens"]), (cut.prompt_tokens, cut.completion_tokens))
+
+    def test_reasoning_sent_back_to_openai_is_reserved_as_input(self) -> None:
+        """Passed through, an encrypted reasoning item is input OpenAI bills: the reservation counts it,
+        so a plan's per-request cap refuses what the translated conversation alone would have let by."""
+        plan = self.ok(self.admin.post("/v1/studios/plans/create", json={"name": "capped", "max_cost_per_request": 0.05}))
+        self.ok(self.admin.post("/v1/studios/plans/assign", json={"plan_id": plan["id"], "studio_id": self.studio["id"]}))
+        turn = [{"type": "message", "role": "user", "content": "Go on."}]
+        body = {"model": "gpt-4.1-mini", "store": False, "max_output_tokens": 100}
+        self.ok(self.user.post("/v1/responses", json={**body, "input": turn}))
+        thought = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAB" + "x7Q" * 200_000}
+        refused = self.user.post("/v1/responses", json={**body, "input": [thought, *turn]})
+        self.assertEqual(refused.status_code, 402, refused.text[:300])  # 600,000 characters: well over $0.05 of input
+        self.assertEqual(refused.json()["error"]["code"], "per_request_budget_exceeded")
+        self.assertEqual(len(self.sim.requests), 1)  # nothing went upstream for it
