@@ -364,6 +364,19 @@ class MessagesSDKTests(AllProtocolsTestCase):
         self.assertEqual({(r.prompt_tokens, r.usage_estimated) for r in claude}, {(11, False)})
         self.assertTrue(all(r.completion_tokens > 1 for r in claude), [r.completion_tokens for r in claude])
 
+    def test_a_broken_native_stream_never_bills_more_output_than_max_tokens(self) -> None:
+        # Five long words, within max_tokens 5 on Claude, count as more by City's four-characters-a-token
+        # estimate: what the break leaves uncounted is estimated, never past the cap the call reserved.
+        self.anthropic.script.text = (
+            "Incomprehensibilities notwithstanding internationalization counterrevolutionaries electroencephalography"
+        )
+        self.anthropic.script.stream_pieces, self.anthropic.fail_after_chunks = 5, 7
+        response = self.user.post("/v1/messages", json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": HI, "stream": True})
+        self.assertEqual(stream_events(response.text)[-1]["type"], "error")
+        [record] = self.records(1)
+        self.assertEqual((record.status, record.prompt_tokens), (502, 11))
+        self.assertLessEqual(record.completion_tokens, 5)
+
     def test_a_client_that_leaves_cancels_the_upstream(self) -> None:
         for model, sim, _ in self.upstreams:
             with self.subTest(model=model):
