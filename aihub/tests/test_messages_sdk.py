@@ -423,6 +423,18 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 self.assertEqual((record.prompt_tokens, record.cached_tokens, record.cache_write_tokens), counts)
                 self.assertEqual(record.cost, catalog.prompt_cost(*counts) + completion * catalog.output_price)
 
+    def test_deepseeks_own_cache_hit_count_shows_in_the_message_as_billed(self) -> None:
+        # DeepSeek's documented usage names its cache hits prompt_cache_hit_tokens only.
+        usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010, "prompt_cache_hit_tokens": 900}
+        message = {"role": "assistant", "content": "Hi."}
+        answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "deepseek-v4-flash", "usage": usage}
+        choices = [{"index": 0, "message": message, "finish_reason": "stop"}]
+        self.sim.handler = lambda request: Reply.json({**answer, "choices": choices})
+        got = self.sdk().messages.create(model="deepseek-v4-flash", max_tokens=20, messages=HI).usage
+        self.assertEqual((got.input_tokens, got.cache_read_input_tokens, got.output_tokens), (100, 900, 10))
+        [record] = self.records(1)
+        self.assertEqual((record.prompt_tokens, record.cached_tokens), (1000, 900))
+
     def test_what_claude_code_sends_works_on_any_model(self) -> None:
         body = {
             "max_tokens": 32000,
