@@ -147,7 +147,7 @@ class ChunkTranslator:
         events = self._close()
         if not self.pinged:
             events.append(PING)
-        delta = {"stop_reason": stop_reason(self.finish_reason), "stop_sequence": None}
+        delta = {"stop_reason": stop_reason(self.finish_reason, called_tools=bool(self.tool_block)), "stop_sequence": None}
         events.append({"type": "message_delta", "delta": delta, "usage": anthropic_usage(usage)})
         events.append({"type": "message_stop"})
         return events

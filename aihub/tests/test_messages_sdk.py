@@ -435,6 +435,31 @@ class MessagesSDKTests(AllProtocolsTestCase):
         [record] = self.records(1)
         self.assertEqual((record.prompt_tokens, record.cached_tokens), (1000, 900))
 
+    def test_a_forced_tool_call_finished_as_stop_is_a_tool_use_stop(self) -> None:
+        # OpenAI answers a named tool_choice with finish_reason "stop"; Anthropic says "tool_use" whenever it calls a tool.
+        base = {"id": "c1", "created": 1, "model": "deepseek-v4-flash"}
+        call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+        def forced(request: Any) -> Reply:
+            if not request.json.get("stream"):
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                choices = [{"index": 0, "message": message, "finish_reason": "stop"}]
+                return Reply.json({**base, "object": "chat.completion", "choices": choices})
+            deltas = [({"role": "assistant", "tool_calls": [{"index": 0, **call}]}, None), ({}, "stop")]
+            chunks = [
+                {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": d, "finish_reason": f}]} for d, f in deltas
+            ]
+            return Reply.sse([*(sse(c) for c in chunks), sse("[DONE]")])
+
+        self.sim.handler = forced
+        body: Any = {"model": "deepseek-v4-flash", "max_tokens": 50, "messages": HI, "tools": [WEATHER]}
+        body["tool_choice"] = {"type": "tool", "name": "get_weather"}
+        message = self.sdk().messages.create(**body)
+        with self.sdk().messages.stream(**body) as stream:
+            streamed = stream.get_final_message()
+        for answer in (message, streamed):
+            self.assertEqual((answer.stop_reason, [b.type for b in answer.content]), ("tool_use", ["tool_use"]))
+
     def test_what_claude_code_sends_works_on_any_model(self) -> None:
         body = {
             "max_tokens": 32000,
