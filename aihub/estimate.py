@@ -433,7 +433,8 @@ def _messages_input_price(model: Model, body: dict[str, Any]) -> int:
 
 def _cache_ttls(body: dict[str, Any]) -> Iterator[str]:
     """The `ttl` of every `cache_control` ("5m" when it names none) where Anthropic takes one: the
-    request's top level, system blocks, tools, message blocks and the blocks of a tool result."""
+    request's top level, system blocks, tools, message blocks, the blocks of a tool result (or search
+    result) and of a document's content source."""
     places: list[Any] = [body]
     for name in ("system", "tools"):
         if isinstance(body.get(name), list):
@@ -446,6 +447,11 @@ def _cache_ttls(body: dict[str, Any]) -> Iterator[str]:
             inner = block.get("content") if isinstance(block, dict) else None
             if isinstance(inner, list):
                 places.extend(inner)
+    for place in list(places):  # a document's content source holds text blocks, which take it too
+        source = place.get("source") if isinstance(place, dict) else None
+        inner = source.get("content") if isinstance(source, dict) else None
+        if isinstance(inner, list):
+            places.extend(inner)
     for place in places:
         control = place.get("cache_control") if isinstance(place, dict) else None
         if isinstance(control, dict):

@@ -18,7 +18,7 @@ from aihub.adapters.base import Upstream
 from aihub.anthropic_errors import ERROR_SCHEMA, anthropic_error_response
 from aihub.catalog_types import OPENAI, TEXT
 from aihub.estimate import worst_messages
-from aihub.messages_events import native_events, translated_events
+from aihub.messages_events import meter_usage, native_events, translated_events
 from aihub.messages_request import COUNT_TOKENS, MESSAGES
 from aihub.messages_translate import (
     CITY_FIELDS,
@@ -126,6 +126,7 @@ async def messages(call: Call) -> HttpResponseBase:
             answer["model"] = ai.model.id
             return with_request_id(await ai.respond(answer), call)
         settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
+        answer["usage"] = meter_usage(ai.meter)  # as billed: cache hits however the provider named them (DeepSeek's own field)
         return with_request_id(await ai.respond(message_from_completion(answer, ai.model.id, thinking=thinking)), call)
 
 

@@ -147,7 +147,7 @@ class ChunkTranslator:
         events = self._close()
         if not self.pinged:
             events.append(PING)
-        delta = {"stop_reason": stop_reason(self.finish_reason), "stop_sequence": None}
+        delta = {"stop_reason": stop_reason(self.finish_reason, called_tools=bool(self.tool_block)), "stop_sequence": None}
         events.append({"type": "message_delta", "delta": delta, "usage": anthropic_usage(usage)})
         events.append({"type": "message_stop"})
         return events
@@ -203,7 +203,9 @@ async def native_events(
         counted = dict(usage)
         if not delta_seen[0]:
             reported = usage.get("output_tokens")
-            counted["output_tokens"] = max(reported if isinstance(reported, int) else 0, estimate_tokens("".join(generated)))
+            # City's rough count of what came, never past the output the call reserved (as Meter.estimate).
+            estimated = min(estimate_tokens("".join(generated)), meter.ceiling[1])
+            counted["output_tokens"] = max(reported if isinstance(reported, int) else 0, estimated)
         meter.use(openai_usage(counted))
 
     async def events() -> AsyncGenerator[dict[str, Any], None]:

@@ -430,8 +430,11 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def stop_reason(finish_reason: Any) -> str:
-    return STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
+def stop_reason(finish_reason: Any, *, called_tools: bool = False) -> str:
+    """Anthropic's stop_reason; "tool_use" for an answer that called tools yet finished as "stop" (OpenAI
+    so finishes a call forced by a named tool_choice), as Anthropic stops whenever it calls one."""
+    reason = STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
+    return "tool_use" if called_tools and reason == "end_turn" else reason
 
 
 def tool_input(arguments: Any) -> dict[str, Any] | None:
@@ -477,7 +480,7 @@ def message_from_completion(answer: dict[str, Any], model_id: str, *, thinking: 
         "role": "assistant",
         "model": model_id,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_reason": stop_reason(choice.get("finish_reason"), called_tools=any(b["type"] == "tool_use" for b in content)),
         "stop_sequence": None,
         "usage": anthropic_usage(answer.get("usage") or {}),
     }

@@ -113,6 +113,12 @@ def test_worst_messages_counts_every_kind_of_block() -> None:
     assert media < worst.input_tokens < media + 100
 
 
+CACHED_DOCUMENT = {
+    "type": "document",
+    "source": {"type": "content", "content": [{"type": "text", "text": "Notes.", "cache_control": EPHEMERAL}]},
+}
+
+
 def test_a_body_asking_for_caching_reserves_its_input_at_the_cache_write_price() -> None:
     plain = estimate.worst_messages(SONNET, body())
     assert plain.input_price is None
@@ -126,6 +132,9 @@ def test_a_body_asking_for_caching_reserves_its_input_at_the_cache_write_price()
             body(messages=[TOOL_USE, tool_result([{"type": "text", "text": "42", "cache_control": EPHEMERAL}])]),
             SONNET.cache_write_price,
         ),
+        # A document's content source holds text blocks, which take cache_control too (Anthropic's TextBlockParam).
+        ("document content", body(messages=[{"role": "user", "content": [CACHED_DOCUMENT]}]), SONNET.cache_write_price),
+        ("document in a tool result", body(messages=[TOOL_USE, tool_result([CACHED_DOCUMENT])]), SONNET.cache_write_price),
     ]:
         assert price is not None
         worst = estimate.worst_messages(SONNET, asking)

@@ -364,6 +364,19 @@ class MessagesSDKTests(AllProtocolsTestCase):
         self.assertEqual({(r.prompt_tokens, r.usage_estimated) for r in claude}, {(11, False)})
         self.assertTrue(all(r.completion_tokens > 1 for r in claude), [r.completion_tokens for r in claude])
 
+    def test_a_broken_native_stream_never_bills_more_output_than_max_tokens(self) -> None:
+        # Five long words, within max_tokens 5 on Claude, count as more by City's four-characters-a-token
+        # estimate: what the break leaves uncounted is estimated, never past the cap the call reserved.
+        self.anthropic.script.text = (
+            "Incomprehensibilities notwithstanding internationalization counterrevolutionaries electroencephalography"
+        )
+        self.anthropic.script.stream_pieces, self.anthropic.fail_after_chunks = 5, 7
+        response = self.user.post("/v1/messages", json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": HI, "stream": True})
+        self.assertEqual(stream_events(response.text)[-1]["type"], "error")
+        [record] = self.records(1)
+        self.assertEqual((record.status, record.prompt_tokens), (502, 11))
+        self.assertLessEqual(record.completion_tokens, 5)
+
     def test_a_client_that_leaves_cancels_the_upstream(self) -> None:
         for model, sim, _ in self.upstreams:
             with self.subTest(model=model):
@@ -409,6 +422,43 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 self.assertEqual((record.route, record.modality, record.streamed, record.status), ("messages", "chat", stream, 200))
                 self.assertEqual((record.prompt_tokens, record.cached_tokens, record.cache_write_tokens), counts)
                 self.assertEqual(record.cost, catalog.prompt_cost(*counts) + completion * catalog.output_price)
+
+    def test_deepseeks_own_cache_hit_count_shows_in_the_message_as_billed(self) -> None:
+        # DeepSeek's documented usage names its cache hits prompt_cache_hit_tokens only.
+        usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010, "prompt_cache_hit_tokens": 900}
+        message = {"role": "assistant", "content": "Hi."}
+        answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "deepseek-v4-flash", "usage": usage}
+        choices = [{"index": 0, "message": message, "finish_reason": "stop"}]
+        self.sim.handler = lambda request: Reply.json({**answer, "choices": choices})
+        got = self.sdk().messages.create(model="deepseek-v4-flash", max_tokens=20, messages=HI).usage
+        self.assertEqual((got.input_tokens, got.cache_read_input_tokens, got.output_tokens), (100, 900, 10))
+        [record] = self.records(1)
+        self.assertEqual((record.prompt_tokens, record.cached_tokens), (1000, 900))
+
+    def test_a_forced_tool_call_finished_as_stop_is_a_tool_use_stop(self) -> None:
+        # OpenAI answers a named tool_choice with finish_reason "stop"; Anthropic says "tool_use" whenever it calls a tool.
+        base = {"id": "c1", "created": 1, "model": "deepseek-v4-flash"}
+        call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+        def forced(request: Any) -> Reply:
+            if not request.json.get("stream"):
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                choices = [{"index": 0, "message": message, "finish_reason": "stop"}]
+                return Reply.json({**base, "object": "chat.completion", "choices": choices})
+            deltas = [({"role": "assistant", "tool_calls": [{"index": 0, **call}]}, None), ({}, "stop")]
+            chunks = [
+                {**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": d, "finish_reason": f}]} for d, f in deltas
+            ]
+            return Reply.sse([*(sse(c) for c in chunks), sse("[DONE]")])
+
+        self.sim.handler = forced
+        body: Any = {"model": "deepseek-v4-flash", "max_tokens": 50, "messages": HI, "tools": [WEATHER]}
+        body["tool_choice"] = {"type": "tool", "name": "get_weather"}
+        message = self.sdk().messages.create(**body)
+        with self.sdk().messages.stream(**body) as stream:
+            streamed = stream.get_final_message()
+        for answer in (message, streamed):
+            self.assertEqual((answer.stop_reason, [b.type for b in answer.content]), ("tool_use", ["tool_use"]))
 
     def test_what_claude_code_sends_works_on_any_model(self) -> None:
         body = {
