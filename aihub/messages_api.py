@@ -7,7 +7,7 @@ aihub/messages_events.py).
 """
 
 from collections.abc import AsyncGenerator
-from typing import Any, TypeVar
+from typing import Any
 
 from django.http import HttpResponseBase
 
@@ -39,7 +39,6 @@ from city.errors import ApiError
 from city.registry import USER, Action
 
 JSON, SSE = "application/json", "text/event-stream"
-ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 NATIVE = "anthropic"  # the adapter that speaks the Messages API itself
 
 
@@ -107,8 +106,8 @@ async def messages(call: Call) -> HttpResponseBase:
 
             stream, first = await ai.open_stream(start)
             if tried[-1].adapter == NATIVE:
-                return with_request_id(ai.events(native_events(stream, first, ai.meter)), call)
-            return with_request_id(ai.events(translated_events(stream, first, ai.meter, thinking=thinking)), call)
+                return ai.events(native_events(stream, first, ai.meter))
+            return ai.events(translated_events(stream, first, ai.meter, thinking=thinking))
 
         async def attempt(up: Upstream) -> dict[str, Any]:
             tried.append(up)
@@ -124,16 +123,10 @@ async def messages(call: Call) -> HttpResponseBase:
                 ai.meter.estimate(estimate_tokens(str(answer.get("content") or "")))
                 answer["usage"] = anthropic_usage(ai.meter.usage())
             answer["model"] = ai.model.id
-            return with_request_id(await ai.respond(answer), call)
+            return await ai.respond(answer)
         settle_usage(ai.meter, answer, lambda: estimate_tokens(chat_message_text(answer)))
         answer["usage"] = meter_usage(ai.meter)  # as billed: cache hits however the provider named them (DeepSeek's own field)
-        return with_request_id(await ai.respond(message_from_completion(answer, ai.model.id, thinking=thinking)), call)
-
-
-def with_request_id(response: ResponseT, call: Call) -> ResponseT:
-    """Anthropic's `request-id` header too (the SDKs show it as `_request_id`), beside City's X-Request-Id."""
-    response["request-id"] = call.request_id
-    return response
+        return await ai.respond(message_from_completion(answer, ai.model.id, thinking=thinking))
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -145,6 +138,7 @@ ACTIONS: tuple[Action, ...] = (
         input=MESSAGES,
         api_key_header=True,
         error_response=anthropic_error_response,
+        request_id_header="request-id",
         error_schema=ERROR_SCHEMA,
         description="Anthropic's Messages API on every model, streaming included; the token in x-api-key or as a bearer.",
         responds=(JSON, SSE),
@@ -157,6 +151,7 @@ ACTIONS: tuple[Action, ...] = (
         input=COUNT_TOKENS,
         api_key_header=True,
         error_response=anthropic_error_response,
+        request_id_header="request-id",
         error_schema=ERROR_SCHEMA,
         description="Anthropic's token count of a Messages request, on every model.",
     ),

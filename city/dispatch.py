@@ -53,6 +53,8 @@ async def dispatch(request: HttpRequest, route: str) -> HttpResponseBase:
                 ApiError(500, "City failed to handle this request; the error is logged. Try again later.", code="internal_error"),
             )
     response["X-Request-Id"] = request_id
+    if found.action is not None and found.action.request_id_header:
+        response[found.action.request_id_header] = request_id
     if request.method == "HEAD" and isinstance(response, HttpResponse):  # not a stream
         response.content = b""  # the GET's status and headers only (actions that allow HEAD: load-balancer checks)
     # By the action's name, never the raw path: a client cannot grow the metric's label sets.

@@ -74,6 +74,9 @@ class Action:
     # How this route answers an error, for routes that speak another API's error shape (Anthropic's);
     # None: City's (OpenAI's) {"error": {message, type, code, param}}.
     error_response: "Callable[[ApiError], HttpResponse] | None" = None
+    # Another header every answer of this route carries the request id in, besides X-Request-Id: the
+    # one its own SDKs read it from (Anthropic's `request-id`, their `_request_id`), errors included.
+    request_id_header: str = ""
     # The JSON Schema of what `error_response` renders, for the OpenAPI document (None: City's Error).
     error_schema: dict[str, Any] | None = None
 

@@ -337,6 +337,8 @@ class MessagesSDKTests(AllProtocolsTestCase):
                 with self.assertRaises(error) as caught:
                     client.messages.create(model=extra.get("model", "deepseek-v4-flash"), max_tokens=20, messages=HI)
                 validate_error(caught.exception.body)
+                # The SDK's own request id on errors too (its `request_id`, from Anthropic's `request-id` header).
+                self.assertEqual(caught.exception.request_id, caught.exception.response.headers["x-request-id"])
         # An upstream that fails: 502, the SDK's InternalServerError, in Anthropic's shape.
         self.sim.fail(500)
         with self.assertRaises(anthropic.InternalServerError) as failed:
