@@ -211,8 +211,17 @@ def worst_chat(model: Model, body: dict[str, Any]) -> Worst:
         media += CLAUDE_TOOL_SYSTEM_PROMPT
     answers = _answers(body, "n")
     # Claude's adapter forwards fields that are not OpenAI's as they are: a top-level `cache_control`
-    # (Anthropic's automatic caching) may have the prompt written to the cache.
-    price = _messages_input_price(model, {"cache_control": body["cache_control"]}) if "cache_control" in body else None
+    # (Anthropic's automatic caching) may have the prompt written to the cache, and so may one on a
+    # content part, which OpenRouter passes on to Claude.
+    controls = [body["cache_control"]] if "cache_control" in body else []
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        controls += (
+            [part["cache_control"] for part in content if isinstance(part, dict) and "cache_control" in part]
+            if isinstance(content, list)
+            else []
+        )
+    price = max((_messages_input_price(model, {"cache_control": control}) or 0 for control in controls), default=0) or None
     return _worst(model, _scaled(model, text) + media, body, answers, input_price=price)
 
 

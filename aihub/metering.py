@@ -92,7 +92,11 @@ class Meter:
         # DeepSeek reports its cache hits as prompt_cache_hit_tokens (besides, lately, OpenAI's field).
         self.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens") or _count(usage.get("prompt_cache_hit_tokens"))
         # Anthropic's cache writes, as its adapter reports them (OpenAI's usage has no such count).
-        self.cache_write_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_tokens")
+        self.cache_write_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_tokens") or _detail(
+            usage,
+            "prompt_tokens_details",
+            "cache_write_tokens",  # OpenRouter's name for them
+        )
         self.cache_write_1h_tokens = _detail(usage, "prompt_tokens_details", "cache_creation_1h_tokens")
         self.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
         self.usage_estimated = False

@@ -169,6 +169,16 @@ def test_a_chat_body_with_anthropics_top_level_cache_control_reserves_at_the_wri
     assert estimate.worst_chat(HAIKU, {**chat, "cache_control": EPHEMERAL}).input_price == HAIKU.cache_write_price
 
 
+def test_openrouters_cache_writes_are_billed_and_reserved_at_the_write_price() -> None:
+    # OpenRouter passes a content part's cache_control on to Claude and reports the writes as cache_write_tokens.
+    part = {"type": "text", "text": "The whole design document.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    chat = {"model": "m", "messages": [{"role": "user", "content": [part]}], "max_tokens": 10}
+    assert estimate.worst_chat(SONNET, chat).input_price == SONNET.cache_write_1h_price
+    m = meter("claude-sonnet-4-6")
+    m.use({"prompt_tokens": 1_000, "completion_tokens": 10, "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 900}})
+    assert (m.cache_write_tokens, m.record(200)["cost"]) == (900, 100 * 3_000_000 + 900 * 3_750_000 + 10 * 15_000_000)
+
+
 def test_an_impossible_max_tokens_is_a_400_naming_it() -> None:
     with pytest.raises(ApiError) as caught:
         estimate.worst_messages(SONNET, body(max_tokens=estimate.MOST_OUTPUT_TOKENS + 1))
