@@ -28,9 +28,11 @@ STARTUP_ONLY_KEYS = {
     "DJANGO_SETTINGS_MODULE",
 }
 STARTUP_ONLY_PREFIXES = ("CITY_", "DATABASE_", "REDIS_")
-# Tries to lock or insert a key's row before answering 409 (each try after the first follows a
-# concurrent insert that won; a further one needs that row removed again in between).
-LOCK_ATTEMPTS = 5
+# Tries to lock or insert a key's row before answering 409. Each try after the first follows a
+# concurrent insert that won and a remove of that row committed in between, so a writer racing N
+# removes of its key needs at most N + 1 tries: 5 was too few for 25 removes at once (seen on
+# PostgreSQL in test_races when two test workers loaded the machine); a try costs two queries.
+LOCK_ATTEMPTS = 64
 
 
 def key_problem(key: Any) -> str | None:
