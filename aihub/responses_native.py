@@ -20,6 +20,7 @@ import orjson
 from aihub import responses_output as ro
 from aihub import responses_translate as rt
 from aihub.adapters.base import UpstreamError
+from aihub.adapters.openai_responses import TERMINAL_EVENTS
 from aihub.metering import CLIENT_CLOSED, Meter, estimate_tokens
 from aihub.streaming import event_frame
 
@@ -168,15 +169,13 @@ async def native_events(
                 latest = store_flag(renamed["response"], store)
             if renamed.get("type") == "response.output_item.done":
                 done.append(renamed["item"])
-            if renamed.get("type") in ("response.completed", "response.incomplete", "response.failed"):
+            if renamed.get("type") in TERMINAL_EVENTS:
                 got_usage = meter.use(chat_usage(latest.get("usage")))
                 if not got_usage:
                     meter.estimate(estimate_tokens(orjson.dumps(latest.get("output") or []).decode()))
                 latest["usage"] = usage_of(meter)  # as metered, every detail OpenAI's schema lists in place
                 await keep(latest)
-                meter.finish(
-                    200 if renamed["type"] != "response.failed" else 502, "" if renamed["type"] != "response.failed" else "upstream_failed"
-                )
+                meter.finish(*((502, "upstream_failed") if renamed["type"] == "response.failed" else (200, "")))
             yield frame(renamed)
             event = await anext(stream, None)
     except UpstreamError as exc:
