@@ -52,6 +52,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import resolve, set_script_prefix
 
+from city import server_tuning
 from city.errors import error_response, handler400, handler403, handler404, handler500
 
 Scope = MutableMapping[str, Any]
@@ -111,6 +112,7 @@ class ApiApp:
         self._next_thread = itertools.cycle(self.threads)
         self.security = SecurityMiddleware(_never_called)
         self.frame_options = XFrameOptionsMiddleware(_never_called)
+        self.served = 0
 
     def close_connections(self) -> None:
         """Close every pool thread's database connections (each on its own thread, as Django requires)."""
@@ -138,6 +140,9 @@ class ApiApp:
                 await self.respond(request, receive, send)
         finally:
             request.close()
+            self.served += 1
+            if self.served == server_tuning.WARM_REQUESTS:
+                server_tuning.freeze_warm_heap()  # once, after the response went out
 
     def refusal(self, request: HttpRequest) -> HttpResponseBase | None:
         """The answer to a request City does not serve (unknown host), or the SSL redirect when configured."""

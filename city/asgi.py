@@ -48,12 +48,6 @@ async def by_path(scope, receive, send) -> None:
         await with_static(scope, receive, send)
 
 
-# What the apps start with each server process (the ledger's keeper, say): here, because only a server
-# imports this module (Daphne, and uvicorn in each worker), not management commands or tests.
-for hook in settings.CITY_SERVER_STARTUP:
-    import_string(hook)()
-
-
 # Outermost: it starts each process's invalidation listener (lifespan or first request) and answers the lifespan.
 def _action(scope) -> Action | None:
     if not is_api_path(scope):
@@ -77,3 +71,9 @@ def refusal_body(scope, error: ApiError) -> bytes:
 
 limited = BodyLimitMiddleware(by_path, settings.CITY_MAX_BODY_BYTES, settings.CITY_MAX_UPLOAD_BYTES, takes_uploads, refusal_body)
 application = WithInvalidationListener(ProtocolTypeRouter({"http": limited}))
+
+# What the apps start with each server process (the ledger's keeper, say): here, because only a server
+# imports this module (Daphne, and uvicorn in each worker), not management commands or tests; once the
+# app is built, because the last hook freezes the heap built so far (city/server_tuning.py).
+for hook in settings.CITY_SERVER_STARTUP:
+    import_string(hook)()

@@ -1,7 +1,8 @@
 """The runtime env: a key's effective value is the database's if set, else the process's.
 
 Each process keeps a decrypted snapshot of the database rows, re-read once per
-CITY_ENV_CACHE_SECONDS at most (one query per refresh, never one per request). A write through any
+CITY_ENV_CACHE_SECONDS at most (one query per refresh, never one per request; past half that age, in
+the background: city/refresh_ahead.py). A write through any
 process drops every process's snapshot at once (`invalidate`, broadcast by city/invalidation.py); the
 TTL is the bound when a broadcast is lost.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from city import invalidation
+from city import invalidation, refresh_ahead
 from city.keys import decrypt_or_none
 
 log = logging.getLogger("city.runtime_env")
@@ -41,17 +42,20 @@ class RuntimeEnv:
         return self._effective(self._fresh_snapshot(), key, default)
 
     async def aget(self, key: str, default: str | None = None) -> str | None:
-        snapshot = self._snapshot
-        if snapshot is None or self._stale(snapshot):
-            snapshot = await sync_to_async(self._fresh_snapshot)()
-        return self._effective(snapshot, key, default)
+        return self._effective(await self._current(), key, default)
 
     async def asnapshot(self) -> dict[str, str]:
         """The database's values (not the process's), for code that reads many keys at once."""
+        return (await self._current()).values
+
+    async def _current(self) -> Snapshot:
+        """The snapshot, read on this request if it expired, else read again in the background once past half its age."""
         snapshot = self._snapshot
         if snapshot is None or self._stale(snapshot):
-            snapshot = await sync_to_async(self._fresh_snapshot)()
-        return snapshot.values
+            return await sync_to_async(self._fresh_snapshot)()
+        if refresh_ahead.due(self.clock() - snapshot.loaded_at, settings.CITY_ENV_CACHE_SECONDS):
+            refresh_ahead.refresher.start("runtime env", self._read, lambda _: None)
+        return snapshot
 
     def source(self, key: str) -> str | None:
         """ "db", "process" or None: where the effective value comes from."""
@@ -81,6 +85,10 @@ class RuntimeEnv:
         snapshot = self._snapshot
         if snapshot is not None and not self._stale(snapshot):
             return snapshot
+        return self._read()
+
+    def _read(self) -> Snapshot:
+        """Read the rows now (one query) and keep them, unless the env was dropped meanwhile."""
         with self._lock:
             from city.models import EnvVar
 

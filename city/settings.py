@@ -235,7 +235,8 @@ STUDIOS_MONTH_ACTIVITY = "aihub.spend.month_activity"
 # Dotted paths of functions a server process runs as it builds its ASGI application (city/asgi.py),
 # in every worker, before its first request; never in management commands or tests. Each must be
 # idempotent and must not block: uvicorn --workers imports the application inside its event loop.
-CITY_SERVER_STARTUP = ["aihub.ledger.start"]
+# city.server_tuning's stays last: it freezes the heap built before it (city/server_tuning.py).
+CITY_SERVER_STARTUP = ["aihub.ledger.start", "city.refresh_ahead.enable", "city.server_tuning.apply_at_start"]
 # Pages the apps serve beside /v1/ and /admin/: URL prefix -> the app's URLconf module.
 CITY_APP_PAGES = {"dashboard/": "accounts.dashboard.urls"}
 # The apps' pages inside the Django admin (staff only, through admin.site.admin_view), mounted before

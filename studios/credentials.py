@@ -5,7 +5,8 @@ refused by every process at once: the operation publishes an invalidation after 
 (city/invalidation.py), and each process drops the entries it names (studios/apps.py registers the
 handlers). A broadcast can be lost (Redis away, a process subscribing late): each process also re-reads a
 token's row once its cache entry is older than CITY_TOKEN_CACHE_SECONDS (default 2 s), which stays
-the bound. Expiry is checked on every request against the cached time.
+the bound; an entry past half that age is read again in the background (city/refresh_ahead.py), so
+that steady traffic never waits for the read. Expiry is checked on every request against the cached time.
 """
 
 import threading
@@ -19,6 +20,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from city import refresh_ahead
 from city.errors import ApiError
 from city.identity import Identity
 from city.keys import token_digest
@@ -129,6 +131,9 @@ async def resolve_user_token(raw: str) -> Identity:
         generation = token_cache.generation
         entry = await sync_to_async(_load)(digest)
         token_cache.put(digest, entry, generation)
+    elif refresh_ahead.due(token_cache.clock() - entry.loaded_at, settings.CITY_TOKEN_CACHE_SECONDS):
+        generation = token_cache.generation
+        refresh_ahead.refresher.start(("token", digest), lambda: _load(digest), lambda fresh: token_cache.put(digest, fresh, generation))
     return identity_for(entry)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from city import refresh_ahead
 from city.errors import ApiError
 from city.identity import Identity
 from studios.models import Plan, Studio
@@ -110,6 +111,9 @@ class PlanCache:
         """The cached plans; read again when stale, dropped, or `fresh` is asked (a plan id it lacks)."""
         plans = None if fresh else self.current()
         if plans is not None:
+            if refresh_ahead.due(self.clock() - self._loaded_at, settings.CITY_TOKEN_CACHE_SECONDS):
+                generation, loaded_at = self.generation, self.clock()
+                refresh_ahead.refresher.start("plans", _read_plans, lambda read: self.put(read, generation, loaded_at))
             return plans
         if fresh:
             return await self._read()
