@@ -20,7 +20,7 @@ def results() -> dict:
         "City": {1: cell(500, 1.0, 2.5), 16: cell(2000, 8.0, 40.0), 64: cell(1800, 30.0, 90.0)},
         "Portkey": {1: cell(400, 1.3, 9.0), 16: cell(800, 20.0, 50.0), 64: cell(800, 80.0, 80.0)},
     }
-    meta = dict.fromkeys(("commit", "city", "database", "cpus", "simulator", "load_before"), "x")
+    meta: dict[str, object] = dict.fromkeys(("commit", "city", "database", "cpus", "simulator", "load_before"), "x")
     meta |= {"duration_s": 10, "warmup_s": 3, "stream_seconds_s": 5, "rounds": 2, "portkey": "1.15.2"}
     rss = {"11": {"before": 110.0, "peak": 140.0, "after_close": 113.0}, "12": {"before": 112.0, "peak": 149.0, "after_close": 118.0}}
     return {
