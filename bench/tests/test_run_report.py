@@ -1,8 +1,12 @@
 """bench/run.py's pure parts: wrk's extra headers, the rounds' medians, issue 12's goals and table."""
 
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 from django.test import SimpleTestCase
 
-from bench.run import goals, header_lines, median_of, report
+from bench.run import goals, header_lines, median_of, report, wrk
 from bench.streamclient import percentile
 
 
@@ -86,3 +90,36 @@ class RunReportTests(SimpleTestCase):
     def test_percentiles_are_nearest_rank(self) -> None:
         values = [float(v) for v in range(1, 101)]
         self.assertEqual((percentile(values, 0.5), percentile(values, 0.99), percentile([3.0], 0.99)), (50.0, 99.0, 3.0))
+
+
+class WrkHeadersTests(SimpleTestCase):
+    def test_wrk_sends_the_extra_headers_with_every_request(self) -> None:
+        wrk_path = shutil.which("wrk")
+        if wrk_path is None:
+            self.skipTest("wrk is not installed (bench/run.py installs it)")
+        seen: list[dict[str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append(dict(self.headers.items()))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.shutdown)
+        headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": "http://127.0.0.1:9/v1"}
+        result = wrk(wrk_path, f"http://127.0.0.1:{server.server_port}", 1, 1, b'{"a": 1}', "tok", headers=headers)
+        self.assertGreater(result["requests"], 0)
+        self.assertEqual(
+            {(h.get("x-portkey-provider"), h.get("x-portkey-custom-host"), h.get("Authorization")) for h in seen},
+            {("openai", "http://127.0.0.1:9/v1", "Bearer tok")},
+        )
