@@ -6,7 +6,9 @@ asyncio protocol (uvloop when installed) to answer:
 - `POST /v1/chat/completions` (also `/chat/completions`): a `chat.completion`, or with
   `"stream": true` an SSE stream of `--chunks` chunks, `--chunk-interval-ms` apart, each written
   the moment it is due (so a proxy that re-buffers shows up in the chunk arrival times); a body
-  that holds `[bench:short-stream]` gets the first chunk and, at once, the last;
+  that holds `[bench:short-stream]` gets the first chunk and, at once, the last; one that holds
+  `[bench:slow-stream]` gets `--slow-chunks` chunks `--slow-chunk-interval-ms` apart (a model that
+  is slow to answer, for holding many streams open at once);
 - `GET /v1/models` (also `/models`): one model.
 
 It checks no credential: the benchmark measures the proxies, not the upstream.
@@ -24,6 +26,8 @@ import orjson
 COMPLETION_TEXT = "Hello from the City benchmark upstream."
 # In a request's body (say, in a message), asks for a short stream: the first chunk, then the last at once.
 SHORT_STREAM_MARK = b"[bench:short-stream]"
+# Asks for a slow stream (--slow-chunks, --slow-chunk-interval-ms): the run that holds 1,000 streams open.
+SLOW_STREAM_MARK = b"[bench:slow-stream]"
 
 
 def completion(model: str) -> bytes:
@@ -69,9 +73,10 @@ def http_chunk(data: bytes) -> bytes:
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, chunks: int, interval_s: float) -> None:
+    def __init__(self, chunks: int, interval_s: float, slow: tuple[int, float] = (20, 0.25)) -> None:
         self.chunks = chunks
         self.interval_s = interval_s
+        self.slow = slow  # (chunks, interval in seconds) of a `[bench:slow-stream]` request
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
         self.streaming = False  # one stream at a time per connection; later requests wait in the buffer
@@ -121,10 +126,13 @@ class UpstreamProtocol(asyncio.Protocol):
                 return
             if request.get("stream"):
                 self.streaming = True
-                short = SHORT_STREAM_MARK in body
-                self.stream_task = asyncio.ensure_future(
-                    self.stream(model, close, 1 if short else self.chunks, 0.0 if short else self.interval_s)
-                )
+                if SHORT_STREAM_MARK in body:
+                    chunks, interval_s = 1, 0.0
+                elif SLOW_STREAM_MARK in body:
+                    chunks, interval_s = self.slow
+                else:
+                    chunks, interval_s = self.chunks, self.interval_s
+                self.stream_task = asyncio.ensure_future(self.stream(model, close, chunks, interval_s))
             else:
                 self.respond(200, completion(model), close)
         elif path in ("/v1/models", "/models") and method == "GET":
@@ -173,9 +181,10 @@ class UpstreamProtocol(asyncio.Protocol):
         self.transport = None
 
 
-async def serve(host: str, port: int, chunks: int, interval_s: float) -> None:
+async def serve(host: str, port: int, chunks: int, interval_s: float, slow: tuple[int, float] = (20, 0.25)) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: UpstreamProtocol(chunks, interval_s), host, port, backlog=1024)
+    # A deep backlog: the benchmark opens 1,000 streams at once, straight to it for the baseline.
+    server = await loop.create_server(lambda: UpstreamProtocol(chunks, interval_s, slow), host, port, backlog=4096)
     print(f"simulator listening on http://{host}:{port}", flush=True)
     async with server:
         await server.serve_forever()
@@ -187,8 +196,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18001)
     parser.add_argument("--chunks", type=int, default=20, help="stream chunks after the first one")
     parser.add_argument("--chunk-interval-ms", type=float, default=10.0, help="milliseconds between two stream chunks")
+    parser.add_argument("--slow-chunks", type=int, default=20, help="chunks after the first one of a [bench:slow-stream] request")
+    parser.add_argument("--slow-chunk-interval-ms", type=float, default=250.0, help="milliseconds between two chunks of a slow stream")
     args = parser.parse_args()
-    main_task = serve(args.host, args.port, args.chunks, args.chunk_interval_ms / 1000)
+    main_task = serve(
+        args.host, args.port, args.chunks, args.chunk_interval_ms / 1000, (args.slow_chunks, args.slow_chunk_interval_ms / 1000)
+    )
     try:
         import uvloop
     except ImportError:

@@ -1,5 +1,7 @@
-"""The benchmark's own tools, installed on first use: wrk (Debian) and LiteLLM's proxy (its own venv)."""
+"""The benchmark's own tools, installed on first use: wrk (Debian), LiteLLM's proxy (its own venv)
+and Portkey's open-source gateway (npm, its own directory)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -57,3 +59,49 @@ def ensure_litellm(venv: Path) -> Path:
     )
     stamp.write_text(wanted)
     return litellm
+
+
+PORTKEY_PACKAGE = "@portkey-ai/gateway"
+HONO_NODE_SERVER = "@hono/node-server"
+
+
+def ensure_portkey(directory: Path) -> Path:
+    """Path of Portkey's gateway server script (`build/start-server.js`) under `directory`, installed
+    with npm from bench/portkey-package.json and its lock when missing or when they changed.
+
+    The lock pins every package; the package's `overrides` make the gateway itself import
+    @hono/node-server 1.13.5 (it otherwise gets its own newer copy, whose streaming the issue's
+    measurement did not use)."""
+    server = directory / "node_modules" / PORTKEY_PACKAGE / "build" / "start-server.js"
+    stamp = directory / ".bench-installed"
+    package = (BENCH_DIR / "portkey-package.json").read_text()
+    lock = (BENCH_DIR / "portkey-package-lock.json").read_text()
+    if server.exists() and stamp.exists() and stamp.read_text() == package + lock:
+        return server
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        sys.exit("bench: Portkey's gateway needs Node.js 18+ and npm; install them, or run with --no-portkey.")
+    print(f"bench: installing Portkey's gateway into {directory} (once)…", flush=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "package.json").write_text(package)
+    (directory / "package-lock.json").write_text(lock)
+    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=directory, check=True)
+    versions = portkey_versions(directory)
+    wanted = json.loads(package)["dependencies"]
+    if versions != {"gateway": wanted[PORTKEY_PACKAGE], "node_server": wanted[HONO_NODE_SERVER]}:
+        sys.exit(f"bench: npm installed {versions} in {directory}, not the pinned {wanted}.")
+    stamp.write_text(package + lock)
+    return server
+
+
+def portkey_versions(directory: Path) -> dict[str, str]:
+    """The installed gateway's version and that of the @hono/node-server it imports (its own nested
+    copy if it has one, which is the one Node resolves first)."""
+    modules = directory / "node_modules"
+    gateway = modules / PORTKEY_PACKAGE
+    nested = gateway / "node_modules" / HONO_NODE_SERVER / "package.json"
+    node_server = nested if nested.exists() else modules / HONO_NODE_SERVER / "package.json"
+    return {
+        "gateway": json.loads((gateway / "package.json").read_text())["version"],
+        "node_server": json.loads(node_server.read_text())["version"],
+    }

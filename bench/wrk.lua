@@ -3,6 +3,7 @@
 --   BENCH_METHOD        GET or POST (default GET)
 --   BENCH_BODY          request body (POST), sent as application/json
 --   BENCH_TOKEN         bearer credential, if any
+--   BENCH_HEADERS       more request headers, one `Name: value` a line (e.g. Portkey's routing headers)
 --   BENCH_MAX_REQUESTS  stop after this many responses (per wrk thread), if set
 --
 -- The path comes from the URL given to wrk. done() prints:
@@ -12,6 +13,7 @@ local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 local token = os.getenv("BENCH_TOKEN")
 local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "")
+local extra_headers = os.getenv("BENCH_HEADERS") or ""
 
 wrk.method = method
 if body and body ~= "" then
@@ -20,6 +22,13 @@ if body and body ~= "" then
 end
 if token and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+for line in extra_headers:gmatch("[^\r\n]+") do
+  local name, value = line:match("^%s*([^:]-)%s*:%s*(.-)%s*$")
+  if name and name ~= "" then
+    wrk.headers[name] = value
+  end
 end
 
 if max_requests then

@@ -12,6 +12,7 @@ import httpx
 from django.test import SimpleTestCase
 
 from aihub.tests.openai_schema import validate
+from bench import streamclient
 from bench.procs import free_port
 
 SIMULATOR = Path(__file__).resolve().parent.parent / "simulator.py"
@@ -28,6 +29,7 @@ class SimulatorTests(SimpleTestCase):
         port = free_port()
         cls.url = f"http://127.0.0.1:{port}"
         argv = [sys.executable, str(SIMULATOR), "--port", str(port), "--chunks", "3", "--chunk-interval-ms", "20"]
+        argv += ["--slow-chunks", "2", "--slow-chunk-interval-ms", "30"]
         cls.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         cls.addClassCleanup(cls.stop)
         deadline = time.monotonic() + 30
@@ -71,3 +73,17 @@ class SimulatorTests(SimpleTestCase):
             validate(json.loads(event), "CreateChatCompletionStreamResponse")
         self.assertEqual(len(events), 5)  # the first chunk, 3 more, and [DONE] (written with the last)
         self.assertGreater(arrivals[-1] - arrivals[0], 0.04)  # 3 chunks 20 ms apart, not one burst
+
+    def test_marked_bodies_get_a_short_or_a_slow_stream_and_the_stream_clients_read_them_to_done(self) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+
+        def chat(mark: str) -> bytes:
+            return json.dumps({**CHAT, "messages": [{"role": "user", "content": f"Hi {mark}"}], "stream": True}).encode()
+
+        short = streamclient.stream_load(port, "/v1/chat/completions", chat("[bench:short-stream]"), None, 2, 0.2, {"x-bench": "1"})
+        self.assertGreater(len(short), 2)
+        self.assertEqual({t.events for t in short}, {3})  # the first chunk, the last, [DONE]
+        opened = streamclient.open_streams(port, "/v1/chat/completions", chat("[bench:slow-stream]"), "t", 20, 10)
+        self.assertEqual((len(opened.timings), opened.failures), (20, []))
+        self.assertEqual({t.events for t in opened.timings}, {4})  # the first chunk, 2 more 30 ms apart, [DONE]
+        self.assertGreater(min(t.total_ms for t in opened.timings), 50)
