@@ -43,7 +43,7 @@ def journal_dir() -> Path:
 def dumps(entry: dict[str, Any]) -> str:
     from aihub.ledger_redis import record_json
 
-    return record_json(entry)
+    return record_json(entry).decode()
 
 
 class Journal:

@@ -16,6 +16,7 @@ goes on settles it with its own settle (never undone: that would free a slot the
 """
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -24,8 +25,9 @@ import time
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import orjson
 import redis
 import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
@@ -58,6 +60,9 @@ BUDGET_KEEP_DAYS = 40
 STUDIOS_KEY = "city:ledger:studios"
 # Connections per process (event loop) to the ledger's Redis.
 POOL_CONNECTIONS = 50
+# How often a process adds a studio it reserves for to STUDIOS_KEY: well within the keeper's
+# STUDIO_PRUNE_SECONDS, after which a studio with no open call leaves the set.
+STUDIO_MARK_SECONDS = 60.0
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -107,8 +112,19 @@ def sha(source: str) -> str:
 SHAS = {name: sha(getattr(scripts, name)) for name in ("RESERVE", "SETTLE", "INIT_BUDGET", "FORGET", "REFUND")}
 
 
-def record_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value), separators=(",", ":"))
+def record_json(record: dict[str, Any]) -> bytes:
+    """A usage record as the ledger keeps it (datetimes in ISO 8601, anything else unknown as its str)."""
+    try:
+        return orjson.dumps(record, default=str)
+    except orjson.JSONEncodeError:  # an integer past 64 bits, which only the standard library writes
+        return json.dumps(record, default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value)).encode()
+
+
+@functools.lru_cache(maxsize=16)
+def budget_expire_at_ms(month: str) -> int:
+    """When a month's budget counters expire (epoch ms): BUDGET_KEEP_DAYS after the month ends."""
+    expire_at = next_month_start(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)) + timedelta(days=BUDGET_KEEP_DAYS)
+    return int(expire_at.timestamp() * 1000)
 
 
 def settle_plan(opened: tuple[list[str], dict[str, Any]], tokens: int) -> tuple[list[str], list[Any]]:
@@ -133,6 +149,7 @@ class RedisLedger:
         # Calls admitted uncounted while Redis was down: their settle only writes the record.
         self._uncounted: set[str] = set()
         self._rebuilds: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
+        self._marked: dict[str, float] = {}  # studio id → when this process last added it to STUDIOS_KEY
         from aihub.ledger_keeper import Keeper
 
         self.keeper = Keeper(self)
@@ -180,24 +197,33 @@ class RedisLedger:
         if self.is_down():
             raise RedisDown
         client = self.client()
+        mark = studio_id is not None and self._mark_due(studio_id)
         try:
             for _ in range(2):
-                pipe = client.pipeline(transaction=False)
-                pipe.evalsha(SHAS[name], len(keys), *keys, *args)
-                if studio_id is not None:
-                    pipe.zadd(STUDIOS_KEY, {studio_id: int(time.time() * 1000)})
-                results = await pipe.execute(raise_on_error=False)
-                if isinstance(results[0], NoScriptError):
+                try:
+                    if mark:
+                        pipe = client.pipeline(transaction=False)
+                        pipe.evalsha(SHAS[name], len(keys), *keys, *args)
+                        pipe.zadd(STUDIOS_KEY, {studio_id: int(time.time() * 1000)})
+                        results = await pipe.execute(raise_on_error=False)
+                        for result in results:
+                            if isinstance(result, BaseException):
+                                raise result
+                        self._marked[cast(str, studio_id)] = self.clock()
+                        return results[0]
+                    return await client.evalsha(SHAS[name], len(keys), *keys, *args)
+                except NoScriptError:
                     await client.script_load(getattr(scripts, name))
-                    continue
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-                return results[0]
             raise RedisError(f"script {name} could not be loaded")
         except REDIS_ERRORS as exc:
             self.mark_down(exc)
             raise RedisDown(maybe_done=True) from exc
+
+    def _mark_due(self, studio_id: str) -> bool:
+        """Whether to add the studio to the set reapers walk now: at most once per STUDIO_MARK_SECONDS per
+        process (one command fewer per call); the reaper keeps a studio with open calls in the set itself."""
+        marked = self._marked.get(studio_id)
+        return marked is None or self.clock() - marked >= STUDIO_MARK_SECONDS
 
     def evalsha_sync(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """The same from a thread (keeper, writer); raises RedisError/OSError."""
@@ -248,9 +274,8 @@ class RedisLedger:
 
     async def _reserve(self, r: Reservation) -> dict[str, str]:
         keys, plan = self._opened(r)
-        expire_at = next_month_start(datetime.strptime(r.month, "%Y-%m").replace(tzinfo=UTC)) + timedelta(days=BUDGET_KEEP_DAYS)
         args: list[Any] = [self.keeper.proc_id, r.month, r.cost, r.tokens, record_json({**r.record, "call_id": r.call_id}), len(r.scopes)]
-        args += [int(expire_at.timestamp() * 1000), json.dumps(plan)]
+        args += [budget_expire_at_ms(r.month), orjson.dumps(plan)]
         for scope in r.scopes:
             concurrency = -1 if scope.max_concurrency is None else scope.max_concurrency
             budget = -1 if scope.monthly_budget is None else scope.monthly_budget
@@ -352,8 +377,7 @@ class RedisLedger:
         micro, pico = split_cost(cost)
         keys = [f"city:{{{studio_id}}}:refund:{refund_id}"]
         keys += [f"city:{{{studio_id}}}:budget:{kind}:{scope_id}:{month}" for kind, scope_id in scopes]
-        expire_at = next_month_start(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)) + timedelta(days=BUDGET_KEEP_DAYS)
-        return int(await self._evalsha("REFUND", keys, [-micro, -pico, int(expire_at.timestamp() * 1000)])) == 1
+        return int(await self._evalsha("REFUND", keys, [-micro, -pico, budget_expire_at_ms(month)])) == 1
 
     # --- forget -------------------------------------------------------------------------------
 
