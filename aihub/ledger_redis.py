@@ -204,7 +204,7 @@ class RedisLedger:
                     if mark:
                         pipe = client.pipeline(transaction=False)
                         pipe.evalsha(SHAS[name], len(keys), *keys, *args)
-                        pipe.zadd(STUDIOS_KEY, {studio_id: int(time.time() * 1000)})
+                        pipe.zadd(STUDIOS_KEY, {cast(str, studio_id): int(time.time() * 1000)})
                         results = await pipe.execute(raise_on_error=False)
                         for result in results:
                             if isinstance(result, BaseException):
