@@ -68,6 +68,19 @@ STREAM_CONCURRENCY = (1, 8)  # kept-alive connections streaming back to back, pe
 OPEN_STREAM_TIMEOUT_S = 120.0  # a slow stream lasts 5 s; one not done by then counts as failed
 SIMULATOR_CPU = 1  # the simulator's core, when the machine has two or more (as issue 12 measured)
 
+# The plan City's studio is on (issue 12 measures the final request path): every limit a plan can
+# hold, none ever reached, so that each call runs the whitelist and cap checks, the worst-case
+# estimate and the Redis reservation and settlement of every limit. `--no-plan` measures without.
+PLAN = {
+    "name": "Bench: every limit, none reached",
+    "models": ["local-*"],
+    "max_cost_per_request": 1.0,
+    "monthly_budget": 1_000_000.0,
+    "rpm": 1_000_000_000,
+    "tpm": 2_000_000_000,
+    "max_concurrency": 100_000,
+}
+
 # Issue 12's goals, as ratios and figures measured in the same run (see bench/README.md).
 GOAL_P99_OVER_P50_C1 = 3.0  # City's p99 ÷ its own p50, at concurrency 1
 GOAL_RPS_OVER_PORTKEY = 2.0  # City's requests/s ÷ Portkey's, at concurrency 16 and 64
@@ -209,9 +222,16 @@ class City:
             raise RuntimeError(f"{method} {route} answered {response.status_code}: {response.text[:500]}")
         return response.json()
 
-    def set_up_studio(self, upstream_url: str) -> str:
-        """A studio, a token for it, and `local-chat` pointed at the simulator; returns the token."""
+    def set_up_studio(self, upstream_url: str, plan: bool = False) -> str:
+        """A studio (on PLAN if `plan`), a token for it, and `local-chat` pointed at the simulator; returns the token."""
         studio = self.admin("POST", "/v1/studios/create", {"name": "Benchmark"})
+        if plan:
+            # Plan names are unique, and a PostgreSQL database is kept from run to run.
+            made = self.admin(
+                "POST", "/v1/studios/plans/create", {**PLAN, "name": f"{PLAN['name']} ({time.strftime('%Y-%m-%d %H:%M:%S')})"}
+            )
+            self.admin("POST", "/v1/studios/plans/assign", {"plan_id": made["id"], "studio_id": studio["id"]})
+        self.planned = plan
         token = self.admin("POST", "/v1/studios/tokens/apply", {"studio_id": studio["id"], "name": "bench"})["token"]
         self.admin("POST", "/v1/env/upsert", {"key": "LOCAL_OPENAI_BASE_URL", "value": f"{upstream_url}/v1"})
         self.admin("POST", "/v1/env/upsert", {"key": "LOCAL_OPENAI_MODEL", "value": UPSTREAM_MODEL})
@@ -232,6 +252,8 @@ class City:
             )
             good = good + 1 if response.status_code == 200 else 0
             last = f"{response.status_code} {response.text[:300]}"
+            if good and getattr(self, "planned", False) and response.headers.get("x-ratelimit-limit-requests") != str(PLAN["rpm"]):
+                raise RuntimeError(f"the studio's answers carry no plan limits: the plan path is not measured: {dict(response.headers)}")
             if response.status_code != 200:
                 time.sleep(0.3)
 
@@ -725,7 +747,7 @@ def report(results: dict) -> str:
     meta, load = results["meta"], results["load"]
     names = [n for n in COLUMNS if n in load]
     lines = [
-        f"Commit {meta['commit']}. City: {meta['city']}; Portkey: {meta.get('portkey', 'not run')}; "
+        f"Commit {meta['commit']}. City: {meta['city']}, its studio on {meta.get('plan', 'no plan')}; Portkey: {meta.get('portkey', 'not run')}; "
         f"LiteLLM {meta.get('litellm_version', '')}: {meta.get('litellm', 'not run')}; database: {meta['database']}; "
         f"{meta['cpus']} CPUs, {meta['simulator']}; load average before the run: {meta['load_before']}. "
         f"wrk -t1, {meta['duration_s']:g} s per cell after {meta['warmup_s']:g} s of warm-up; streams for {meta['stream_seconds_s']:g} s per cell; "
@@ -819,6 +841,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn", help="City's server (production: uvicorn)")
     parser.add_argument("--litellm-workers", type=int, default=None, help="LiteLLM processes (default: as many as City's)")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM (no goal ratios against it then)")
+    parser.add_argument("--no-plan", action="store_true", help="City's studio on no plan (default: a plan with every limit, none reached)")
     parser.add_argument("--no-portkey", action="store_true", help="skip Portkey's gateway (no goal ratios against it then)")
     parser.add_argument("--stream-seconds", type=float, default=5.0, help="seconds of each streaming cell (c=1, c=8)")
     parser.add_argument("--stream-requests", type=int, default=20, help="long streams 50 ms apart per target (the re-buffering check)")
@@ -873,7 +896,7 @@ def main() -> None:
 
         city = City(args, args.server, args.workers)
         started.append(city)
-        token = city.set_up_studio(upstream)
+        token = city.set_up_studio(upstream, plan=not args.no_plan)
         city.wait_model_callable(token)
         targets = {
             "direct": Target(upstream, UPSTREAM_MODEL, None, lambda: [simulator.pid]),
@@ -895,6 +918,7 @@ def main() -> None:
             "rounds": args.rounds,
             "python": platform.python_version(),
             "commit": git_state(),
+            "plan": "no plan" if args.no_plan else "a plan with every limit, none reached (the plan path on)",
         }
         portkey_proc = litellm_proc = None
         if portkey_js:
