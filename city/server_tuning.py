@@ -40,7 +40,8 @@ def apply_at_start() -> None:
 
 
 def freeze_warm_heap() -> None:
-    """Freeze again once the first requests have loaded what a worker loads only once (servers only)."""
+    """Freeze again once the first requests have loaded what a worker loads only once (servers only).
+    No collection first: on a warm worker it stalled the loop 50-110 ms (bench/timeline_probe.py);
+    frozen without one, the few requests' garbage of the moment is kept for good, once."""
     if _applied:
-        gc.collect()
         gc.freeze()
