@@ -472,6 +472,7 @@ def open_streams_once(target: Target, pids: list[int], count: int, per_second: f
     """One target's `count` slow streams (`per_second` apart, or at once), with `pids`' RSS sampled."""
     slow = body(target.model, stream=True, slow=True)
     before = {pid: procs.rss_mb(pid) for pid in pids}
+    cpu_before = sum(procs.cpu_seconds(pid) for pid in pids)
     done, samples, sampler = rss_sampler(pids, 0.2)
     try:
         opened = streamclient.open_streams(
@@ -482,6 +483,8 @@ def open_streams_once(target: Target, pids: list[int], count: int, per_second: f
         sampler.join()
     row: dict = {"completed": len(opened.timings), "failures": opened.failures[:5], "failed": len(opened.failures)}
     row["seconds"], row["peak_open"] = opened.seconds, opened.peak_open
+    if pids:  # the wall-clock figures move with the machine's other load; the CPU they took does not
+        row["cpu_ms_per_stream"] = (sum(procs.cpu_seconds(pid) for pid in pids) - cpu_before) * 1000 / count
     if opened.timings:
         row.update(streamclient.summary(opened.timings))
     if pids:
@@ -810,6 +813,8 @@ def open_streams_table(opened: dict) -> list[str]:
                 f"{ms(added(rows, 'City', lambda r: r['ttfb_p99_ms']))} |"
             )
         lines.append(f"| {label}: all ended after | " + " | ".join(f"{rows[n]['seconds']:.1f} s" for n in pair) + " |")
+        if "cpu_ms_per_stream" in rows["City"]:
+            lines.append(f"| {label}: City's CPU per stream (all workers) | | {ms(rows['City']['cpu_ms_per_stream'])} |")
     lines.append("")
     for label, rows in shapes:
         rss = rows["City"].get("rss_mb", {})

@@ -38,7 +38,15 @@ def results() -> dict:
             "per_second": 250.0,
             "shape": "20 chunks 250 ms apart",
             "direct": {"completed": 1000, "peak_open": 1000, "ttfb_p50_ms": 10.0, "ttfb_p99_ms": 20.0, "seconds": 9.1},
-            "City": {"completed": 999, "peak_open": 998, "ttfb_p50_ms": 45.0, "ttfb_p99_ms": 90.0, "seconds": 9.4, "rss_mb": rss},
+            "City": {
+                "completed": 999,
+                "peak_open": 998,
+                "ttfb_p50_ms": 45.0,
+                "ttfb_p99_ms": 90.0,
+                "seconds": 9.4,
+                "rss_mb": rss,
+                "cpu_ms_per_stream": 4.5,
+            },
             "burst": {
                 "direct": {"completed": 1000, "peak_open": 1000, "ttfb_p50_ms": 40.0, "ttfb_p99_ms": 80.0, "seconds": 5.1},
                 "City": {"completed": 1000, "peak_open": 1000, "ttfb_p50_ms": 900.0, "ttfb_p99_ms": 2000.0, "seconds": 7.0, "rss_mb": rss},
@@ -92,6 +100,7 @@ class RunReportTests(SimpleTestCase):
         # The goal's figures from the streams opened at a steady rate, the burst's beside them for information.
         self.assertIn("| opened 250/s: most open at one time | 1,000 | 998 |", table)
         self.assertIn("| opened 250/s: first event added, p50 / p99 | | 35.0 ms / 70.0 ms |", table)
+        self.assertIn("| opened 250/s: City's CPU per stream (all workers) | | 4.50 ms |", table)
         self.assertIn("| opened at once: completed with `data: [DONE]` | 1,000 | 1,000 |", table)
         self.assertIn("| opened at once: first event added, p50 / p99 | | 860.0 ms / 1920.0 ms |", table)
         self.assertIn("| RSS per City worker, streams opened 250/s | before MB | peak MB | 5 s after close MB |", table)
