@@ -156,12 +156,16 @@ def load_encoding(path: Path) -> tiktoken.Encoding:
     if digest != O200K_SHA256:
         raise TokenizerCorrupted(f"{path} is not o200k_base (sha256 {digest}, expected {O200K_SHA256}); restore it from the repository.")
     ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
-    return tiktoken.Encoding("o200k_base", pat_str=O200K_PAT_STR, mergeable_ranks=ranks, special_tokens=O200K_SPECIAL_TOKENS)
+    built = tiktoken.Encoding("o200k_base", pat_str=O200K_PAT_STR, mergeable_ranks=ranks, special_tokens=O200K_SPECIAL_TOKENS)
+    # Encoding copies the ranks into its Rust tokenizer and keeps the Python dict only to be pickled,
+    # which City never does: emptied, the dict's 200,000 entries (about 23 MB per process) are freed.
+    ranks.clear()
+    return built
 
 
 # Counting roughly (four characters a token) instead: for calls whose plans have no cap, budget or
 # TPM, where the count only sets what a crash would bill. Such deployments never load the tokenizer
-# (0.5 s and about 74 MB per process).
+# (0.5 s and about 47 MB per process).
 _rough = ContextVar("rough_counting", default=False)
 
 

@@ -18,7 +18,8 @@ One run, all on 127.0.0.1:
    `POST /v1/chat/completions`, the server's CPU per request); then short streams back to back on
    1 and 8 kept-alive connections (the time to each stream's first `data:` event);
 5. once: long streams 50 ms apart (are events passed on as they come?), then --streams-open slow
-   streams opened at once, direct and through City (all complete? first event? each worker's RSS);
+   streams, direct and through City, opened at --streams-open-rate and then all at once (all
+   complete? first event? each worker's RSS);
 6. sends --memory-requests requests through City while sampling each City process's RSS;
 7. prints one markdown table with the goals checked (each figure the median of the rounds), writes
    var/bench/results.md and results.json (every round too), and ends every process it started, also
@@ -66,6 +67,8 @@ MESSAGES = [{"role": "user", "content": "Say hello to the benchmark."}]
 
 STREAM_CONCURRENCY = (1, 8)  # kept-alive connections streaming back to back, per stream cell
 OPEN_STREAM_TIMEOUT_S = 120.0  # a slow stream lasts 5 s; one not done by then counts as failed
+# 1,000 slow streams (5 s each) opened over 4 s: all open together at the ramp's end.
+OPEN_STREAMS_PER_SECOND = 250.0
 SIMULATOR_CPU = 1  # the simulator's core, when the machine has two or more (as issue 12 measured)
 
 # The plan City's studio is on (issue 12 measures the final request path): every limit a plan can
@@ -463,40 +466,56 @@ def rss_sampler(pids: list[int], every_s: float) -> tuple[threading.Event, dict[
     return done, samples, thread
 
 
-def open_streams_run(direct: Target, city: City, token: str, count: int) -> dict:
-    """`count` slow streams opened at once, straight to the simulator, then through City: how many
-    complete, the time to their first event, and the RSS of each City worker before, at the peak
-    and 5 s after every stream closed."""
-    results: dict = {"streams": count}
+def open_streams_run(direct: Target, city: City, token: str, count: int, per_second: float = OPEN_STREAMS_PER_SECOND) -> dict:
+    """`count` slow streams straight to the simulator, then through City, opened `per_second` (the
+    goal's figures: all open together at the ramp's end, each stream's first event behind only what
+    the server does for the streams already open), then all at once (for information: the first
+    events then wait behind `count` admissions queued in the same instant). For each: how many end
+    with `data: [DONE]`, the time to their first event, and the RSS of each City worker before, at
+    the peak and 5 s after every stream closed."""
+    results: dict = {"streams": count, "per_second": per_second}
     targets = {"direct": direct, "City": Target(city.url, CITY_MODEL, token, city.pids)}
-    for name, target in targets.items():
-        slow = body(target.model, stream=True, slow=True)
-        pids = city.pids() if name == "City" else []
-        before = {pid: procs.rss_mb(pid) for pid in pids}
-        done, samples, sampler = rss_sampler(pids, 0.2)
-        try:
-            opened = streamclient.open_streams(target.port, PATH, slow, target.token, count, OPEN_STREAM_TIMEOUT_S, target.headers)
-        finally:
-            done.set()
-            sampler.join()
-        row: dict = {"completed": len(opened.timings), "failures": opened.failures[:5], "failed": len(opened.failures)}
-        row["seconds"] = opened.seconds
-        if opened.timings:
-            row.update(streamclient.summary(opened.timings))
-        if pids:
-            time.sleep(5)  # then the memory each worker kept once every stream closed
-            row["rss_mb"] = {
-                str(pid): {"before": before[pid], "peak": max(samples[pid], default=before[pid]), "after_close": procs.rss_mb(pid)}
-                for pid in pids
-            }
-        results[name] = row
-        print(
-            f"  {name:8s} {count} open streams: {row['completed']} completed, first event p50 {row.get('ttfb_p50_ms', float('nan')):.1f} ms "
-            f"p99 {row.get('ttfb_p99_ms', float('nan')):.1f} ms, all done in {opened.seconds:.1f} s"
-            + (f"; failures: {opened.failures[:2]}" if opened.failures else ""),
-            flush=True,
-        )
+    shapes = {"ramp": per_second, "burst": 0.0} if per_second else {"burst": 0.0}
+    for shape, rate in shapes.items():
+        rows = results if shape == "ramp" or not per_second else results.setdefault("burst", {})
+        for name, target in targets.items():
+            rows[name] = open_streams_once(target, city.pids() if name == "City" else [], count, rate)
+            row = rows[name]
+            print(
+                f"  {name:8s} {count} streams {f'{rate:g}/s' if rate else 'at once'}: {row['completed']} completed (at most {row['peak_open']} open), "
+                f"first event p50 {row.get('ttfb_p50_ms', float('nan')):.1f} ms p99 {row.get('ttfb_p99_ms', float('nan')):.1f} ms, "
+                f"all done in {row['seconds']:.1f} s" + (f"; failures: {row['failures'][:2]}" if row["failed"] else ""),
+                flush=True,
+            )
     return results
+
+
+def open_streams_once(target: Target, pids: list[int], count: int, per_second: float) -> dict:
+    """One target's `count` slow streams (`per_second` apart, or at once), with `pids`' RSS sampled."""
+    slow = body(target.model, stream=True, slow=True)
+    before = {pid: procs.rss_mb(pid) for pid in pids}
+    cpu_before = sum(procs.cpu_seconds(pid) for pid in pids)
+    done, samples, sampler = rss_sampler(pids, 0.2)
+    try:
+        opened = streamclient.open_streams(
+            target.port, PATH, slow, target.token, count, OPEN_STREAM_TIMEOUT_S, target.headers, per_second=per_second
+        )
+    finally:
+        done.set()
+        sampler.join()
+    row: dict = {"completed": len(opened.timings), "failures": opened.failures[:5], "failed": len(opened.failures)}
+    row["seconds"], row["peak_open"] = opened.seconds, opened.peak_open
+    if pids:  # the wall-clock figures move with the machine's other load; the CPU they took does not
+        row["cpu_ms_per_stream"] = (sum(procs.cpu_seconds(pid) for pid in pids) - cpu_before) * 1000 / count
+    if opened.timings:
+        row.update(streamclient.summary(opened.timings))
+    if pids:
+        time.sleep(5)  # then the memory each worker kept once every stream closed
+        row["rss_mb"] = {
+            str(pid): {"before": before[pid], "peak": max(samples[pid], default=before[pid]), "after_close": procs.rss_mb(pid)}
+            for pid in pids
+        }
+    return row
 
 
 def memory_run(wrk_path: str, city: City, token: str, requests: int, concurrency: int) -> dict:
@@ -769,27 +788,7 @@ def report(results: dict) -> str:
         lines.append("")
     opened = results.get("open_streams")
     if opened:
-        count = opened["streams"]
-        lines.append(f"| {count:,} slow streams opened at once ({opened['shape']}) | simulator alone | City |")
-        lines.append("|---|---:|---:|")
-        lines.append("| completed with `data: [DONE]` | " + " | ".join(f"{opened[n]['completed']:,}" for n in ("direct", "City")) + " |")
-        if all("ttfb_p50_ms" in opened[n] for n in ("direct", "City")):
-            lines.append(
-                "| first event, p50 / p99 | "
-                + " | ".join(f"{ms(opened[n]['ttfb_p50_ms'])} / {ms(opened[n]['ttfb_p99_ms'])}" for n in ("direct", "City"))
-                + " |"
-            )
-            lines.append(f"| first event added, p50 | | {ms(added(opened, 'City', lambda r: r['ttfb_p50_ms']))} |")
-        lines.append("| all ended after | " + " | ".join(f"{opened[n]['seconds']:.1f} s" for n in ("direct", "City")) + " |")
-        lines.append("")
-        rss = opened["City"].get("rss_mb", {})
-        if rss:
-            lines.append("| RSS per City worker | before MB | peak MB | 5 s after close MB |")
-            lines.append("|---|---:|---:|---:|")
-            for pid, m in rss.items():
-                after = "gone" if m["after_close"] is None else f"{m['after_close']:.0f}"
-                lines.append(f"| pid {pid} | {m['before']:.0f} | {m['peak']:.0f} | {after} |")
-            lines.append("")
+        lines.extend(open_streams_table(opened))
     memory = results.get("memory")
     if memory:
         lines.append(
@@ -811,6 +810,44 @@ def report(results: dict) -> str:
         + f"; tracebacks in City's logs: {results.get('errors_logged', '?')}"
     )
     return "\n".join(lines)
+
+
+def open_streams_table(opened: dict) -> list[str]:
+    """The open streams' rows: opened at a steady rate (the goal's), then all at once (information)."""
+    count, pair = opened["streams"], ("direct", "City")
+    rate = opened.get("per_second")
+    shapes = [(f"opened {rate:g}/s" if rate else "opened at once", opened)]
+    if "burst" in opened:
+        shapes.append(("opened at once", opened["burst"]))
+    lines = [f"| {count:,} slow streams ({opened.get('shape', '')}) | simulator alone | City |", "|---|---:|---:|"]
+    for label, rows in shapes:
+        lines.append(f"| {label}: completed with `data: [DONE]` | " + " | ".join(f"{rows[n]['completed']:,}" for n in pair) + " |")
+        if all("peak_open" in rows[n] for n in pair):
+            lines.append(f"| {label}: most open at one time | " + " | ".join(f"{rows[n]['peak_open']:,}" for n in pair) + " |")
+        if all("ttfb_p50_ms" in rows[n] for n in pair):
+            lines.append(
+                f"| {label}: first event, p50 / p99 | "
+                + " | ".join(f"{ms(rows[n]['ttfb_p50_ms'])} / {ms(rows[n]['ttfb_p99_ms'])}" for n in pair)
+                + " |"
+            )
+            lines.append(
+                f"| {label}: first event added, p50 / p99 | | {ms(added(rows, 'City', lambda r: r['ttfb_p50_ms']))} / "
+                f"{ms(added(rows, 'City', lambda r: r['ttfb_p99_ms']))} |"
+            )
+        lines.append(f"| {label}: all ended after | " + " | ".join(f"{rows[n]['seconds']:.1f} s" for n in pair) + " |")
+        if "cpu_ms_per_stream" in rows["City"]:
+            lines.append(f"| {label}: City's CPU per stream (all workers) | | {ms(rows['City']['cpu_ms_per_stream'])} |")
+    lines.append("")
+    for label, rows in shapes:
+        rss = rows["City"].get("rss_mb", {})
+        if rss:
+            lines.append(f"| RSS per City worker, streams {label} | before MB | peak MB | 5 s after close MB |")
+            lines.append("|---|---:|---:|---:|")
+            for pid, m in rss.items():
+                after = "gone" if m["after_close"] is None else f"{m['after_close']:.0f}"
+                lines.append(f"| pid {pid} | {m['before']:.0f} | {m['peak']:.0f} | {after} |")
+            lines.append("")
+    return lines
 
 
 def servers_table(rows: list[dict], concurrency: list[int]) -> str:
@@ -845,7 +882,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-portkey", action="store_true", help="skip Portkey's gateway (no goal ratios against it then)")
     parser.add_argument("--stream-seconds", type=float, default=5.0, help="seconds of each streaming cell (c=1, c=8)")
     parser.add_argument("--stream-requests", type=int, default=20, help="long streams 50 ms apart per target (the re-buffering check)")
-    parser.add_argument("--streams-open", type=int, default=1000, help="slow streams opened at once, direct and through City (0: none)")
+    parser.add_argument("--streams-open", type=int, default=1000, help="slow streams held open together, direct and through City (0: none)")
+    parser.add_argument(
+        "--streams-open-rate",
+        type=float,
+        default=OPEN_STREAMS_PER_SECOND,
+        help="streams opened per second for the goal's figures, then all at once for information (0: at once only)",
+    )
     parser.add_argument("--memory-requests", type=int, default=100_000, help="requests of the RSS run (0: none)")
     parser.add_argument("--memory-concurrency", type=int, default=64)
     parser.add_argument("--servers", action="store_true", help="also measure City under daphne and uvicorn with 1 and 2 processes")
@@ -959,8 +1002,8 @@ def main() -> None:
             if proc is not None:
                 proc.stop()  # frees their CPU and memory for the rest
         if args.streams_open:
-            print(f"bench: {args.streams_open:,} slow streams open at once", flush=True)
-            results["open_streams"] = open_streams_run(targets["direct"], city, token, args.streams_open)
+            print(f"bench: {args.streams_open:,} slow streams open together", flush=True)
+            results["open_streams"] = open_streams_run(targets["direct"], city, token, args.streams_open, args.streams_open_rate)
             results["open_streams"]["shape"] = "20 chunks 250 ms apart"
         if args.memory_requests:
             print(f"bench: memory over {args.memory_requests:,} requests through City", flush=True)

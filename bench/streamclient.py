@@ -6,7 +6,8 @@ the spread of the events shows whether a proxy passed chunks on as they came or 
 
 Three shapes: streams one after the other on one kept-alive connection (as SDKs pool theirs),
 `stream_load` (N kept-alive connections each streaming back to back for a fixed time) and
-`open_streams` (N streams opened at once on N connections, all held open until they end).
+`open_streams` (N streams on N new connections, opened at once or at a steady rate, all held open
+until they end).
 """
 
 import asyncio
@@ -129,6 +130,7 @@ class OpenStreams:
     timings: list[StreamTiming]  # the streams that ended with `data: [DONE]`
     failures: list[str]  # why each of the others did not (first few hundred characters)
     seconds: float  # from the first connect to the last stream's end
+    peak_open: int = 0  # the most streams connected and not yet ended at one time
 
 
 def raise_open_files(wanted: int) -> None:
@@ -140,23 +142,41 @@ def raise_open_files(wanted: int) -> None:
 
 
 def open_streams(
-    port: int, path: str, body: bytes, token: str | None, count: int, timeout_s: float, headers: Mapping[str, str] | None = None
+    port: int,
+    path: str,
+    body: bytes,
+    token: str | None,
+    count: int,
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+    per_second: float = 0.0,
 ) -> OpenStreams:
-    """`count` streams opened at once, each on its own new connection, all read to their end."""
+    """`count` streams, each on its own new connection, all read to their end: opened at once, or
+    with `per_second`, one every 1/per_second seconds (a steady arrival rate: the time to the first
+    event is then what the server adds while holding the streams already open, not the queue of
+    `count` connections accepted in the same instant)."""
     raise_open_files(count + 256)
     request = request_bytes(port, path, body, token, headers)
+    open_now, peak = 0, 0
 
-    async def one(start: asyncio.Event) -> StreamTiming:
+    async def one(start: asyncio.Event, delay_s: float) -> StreamTiming:
+        nonlocal open_now, peak
         await start.wait()
+        if delay_s:
+            await asyncio.sleep(delay_s)
         conn = await asyncio.open_connection("127.0.0.1", port)
+        open_now += 1
+        peak = max(peak, open_now)
         try:
             return await one_stream(conn, request)
         finally:
+            open_now -= 1
             conn[1].close()
 
     async def run() -> OpenStreams:
         start = asyncio.Event()
-        tasks = [asyncio.ensure_future(asyncio.wait_for(one(start), timeout_s)) for _ in range(count)]
+        delays = [index / per_second if per_second else 0.0 for index in range(count)]
+        tasks = [asyncio.ensure_future(asyncio.wait_for(one(start, delay), timeout_s + delay)) for delay in delays]
         await asyncio.sleep(0)  # every task waits on `start`: they connect together
         began = time.perf_counter()
         start.set()
@@ -164,7 +184,7 @@ def open_streams(
         seconds = time.perf_counter() - began
         timings = [r for r in results if isinstance(r, StreamTiming)]
         failures = [f"{type(r).__name__}: {r}"[:300] for r in results if not isinstance(r, StreamTiming)]
-        return OpenStreams(timings, failures, seconds)
+        return OpenStreams(timings, failures, seconds, peak)
 
     return run_async(run)
 

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("CITY_PORT") or 43127))
     parser.add_argument("--workers", type=int, default=1, help="processes (production: one per core)")
     args = parser.parse_args(argv)
+    # Read by city/settings.py in this process and in every worker (spawned: they inherit the environment).
+    os.environ["CITY_ASGI_SERVER"] = "uvicorn"
     conf = config(args.host, args.port, args.workers)
     if conf.workers > 1:
         multiprocess.Process = _Worker  # type: ignore[misc]  # the supervisor's workers run our Server

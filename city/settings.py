@@ -66,8 +66,13 @@ UPSTREAM_READ_TIMEOUT_SECONDS = env.float("UPSTREAM_READ_TIMEOUT_SECONDS", defau
 
 SECRET_KEY = CITY_SECRET_KEY  # Django's signing key (sessions, CSRF); a derived key is not needed here
 
+# The ASGI server this process runs under: `python -m city.serve_prod` sets "uvicorn" for its
+# processes. Daphne's app (its `runserver`, for `manage.py serve` and `make run`) installs Twisted's
+# reactor as it loads: about 290 modules and 19 MB per process that a uvicorn worker never uses.
+CITY_ASGI_SERVER = env.str("CITY_ASGI_SERVER", default="daphne")
+
 INSTALLED_APPS = [
-    "daphne",
+    *(["daphne"] if CITY_ASGI_SERVER != "uvicorn" else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -87,3 +87,7 @@ class SimulatorTests(SimpleTestCase):
         self.assertEqual((len(opened.timings), opened.failures), (20, []))
         self.assertEqual({t.events for t in opened.timings}, {4})  # the first chunk, 2 more 30 ms apart, [DONE]
         self.assertGreater(min(t.total_ms for t in opened.timings), 50)
+        # At 1,000 a second, 20 streams open over 19 ms: each lasts longer, so all are open together at the end.
+        ramp = streamclient.open_streams(port, "/v1/chat/completions", chat("[bench:slow-stream]"), "t", 20, 10, per_second=1000)
+        self.assertEqual((len(ramp.timings), ramp.failures, ramp.peak_open), (20, [], 20))
+        self.assertGreater(ramp.seconds, 0.019 + min(t.total_ms for t in ramp.timings) / 1000)  # the last opened 19 ms after the first
