@@ -19,7 +19,7 @@ import gc, json, os, sys
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city.settings")
 import city.asgi
 from city.refresh_ahead import refresher
-print(json.dumps({"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()), "switch": sys.getswitchinterval(), "refresh": refresher.enabled}))
+print(json.dumps({"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()), "switch": sys.getswitchinterval(), "refresh": refresher.enabled, "thresholds": gc.get_threshold()}))
 """
 
 
@@ -34,10 +34,12 @@ class ServerTuningTests(SimpleTestCase):
         self.assertLess(found["tracked"], found["frozen"] / 10)
         self.assertEqual(found["switch"], server_tuning.SWITCH_INTERVAL_SECONDS)
         self.assertTrue(found["refresh"])
+        self.assertEqual(tuple(found["thresholds"]), server_tuning.GC_THRESHOLDS)
 
     def test_the_test_process_keeps_pythons_defaults(self) -> None:
         self.assertEqual(gc.get_freeze_count(), 0)
         self.assertEqual(sys.getswitchinterval(), 0.005)
+        self.assertEqual(gc.get_threshold(), (700, 10, 10))
         self.assertFalse(refresher.enabled)
 
     def test_the_warm_freeze_is_a_server_processs_only(self) -> None:
