@@ -48,6 +48,7 @@ from aihub.ledger import (
     rate_limited,
     split_cost,
 )
+from aihub.redis_packing import packing_class
 from aihub.spend import month_cost, next_month_start
 
 log = logging.getLogger("aihub.ledger")
@@ -166,6 +167,7 @@ class RedisLedger:
             pool = aredis.BlockingConnectionPool.from_url(
                 self.url, max_connections=POOL_CONNECTIONS, timeout=timeout, socket_connect_timeout=timeout, socket_timeout=timeout
             )
+            pool.connection_class = packing_class(pool.connection_class)
             client = aredis.Redis(connection_pool=pool)
             self._clients[loop] = client
         return client
