@@ -48,7 +48,7 @@ from aihub.ledger import (
     rate_limited,
     split_cost,
 )
-from aihub.redis_packing import packing_class
+from aihub.redis_client import LeanBlockingPool
 from aihub.spend import month_cost, next_month_start
 
 log = logging.getLogger("aihub.ledger")
@@ -164,10 +164,9 @@ class RedisLedger:
         if client is None:
             timeout = settings.REDIS_TIMEOUT_SECONDS
             # A blocking pool: a burst waits (up to the timeout) for one of POOL_CONNECTIONS instead of failing.
-            pool = aredis.BlockingConnectionPool.from_url(
+            pool = LeanBlockingPool.from_url(
                 self.url, max_connections=POOL_CONNECTIONS, timeout=timeout, socket_connect_timeout=timeout, socket_timeout=timeout
             )
-            pool.connection_class = packing_class(pool.connection_class)
             client = aredis.Redis(connection_pool=pool)
             self._clients[loop] = client
         return client

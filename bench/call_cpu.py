@@ -198,8 +198,10 @@ def measured_rounds(args: argparse.Namespace) -> dict[str, list[float]]:
     if profiler:
         import pstats
 
-        print(f"cProfile of {args.rounds * len(cells) * args.requests} calls (event loop's thread), by own time:", file=sys.stderr)
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile_lines)
+        print(
+            f"cProfile of {args.rounds * len(cells) * args.requests} calls (event loop's thread), by {args.profile_sort}:", file=sys.stderr
+        )
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats(args.profile_sort).print_stats(args.profile_lines)
     return results
 
 
@@ -237,6 +239,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-lines", type=int, default=40)
+    parser.add_argument("--profile-sort", default="tottime", help="pstats' sort key (cumulative: where the time goes, by caller)")
     parser.add_argument("--base", default="", help="also measure City at this commit, alternating with this tree")
     parser.add_argument("--max-minutes", type=float, default=4.0, help="a round (with --base: each process) stops after this long")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
