@@ -133,10 +133,10 @@ def measured_rounds(args: argparse.Namespace) -> dict[str, list[float]]:
     tokens = {}
     plan = plan_operations.create_plan(f"Call CPU {time.time_ns()}", PLAN, actor=ADMIN_IDENTITY)
     for name in STUDIOS:
-        studio = operations.create_studio(f"Call CPU, {name}", actor=ADMIN_IDENTITY)
+        created = operations.create_studio(f"Call CPU, {name}", actor=ADMIN_IDENTITY)
         if name == "plan":
-            plan_operations.assign_plan(plan.id, studio_id=studio.id, actor=ADMIN_IDENTITY)
-        tokens[name] = operations.issue_token(studio.id, "bench", expires_at=None, actor=ADMIN_IDENTITY)[1]
+            plan_operations.assign_plan(plan.id, studio_id=created.id, actor=ADMIN_IDENTITY)
+        tokens[name] = operations.issue_token(created.id, "bench", expires_at=None, actor=ADMIN_IDENTITY)[1]
     from aihub.metering import writer
     from city.asgi import application
 
@@ -144,8 +144,11 @@ def measured_rounds(args: argparse.Namespace) -> dict[str, list[float]]:
     scopes = {}
     for studio, mode in cells:
         payload = body(mode == "streamed")
-        headers = ((b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()))
-        headers += ((b"authorization", f"Bearer {tokens[studio]}".encode()),)
+        headers = (
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"authorization", f"Bearer {tokens[studio]}".encode()),
+        )
         scopes[studio, mode] = (scope("/v1/chat/completions", "POST", headers), payload)
     results: dict[str, list[float]] = {f"{studio}, {mode}": [] for studio, mode in cells}
     profiler = None
