@@ -48,6 +48,7 @@ from aihub.ledger import (
     rate_limited,
     split_cost,
 )
+from aihub.redis_client import LeanBlockingPool
 from aihub.spend import month_cost, next_month_start
 
 log = logging.getLogger("aihub.ledger")
@@ -63,6 +64,8 @@ POOL_CONNECTIONS = 50
 # How often a process adds a studio it reserves for to STUDIOS_KEY: well within the keeper's
 # STUDIO_PRUNE_SECONDS, after which a studio with no open call leaves the set.
 STUDIO_MARK_SECONDS = 60.0
+# Calls dropped by one FORGET script at most (a script holds Redis while it runs).
+FORGET_CHUNK = 200
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -163,7 +166,7 @@ class RedisLedger:
         if client is None:
             timeout = settings.REDIS_TIMEOUT_SECONDS
             # A blocking pool: a burst waits (up to the timeout) for one of POOL_CONNECTIONS instead of failing.
-            pool = aredis.BlockingConnectionPool.from_url(
+            pool = LeanBlockingPool.from_url(
                 self.url, max_connections=POOL_CONNECTIONS, timeout=timeout, socket_connect_timeout=timeout, socket_timeout=timeout
             )
             client = aredis.Redis(connection_pool=pool)
@@ -382,24 +385,31 @@ class RedisLedger:
     # --- forget -------------------------------------------------------------------------------
 
     def forget(self, records: list[dict[str, Any]]) -> None:
-        """Drop the reservations of written records (one pipelined round trip; writer thread). A failure is
-        harmless: the reaper writes such a record again (idempotently) and drops it later."""
-        calls = [(record["studio_id"], record["call_id"]) for record in records if record.get("call_id")]
-        if not calls:
+        """Drop the reservations of written records (one pipelined round trip, one script per studio and
+        FORGET_CHUNK calls; writer thread). A failure is harmless: the reaper writes such a record again
+        (idempotently) and drops it later."""
+        by_studio: dict[str, list[str]] = {}
+        for record in records:
+            if record.get("call_id"):
+                by_studio.setdefault(record["studio_id"], []).append(record["call_id"])
+        if not by_studio:
             return
         try:
             client = self.sync_client()
             for _ in range(2):
                 pipe = client.pipeline(transaction=False)
-                for studio_id, call_id in calls:
-                    pipe.evalsha(SHAS["FORGET"], 2, call_key(studio_id, call_id), open_key(studio_id), call_id)
+                for studio_id, call_ids in by_studio.items():
+                    for start in range(0, len(call_ids), FORGET_CHUNK):
+                        chunk = call_ids[start : start + FORGET_CHUNK]
+                        keys = [open_key(studio_id), *(call_key(studio_id, call_id) for call_id in chunk)]
+                        pipe.evalsha(SHAS["FORGET"], len(keys), *keys, *chunk)
                 results = pipe.execute(raise_on_error=False)
                 if any(isinstance(result, NoScriptError) for result in results):
                     client.script_load(scripts.FORGET)
                     continue
                 return
         except REDIS_ERRORS as exc:
-            log.warning("could not drop %s written reservations: %s", len(calls), type(exc).__name__)
+            log.warning("could not drop %s written reservations: %s", sum(map(len, by_studio.values())), type(exc).__name__)
 
 
 def plan_keys(studio_id: str, call_id: str, raw: list[Any]) -> tuple[list[str], dict[str, Any]] | None:

@@ -231,15 +231,20 @@ end
 return 0
 """
 
-# KEYS: call, open. ARGV: call_id. Drops a settled call whose record is written; a reserved one stays.
+# KEYS: open, then the call keys of one studio's calls (n). ARGV: their call ids (n). Drops each settled
+# call whose record is written; a reserved one stays. One script per studio and batch of records (the
+# usage writer's), not one per call.
 FORGET = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'settled' then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return 1
+for i = 1, #ARGV do
+  local key = KEYS[i + 1]
+  local state = redis.call('HGET', key, 'state')
+  if state == 'settled' then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  elseif not state then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
 end
-if not state then redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 0
 """
 

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar, cast
+from unittest import mock
 
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
@@ -716,6 +717,34 @@ class RedisLedgerTests(LedgerContract):
         self.assertEqual(self.counters(scope), (1, 0, 0))
         self.assertFalse(backend.sync_client().exists(call_key(self.s, r.call_id)))
         go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # the slot is free
+
+    def test_written_records_drop_their_settled_calls_and_keep_the_reserved_ones_across_studios(self) -> None:
+        other = Studio.objects.create(name="Ledger Studio, other")
+        self.addCleanup(lambda: [client.delete(*keys) for keys in [list(client.scan_iter(match=f"city:{{{other.id}}}:*"))] if keys])
+        backend = ledger.backend()
+        assert isinstance(backend, RedisLedger)
+        client = backend.sync_client()
+        mine = [make_reservation(self.s, new_call(), limits(self.s)) for _ in range(3)]
+        theirs = [make_reservation(other.id, new_call(), limits(other.id)) for _ in range(2)]
+        for r in mine + theirs:
+            go(ledger.reserve(r))
+        settled, reserved = [*mine[:2], theirs[0]], [mine[2], theirs[1]]
+        records = [make_record(r.studio_id, r.call_id, 1) for r in settled + reserved]
+        with mock.patch.object(RedisLedger, "forget"):  # the writer writes the records and leaves the calls
+            for r in settled:
+                go(ledger.settle(r.call_id, r.studio_id, cost=1, tokens=r.tokens, record=make_record(r.studio_id, r.call_id, 1)))
+            writer.wait_idle()
+        self.assertTrue(all(client.exists(call_key(r.studio_id, r.call_id)) for r in settled))
+        with mock.patch("aihub.ledger_redis.FORGET_CHUNK", 2):  # this studio's three calls in two scripts
+            backend.forget(records)
+        for r in settled:
+            self.assertFalse(client.exists(call_key(r.studio_id, r.call_id)))
+        for r in reserved:
+            self.assertEqual(client.hget(call_key(r.studio_id, r.call_id), "state"), b"reserved")
+        for studio_id, r in ((self.s, mine[2]), (other.id, theirs[1])):
+            self.assertEqual(client.zrange(f"city:{{{studio_id}}}:open", 0, -1), [r.call_id.encode()])
+        for r in reserved:
+            go(ledger.settle(r.call_id, r.studio_id, cost=1, tokens=r.tokens, record=make_record(r.studio_id, r.call_id, 1)))
 
     def test_the_reaper_pages_past_any_number_of_live_calls(self) -> None:
         backend = ledger.backend()
