@@ -81,7 +81,8 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format --check .
 	$(LINT_ENV) $(VENV)/bin/mypy
 
-# The data-plane benchmark (bench/README.md), about 8 minutes; BENCH_ARGS=--quick for a 2-minute smoke run.
+# The data-plane benchmark (bench/README.md): City against Portkey's gateway and LiteLLM, about 15 minutes
+# (the first run installs both); BENCH_ARGS="--quick --no-litellm" for a 3-minute smoke run.
 bench: $(VENV)/.installed
 	mkdir -p var
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -206,7 +206,8 @@ local held = redis.call('HGET', KEYS[1], 'held') or ''
 for idx in string.gmatch(held, '%d+') do
   local key = KEYS[2 + n + tonumber(idx)]
   if redis.call('EXISTS', key) == 1 then
-    if redis.call('HINCRBY', key, 'held', -reserved) < 0 then redis.call('HSET', key, 'held', 0) end
+    -- 0 - reserved, not -reserved: Lua's -0 reaches Redis as "-0", which HINCRBY refuses (a free call's cost is 0)
+    if redis.call('HINCRBY', key, 'held', 0 - reserved) < 0 then redis.call('HSET', key, 'held', 0) end
     local pico = redis.call('HINCRBY', key, 'pico', cp)
     local carry = 0
     if pico >= 1000000 then

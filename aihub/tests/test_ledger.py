@@ -447,6 +447,19 @@ class LedgerContract(TransactionTestCase):
         assert isinstance(error, ApiError)
         self.assertEqual(error.code, "concurrency_limit_exceeded")
 
+    def test_a_free_call_under_a_budget_settles(self) -> None:
+        """A model that costs nothing (a local server) on a studio with a budget: its reservation holds 0
+        and its settle gives back 0 (in Lua, -0: Redis once refused the settle, and City then paused every
+        budgeted call as if Redis were down)."""
+        scope = limits(self.s, monthly_budget=10_000_000)
+        for _ in range(3):
+            r = make_reservation(self.s, new_call(), scope, cost=0)
+            go(ledger.reserve(r))
+            self.settle(r, cost=0)
+        self.assertEqual(self.counters(scope), (0, 0, 0))
+        self.assertEqual([record.cost for record in self.records(3)], [0, 0, 0])
+        go(ledger.reserve(make_reservation(self.s, new_call(), scope, cost=1)))  # the ledger answers: nothing paused it
+
     def test_picodollar_remainders_carry_and_round_up(self) -> None:
         scope = limits(self.s, monthly_budget=2)  # two micro-dollars
         for _ in range(3):
