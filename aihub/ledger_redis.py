@@ -61,6 +61,8 @@ BUDGET_KEEP_DAYS = 40
 STUDIOS_KEY = "city:ledger:studios"
 # Connections per process (event loop) to the ledger's Redis.
 POOL_CONNECTIONS = 50
+# How long a call waits for one of them when all are busy (a burst), before Redis counts as away.
+POOL_WAIT_SECONDS = 10.0
 # How often a process adds a studio it reserves for to STUDIOS_KEY: well within the keeper's
 # STUDIO_PRUNE_SECONDS, after which a studio with no open call leaves the set.
 STUDIO_MARK_SECONDS = 60.0
@@ -165,9 +167,15 @@ class RedisLedger:
         client = self._clients.get(loop)
         if client is None:
             timeout = settings.REDIS_TIMEOUT_SECONDS
-            # A blocking pool: a burst waits (up to the timeout) for one of POOL_CONNECTIONS instead of failing.
+            # A blocking pool: a burst waits for one of POOL_CONNECTIONS instead of failing. Up to
+            # POOL_WAIT_SECONDS, not the socket timeout: a queue of calls is not Redis being away, and
+            # counted as such it refused budgeted calls (503) in a burst of 500 a worker.
             pool = LeanBlockingPool.from_url(
-                self.url, max_connections=POOL_CONNECTIONS, timeout=timeout, socket_connect_timeout=timeout, socket_timeout=timeout
+                self.url,
+                max_connections=POOL_CONNECTIONS,
+                timeout=max(timeout, POOL_WAIT_SECONDS),
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
             )
             client = aredis.Redis(connection_pool=pool)
             self._clients[loop] = client

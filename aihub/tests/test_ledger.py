@@ -20,6 +20,7 @@ from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar, cast
 from unittest import mock
 
+from django.conf import settings
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
@@ -730,6 +731,27 @@ class RedisLedgerTests(LedgerContract):
         self.assertEqual(self.counters(scope), (1, 0, 0))
         self.assertFalse(backend.sync_client().exists(call_key(self.s, r.call_id)))
         go(ledger.reserve(make_reservation(self.s, new_call(), scope)))  # the slot is free
+
+    def test_a_call_that_waits_for_a_busy_pool_longer_than_the_socket_timeout_is_not_refused(self) -> None:
+        """A burst queues for the pool's connections: a wait longer than the socket timeout is a queue,
+        not Redis being away, and must not refuse a budgeted call as budget_unavailable (503)."""
+        scope = limits(self.s, monthly_budget=1_000_000_000)
+        r = make_reservation(self.s, new_call(), scope, cost=1)
+
+        async def behind_a_busy_pool() -> dict[str, str] | ApiError:
+            backend = ledger.backend()
+            assert isinstance(backend, RedisLedger)
+            pool = backend.client().connection_pool
+            held = await pool.get_connection()  # the pool's only connection, busy for longer than the timeout
+            waiting = asyncio.ensure_future(attempt(r))
+            await asyncio.sleep(3 * settings.REDIS_TIMEOUT_SECONDS)
+            await pool.release(held)
+            return await waiting
+
+        with mock.patch("aihub.ledger_redis.POOL_CONNECTIONS", 1), override_settings(REDIS_TIMEOUT_SECONDS=0.2):
+            result = go(behind_a_busy_pool())
+        self.assertIsInstance(result, dict, result)
+        self.settle(r, cost=0)
 
     def test_written_records_drop_their_settled_calls_and_keep_the_reserved_ones_across_studios(self) -> None:
         other = Studio.objects.create(name="Ledger Studio, other")
