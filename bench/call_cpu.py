@@ -39,6 +39,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import handler
 import in_process
 
 ROOT = in_process.configure()
@@ -81,24 +82,8 @@ def fresh_database(url: str) -> str:
 
 
 async def one(app: Any, request_scope: dict, payload: bytes) -> int:
-    """One call through City's ASGI app; its status (the disconnect comes after the answer, as from a kept-alive client)."""
-    incoming = [{"type": "http.request", "body": payload, "more_body": False}]
-    done = asyncio.Event()
-    status = 0
-
-    async def receive() -> dict:
-        if incoming:
-            return incoming.pop()
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(request_scope, receive, send)
-    done.set()
+    """One call through City's ASGI app (bench/handler.py's, the disconnect after the answer); its status."""
+    status, _, _ = await handler.one(app, request_scope, payload)
     return status
 
 
@@ -120,7 +105,6 @@ def measured_rounds(args: argparse.Namespace) -> dict[str, list[float]]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from handler import scope
     from procs import free_port
 
     from city.identity import ADMIN_IDENTITY
@@ -149,7 +133,7 @@ def measured_rounds(args: argparse.Namespace) -> dict[str, list[float]]:
             (b"content-length", str(len(payload)).encode()),
             (b"authorization", f"Bearer {tokens[studio]}".encode()),
         )
-        scopes[studio, mode] = (scope("/v1/chat/completions", "POST", headers), payload)
+        scopes[studio, mode] = (handler.scope("/v1/chat/completions", "POST", headers), payload)
     results: dict[str, list[float]] = {f"{studio}, {mode}": [] for studio, mode in cells}
     profiler = None
     if args.profile:

@@ -33,7 +33,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -371,9 +370,7 @@ def main() -> None:
         table = report(rows, meta)
         run.save_report("media", table, {"meta": meta, "rows": rows})
     finally:
-        signal.alarm(0)
-        for item in reversed(started):
-            item.stop()
+        procs.stop_all(started)
         shutil.rmtree(scratch, ignore_errors=True)
 
 

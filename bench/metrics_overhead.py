@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -354,9 +353,7 @@ def main() -> None:
         table = report(hooks, cells, names, meta)
         run.save_report("metrics", table, {"meta": meta, "hooks": hooks, "cells": cells})
     finally:
-        signal.alarm(0)
-        for item in reversed(started):
-            item.stop()
+        procs.stop_all(started)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ under 10% fewer requests/s at concurrency 16.
 import argparse
 import json
 import os
-import signal
 import statistics
 import sys
 import time
@@ -209,9 +208,7 @@ def main() -> None:
         table = report(cells, meta)
         run.save_report("plans", table, {"meta": meta, "cells": cells})
     finally:
-        signal.alarm(0)
-        for item in reversed(started):
-            item.stop()
+        procs.stop_all(started)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,14 @@ def stop_after(minutes: float) -> None:
     signal.alarm(int(minutes * 60))
 
 
+def stop_all(started: list) -> None:
+    """A benchmark's end (its `finally`): the --max-minutes alarm off, then everything it started
+    stopped, last first."""
+    signal.alarm(0)
+    for item in reversed(started):
+        item.stop()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))

@@ -31,7 +31,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -283,9 +282,7 @@ def main() -> None:
         table = report(cells, meta)
         run.save_report("protocols", table, {"meta": meta, "cells": cells})
     finally:
-        signal.alarm(0)
-        for item in reversed(started):
-            item.stop()
+        procs.stop_all(started)
         shutil.rmtree(scratch, ignore_errors=True)
 
 

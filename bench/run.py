@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -1038,9 +1037,7 @@ def main() -> None:
         (VAR / "results.md").write_text(table + "\n")
         print("\n" + table + f"\n\n(also in {VAR / 'results.md'} and results.json)")
     finally:
-        signal.alarm(0)
-        for item in reversed(started):
-            item.stop()
+        procs.stop_all(started)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ writes var/bench/servers_tail.md and .json; stops itself after --max-minutes.
 
 import argparse
 import os
-import signal
 import statistics
 import sys
 from pathlib import Path
@@ -161,9 +160,7 @@ def main() -> None:
                 item.stop()
             started.clear()
     finally:
-        signal.alarm(0)
-        for item in reversed(started):
-            item.stop()
+        procs.stop_all(started)
     meta = run.run_meta(" ".join(["bench/servers_tail.py", *sys.argv[1:]]), load_before)
     report = table(results) + f"\n\nLoad average before · after: {meta['load_before']} · {meta['load_after']}; commit {meta['commit']}."
     run.save_report("servers_tail", report, {"meta": meta, "results": results})

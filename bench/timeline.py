@@ -278,9 +278,7 @@ def main() -> None:
         )
         run.save_report("timeline", report(cells, meta, args.slow), {"meta": meta, "cells": cells})
     finally:
-        signal.alarm(0)
-        for item in reversed(started):
-            item.stop()
+        procs.stop_all(started)
 
 
 if __name__ == "__main__":

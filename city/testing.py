@@ -124,5 +124,15 @@ def assert_route_error(
     return error
 
 
+class MovableClock:
+    """A clock the test moves (`now`, seconds): for the caches' `clock` attributes."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class ApiTestCase(ApiTestMixin, TestCase):
     """A TestCase that calls City's routes; nothing in the database beforehand."""

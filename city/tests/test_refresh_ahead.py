@@ -10,6 +10,7 @@ from city.keys import env_cipher
 from city.models import EnvVar
 from city.refresh_ahead import Refresher, due, refresher
 from city.runtime_env import RuntimeEnv
+from city.testing import MovableClock
 
 
 def wait_idle(r: Refresher, timeout_s: float = 5.0) -> None:
@@ -65,14 +66,6 @@ class RefresherTests(TransactionTestCase):
         self.addCleanup(setattr, refresher, "enabled", False)
         self.assertFalse(due(0.9, 2.0))
         self.assertTrue(due(1.0, 2.0))
-
-
-class MovableClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @override_settings(CITY_ENV_CACHE_SECONDS=2.0)

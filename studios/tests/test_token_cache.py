@@ -3,17 +3,10 @@
 from django.test import override_settings
 from django.utils import timezone
 
+from city.testing import MovableClock
 from studios.credentials import TokenCache, token_cache
 from studios.models import Studio, UserToken
 from studios.testing import CityTestCase
-
-
-class MovableClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @override_settings(CITY_TOKEN_CACHE_SECONDS=2.0)

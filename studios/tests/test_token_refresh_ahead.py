@@ -9,13 +9,12 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from city.refresh_ahead import refresher
-from city.testing import ApiTestMixin
+from city.testing import ApiTestMixin, MovableClock
 from city.tests.test_refresh_ahead import wait_idle
 from studios import operations
 from studios.credentials import TokenCache, token_cache
 from studios.models import UserToken
 from studios.testing import ADMIN_ACTOR
-from studios.tests.test_token_cache import MovableClock
 
 
 @override_settings(CITY_TOKEN_CACHE_SECONDS=2.0, CITY_ENV_CACHE_SECONDS=2.0)
