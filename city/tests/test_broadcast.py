@@ -18,7 +18,10 @@ from city.invalidation import GROUP
 from city.livecity import LiveCity, LiveCityTestCase, free_port
 from city.liveredis import LiveRedis
 
-BROADCAST_LIMIT_SECONDS = 0.5
+# Here a broadcast is honoured in 0.04-0.12 s, even with both cores busy; a shared CI machine running the
+# other worker's browser and Node clients beside these four processes once took 0.9 s. Still 15 times
+# under the caches' TTL, so that only the broadcast can explain a refusal within it.
+BROADCAST_LIMIT_SECONDS = 2.0
 LONG_TTL_SECONDS = 30
 WAIT_LIMIT_SECONDS = 15.0  # how long a poll waits before failing (the assertions are tighter)
 DEEPSEEK_MODEL = "deepseek-v4-flash"  # listed once DEEPSEEK_API_KEY is set
