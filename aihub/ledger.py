@@ -29,6 +29,7 @@ record's `cost`), added exactly.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -82,7 +83,9 @@ class Backend(Protocol):
 
     async def reserve(self, r: Reservation) -> dict[str, str]: ...
 
-    async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None: ...
+    async def settle(
+        self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any], on_written: Callable[[], None] | None = None
+    ) -> None: ...
 
     def settle_later(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None: ...
 
@@ -120,11 +123,16 @@ async def reserve(r: Reservation) -> dict[str, str]:
     return await backend().reserve(r)
 
 
-async def settle(call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+async def settle(
+    call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any], on_written: Callable[[], None] | None = None
+) -> None:
     """Settle a reserved call exactly once: `cost` in 1e-12 USD into the budgets, the TPM difference
     refunded, the concurrency slot released, and `record` (its usage record) handed to the usage
-    writer. A second settle, or one after the reaper settled the call, changes nothing."""
-    await backend().settle(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id})
+    writer. A second settle, or one after the reaper settled the call, changes nothing.
+    `on_written()` is called once the settlement is on its way to Redis (written to its socket) and
+    Redis's reply is all that is left: whatever reaches Redis after that finds the call settled. In
+    process (no Redis) the settlement is done before this returns, and it is not called."""
+    await backend().settle(call_id, studio_id, cost=cost, tokens=tokens, record={**record, "call_id": call_id}, on_written=on_written)
 
 
 def settle_later(call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:

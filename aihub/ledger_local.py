@@ -264,7 +264,9 @@ class LocalLedger:
             self._journal.append("reserve", r.call_id, call.record)
         return rate_headers(states)
 
-    async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+    async def settle(
+        self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any], on_written: Callable[[], None] | None = None
+    ) -> None:
         from aihub.metering import writer
 
         if self.settle_now(call_id, cost=cost, tokens=tokens, record=record) != 0:

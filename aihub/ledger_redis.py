@@ -35,6 +35,7 @@ from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError
 
 from aihub import ledger_scripts as scripts
+from aihub import redis_client
 from aihub.ledger import (
     PERIOD_MS,
     Reservation,
@@ -336,7 +337,9 @@ class RedisLedger:
 
     # --- settle -------------------------------------------------------------------------------
 
-    async def settle(self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any]) -> None:
+    async def settle(
+        self, call_id: str, studio_id: str, *, cost: int, tokens: int, record: dict[str, Any], on_written: Callable[[], None] | None = None
+    ) -> None:
         from aihub.metering import writer
 
         if call_id in self._uncounted:
@@ -352,7 +355,11 @@ class RedisLedger:
                     writer.submit(record)
                     return
             keys, args = settle_plan(opened, tokens)
-            result = await self._evalsha("SETTLE", keys, [micro, pico, record_json(record), len(opened[1]["scopes"]), *args])
+            hook = redis_client.written.set(on_written)
+            try:
+                result = await self._evalsha("SETTLE", keys, [micro, pico, record_json(record), len(opened[1]["scopes"]), *args])
+            finally:
+                redis_client.written.reset(hook)
         except RedisDown:
             writer.submit(record)  # the record goes to the database at once; the counters wait for Redis
             self.keeper.settle_later(studio_id, call_id, micro, pico, tokens, record, opened)

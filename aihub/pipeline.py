@@ -34,6 +34,7 @@ from aihub.ledger import dollars
 from aihub.metering import CLIENT_CLOSED, Meter
 from aihub.streaming import EventStreamResponse, api_error
 from aihub.upstreams import callable_model, known_model
+from city import background
 from city.calls import Call
 from city.errors import ApiError, json_response
 from studios.plans import PlanLimits, PlanScopes, plan_scopes
@@ -43,8 +44,11 @@ log = logging.getLogger("aihub.pipeline")
 
 ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 
-# Settlements still running: a task nobody holds may be collected before it ends.
-_settling: set[asyncio.Task[None]] = set()
+# Each studio's settlements still running in this process: a reserve refused while some are runs again
+# once they end (see `reserved`).
+_unsettled: dict[str, set[asyncio.Task[None]]] = {}
+# Refusals a settlement still running here may have caused: it releases a slot, TPM tokens, a budget hold.
+RETRIED_REFUSALS = {"concurrency_limit_exceeded", "rate_limit_exceeded", "monthly_budget_exceeded"}
 
 
 def model_not_allowed(model_id: str) -> ApiError:
@@ -198,7 +202,7 @@ async def reserved(reservation: ledger.Reservation, meter: Meter) -> dict[str, s
     """The reservation, made even if the client leaves meanwhile: a reserve cut off after Redis took
     it would hold its slot and budget for as long as this process lives. A call reserved for a
     client that left is settled at once, to nothing (no upstream was reached)."""
-    task = asyncio.ensure_future(ledger.reserve(reservation))
+    task = asyncio.ensure_future(_reserve_after_own_settlements(reservation))
     try:
         headers = await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -206,6 +210,22 @@ async def reserved(reservation: ledger.Reservation, meter: Meter) -> dict[str, s
         raise
     metrics.reservation_taken()  # until AiCall._settle
     return headers
+
+
+async def _reserve_after_own_settlements(reservation: ledger.Reservation) -> dict[str, str]:
+    """An answer goes out once its settlement is written to Redis, before Redis replies (AiCall.respond).
+    The client's next call then reaches Redis after it, unless it takes another connection that Redis
+    happens to read first: so a refusal that this process's settlements of the studio still running
+    may have caused is asked again once they end. A refused reserve counts nothing, so asking twice
+    changes nothing else."""
+    try:
+        return await ledger.reserve(reservation)
+    except ApiError as exc:
+        running = _unsettled.get(reservation.studio_id)
+        if exc.code not in RETRIED_REFUSALS or not running:
+            raise
+        await asyncio.wait(list(running))
+    return await ledger.reserve(reservation)
 
 
 def _release_if_reserved(task: "asyncio.Future[dict[str, str]]", meter: Meter) -> None:
@@ -228,6 +248,7 @@ class AiCall:
     meter: Meter
     headers: dict[str, str]
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
+    _written: "asyncio.Future[None] | None" = field(default=None, repr=False)  # set once the settlement is on Redis's socket
     _detached: bool = field(default=False, repr=False)  # answer_kept: the upstream runs on without the client
 
     async def __aenter__(self) -> "AiCall":
@@ -242,7 +263,7 @@ class AiCall:
             self.meter.finish(exc.status, exc.code or "")
         else:
             self.meter.finish(500, "internal_error")
-        await self.settled()
+        await self.settlement_written()
 
     # --- upstream attempts --------------------------------------------------------------------------
 
@@ -279,8 +300,7 @@ class AiCall:
             # the upstream made something, which is billed and kept.
             self._detached = True
             finishing = asyncio.ensure_future(self._finish_orphaned(task, orphaned))
-            _settling.add(finishing)
-            finishing.add_done_callback(_settling.discard)
+            background.keep(finishing)
             raise
 
     async def _finish_orphaned(self, task: "asyncio.Future[dict[str, Any]]", orphaned: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
@@ -318,22 +338,23 @@ class AiCall:
     # --- answers ------------------------------------------------------------------------------------
 
     async def respond(self, answer: dict[str, Any]) -> HttpResponseBase:
-        """A whole JSON answer, once its call is settled: the client's next call finds its concurrency
-        slot free, and a server stopped gracefully right after has the record in its writer's queue."""
+        """A whole JSON answer, once its settlement is written to the ledger (`settlement_written`): the
+        client's next call finds its concurrency slot free. Redis's reply is not waited for; a server
+        stopping gracefully waits for it (city/background.py)."""
         self.meter.finish(200)
-        await self.settled()
+        await self.settlement_written()
         return self._with_headers(json_response(answer))
 
     async def respond_with(self, response: ResponseT) -> ResponseT:
-        """A whole answer of any kind (raw audio, say), once its call is settled, as `respond`."""
+        """A whole answer of any kind (raw audio, say), once its settlement is written, as `respond`."""
         self.meter.finish(200)
-        await self.settled()
+        await self.settlement_written()
         return self._with_headers(response)
 
     def events(self, source: AsyncGenerator[bytes, None], content_type: str = "text/event-stream") -> EventStreamResponse:
         """A stream of events (or of any bytes: audio as it is made). The source finishes the meter just
-        before its last frame; that frame waits for the settlement, so a client that reads to the end
-        finds its slot free again."""
+        before its last frame; that frame waits until the settlement is written, so a client that reads
+        to the end finds its slot free again."""
         response = self._with_headers(EventStreamResponse(self._settled_before_last(source), content_type))
         # A response never sent (the client left before its first byte) never runs its generator:
         # the call is settled when the response is dropped instead.
@@ -349,12 +370,12 @@ class AiCall:
         try:
             async for frame in source:
                 if self.meter.finished:
-                    await self.settled()
+                    await self.settlement_written()
                 yield frame
         finally:
             await source.aclose()
             if self.meter.finished:
-                await self.settled()
+                await self.settlement_written()
 
     # --- settlement ---------------------------------------------------------------------------------
 
@@ -362,10 +383,14 @@ class AiCall:
         """The meter's finish: settle the reservation and hand the record to the writer (the ledger
         keeps it too until it is written, so a crash loses neither). The metrics and the trace are
         taken from the same record, once the settlement is under way (a bug there must not stop it)."""
-        task = asyncio.get_running_loop().create_task(self._settle(record))
-        _settling.add(task)
-        task.add_done_callback(_settling.discard)
-        self._settlement = task
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(self._settle(record, lambda: _set_once(written)))
+        background.keep(task)
+        studio_id = self.meter.studio_id
+        _unsettled.setdefault(studio_id, set()).add(task)
+        task.add_done_callback(lambda done: _settled(studio_id, done))
+        self._settlement, self._written = task, written
         try:
             metrics.observe_call(record)
             if tracing.ENABLED:
@@ -373,7 +398,7 @@ class AiCall:
         except Exception:
             log.exception("could not observe call %s", self.meter.call_id)
 
-    async def _settle(self, record: dict[str, Any]) -> None:
+    async def _settle(self, record: dict[str, Any], on_written: Callable[[], None]) -> None:
         try:
             await ledger.settle(
                 self.meter.call_id,
@@ -381,6 +406,7 @@ class AiCall:
                 cost=record["cost"],
                 tokens=record["prompt_tokens"] + record["completion_tokens"],
                 record=record,
+                on_written=on_written,
             )
         except Exception:  # a bug: the ledger settles it again later, and writes the record now
             log.exception("settling call %s failed", self.meter.call_id)
@@ -393,6 +419,26 @@ class AiCall:
         """Wait for the settlement (it goes on even if this wait is cancelled)."""
         if self._settlement is not None:
             await asyncio.shield(self._settlement)
+
+    async def settlement_written(self) -> None:
+        """Wait until the settlement is written to Redis's socket, or has ended (in process, or Redis
+        away: then the keeper settles it later): what reaches Redis after this finds the slot free, the
+        TPM refunded and the budget settled. Redis's reply, one round trip, is not waited for."""
+        if self._settlement is not None and self._written is not None:
+            await asyncio.wait((self._settlement, self._written), return_when=asyncio.FIRST_COMPLETED)
+
+
+def _set_once(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _settled(studio_id: str, task: "asyncio.Task[None]") -> None:
+    running = _unsettled.get(studio_id)
+    if running is not None:
+        running.discard(task)
+        if not running:
+            del _unsettled[studio_id]
 
 
 def _abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:

@@ -5,11 +5,18 @@
   of the round trip. redis-py's sync connection already packs with hiredis when it is installed
   (requirements.txt pins it); this does the same for the asyncio connections of any URL scheme
   (redis://, rediss://, unix://).
+- A command is written without a task of its own (redis-py bounds the write with asyncio.wait_for,
+  which on Python 3.11 wraps it in a new Task: a task and two more turns of the event loop a
+  command), and `written` tells a caller once its command is on the wire: the AI hub answers a call
+  as soon as its settlement is written, before Redis's reply (aihub/pipeline.py).
 - A connection is taken from and given back to the pool without its asyncio.Condition, its
   observability hooks and a reconnect check of a connected socket whenever no task waits for one;
   at the limit (POOL_CONNECTIONS busy) it blocks as redis-py's BlockingConnectionPool does.
 """
 
+import asyncio
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import hiredis
@@ -20,7 +27,11 @@ from redis.asyncio.connection import (
     SSLConnection,
     UnixDomainSocketConnection,
 )
-from redis.exceptions import DataError
+from redis.exceptions import ConnectionError, DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Called (in the task that set it) each time a command of that task has been written to Redis's socket.
+written: ContextVar[Callable[[], None] | None] = ContextVar("redis_command_written", default=None)
 
 
 class HiredisPacking:
@@ -40,6 +51,40 @@ class HiredisPacking:
             return [hiredis.pack_command(args)]
         except TypeError as exc:
             raise DataError(str(exc)) from exc
+
+    # redis-py 8.1.0's send_packed_command (requirements.txt pins it), its errors and disconnects alike,
+    # with the drain under asyncio.timeout instead of asyncio.wait_for, and `written` called.
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        if not self.is_connected:  # type: ignore[attr-defined]
+            await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
+        if check_health:
+            await self.check_health()  # type: ignore[attr-defined]
+        try:
+            if isinstance(command, str):
+                command = command.encode()
+            if isinstance(command, bytes):
+                command = [command]
+            writer = self._writer  # type: ignore[attr-defined]
+            writer.writelines(command)  # sent at once when the socket takes it (drain then returns at once)
+            if self.socket_timeout:  # type: ignore[attr-defined]
+                async with asyncio.timeout(self.socket_timeout):  # type: ignore[attr-defined]
+                    await writer.drain()
+            else:
+                await writer.drain()
+            hook = written.get()
+            if hook is not None:
+                hook()
+        except TimeoutError:  # before OSError, which it subclasses
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as e:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            err_no, errmsg = ("UNKNOWN", e.args[0]) if len(e.args) == 1 else (e.args[0], e.args[1])
+            raise ConnectionError(f"Error {err_no} while writing to socket. {errmsg}.") from e
+        except BaseException:
+            # A write cut off (cancelled) may have sent part of a command: the connection cannot be reused.
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise
 
 
 class HiredisConnection(HiredisPacking, Connection):

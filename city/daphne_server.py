@@ -18,6 +18,7 @@ internals (`WebRequest`, `HTTPFactory`, `basic_error`, `parsePOSTFormSubmission`
 pins both, and city/tests/test_server_errors.py fails if they change under City.
 """
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,9 @@ import orjson
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
+from twisted.internet import defer
 
+from city import background
 from city.errors import TYPE_BY_STATUS, error_body
 
 REDACTED = "***"
@@ -89,6 +92,13 @@ class CityHTTPFactory(HTTPFactory):
 class CityServer(Server):
     def __init__(self, *args: Any, action_logger: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, action_logger=RedactedAccessLog(action_logger) if action_logger else None, **kwargs)
+
+    def kill_all_applications(self) -> defer.Deferred:
+        """Daphne's step before its reactor stops (it cancels the requests still running), then the work
+        requests left running (city/background.py): Daphne sends no ASGI lifespan to do it at."""
+        killed = super().kill_all_applications()
+        killed.addCallback(lambda _: defer.Deferred.fromFuture(asyncio.ensure_future(background.drain())))
+        return killed
 
     # Server.run() builds Daphne's HTTPFactory and has no hook to name another: City's takes its place.
     @property

@@ -33,6 +33,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from city import background
+
 log = logging.getLogger("city.invalidation")
 
 GROUP = "city.invalidation"
@@ -190,7 +192,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class WithInvalidationListener:
     """ASGI wrapper: starts the listener with the ASGI lifespan (uvicorn) or on the first request (Daphne,
-    which sends no lifespan events), and answers the lifespan protocol, which the app inside does not speak."""
+    which sends no lifespan events), and answers the lifespan protocol, which the app inside does not speak:
+    at its shutdown (no request left), the work requests left running ends first (city/background.py)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -210,6 +213,7 @@ class WithInvalidationListener:
                 listener.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await background.drain()
                 await listener.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
