@@ -62,6 +62,20 @@ class ServeProd:
         self._log.close()
 
 
+def serve_prod_env(**extra: str) -> dict[str, str]:
+    """This process's environment for `ServeProd`, on the test database with the test run's keys, and `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(
+        DATABASE_URL=database_url(),
+        ADMIN_SECRET_KEY=settings.ADMIN_SECRET_KEY,
+        CITY_SECRET_KEY=settings.CITY_SECRET_KEY,
+        CITY_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
 class ServeProdExitTests(LiveCityTestCase):
     def setUp(self) -> None:
         super().setUp()
@@ -70,13 +84,7 @@ class ServeProdExitTests(LiveCityTestCase):
         self.addCleanup(self.sim.release)  # a failed test must not leave answers held
 
     def start(self, workers: int) -> ServeProd:
-        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        env.update(
-            DATABASE_URL=database_url(),
-            ADMIN_SECRET_KEY=settings.ADMIN_SECRET_KEY,
-            CITY_SECRET_KEY=settings.CITY_SECRET_KEY,
-            CITY_LOG_LEVEL="WARNING",
-            PYTHONUNBUFFERED="1",
+        env = serve_prod_env(
             REDIS_URL=settings.REDIS_URL,
             CITY_CHANNEL_LAYER_URL=settings.REDIS_URL,
             OPENAI_API_KEY=OPENAI_KEY,

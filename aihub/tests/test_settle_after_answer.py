@@ -8,21 +8,19 @@ refused; without the drain at shutdown, a call answered just before SIGTERM kept
 and its record waited for another process's reaper.
 """
 
-import os
 import signal
 import time
 from collections.abc import Callable
 
 import httpx
-from django.conf import settings
 
 from aihub.ledger_redis import SHAS
 from aihub.models import UsageRecord
 from aihub.tests.live_plans import MODEL, OPENAI_KEY, PlanCitiesTestCase, chat_body, price, wait_for_records
 from aihub.tests.redis_proxy import SlowRedisProxy
-from aihub.tests.test_serve_prod import ServeProd
+from aihub.tests.test_serve_prod import ServeProd, serve_prod_env
 from aihub.tests.upstream.openai_sim import OpenAISim
-from city.livecity import LiveCityTestCase, database_url
+from city.livecity import LiveCityTestCase
 from city.liveredis import LiveRedis
 from city.waiting import wait_until
 
@@ -136,16 +134,7 @@ class StoppedWhileRedisRepliesTests(LiveCityTestCase):
         self.assertEqual(sorted((r.status, r.cost) for r in records), [(200, price(7, 3))] * 2)
 
     def test_serve_prod_finishes_the_settlement_before_it_ends(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        env.update(
-            DATABASE_URL=database_url(),
-            ADMIN_SECRET_KEY=settings.ADMIN_SECRET_KEY,
-            CITY_SECRET_KEY=settings.CITY_SECRET_KEY,
-            CITY_LOG_LEVEL="WARNING",
-            PYTHONUNBUFFERED="1",
-            **self.env,
-        )
-        city = ServeProd(1, env)
+        city = ServeProd(1, serve_prod_env(**self.env))
         self.addCleanup(city.stop)
         wait_until(lambda: _answers(city.url), timeout=30, message="serve-prod answering")
 
