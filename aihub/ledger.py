@@ -76,6 +76,9 @@ class Reservation:
     cost: int  # worst case, micro-USD (rounded up)
     tokens: int  # worst case tokens (input + output cap), for TPM
     record: dict[str, Any] = field(default_factory=dict)  # the usage record written ("interrupted") if the process dies
+    # Set by the reserve: the call took a scope's last concurrency slot, or another call like it would not fit
+    # a scope's TPM or budget until this one settles. Its answer then waits for the settlement's reply.
+    tight: bool = False
 
 
 class Backend(Protocol):

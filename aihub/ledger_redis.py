@@ -265,6 +265,7 @@ class RedisLedger:
                 raise budget_unavailable() from None
             if down.maybe_done:
                 self._open[r.call_id] = self._opened(r)
+                r.tight = True  # what it holds is not known
             else:
                 self._uncounted.add(r.call_id)  # rate limits fail open: the call goes on, uncounted
             return {}
@@ -297,6 +298,7 @@ class RedisLedger:
             verdict = result[0].decode() if isinstance(result[0], bytes) else result[0]
             if verdict == "ok":
                 self._open[r.call_id] = (keys, plan)
+                r.tight = int(result[2]) == 1
                 return self._headers(r.scopes, [int(value) for value in result[1].split()])
             scope = r.scopes[int(result[1]) - 1] if len(result) > 1 else r.scopes[0]
             if verdict == "rebuild":

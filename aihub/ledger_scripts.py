@@ -24,7 +24,9 @@ A log and its tokens hash expire together, 60 s after their newest entry: then n
 #   "rpm tpm concurrency budget"; rpm, tpm 0: no limit; concurrency, budget -1: none.
 # A call is admitted only if, with it, every scope's log (trimmed to the last 60 s) holds at most rpm
 # calls and tpm tokens. Trimming a refused call's logs changes nothing that counts.
-# Returns {"ok", "calls tokens reset_ms …" per scope (with the call)}, {"rate", i, wait_requests_ms,
+# Returns {"ok", "calls tokens reset_ms …" per scope (with the call), tight} (tight 1: the call took a
+# scope's last concurrency slot, or another call like it would not fit a scope's TPM or budget until this
+# one settles), {"rate", i, wait_requests_ms,
 # wait_tokens_ms, calls, tokens, reset_ms} (the scope that keeps the call out longest; wait 0: that
 # unit fits), {"conc", i}, {"budget", i, spent, held}, {"rebuild", i} (budget counter missing) or
 # {"duplicate"}.
@@ -37,6 +39,7 @@ local cost = tonumber(ARGV[3])
 local tokens = tonumber(ARGV[4])
 local cid = string.sub(KEYS[1], string.find(KEYS[1], ':call:', 1, true) + 6)
 local edge = now - 60000
+local tight = 0
 local function trim(log, logt)
   local used = tonumber(redis.call('HGET', logt, 'used')) or 0
   local trimmed = false
@@ -108,6 +111,7 @@ for i = 1, n do
       refusal = {wait, i, wr, wt, count, used, newest(log, count)}
     end
     W[i] = {count, used}
+    if tpm > 0 and used + 2 * tokens > tpm then tight = 1 end
   end
 end
 if refusal then
@@ -119,6 +123,7 @@ for i = 1, n do
   if conc >= 0 then
     c[i] = tonumber(redis.call('HGET', KEYS[2 + i], 'c')) or 0
     if c[i] + 1 > conc then return {'conc', i} end
+    if c[i] + 1 >= conc then tight = 1 end
   end
 end
 local held = {}
@@ -131,6 +136,7 @@ for i = 1, n do
       if (tonumber(v[2]) or 0) > 0 then spent = spent + 1 end
       local h = tonumber(v[3]) or 0
       if spent + h + cost > budget then return {'budget', i, spent, h} end
+      if spent + h + 2 * cost > budget then tight = 1 end
     end
     held[#held + 1] = i
   elseif budget >= 0 then
@@ -162,7 +168,7 @@ end
 redis.call('HSET', KEYS[1], 'proc', ARGV[1], 'at', now, 'month', ARGV[2], 'cost', ARGV[3], 'tokens', ARGV[4],
   'state', 'reserved', 'record', ARGV[5], 'plan', ARGV[8], 'held', table.concat(held, ','))
 redis.call('ZADD', KEYS[2], now, cid)
-return {'ok', table.concat(out, ' ')}
+return {'ok', table.concat(out, ' '), tight}
 """
 
 # KEYS: call, open, rate keys (n), budget keys (n), log keys (n), log tokens keys (n).

@@ -44,12 +44,6 @@ log = logging.getLogger("aihub.pipeline")
 
 ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 
-# Each studio's settlements still running in this process: a reserve refused while some are runs again
-# once they end (see `reserved`).
-_unsettled: dict[str, set[asyncio.Task[None]]] = {}
-# Refusals a settlement still running here may have caused: it releases a slot, TPM tokens, a budget hold.
-RETRIED_REFUSALS = {"concurrency_limit_exceeded", "rate_limit_exceeded", "monthly_budget_exceeded"}
-
 
 def model_not_allowed(model_id: str) -> ApiError:
     return ApiError(
@@ -195,6 +189,7 @@ async def _admit(
     ai = AiCall(model=model, upstreams=upstreams, meter=meter, headers={})
     meter.on_finish = ai.settle
     ai.headers = await reserved(reservation, meter)
+    ai.settle_first = reservation.tight
     return ai
 
 
@@ -202,7 +197,7 @@ async def reserved(reservation: ledger.Reservation, meter: Meter) -> dict[str, s
     """The reservation, made even if the client leaves meanwhile: a reserve cut off after Redis took
     it would hold its slot and budget for as long as this process lives. A call reserved for a
     client that left is settled at once, to nothing (no upstream was reached)."""
-    task = asyncio.ensure_future(_reserve_after_own_settlements(reservation))
+    task = asyncio.ensure_future(ledger.reserve(reservation))
     try:
         headers = await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -210,22 +205,6 @@ async def reserved(reservation: ledger.Reservation, meter: Meter) -> dict[str, s
         raise
     metrics.reservation_taken()  # until AiCall._settle
     return headers
-
-
-async def _reserve_after_own_settlements(reservation: ledger.Reservation) -> dict[str, str]:
-    """An answer goes out once its settlement is written to Redis, before Redis replies (AiCall.respond).
-    The client's next call then reaches Redis after it, unless it takes another connection that Redis
-    happens to read first: so a refusal that this process's settlements of the studio still running
-    may have caused is asked again once they end. A refused reserve counts nothing, so asking twice
-    changes nothing else."""
-    try:
-        return await ledger.reserve(reservation)
-    except ApiError as exc:
-        running = _unsettled.get(reservation.studio_id)
-        if exc.code not in RETRIED_REFUSALS or not running:
-            raise
-        await asyncio.wait(list(running))
-    return await ledger.reserve(reservation)
 
 
 def _release_if_reserved(task: "asyncio.Future[dict[str, str]]", meter: Meter) -> None:
@@ -249,6 +228,7 @@ class AiCall:
     headers: dict[str, str]
     _settlement: asyncio.Task[None] | None = field(default=None, repr=False)
     _written: "asyncio.Future[None] | None" = field(default=None, repr=False)  # set once the settlement is on Redis's socket
+    settle_first: bool = False  # the reservation was tight: the answer waits for the settlement's reply (`before_answer`)
     _detached: bool = field(default=False, repr=False)  # answer_kept: the upstream runs on without the client
 
     async def __aenter__(self) -> "AiCall":
@@ -263,7 +243,7 @@ class AiCall:
             self.meter.finish(exc.status, exc.code or "")
         else:
             self.meter.finish(500, "internal_error")
-        await self.settlement_written()
+        await self.before_answer()
 
     # --- upstream attempts --------------------------------------------------------------------------
 
@@ -338,23 +318,22 @@ class AiCall:
     # --- answers ------------------------------------------------------------------------------------
 
     async def respond(self, answer: dict[str, Any]) -> HttpResponseBase:
-        """A whole JSON answer, once its settlement is written to the ledger (`settlement_written`): the
-        client's next call finds its concurrency slot free. Redis's reply is not waited for; a server
-        stopping gracefully waits for it (city/background.py)."""
+        """A whole JSON answer, once `before_answer`: the client's next call finds its concurrency slot
+        free. A reply of Redis not waited for, a server stopping gracefully waits for (city/background.py)."""
         self.meter.finish(200)
-        await self.settlement_written()
+        await self.before_answer()
         return self._with_headers(json_response(answer))
 
     async def respond_with(self, response: ResponseT) -> ResponseT:
-        """A whole answer of any kind (raw audio, say), once its settlement is written, as `respond`."""
+        """A whole answer of any kind (raw audio, say), once `before_answer`, as `respond`."""
         self.meter.finish(200)
-        await self.settlement_written()
+        await self.before_answer()
         return self._with_headers(response)
 
     def events(self, source: AsyncGenerator[bytes, None], content_type: str = "text/event-stream") -> EventStreamResponse:
         """A stream of events (or of any bytes: audio as it is made). The source finishes the meter just
-        before its last frame; that frame waits until the settlement is written, so a client that reads
-        to the end finds its slot free again."""
+        before its last frame; that frame waits for `before_answer`, so a client that reads to the end
+        finds its slot free again."""
         response = self._with_headers(EventStreamResponse(self._settled_before_last(source), content_type))
         # A response never sent (the client left before its first byte) never runs its generator:
         # the call is settled when the response is dropped instead.
@@ -370,12 +349,12 @@ class AiCall:
         try:
             async for frame in source:
                 if self.meter.finished:
-                    await self.settlement_written()
+                    await self.before_answer()
                 yield frame
         finally:
             await source.aclose()
             if self.meter.finished:
-                await self.settlement_written()
+                await self.before_answer()
 
     # --- settlement ---------------------------------------------------------------------------------
 
@@ -387,9 +366,6 @@ class AiCall:
         written: asyncio.Future[None] = loop.create_future()
         task = loop.create_task(self._settle(record, lambda: _set_once(written)))
         background.keep(task)
-        studio_id = self.meter.studio_id
-        _unsettled.setdefault(studio_id, set()).add(task)
-        task.add_done_callback(lambda done: _settled(studio_id, done))
         self._settlement, self._written = task, written
         try:
             metrics.observe_call(record)
@@ -420,25 +396,22 @@ class AiCall:
         if self._settlement is not None:
             await asyncio.shield(self._settlement)
 
-    async def settlement_written(self) -> None:
-        """Wait until the settlement is written to Redis's socket, or has ended (in process, or Redis
-        away: then the keeper settles it later): what reaches Redis after this finds the slot free, the
-        TPM refunded and the budget settled. Redis's reply, one round trip, is not waited for."""
-        if self._settlement is not None and self._written is not None:
+    async def before_answer(self) -> None:
+        """What an answer (or a stream's last frame) waits for: the settlement written to Redis's socket,
+        or ended (in process; or Redis away, when the keeper settles it later). Redis's reply, one round
+        trip, is waited for only when the reservation was tight (`settle_first`): the client's next call
+        may need what this one holds, and it could reach Redis first on another connection (Redis reads
+        its connections in no promised order, nor does a proxy in front of it). Otherwise a call like it
+        fitted beside this one when it was reserved."""
+        if self.settle_first:
+            await self.settled()
+        elif self._settlement is not None and self._written is not None:
             await asyncio.wait((self._settlement, self._written), return_when=asyncio.FIRST_COMPLETED)
 
 
 def _set_once(future: "asyncio.Future[None]") -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _settled(studio_id: str, task: "asyncio.Task[None]") -> None:
-    running = _unsettled.get(studio_id)
-    if running is not None:
-        running.discard(task)
-        if not running:
-            del _unsettled[studio_id]
 
 
 def _abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
