@@ -304,16 +304,19 @@ def _insert_unnested(cursor: Any, fields: list[Any], records: list[dict[str, Any
             # prepare=False: no server-side prepared statement, which a pooler in transaction mode loses.
             raw.execute(sql, params, prepare=False)
 
-        # As Django's own cursor does: the connection's execute_wrappers see the statement too.
+        # As Django's own cursor does: the connection's execute_wrappers see the statement, and psycopg's
+        # errors come out as Django's (the ledger tells a database that is away, OperationalError, from
+        # one that refuses a record) and mark the connection for Django to close.
         for wrapper in reversed(connection.execute_wrappers):
             execute = functools.partial(wrapper, execute)
-        execute(
-            _unnest_insert(tuple(fields)),
-            [column_values(records, f.attname) for f in fields],
-            False,
-            {"connection": connection, "cursor": raw},
-        )
-        return {call_id for (call_id,) in raw.fetchall()}
+        with connection.wrap_database_errors:
+            execute(
+                _unnest_insert(tuple(fields)),
+                [column_values(records, f.attname) for f in fields],
+                False,
+                {"connection": connection, "cursor": raw},
+            )
+            return {call_id for (call_id,) in raw.fetchall()}
 
 
 @functools.cache

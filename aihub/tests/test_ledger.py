@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar, cast
 from unittest import mock
 
 from django.conf import settings
+from django.db import IntegrityError
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
@@ -482,6 +483,13 @@ class LedgerContract(TransactionTestCase):
         headers = go(ledger.reserve(make_reservation(self.s, new_call(), studio, token, cost=1)))
         self.assertEqual(headers["x-ratelimit-remaining-requests"], "9")
         self.assertEqual(self.counters(studio), (0, 0, 1))
+
+    def test_a_record_the_database_refuses_raises_djangos_error(self) -> None:
+        # The keeper tells a database that is away (OperationalError: keep the reservation) from one that
+        # refuses a record (any other error: set it aside after a few tries) by Django's error classes.
+        with self.assertRaises(IntegrityError):
+            insert_records([{**make_record(self.s, new_call(), 1), "model": None}])  # NOT NULL
+        self.assertFalse(UsageRecord.objects.filter(studio_id=self.s).exists())
 
     def test_the_spend_of_the_month_is_rebuilt_from_the_records(self) -> None:
         insert_records([make_record(self.s, "old", 7_000_000_000_000)])  # as the metering writes it: the record and its rollup
