@@ -123,7 +123,10 @@ class StoppedWhileRedisRepliesTests(LiveCityTestCase):
     def token(self, url: str) -> tuple[str, str]:
         admin = {"Authorization": f"Bearer {self.admin_key}"}
         studio = httpx.post(url + "/v1/studios/create", json={"name": "Acme Games"}, headers=admin, timeout=10).json()
-        plan = httpx.post(url + "/v1/studios/plans/create", json={"name": "one at a time", "max_concurrency": 1}, headers=admin, timeout=10)
+        # Room for more calls than the test makes: no reservation is tight, so no answer waits for Redis's reply.
+        plan = httpx.post(
+            url + "/v1/studios/plans/create", json={"name": "five at a time", "max_concurrency": 5}, headers=admin, timeout=10
+        )
         assign = {"plan_id": plan.json()["id"], "studio_id": studio["id"]}
         self.assertEqual(httpx.post(url + "/v1/studios/plans/assign", json=assign, headers=admin, timeout=10).status_code, 200)
         issued = httpx.post(url + "/v1/studios/tokens/apply", json={"studio_id": studio["id"], "name": "t"}, headers=admin, timeout=10)
